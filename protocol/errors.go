@@ -1,0 +1,31 @@
+package protocol
+
+import "errors"
+
+// ReplyError is a request that mcproxy answers itself, without forwarding,
+// because memcached would reject it. Line is memcached's reply without the
+// trailing CRLF.
+type ReplyError struct {
+	Line string
+}
+
+func (e *ReplyError) Error() string { return e.Line }
+
+// The replies memcached gives to bad input, byte for byte.
+var (
+	ErrUnknownCommand  = &ReplyError{Line: "ERROR"}
+	ErrBadFormat       = &ReplyError{Line: "CLIENT_ERROR bad command line format"}
+	ErrBadDeleteFormat = &ReplyError{Line: "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"}
+	ErrBadExptime      = &ReplyError{Line: "CLIENT_ERROR invalid exptime argument"}
+	ErrBadDelta        = &ReplyError{Line: "CLIENT_ERROR invalid numeric delta argument"}
+	ErrBadDataChunk    = &ReplyError{Line: "CLIENT_ERROR bad data chunk"}
+	ErrTooLarge        = &ReplyError{Line: "SERVER_ERROR object too large for cache"}
+)
+
+// ErrLineTooLong is returned when a command line exceeds its bound. The
+// connection cannot be resynchronised and must be closed after the reply.
+var ErrLineTooLong = &ReplyError{Line: "CLIENT_ERROR line too long"}
+
+// ErrBadReply is wrapped by ReplyReader errors for a backend reply that does
+// not follow the protocol; the backend connection must be closed.
+var ErrBadReply = errors.New("malformed backend reply")

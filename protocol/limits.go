@@ -1,0 +1,24 @@
+package protocol
+
+// Limits of the protocol as memcached enforces them.
+const (
+	// MaxKeyLength is memcached's KEY_MAX_LENGTH.
+	MaxKeyLength = 250
+
+	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
+	DefaultMaxItemSize = 1 << 20
+
+	// MaxLineLength bounds a command line other than a retrieval. memcached
+	// closes a connection that sends 2048 bytes without a newline unless the
+	// line is a get/gets; we allow a little more room but stay bounded.
+	MaxLineLength = 8 << 10
+
+	// MaxRetrievalLineLength bounds a get/gets/gat/gats line. memcached lets
+	// multi-gets grow without limit; a proxy must bound memory per
+	// connection, so a line longer than this (about a thousand keys of the
+	// maximum length) is refused and the connection closed.
+	MaxRetrievalLineLength = 256 << 10
+
+	// initialBufferSize matches memcached's READ_BUFFER_SIZE.
+	initialBufferSize = 16 << 10
+)
