@@ -1,0 +1,159 @@
+package health
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitBound bounds every wait for a state change so nothing hangs.
+const waitBound = 10 * time.Second
+
+// recorder collects events.
+type recorder struct {
+	mu  sync.Mutex
+	evs []Event
+	ch  chan Event
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan Event, 100)} }
+
+func (r *recorder) on(ev Event) {
+	r.mu.Lock()
+	r.evs = append(r.evs, ev)
+	r.mu.Unlock()
+	r.ch <- ev
+}
+
+func (r *recorder) wait(t *testing.T, addr string, st State) Event {
+	t.Helper()
+	timer := time.NewTimer(waitBound)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-r.ch:
+			if ev.Addr == addr && ev.State == st {
+				return ev
+			}
+		case <-timer.C:
+			t.Fatalf("no %s event for %s within %v", st, addr, waitBound)
+		}
+	}
+}
+
+func fastConfig() Config {
+	return Config{Interval: 20 * time.Millisecond, Timeout: 50 * time.Millisecond, FailureLimit: 3, SuccessLimit: 2}
+}
+
+func TestCheckerKillAndRestart(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	rec := newRecorder()
+	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr, b.Addr})
+	if !c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
+		t.Fatal("backends not up at start")
+	}
+
+	a.Kill()
+	ev := rec.wait(t, a.Addr, Down)
+	if ev.Failures != 3 || ev.Reason == "" {
+		t.Fatalf("down event: %+v", ev)
+	}
+	if c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
+		t.Fatal("wrong backend marked down")
+	}
+	a.Restart(t)
+	rec.wait(t, a.Addr, Up)
+	if !c.IsUp(a.Addr) {
+		t.Fatal("not up after its up event")
+	}
+	for _, st := range c.Snapshot() {
+		if st.Addr == a.Addr && (st.Ejections != 1 || st.Readds != 1 || st.LastChange.IsZero()) {
+			t.Fatalf("snapshot of %s: %+v", a.Addr, st)
+		}
+		if st.Addr == b.Addr && (st.Ejections != 0 || st.State != Up) {
+			t.Fatalf("snapshot of %s: %+v", b.Addr, st)
+		}
+	}
+}
+
+// A frozen process keeps its socket and accepts connections, but never
+// answers: only the probe timeout can tell.
+func TestCheckerFrozenBackend(t *testing.T) {
+	a := memctest.Start(t)
+	rec := newRecorder()
+	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	if err := a.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Thaw() })
+	rec.wait(t, a.Addr, Down)
+	if err := a.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, a.Addr, Up)
+}
+
+func TestCheckerPassiveFailures(t *testing.T) {
+	a := memctest.Start(t)
+	rec := newRecorder()
+	cfg := fastConfig()
+	cfg.Interval = time.Hour // only the first probe runs: failures below are passive
+	c := New(cfg, rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	// The one probe may succeed in between and reset the count; the loop
+	// goes on until three failures in a row take the backend down.
+	deadline := time.Now().Add(waitBound)
+	for c.IsUp(a.Addr) {
+		c.ReportFailure(a.Addr, errors.New("connection reset"))
+		if time.Now().After(deadline) {
+			t.Fatal("passive failures never took the backend down")
+		}
+	}
+	ev := rec.wait(t, a.Addr, Down)
+	if ev.Reason != "connection reset" || ev.Failures != 3 {
+		t.Fatalf("down event: %+v", ev)
+	}
+	c.ReportFailure("127.0.0.1:1", errors.New("unknown")) // ignored
+	if !c.IsUp("127.0.0.1:1") {
+		t.Fatal("an untracked address must count as up")
+	}
+}
+
+func TestCheckerSetBackends(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	c := New(fastConfig(), nil, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	a.Kill()
+	deadline := time.Now().Add(waitBound)
+	for c.IsUp(a.Addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("killed backend not down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// b joins, a stays down; then a leaves and is forgotten.
+	c.SetBackends([]string{a.Addr, b.Addr})
+	if c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
+		t.Fatal("SetBackends changed the state of a kept backend")
+	}
+	c.SetBackends([]string{b.Addr})
+	if s := c.Snapshot(); len(s) != 1 || s[0].Addr != b.Addr {
+		t.Fatalf("snapshot after removal: %+v", s)
+	}
+	if !c.IsUp(a.Addr) {
+		t.Fatal("a forgotten backend must count as up")
+	}
+}

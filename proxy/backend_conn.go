@@ -1,0 +1,380 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// Errors a client sees, after "SERVER_ERROR ", when its backend fails.
+var (
+	errBackendTimeout = errors.New("backend timeout")
+	errBackendConn    = errors.New("backend connection failed")
+	errBackendDown    = errors.New("backend unavailable")
+	errNoBackends     = errors.New("no backends available")
+	errBackendClosed  = errors.New("backend removed")
+)
+
+// Reconnect backoff of one backend connection.
+const (
+	minReconnectBackoff = 10 * time.Millisecond
+	maxReconnectBackoff = 1 * time.Second
+)
+
+// deadlineQuantum groups request deadlines so that a connection moves its
+// read deadline once per quantum rather than once per reply. A request may
+// therefore wait up to the backend timeout plus this quantum.
+const deadlineQuantum = 5 * time.Millisecond
+
+type connState uint8
+
+const (
+	stateConnecting connState = iota // dialing; requests queue and wait
+	stateUp                          // connected
+	stateDown                        // in reconnect backoff; requests fail fast
+	stateClosed                      // removed; requests fail fast
+)
+
+// backendConn is one long-lived connection to a backend, shared by many
+// client sessions. A writer (the run goroutine) drains the queue into one
+// buffered write; a reader parses replies and completes the oldest
+// outstanding request, since memcached answers in order.
+type backendConn struct {
+	b *backend
+
+	mu       sync.Mutex
+	state    connState
+	conn     net.Conn
+	queue    []*request // waiting to be written
+	spare    []*request // the writer's other queue buffer
+	inflight fifo       // written, waiting for a reply
+	readDL   time.Time  // the read deadline currently set on conn
+
+	wake chan struct{} // a request was queued
+	stop chan struct{} // closed to end the connection for good
+	done chan struct{} // closed when run has returned
+}
+
+func newBackendConn(b *backend) *backendConn {
+	c := &backendConn{
+		b:    b,
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// send queues r for this connection, or fails it at once when the
+// connection is in backoff or closed: a request never waits for a backend
+// that is known to be unreachable.
+func (c *backendConn) send(r *request) {
+	c.mu.Lock()
+	switch c.state {
+	case stateDown:
+		c.mu.Unlock()
+		c.b.errors.Add(1)
+		r.fail(errBackendDown)
+		return
+	case stateClosed:
+		c.mu.Unlock()
+		r.fail(errBackendClosed)
+		return
+	}
+	c.queue = append(c.queue, r)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the connection; requests still queued or in flight fail.
+func (c *backendConn) close() {
+	c.mu.Lock()
+	if c.state == stateClosed {
+		c.mu.Unlock()
+		<-c.done
+		return
+	}
+	c.state = stateClosed
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+}
+
+func (c *backendConn) stopped() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run owns the connection's life: dial, write until something breaks, fail
+// what was in flight, back off, dial again.
+func (c *backendConn) run() {
+	defer close(c.done)
+	backoff := minReconnectBackoff
+	for !c.stopped() {
+		conn, err := net.DialTimeout("tcp", c.b.addr, c.b.p.opts.ConnectTimeout)
+		if err != nil {
+			c.b.reportFailure(fmt.Errorf("dial %s: %w", c.b.addr, err))
+			c.backOff(errBackendConn, backoff)
+			backoff = min(2*backoff, maxReconnectBackoff)
+			continue
+		}
+		backoff = minReconnectBackoff
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		c.mu.Lock()
+		if c.state == stateClosed {
+			c.mu.Unlock()
+			conn.Close()
+			break
+		}
+		c.conn, c.state, c.readDL = conn, stateUp, time.Time{}
+		c.mu.Unlock()
+
+		readerDone := make(chan error, 1)
+		go c.readLoop(conn, readerDone)
+		err = c.writeLoop(conn, readerDone)
+		conn.Close()
+		if rerr := <-readerDone; err == nil || errors.Is(err, net.ErrClosed) {
+			err = rerr
+		}
+		reason := errBackendConn
+		if isTimeout(err) {
+			reason = errBackendTimeout
+			c.b.timeouts.Add(1)
+		}
+
+		c.mu.Lock()
+		c.conn = nil
+		if c.state != stateClosed {
+			c.state = stateConnecting
+		}
+		failed := c.inflight.drain()
+		c.mu.Unlock()
+		if len(failed) > 0 {
+			c.b.errors.Add(uint64(len(failed)))
+		}
+		for _, r := range failed {
+			r.fail(reason)
+		}
+		if !c.stopped() {
+			c.b.reportFailure(fmt.Errorf("backend %s: %w", c.b.addr, err))
+		}
+	}
+	c.mu.Lock()
+	c.state = stateClosed
+	queued := c.queue
+	c.queue = nil
+	failed := c.inflight.drain()
+	c.mu.Unlock()
+	for _, r := range append(queued, failed...) {
+		r.fail(errBackendClosed)
+	}
+}
+
+// backOff fails everything queued and refuses new requests for d, so that
+// clients of a dead backend get an answer at once instead of waiting.
+func (c *backendConn) backOff(reason error, d time.Duration) {
+	c.mu.Lock()
+	if c.state != stateClosed {
+		c.state = stateDown
+	}
+	queued := c.queue
+	c.queue = c.spare[:0]
+	c.spare = nil
+	c.mu.Unlock()
+	if len(queued) > 0 {
+		c.b.errors.Add(uint64(len(queued)))
+	}
+	for i, r := range queued {
+		r.fail(reason)
+		queued[i] = nil
+	}
+	c.spare = queued[:0]
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-c.stop:
+		t.Stop()
+	}
+	c.mu.Lock()
+	if c.state != stateClosed {
+		c.state = stateConnecting
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop moves queued requests to the in-flight FIFO and writes them in
+// one buffered write per batch, until a write fails, the reader stops, or
+// the connection is closed.
+func (c *backendConn) writeLoop(conn net.Conn, readerDone chan error) error {
+	bw := bufio.NewWriterSize(conn, 16<<10)
+	timeout := c.b.p.opts.Timeout
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+				continue
+			case err := <-readerDone:
+				readerDone <- err // run reads it again
+				return nil
+			case <-c.stop:
+				return net.ErrClosed
+			}
+		}
+		c.queue = c.spare[:0]
+		wasIdle := c.inflight.len() == 0
+		// A request that already waited its whole timeout (say, for a slow
+		// dial) is failed rather than sent: no client waits past it.
+		now := time.Now()
+		live := batch[:0]
+		var expired []*request
+		for _, r := range batch {
+			if r.deadline.Before(now) {
+				expired = append(expired, r)
+				continue
+			}
+			c.inflight.push(r)
+			live = append(live, r)
+		}
+		if wasIdle && len(live) > 0 {
+			c.setReadDeadlineLocked(live[0].deadline)
+		}
+		c.mu.Unlock()
+		for _, r := range expired {
+			c.b.timeouts.Add(1)
+			c.b.errors.Add(1)
+			r.fail(errBackendTimeout)
+		}
+
+		for _, r := range live {
+			// Once written, a request may complete and be recycled at any
+			// moment: touch nothing of it after this Write.
+			_, _ = bw.Write(r.out)
+		}
+		clear(batch)
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		err := bw.Flush()
+		c.spare = batch[:0]
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+}
+
+// readLoop parses replies in order and completes the oldest request with
+// each. It reports why it stopped on done.
+func (c *backendConn) readLoop(conn net.Conn, done chan<- error) {
+	rr := protocol.NewReplyReader(conn, 0)
+	for {
+		if rr.Buffered() == 0 {
+			// Block here even with nothing in flight, so a backend that
+			// closes an idle connection is noticed at once.
+			if err := rr.Fill(); err != nil {
+				done <- err
+				return
+			}
+		}
+		c.mu.Lock()
+		head := c.inflight.peek()
+		c.mu.Unlock()
+		if head == nil {
+			done <- fmt.Errorf("%w: reply with no request outstanding", protocol.ErrBadReply)
+			return
+		}
+		if err := rr.ReadReply(head.kind, &head.reply); err != nil {
+			done <- err
+			return
+		}
+		c.mu.Lock()
+		c.inflight.pop()
+		if next := c.inflight.peek(); next != nil {
+			c.setReadDeadlineLocked(next.deadline)
+		} else {
+			c.setReadDeadlineLocked(time.Time{})
+		}
+		c.mu.Unlock()
+		head.complete()
+	}
+}
+
+// setReadDeadlineLocked points the read deadline at the oldest outstanding
+// request's deadline. Deadlines are quantized, so this is usually a no-op.
+func (c *backendConn) setReadDeadlineLocked(d time.Time) {
+	if c.conn == nil || d.Equal(c.readDL) {
+		return
+	}
+	c.readDL = d
+	_ = c.conn.SetReadDeadline(d)
+}
+
+// requestDeadline returns the quantized deadline of a request sent now.
+func requestDeadline(now time.Time, timeout time.Duration) time.Time {
+	return now.Add(timeout + deadlineQuantum).Truncate(deadlineQuantum)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// fifo is a growable ring buffer of requests.
+type fifo struct {
+	buf        []*request
+	head, size int
+}
+
+func (f *fifo) len() int { return f.size }
+
+func (f *fifo) push(r *request) {
+	if f.size == len(f.buf) {
+		nb := make([]*request, max(16, 2*len(f.buf)))
+		for i := 0; i < f.size; i++ {
+			nb[i] = f.buf[(f.head+i)%len(f.buf)]
+		}
+		f.buf, f.head = nb, 0
+	}
+	f.buf[(f.head+f.size)%len(f.buf)] = r
+	f.size++
+}
+
+func (f *fifo) peek() *request {
+	if f.size == 0 {
+		return nil
+	}
+	return f.buf[f.head]
+}
+
+func (f *fifo) pop() *request {
+	r := f.buf[f.head]
+	f.buf[f.head] = nil
+	f.head = (f.head + 1) % len(f.buf)
+	f.size--
+	return r
+}
+
+// drain removes and returns everything, oldest first.
+func (f *fifo) drain() []*request {
+	out := make([]*request, 0, f.size)
+	for f.size > 0 {
+		out = append(out, f.pop())
+	}
+	return out
+}

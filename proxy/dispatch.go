@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// dispatch routes one parsed command. It returns false when the session
+// must stop reading (quit, or a data block cut short).
+func (s *session) dispatch(req *protocol.Request) bool {
+	switch op := req.Op; {
+	case op.IsRetrieval():
+		s.dispatchRetrieval(req)
+	case op.IsStorage():
+		return s.dispatchStorage(req)
+	case op == protocol.OpIncr || op == protocol.OpDecr || op == protocol.OpTouch || op == protocol.OpDelete:
+		r := newRequest(s, op)
+		r.noreply = req.NoReply
+		r.out = protocol.AppendKeyCommand(r.out, req)
+		s.p.stats.countCommand(op, 1)
+		s.routeByKey(r, req.Key())
+	case op == protocol.OpFlushAll:
+		s.p.stats.cmdFlush.Add(1)
+		s.dispatchToAll(req, protocol.AppendFlushAll(nil, req))
+	case op == protocol.OpStats:
+		s.dispatchStats(req)
+	case op == protocol.OpVersion:
+		s.enqueueLocal(s.p.versionLine)
+	case op == protocol.OpVerbosity:
+		// The proxy has no per-command log to make more verbose; memcached
+		// answers OK, and so do we.
+		if !req.NoReply {
+			s.enqueueLocal("OK")
+		}
+	case op == protocol.OpQuit:
+		r := newRequest(s, op)
+		s.enqueue(r)
+		r.finish()
+		return false
+	}
+	return true
+}
+
+// dispatchRetrieval sends a get/gets/gat/gats. Keys that live on one
+// backend go as one command; otherwise the command is split into one
+// command per backend and the replies are merged in the client's key order.
+func (s *session) dispatchRetrieval(req *protocol.Request) {
+	keys := req.Keys
+	s.p.stats.countCommand(req.Op, len(keys))
+	if len(keys) == 0 { // "gat <exptime>" with no key: memcached answers END
+		s.enqueueLocal("END")
+		return
+	}
+	t := s.p.table.Load()
+	if t.ring == nil {
+		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
+		return
+	}
+	owners := s.owners[:0]
+	first := t.ring.Locate(keys[0])
+	single := true
+	for _, k := range keys {
+		i := t.ring.Locate(k)
+		owners = append(owners, i)
+		single = single && i == first
+	}
+	s.owners = owners
+	if single {
+		r := newRequest(s, req.Op)
+		r.nkeys = len(keys)
+		r.out = protocol.AppendRetrieval(r.out, req.Op, req.Exptime, keys)
+		s.enqueue(r)
+		s.sendTo(t.members[first], r)
+		return
+	}
+
+	parent := newRequest(s, req.Op)
+	parent.nkeys = len(keys)
+	// The keys point into the read buffer, which the next command reuses:
+	// keep a copy for the merge.
+	for _, k := range keys {
+		parent.keyBuf = append(parent.keyBuf, k...)
+	}
+	off := 0
+	subOf := s.subOf[:0] // backend index -> sub index
+	for range t.members {
+		subOf = append(subOf, -1)
+	}
+	for i, k := range keys {
+		parent.keys = append(parent.keys, parent.keyBuf[off:off+len(k)])
+		off += len(k)
+		b := owners[i]
+		if subOf[b] < 0 {
+			subOf[b] = len(parent.subs)
+			sub := newRequest(s, req.Op)
+			sub.parent = parent
+			sub.backend = t.members[b]
+			parent.subs = append(parent.subs, sub)
+		}
+		parent.owner = append(parent.owner, subOf[b])
+	}
+	s.subOf = subOf
+	for j, sub := range parent.subs {
+		sub.out = appendRetrievalFor(sub.out, req, parent, j)
+	}
+	parent.pending.Store(int32(len(parent.subs)))
+	s.enqueue(parent)
+	for _, sub := range parent.subs {
+		s.sendTo(sub.backend, sub)
+	}
+}
+
+// appendRetrievalFor writes the command for sub-request j: the client's
+// command with only the keys owned by j, in the client's order.
+func appendRetrievalFor(dst []byte, req *protocol.Request, parent *request, j int) []byte {
+	dst = append(dst, req.Op.String()...)
+	if req.Op == protocol.OpGat || req.Op == protocol.OpGats {
+		dst = append(dst, ' ')
+		dst = appendInt(dst, int64(req.Exptime))
+	}
+	for i, k := range parent.keys {
+		if parent.owner[i] == j {
+			dst = append(dst, ' ')
+			dst = append(dst, k...)
+		}
+	}
+	return append(dst, "\r\n"...)
+}
+
+// dispatchStorage reads the data block straight into the outgoing command
+// (the value's only copy) and routes it by key.
+func (s *session) dispatchStorage(req *protocol.Request) bool {
+	r := newRequest(s, req.Op)
+	r.noreply = req.NoReply
+	r.out = protocol.AppendStorageLine(r.out, req)
+	n := len(r.out)
+	r.out = growBytes(r.out, req.Bytes+2)
+	err := s.rr.ReadData(r.out[n:])
+	if err == protocol.ErrBadDataChunk {
+		s.p.stats.clientErrors.Add(1)
+		r.release()
+		if !req.NoReply {
+			s.enqueueLocal(err.Error())
+		}
+		return true
+	}
+	if err != nil {
+		r.release()
+		return false
+	}
+	s.now = timeNow() // a large block can take a while to arrive
+	s.p.stats.countCommand(req.Op, 1)
+	s.routeByKey(r, req.Key())
+	return true
+}
+
+// routeByKey queues r for the client and sends it to the key's backend.
+func (s *session) routeByKey(r *request, key []byte) {
+	s.enqueue(r)
+	t := s.p.table.Load()
+	if t.ring == nil {
+		r.fail(errNoBackends)
+		return
+	}
+	s.sendTo(t.members[t.ring.Locate(key)], r)
+}
+
+// sendTo sends r to b unless b is known to be down. With auto_eject off a
+// down backend stays in the ring, and its keys fail fast here instead of
+// moving to another backend.
+func (s *session) sendTo(b *backend, r *request) {
+	if !s.p.opts.AutoEject && s.p.health != nil && !s.p.health.IsUp(b.addr) {
+		r.backend = b
+		b.errors.Add(1)
+		r.fail(errBackendDown)
+		return
+	}
+	b.send(s, r)
+}
+
+// dispatchToAll sends the same command to every live backend (flush_all).
+func (s *session) dispatchToAll(req *protocol.Request, cmd []byte) {
+	t := s.p.table.Load()
+	parent := newRequest(s, req.Op)
+	parent.noreply = req.NoReply
+	if len(t.members) == 0 {
+		parent.err = errNoBackends
+		s.enqueue(parent)
+		parent.finish()
+		return
+	}
+	for _, b := range t.members {
+		sub := newRequest(s, req.Op)
+		sub.parent = parent
+		sub.backend = b
+		sub.out = append(sub.out, cmd...)
+		parent.subs = append(parent.subs, sub)
+	}
+	parent.pending.Store(int32(len(parent.subs)))
+	s.enqueue(parent)
+	for _, sub := range parent.subs {
+		s.sendTo(sub.backend, sub)
+	}
+}
+
+// dispatchStats answers stats from the proxy's own counters. Plain "stats"
+// also asks every live backend for its stats, to add up the fields that
+// describe stored data (curr_items, bytes, ...).
+func (s *session) dispatchStats(req *protocol.Request) {
+	var sub string
+	if len(req.Args) > 0 {
+		sub = string(req.Args[0])
+	}
+	switch sub {
+	case "":
+		t := s.p.table.Load()
+		parent := newRequest(s, protocol.OpStats)
+		for _, b := range t.members {
+			r := newRequest(s, protocol.OpStats)
+			r.parent = parent
+			r.backend = b
+			r.out = append(r.out, "stats\r\n"...)
+			parent.subs = append(parent.subs, r)
+		}
+		s.enqueue(parent)
+		if len(parent.subs) == 0 {
+			parent.finish()
+			return
+		}
+		parent.pending.Store(int32(len(parent.subs)))
+		for _, r := range parent.subs {
+			s.sendTo(r.backend, r)
+		}
+	case "backends":
+		s.enqueueLocalBytes(s.p.appendBackendStats(nil))
+	case "settings":
+		s.enqueueLocalBytes(s.p.appendSettings(nil))
+	case "reset":
+		s.p.stats.reset()
+		s.enqueueLocal("RESET")
+	default:
+		s.enqueueLocal("ERROR")
+	}
+}
+
+// enqueueLocalBytes queues a multi-line reply the proxy made itself.
+func (s *session) enqueueLocalBytes(b []byte) {
+	r := newRequest(s, protocol.OpNone)
+	r.local = append(r.local, b...)
+	s.enqueue(r)
+	r.finish()
+}
+
+func growBytes(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b[:len(b)+n]
+	}
+	nb := make([]byte, len(b)+n)
+	copy(nb, b)
+	return nb
+}
+
+// dropStaleValue deletes key on its backend, without a reply to the
+// client. memcached unlinks the old item when it refuses a set as too
+// large, so that a stale value is not served afterwards; the proxy must do
+// the same on the backend's behalf. The delete goes on this session's
+// connection, so the client's next command on the key sees it done.
+func (s *session) dropStaleValue(key []byte) {
+	t := s.p.table.Load()
+	if t.ring == nil {
+		return
+	}
+	r := newRequest(nil, protocol.OpDelete)
+	r.out = protocol.AppendDelete(r.out, key)
+	s.sendTo(t.members[t.ring.Locate(key)], r)
+}

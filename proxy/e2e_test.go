@@ -1,0 +1,304 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+func newClient(t testing.TB, addr string) *memcache.Client {
+	c := memcache.New(addr)
+	c.Timeout = 3 * time.Second
+	c.MaxIdleConns = 8
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// TestGomemcacheEveryCommand drives every command gomemcache offers through
+// the proxy and checks the answers a memcached client relies on.
+func TestGomemcacheEveryCommand(t *testing.T) {
+	tp := startProxy(t, 3, nil)
+	mc := newClient(t, tp.addr)
+
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(mc.Ping())
+	must(mc.Set(&memcache.Item{Key: "a", Value: []byte("1"), Flags: 42}))
+	it, err := mc.Get("a")
+	must(err)
+	if string(it.Value) != "1" || it.Flags != 42 {
+		t.Fatalf("get a: %+v", it)
+	}
+	if err := mc.Add(&memcache.Item{Key: "a", Value: []byte("2")}); !errors.Is(err, memcache.ErrNotStored) {
+		t.Fatalf("add existing: %v", err)
+	}
+	must(mc.Add(&memcache.Item{Key: "b", Value: []byte("2")}))
+	must(mc.Replace(&memcache.Item{Key: "b", Value: []byte("3")}))
+	if err := mc.Replace(&memcache.Item{Key: "nope", Value: []byte("3")}); !errors.Is(err, memcache.ErrNotStored) {
+		t.Fatalf("replace missing: %v", err)
+	}
+	must(mc.Append(&memcache.Item{Key: "b", Value: []byte("z")}))
+	must(mc.Prepend(&memcache.Item{Key: "b", Value: []byte("a")}))
+	if it, _ := mc.Get("b"); it == nil || string(it.Value) != "a3z" {
+		t.Fatalf("append/prepend: %+v", it)
+	}
+	it, err = mc.Get("b")
+	must(err)
+	it.Value = []byte("cas1")
+	must(mc.CompareAndSwap(it))
+	it.Value = []byte("cas2")
+	if err := mc.CompareAndSwap(it); !errors.Is(err, memcache.ErrCASConflict) {
+		t.Fatalf("stale cas: %v", err)
+	}
+	must(mc.Set(&memcache.Item{Key: "n", Value: []byte("10")}))
+	if v, err := mc.Increment("n", 5); err != nil || v != 15 {
+		t.Fatalf("incr: %d %v", v, err)
+	}
+	if v, err := mc.Decrement("n", 20); err != nil || v != 0 {
+		t.Fatalf("decr below zero: %d %v", v, err)
+	}
+	if _, err := mc.Increment("missing", 1); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("incr missing: %v", err)
+	}
+	must(mc.Touch("a", 100))
+	if err := mc.Touch("missing", 1); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("touch missing: %v", err)
+	}
+	if it, err := mc.GetAndTouch("a", 100); err != nil || string(it.Value) != "1" {
+		t.Fatalf("gat: %+v %v", it, err)
+	}
+	must(mc.Delete("a"))
+	if err := mc.Delete("a"); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("delete twice: %v", err)
+	}
+
+	// Multi-get across all backends: 300 keys land on all three.
+	keys := make([]string, 300)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("multi:%d", i)
+		must(mc.Set(&memcache.Item{Key: keys[i], Value: []byte("v" + strconv.Itoa(i))}))
+	}
+	got, err := mc.GetMulti(append(keys, "absent1", "absent2"))
+	must(err)
+	if len(got) != len(keys) {
+		t.Fatalf("GetMulti returned %d of %d", len(got), len(keys))
+	}
+	for i, k := range keys {
+		if string(got[k].Value) != "v"+strconv.Itoa(i) {
+			t.Fatalf("GetMulti %s = %q", k, got[k].Value)
+		}
+	}
+	for _, s := range tp.backends {
+		items := backendStat(t, s.Addr, "curr_items")
+		if items < 50 {
+			t.Errorf("backend %s holds %d items of 300: keys are not spread", s.Addr, items)
+		}
+	}
+
+	must(mc.DeleteAll()) // flush_all to every backend
+	if _, err := mc.Get(keys[0]); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatalf("after flush_all: %v", err)
+	}
+	must(mc.FlushAll())
+}
+
+// backendStat reads one numeric stat straight from a memcached server.
+func backendStat(t testing.TB, addr, name string) int {
+	t.Helper()
+	c := dial(t, addr)
+	out := roundTrip(t, c, "stats\r\n", "END\r\n")
+	for _, line := range strings.Split(out, "\r\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[1] == name {
+			n, _ := strconv.Atoi(f[2])
+			return n
+		}
+	}
+	t.Fatalf("stat %s missing from %s", name, addr)
+	return 0
+}
+
+// TestPipelinedRepliesInOrder sends a thousand commands in one write; the
+// replies must come back in the order sent even though they travel over
+// different backends.
+func TestPipelinedRepliesInOrder(t *testing.T) {
+	tp := startProxy(t, 3, nil)
+	c := dial(t, tp.addr)
+	var in, want bytes.Buffer
+	for i := 0; i < 1000; i++ {
+		k := "pipe:" + strconv.Itoa(i)
+		v := strconv.Itoa(i * 7)
+		fmt.Fprintf(&in, "set %s 0 0 %d\r\n%s\r\nget %s\r\nincr %s 1\r\n", k, len(v), v, k, k)
+		fmt.Fprintf(&want, "STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n%d\r\n", k, len(v), v, i*7+1)
+	}
+	in.WriteString("get pipe:0 pipe:999 pipe:500\r\n")
+	want.WriteString("VALUE pipe:0 0 1\r\n1\r\nVALUE pipe:999 0 4\r\n6994\r\nVALUE pipe:500 0 4\r\n3501\r\nEND\r\n")
+	got := roundTrip(t, c, in.String(), "VALUE pipe:500 0 4\r\n3501\r\nEND\r\n")
+	if got != want.String() {
+		t.Fatalf("pipelined replies differ (got %d bytes, want %d)", len(got), want.Len())
+	}
+}
+
+// TestConcurrentClients runs many clients at once over the shared backend
+// connections; every client must read its own writes.
+func TestConcurrentClients(t *testing.T) {
+	tp := startProxy(t, 3, nil)
+	const clients, ops = 16, 300
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for g := 0; g < clients; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			mc := memcache.New(tp.addr)
+			mc.Timeout = 3 * time.Second
+			defer mc.Close()
+			rnd := rand.New(rand.NewSource(int64(g)))
+			for i := 0; i < ops; i++ {
+				k := fmt.Sprintf("c%d:%d", g, rnd.Intn(50))
+				v := []byte(strconv.Itoa(rnd.Int()))
+				if err := mc.Set(&memcache.Item{Key: k, Value: v}); err != nil {
+					errs <- fmt.Errorf("client %d set: %w", g, err)
+					return
+				}
+				it, err := mc.Get(k)
+				if err != nil || !bytes.Equal(it.Value, v) {
+					errs <- fmt.Errorf("client %d get %s: %v (%v)", g, k, it, err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestStatsCounts checks the proxy's own counters after a known sequence.
+func TestStatsCounts(t *testing.T) {
+	tp := startProxy(t, 3, nil)
+	c := dial(t, tp.addr)
+	roundTrip(t, c, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n")
+	roundTrip(t, c, "get a b c\r\n", "END\r\n")
+	roundTrip(t, c, "get a\r\n", "END\r\n")
+	roundTrip(t, c, "touch a 10\r\n", "TOUCHED\r\n")
+	roundTrip(t, c, "delete zz\r\n", "NOT_FOUND\r\n")
+	stats := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n"))
+	want := map[string]string{
+		"cmd_get": "4", "get_hits": "3", "get_misses": "1", "cmd_set": "2",
+		"cmd_touch": "1", "touch_hits": "1", "delete_misses": "1",
+		"curr_items": "2", "backends": "3", "live_backends": "3", "version": "test",
+		"curr_connections": "1", "total_connections": "1",
+	}
+	for k, v := range want {
+		if stats[k] != v {
+			t.Errorf("stat %s = %q, want %q", k, stats[k], v)
+		}
+	}
+	for _, k := range []string{"pid", "uptime", "time", "bytes", "limit_maxbytes", "evictions", "bytes_read", "bytes_written"} {
+		if _, ok := stats[k]; !ok {
+			t.Errorf("stat %s missing", k)
+		}
+	}
+	if n, _ := strconv.Atoi(stats["limit_maxbytes"]); n != 3*64<<20 {
+		t.Errorf("limit_maxbytes %d: want the sum over three 64 MiB backends", n)
+	}
+	be := roundTrip(t, c, "stats backends\r\n", "END\r\n")
+	for _, s := range tp.backends {
+		if !strings.Contains(be, "STAT backend:"+s.Addr+":state up\r\n") {
+			t.Errorf("stats backends lacks %s:\n%s", s.Addr, be)
+		}
+	}
+	if got := roundTrip(t, c, "stats reset\r\n", "\r\n"); got != "RESET\r\n" {
+		t.Errorf("stats reset: %q", got)
+	}
+	if got := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n")); got["cmd_get"] != "0" {
+		t.Errorf("cmd_get after reset = %q", got["cmd_get"])
+	}
+	if got := roundTrip(t, c, "stats nonsense\r\n", "\r\n"); got != "ERROR\r\n" {
+		t.Errorf("unknown stats group: %q", got)
+	}
+	if got := roundTrip(t, c, "version\r\n", "\r\n"); got != "VERSION 1.6.0-mcproxy-test\r\n" {
+		t.Errorf("version: %q", got)
+	}
+}
+
+func parseStats(s string) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(s, "\r\n") {
+		f := strings.SplitN(line, " ", 3)
+		if len(f) == 3 && f[0] == "STAT" {
+			m[f[1]] = f[2]
+		}
+	}
+	return m
+}
+
+// TestControlCharactersInKeysRefused documents a deliberate difference from
+// memcached's parser, which only splits on spaces: protocol.txt forbids
+// control characters in keys and the proxy enforces it.
+func TestControlCharactersInKeysRefused(t *testing.T) {
+	tp := startProxy(t, 1, nil)
+	c := dial(t, tp.addr)
+	if got := roundTrip(t, c, "get a\tb\r\n", "\r\n"); got != "CLIENT_ERROR bad command line format\r\n" {
+		t.Fatalf("got %q", got)
+	}
+	if got := roundTrip(t, c, "get ok\r\n", "END\r\n"); got != "END\r\n" {
+		t.Fatalf("connection out of step after refusal: %q", got)
+	}
+}
+
+// TestMaxConnections refuses clients over the limit as memcached does.
+func TestMaxConnections(t *testing.T) {
+	tp := startProxy(t, 1, func(o *Options) { o.MaxConnections = 2 })
+	a, b := dial(t, tp.addr), dial(t, tp.addr)
+	roundTrip(t, a, "get x\r\n", "END\r\n")
+	roundTrip(t, b, "get x\r\n", "END\r\n")
+	c := dial(t, tp.addr)
+	_ = c.SetDeadline(time.Now().Add(exchangeBound))
+	buf := make([]byte, 100)
+	n, _ := c.Read(buf)
+	if string(buf[:n]) != tooManyConnections {
+		t.Fatalf("third connection got %q", buf[:n])
+	}
+	stats := parseStats(roundTrip(t, a, "stats\r\n", "END\r\n"))
+	if stats["rejected_connections"] != "1" {
+		t.Fatalf("rejected_connections = %q", stats["rejected_connections"])
+	}
+}
+
+// TestClientIdleTimeout closes a client that sends nothing.
+func TestClientIdleTimeout(t *testing.T) {
+	tp := startProxy(t, 1, func(o *Options) { o.ClientIdleTimeout = 100 * time.Millisecond })
+	c := dial(t, tp.addr)
+	roundTrip(t, c, "get x\r\n", "END\r\n")
+	_ = c.SetDeadline(time.Now().Add(exchangeBound))
+	if n, err := c.Read(make([]byte, 10)); err == nil {
+		t.Fatalf("idle connection still open, read %d bytes", n)
+	} else if isTimeout(err) {
+		t.Fatalf("idle connection not closed within %v", exchangeBound)
+	}
+}
+
+// TestLineTooLongClosesConnection: a line with no end in sight is refused.
+func TestLineTooLongClosesConnection(t *testing.T) {
+	tp := startProxy(t, 1, nil)
+	got := exchange(t, tp.addr, []byte("set "+strings.Repeat("k", 20000)))
+	if string(got) != "CLIENT_ERROR line too long\r\n" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,347 @@
+// Package proxy is mcproxy's data path: the listener, client sessions,
+// backend connection pools, routing and fan-out, and the proxy's own stats.
+//
+// A client command is parsed by its session, routed by key through an
+// immutable ring snapshot to a backend, pipelined onto one of that backend's
+// few shared connections, and answered in the order the client sent its
+// commands. Ring snapshots are rebuilt off the hot path, when the health
+// checker ejects or re-adds a backend or the backend list changes, and
+// swapped in atomically.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+// Backend is one memcached server to shard over.
+type Backend struct {
+	Addr   string
+	Weight int
+}
+
+// Options configure a Proxy. Zero values take the defaults noted.
+type Options struct {
+	Backends []Backend
+	Ring     ring.Config
+
+	// Connections is the number of connections per backend (2).
+	Connections int
+	// Timeout bounds how long a command waits for its backend (1s).
+	Timeout time.Duration
+	// ConnectTimeout bounds a dial to a backend (500ms).
+	ConnectTimeout time.Duration
+
+	// MaxConnections caps concurrent client connections (10000).
+	MaxConnections int
+	// MaxItemSize is the largest value accepted, in bytes (1 MiB).
+	MaxItemSize int
+	// ClientIdleTimeout closes a client idle this long; 0 never does.
+	ClientIdleTimeout time.Duration
+
+	// Health configures the checker; HealthDisabled turns it off (tests).
+	Health         health.Config
+	HealthDisabled bool
+	// AutoEject takes down backends out of the ring so their keys move to
+	// the others; when false their keys fail fast instead.
+	AutoEject bool
+
+	// Version is the proxy's version; "version" answers
+	// "VERSION <ProtocolLevel>-mcproxy-<Version>".
+	Version string
+	Logger  *zap.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Connections <= 0 {
+		o.Connections = 2
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 500 * time.Millisecond
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10000
+	}
+	if o.MaxItemSize <= 0 {
+		o.MaxItemSize = 1 << 20
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// ProtocolLevel is the memcached release whose text protocol mcproxy
+// speaks. "version" leads with it because clients parse the reply as
+// major.minor.patch (libmemcached calls anything else malformed) and some
+// enable features by it.
+const ProtocolLevel = "1.6.0"
+
+// routeTable is an immutable snapshot of where keys go.
+type routeTable struct {
+	ring    *ring.Ring // nil when no backend is live
+	members []*backend // members[i] is the backend of ring member i
+	all     []*backend // every configured backend, live or not
+}
+
+// Proxy is a running mcproxy data path.
+type Proxy struct {
+	opts    Options
+	log     *zap.Logger
+	health  *health.Checker
+	table   atomic.Pointer[routeTable]
+	stats   counters
+	started time.Time
+	// versionLine is the reply to "version", without CRLF.
+	versionLine string
+
+	mu        sync.Mutex // guards everything below and ring rebuilds
+	backends  []*backend // configured, in config order
+	listeners []net.Listener
+	sessions  map[*session]struct{}
+	closed    bool
+	nextID    uint64
+	sessWG    sync.WaitGroup
+}
+
+// New builds a proxy for the given backends and starts connecting to them
+// and, unless disabled, health checking them. Call Serve to accept clients.
+func New(opts Options) (*Proxy, error) {
+	opts.setDefaults()
+	if len(opts.Backends) == 0 {
+		return nil, errors.New("proxy: no backends")
+	}
+	p := &Proxy{
+		opts:     opts,
+		log:      opts.Logger,
+		started:  time.Now(),
+		sessions: make(map[*session]struct{}),
+	}
+	p.versionLine = "VERSION " + ProtocolLevel + "-mcproxy-" + opts.Version
+	seen := map[string]bool{}
+	for _, b := range opts.Backends {
+		if seen[b.Addr] {
+			return nil, fmt.Errorf("proxy: backend %s listed twice", b.Addr)
+		}
+		seen[b.Addr] = true
+	}
+	// Validate the ring before starting anything that would need stopping.
+	if _, err := ring.New(ringMembers(opts.Backends), opts.Ring); err != nil {
+		return nil, fmt.Errorf("proxy: build ring: %w", err)
+	}
+	// The checker exists before the backends, whose connections report
+	// failures to it from their first dial; it tracks no backend until
+	// SetBackends, so no event can arrive before the first ring is built.
+	if !opts.HealthDisabled {
+		p.health = health.New(opts.Health, p.onHealthEvent, p.log)
+	}
+	for _, b := range opts.Backends {
+		p.backends = append(p.backends, newBackend(p, b.Addr, max(b.Weight, 1)))
+	}
+	if err := p.rebuild(); err != nil {
+		p.closeBackends()
+		if p.health != nil {
+			p.health.Close()
+		}
+		return nil, err
+	}
+	if p.health != nil {
+		addrs := make([]string, len(opts.Backends))
+		for i, b := range opts.Backends {
+			addrs[i] = b.Addr
+		}
+		p.health.SetBackends(addrs)
+	}
+	return p, nil
+}
+
+func ringMembers(bs []Backend) []ring.Member {
+	m := make([]ring.Member, len(bs))
+	for i, b := range bs {
+		m[i] = ring.Member{Addr: b.Addr, Weight: max(b.Weight, 1)}
+	}
+	return m
+}
+
+// onHealthEvent runs on the checker's goroutine: rebuilding the ring here
+// keeps the work off the request path.
+func (p *Proxy) onHealthEvent(ev health.Event) {
+	if !p.opts.AutoEject {
+		return // the ring keeps the backend; sendTo fails its keys fast
+	}
+	if err := p.rebuild(); err != nil {
+		p.log.Error("rebuild ring after health change", zap.String("backend", ev.Addr), zap.Error(err))
+	}
+}
+
+// rebuild computes a new route table from the configured backends and
+// their health and swaps it in.
+func (p *Proxy) rebuild() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := &routeTable{all: append([]*backend(nil), p.backends...)}
+	var members []ring.Member
+	for _, b := range p.backends {
+		if p.opts.AutoEject && p.health != nil && !p.health.IsUp(b.addr) {
+			continue
+		}
+		t.members = append(t.members, b)
+		members = append(members, ring.Member{Addr: b.addr, Weight: b.weight})
+	}
+	if len(members) > 0 {
+		r, err := ring.New(members, p.opts.Ring)
+		if err != nil {
+			return fmt.Errorf("build ring of %d backends: %w", len(members), err)
+		}
+		t.ring = r
+	}
+	old := p.table.Swap(t)
+	if old != nil && len(old.members) != len(t.members) {
+		p.log.Info("ring rebuilt", zap.Int("live_backends", len(t.members)), zap.Int("backends", len(t.all)))
+	}
+	return nil
+}
+
+// Serve accepts clients on l until l is closed or Shutdown is called. It
+// returns nil after Shutdown.
+func (p *Proxy) Serve(l net.Listener) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errors.New("proxy: serve after shutdown")
+	}
+	p.listeners = append(p.listeners, l)
+	p.mu.Unlock()
+
+	var tempDelay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors or similar: wait, as net/http does.
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				p.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", tempDelay))
+				time.Sleep(tempDelay)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		tempDelay = 0
+		p.accept(conn)
+	}
+}
+
+// tooManyConnections is memcached's own answer when -c is exceeded.
+const tooManyConnections = "ERROR Too many open connections\r\n"
+
+func (p *Proxy) accept(conn net.Conn) {
+	if p.stats.currConnections.Load() >= int64(p.opts.MaxConnections) {
+		p.stats.rejectedConnections.Add(1)
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write([]byte(tooManyConnections))
+		_ = conn.Close()
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	p.nextID++
+	s := newSession(p, conn, p.nextID)
+	p.sessions[s] = struct{}{}
+	p.sessWG.Add(1)
+	p.mu.Unlock()
+	p.stats.currConnections.Add(1)
+	p.stats.totalConnections.Add(1)
+	go func() {
+		defer p.sessWG.Done()
+		s.serve()
+		p.stats.currConnections.Add(-1)
+		p.mu.Lock()
+		delete(p.sessions, s)
+		p.mu.Unlock()
+	}()
+}
+
+// Shutdown stops accepting, lets every client get the replies it is owed
+// for commands already read, and closes backends and health checking. When
+// ctx ends first, remaining client connections are closed at once.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	for _, l := range p.listeners {
+		_ = l.Close()
+	}
+	for s := range p.sessions {
+		s.stopReading()
+	}
+	p.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { p.sessWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.mu.Lock()
+		for s := range p.sessions {
+			_ = s.conn.Close()
+		}
+		p.mu.Unlock()
+		<-done // writers drain within the backend timeout once conns are closed
+	}
+	if p.health != nil {
+		p.health.Close()
+	}
+	p.closeBackends()
+	return err
+}
+
+func (p *Proxy) closeBackends() {
+	for _, b := range p.backends {
+		b.close()
+	}
+}
+
+// Addrs returns the addresses the proxy listens on.
+func (p *Proxy) Addrs() []net.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]net.Addr, len(p.listeners))
+	for i, l := range p.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}

@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+var timeNow = time.Now
+
+func appendInt(dst []byte, v int64) []byte { return strconv.AppendInt(dst, v, 10) }
+
+var (
+	endLine = []byte("END\r\n")
+	okLine  = []byte("OK\r\n")
+)
+
+// render writes the reply the client is owed for r, exactly as memcached
+// would have written it, and counts the outcome.
+func (s *session) render(w *bufio.Writer, r *request) {
+	if len(r.local) > 0 {
+		_, _ = w.Write(r.local)
+		return
+	}
+	switch {
+	case r.op.IsRetrieval():
+		s.renderRetrieval(w, r)
+	case r.op == protocol.OpFlushAll:
+		s.renderFlushAll(w, r)
+	case r.op == protocol.OpStats:
+		_, _ = w.Write(s.p.appendStats(w.AvailableBuffer(), r))
+	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
+	default:
+		s.p.stats.countReply(r)
+		if r.noreply {
+			return
+		}
+		if r.err != nil {
+			writeServerError(w, r.err)
+			return
+		}
+		_, _ = w.Write(r.reply.Raw)
+	}
+}
+
+func writeServerError(w *bufio.Writer, err error) {
+	_, _ = w.WriteString("SERVER_ERROR ")
+	_, _ = w.WriteString(err.Error())
+	_, _ = w.WriteString("\r\n")
+}
+
+// renderRetrieval writes the hits and END. A backend that failed
+// contributes misses: a miss is safe, the application falls back to its
+// database.
+func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
+	hits := 0
+	if len(r.subs) == 0 {
+		if r.ok() {
+			_, _ = w.Write(r.reply.Raw)
+			hits = len(r.reply.Values)
+		} else {
+			_, _ = w.Write(endLine)
+		}
+		s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits)
+		return
+	}
+	cur := s.cursors[:0]
+	for range r.subs {
+		cur = append(cur, 0)
+	}
+	s.cursors = cur
+	for i, key := range r.keys {
+		j := r.owner[i]
+		sub := r.subs[j]
+		if !sub.ok() {
+			continue
+		}
+		// A backend answers the hits among its keys in the order asked,
+		// so each key's value, if any, is the next one from its backend.
+		if c := cur[j]; c < len(sub.reply.Values) && bytes.Equal(sub.reply.Key(c), key) {
+			_, _ = w.Write(sub.reply.Block(c))
+			cur[j]++
+			hits++
+		}
+	}
+	_, _ = w.Write(endLine)
+	s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits)
+}
+
+// renderFlushAll answers OK only when every backend flushed.
+func (s *session) renderFlushAll(w *bufio.Writer, r *request) {
+	if r.noreply {
+		return
+	}
+	if r.err != nil {
+		writeServerError(w, r.err)
+		return
+	}
+	failed := 0
+	for _, sub := range r.subs {
+		if sub.err != nil || !bytes.Equal(sub.reply.Raw, okLine) {
+			failed++
+		}
+	}
+	if failed == 0 {
+		_, _ = w.Write(okLine)
+		return
+	}
+	_, _ = w.WriteString("SERVER_ERROR flush_all failed on ")
+	_, _ = w.WriteString(strconv.Itoa(failed))
+	_, _ = w.WriteString(" of ")
+	_, _ = w.WriteString(strconv.Itoa(len(r.subs)))
+	_, _ = w.WriteString(" backends\r\n")
+}

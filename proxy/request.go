@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// request is one command on its way through the proxy. A client command
+// becomes one request in its session's reply FIFO; a command that spans
+// several backends (a multi-get, flush_all, stats) gets one sub-request per
+// backend, and the parent completes when the last of them does. Requests are
+// pooled: the steady path allocates none.
+type request struct {
+	sess    *session // nil for internal requests nobody waits for
+	op      protocol.Op
+	kind    protocol.ReplyKind
+	noreply bool
+	nkeys   int // keys asked for, for hit/miss counting
+
+	out   []byte         // the canonical command sent to the backend
+	reply protocol.Reply // the backend's reply
+	err   error          // set instead of reply when the backend failed
+	local []byte         // a reply the proxy makes itself
+
+	backend  *backend
+	deadline time.Time
+	start    time.Time
+
+	// Fan-out: the parent holds the client's keys in order and which
+	// sub-request owns each; subs point back at their parent.
+	parent  *request
+	subs    []*request
+	pending atomic.Int32
+	keyBuf  []byte
+	keys    [][]byte
+	owner   []int
+
+	done bool     // guarded by sess.mu
+	next *request // session FIFO link, guarded by sess.mu
+}
+
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// maxRetainedBuffer caps the memory a pooled request keeps, so one huge
+// value does not pin a megabyte in the pool forever.
+const maxRetainedBuffer = 64 << 10
+
+func newRequest(s *session, op protocol.Op) *request {
+	r := requestPool.Get().(*request)
+	r.sess, r.op, r.kind = s, op, protocol.KindOf(op)
+	return r
+}
+
+// release returns r and its sub-requests to the pool.
+func (r *request) release() {
+	for i, sub := range r.subs {
+		sub.release()
+		r.subs[i] = nil
+	}
+	out, local, keyBuf := r.out[:0], r.local[:0], r.keyBuf[:0]
+	if cap(out) > maxRetainedBuffer {
+		out = nil
+	}
+	if cap(keyBuf) > maxRetainedBuffer {
+		keyBuf = nil
+	}
+	reply := r.reply
+	reply.Reset()
+	if cap(reply.Raw) > maxRetainedBuffer {
+		reply.Raw = nil
+	}
+	clear(r.keys)
+	*r = request{
+		out: out, local: local, keyBuf: keyBuf, reply: reply,
+		subs: r.subs[:0], keys: r.keys[:0], owner: r.owner[:0],
+	}
+	requestPool.Put(r)
+}
+
+// complete is called exactly once per request, by whoever finishes it: the
+// backend reader with a reply, the backend connection with an error, or the
+// dispatcher when it could not send it.
+func (r *request) complete() {
+	if p := r.parent; p != nil {
+		if p.pending.Add(-1) == 0 {
+			p.finish()
+		}
+		return
+	}
+	r.finish()
+}
+
+// fail completes r with a backend error.
+func (r *request) fail(err error) {
+	r.err = err
+	r.complete()
+}
+
+// finish marks a top-level request done and wakes its session's writer.
+func (r *request) finish() {
+	s := r.sess
+	if s == nil { // internal request, e.g. the delete after a too-large set
+		r.release()
+		return
+	}
+	s.mu.Lock()
+	r.done = true
+	s.mu.Unlock()
+	s.wakeWriter()
+}
+
+// ok reports whether the backend answered r with a reply that is not an
+// error line.
+func (r *request) ok() bool { return r.err == nil && !r.reply.IsError }

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+	"go.uber.org/zap"
+)
+
+// maxPendingReplies bounds the replies one client may have outstanding. A
+// client that pipelines without reading is stopped here rather than making
+// the proxy buffer without limit.
+const maxPendingReplies = 1024
+
+// session is one client connection. Its reader parses every command as soon
+// as it arrives and dispatches it at once, leaving a request in the reply
+// FIFO; its writer writes replies in FIFO order as they complete and flushes
+// the socket only when the next reply is not ready yet. That is where
+// batching comes from: many replies leave in one write.
+type session struct {
+	p         *Proxy
+	conn      net.Conn
+	connIndex int       // which connection of each backend pool to use
+	now       time.Time // when the command being dispatched was read
+	rr        *protocol.RequestReader
+	req       protocol.Request // parse scratch space
+	owners    []int            // dispatch scratch: backend index per key
+	subOf     []int            // dispatch scratch: sub-request per backend
+	cursors   []int            // writer scratch: merge position per sub
+
+	mu          sync.Mutex
+	head, tail  *request // reply FIFO
+	pending     int
+	readerDone  bool
+	waitSpace   bool
+	wake        chan struct{} // writer: a request is done or the reader ended
+	space       chan struct{} // reader: the FIFO has room again
+	closeReader sync.Once
+}
+
+func newSession(p *Proxy, conn net.Conn, id uint64) *session {
+	s := &session{
+		p:         p,
+		conn:      conn,
+		connIndex: int(id % uint64(max(p.opts.Connections, 1))),
+		wake:      make(chan struct{}, 1),
+		space:     make(chan struct{}, 1),
+	}
+	s.rr = protocol.NewRequestReader(&clientReader{s: s}, p.opts.MaxItemSize)
+	return s
+}
+
+// clientReader counts bytes read and applies the idle timeout.
+type clientReader struct{ s *session }
+
+func (cr *clientReader) Read(b []byte) (int, error) {
+	s := cr.s
+	if d := s.p.opts.ClientIdleTimeout; d > 0 {
+		_ = s.conn.SetReadDeadline(time.Now().Add(d))
+	}
+	n, err := s.conn.Read(b)
+	s.p.stats.bytesRead.Add(uint64(n))
+	return n, err
+}
+
+// serve runs the session until the client leaves and every reply it is
+// owed has been written or dropped.
+func (s *session) serve() {
+	go s.readLoop()
+	s.writeLoop()
+	_ = s.conn.Close()
+}
+
+// stopReading makes the reader return; used by quit, errors and shutdown.
+func (s *session) stopReading() {
+	s.closeReader.Do(func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+}
+
+func (s *session) readLoop() {
+	defer func() {
+		s.mu.Lock()
+		s.readerDone = true
+		s.mu.Unlock()
+		s.wakeWriter()
+	}()
+	for {
+		err := s.rr.Next(&s.req)
+		s.now = time.Now()
+		if err == nil {
+			if !s.dispatch(&s.req) {
+				return
+			}
+			continue
+		}
+		var re *protocol.ReplyError
+		if !errors.As(err, &re) {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+				s.p.log.Debug("client read", zap.Error(err))
+			}
+			return
+		}
+		s.p.stats.clientErrors.Add(1)
+		if re == protocol.ErrTooLarge && s.req.Op == protocol.OpSet {
+			// memcached drops the old value when a set is refused as too
+			// large, so that a stale value is not served; so do we.
+			s.dropStaleValue(s.req.Key())
+		}
+		if !s.req.NoReply || re == protocol.ErrLineTooLong {
+			s.enqueueLocal(re.Line)
+		}
+		if re == protocol.ErrLineTooLong {
+			return // the rest of the stream cannot be parsed
+		}
+	}
+}
+
+// enqueue appends r to the reply FIFO, waiting while the FIFO is full.
+func (s *session) enqueue(r *request) {
+	s.mu.Lock()
+	for s.pending >= maxPendingReplies {
+		s.waitSpace = true
+		s.mu.Unlock()
+		<-s.space
+		s.mu.Lock()
+	}
+	s.pending++
+	if s.tail == nil {
+		s.head = r
+	} else {
+		s.tail.next = r
+	}
+	s.tail = r
+	s.mu.Unlock()
+}
+
+// enqueueLocal queues a reply line the proxy makes itself.
+func (s *session) enqueueLocal(line string) {
+	r := newRequest(s, protocol.OpNone)
+	r.local = append(append(r.local, line...), "\r\n"...)
+	s.enqueue(r)
+	r.finish()
+}
+
+func (s *session) wakeWriter() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes replies in order. After the client goes away it keeps
+// draining (and discarding) until every outstanding request has completed,
+// which the backend timeout bounds, so no request is leaked.
+func (s *session) writeLoop() {
+	bw := bufio.NewWriterSize(&clientWriter{s: s}, 16<<10)
+	var werr error
+	for {
+		s.mu.Lock()
+		r := s.head
+		if r != nil && r.done {
+			s.head = r.next
+			if s.head == nil {
+				s.tail = nil
+			}
+			s.pending--
+			if s.waitSpace {
+				s.waitSpace = false
+				select {
+				case s.space <- struct{}{}:
+				default:
+				}
+			}
+			s.mu.Unlock()
+			if werr == nil {
+				s.render(bw, r)
+				if r.op == protocol.OpQuit {
+					// Everything before quit is still owed to the client.
+					_ = bw.Flush()
+					werr = errQuit
+					s.stopReading()
+				}
+			}
+			r.release()
+			continue
+		}
+		finished := r == nil && s.readerDone
+		s.mu.Unlock()
+		if werr == nil && bw.Buffered() > 0 {
+			if err := bw.Flush(); err != nil {
+				werr = err
+				s.stopReading()
+			}
+		}
+		if finished {
+			return
+		}
+		<-s.wake
+	}
+}
+
+var errQuit = errors.New("client quit")
+
+// clientWriter counts bytes written to the client.
+type clientWriter struct{ s *session }
+
+func (cw *clientWriter) Write(b []byte) (int, error) {
+	n, err := cw.s.conn.Write(b)
+	cw.s.p.stats.bytesWritten.Add(uint64(n))
+	return n, err
+}

@@ -1,0 +1,309 @@
+package proxy
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// counters are the proxy's own statistics, named as memcached names them so
+// that existing dashboards and memcstat-style tools read them unchanged.
+type counters struct {
+	currConnections     atomic.Int64
+	totalConnections    atomic.Uint64
+	rejectedConnections atomic.Uint64
+
+	cmdGet, cmdSet, cmdFlush, cmdTouch      atomic.Uint64
+	getHits, getMisses                      atomic.Uint64
+	touchHits, touchMisses                  atomic.Uint64
+	deleteHits, deleteMisses                atomic.Uint64
+	incrHits, incrMisses                    atomic.Uint64
+	decrHits, decrMisses                    atomic.Uint64
+	casHits, casMisses, casBadval           atomic.Uint64
+	bytesRead, bytesWritten                 atomic.Uint64
+	clientErrors                            atomic.Uint64
+}
+
+// reset zeroes what "stats reset" zeroes in memcached: everything but the
+// gauges.
+func (c *counters) reset() {
+	for _, v := range []*atomic.Uint64{
+		&c.totalConnections, &c.rejectedConnections,
+		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch,
+		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
+		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
+		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
+		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
+	} {
+		v.Store(0)
+	}
+}
+
+// countCommand counts a command as it is dispatched; retrievals count once
+// per key, as memcached's cmd_get does.
+func (c *counters) countCommand(op protocol.Op, keys int) {
+	switch {
+	case op == protocol.OpGet || op == protocol.OpGets:
+		c.cmdGet.Add(uint64(keys))
+	case op == protocol.OpGat || op == protocol.OpGats || op == protocol.OpTouch:
+		c.cmdTouch.Add(uint64(max(keys, 1)))
+	case op.IsStorage():
+		c.cmdSet.Add(1)
+	}
+}
+
+func (c *counters) countRetrieval(op protocol.Op, hits, misses int) {
+	if op == protocol.OpGat || op == protocol.OpGats {
+		c.touchHits.Add(uint64(hits))
+		c.touchMisses.Add(uint64(misses))
+		return
+	}
+	c.getHits.Add(uint64(hits))
+	c.getMisses.Add(uint64(misses))
+}
+
+// countReply classifies the reply of a single-key, single-line command.
+func (c *counters) countReply(r *request) {
+	if r.err != nil {
+		return // counted per backend where it failed
+	}
+	raw := r.reply.Raw
+	notFound := bytes.HasPrefix(raw, []byte("NOT_FOUND"))
+	switch r.op {
+	case protocol.OpDelete:
+		if notFound {
+			c.deleteMisses.Add(1)
+		} else if bytes.HasPrefix(raw, []byte("DELETED")) {
+			c.deleteHits.Add(1)
+		}
+	case protocol.OpIncr, protocol.OpDecr:
+		hits, misses := &c.incrHits, &c.incrMisses
+		if r.op == protocol.OpDecr {
+			hits, misses = &c.decrHits, &c.decrMisses
+		}
+		if notFound {
+			misses.Add(1)
+		} else if len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' {
+			hits.Add(1)
+		}
+	case protocol.OpTouch:
+		if notFound {
+			c.touchMisses.Add(1)
+		} else if bytes.HasPrefix(raw, []byte("TOUCHED")) {
+			c.touchHits.Add(1)
+		}
+	case protocol.OpCas:
+		switch {
+		case notFound:
+			c.casMisses.Add(1)
+		case bytes.HasPrefix(raw, []byte("EXISTS")):
+			c.casBadval.Add(1)
+		case bytes.HasPrefix(raw, []byte("STORED")):
+			c.casHits.Add(1)
+		}
+	}
+}
+
+// summedBackendStats are the stats that describe stored data; the proxy
+// reports their sum over the live backends.
+var summedBackendStats = []string{
+	"get_expired", "get_flushed", "limit_maxbytes", "bytes", "curr_items",
+	"total_items", "expired_unfetched", "evicted_unfetched", "evictions", "reclaimed",
+}
+
+type statWriter struct{ b []byte }
+
+func (w *statWriter) str(name, v string) {
+	w.b = append(w.b, "STAT "...)
+	w.b = append(w.b, name...)
+	w.b = append(w.b, ' ')
+	w.b = append(w.b, v...)
+	w.b = append(w.b, "\r\n"...)
+}
+
+func (w *statWriter) u(name string, v uint64) { w.str(name, strconv.FormatUint(v, 10)) }
+func (w *statWriter) i(name string, v int64)  { w.str(name, strconv.FormatInt(v, 10)) }
+
+// appendStats renders "stats": the proxy's counters, then the sums over the
+// backends that answered r's sub-requests.
+func (p *Proxy) appendStats(dst []byte, r *request) []byte {
+	c := &p.stats
+	now := time.Now()
+	w := statWriter{b: dst}
+	w.i("pid", int64(os.Getpid()))
+	w.i("uptime", int64(now.Sub(p.started)/time.Second))
+	w.i("time", now.Unix())
+	w.str("version", p.opts.Version)
+	w.i("pointer_size", 64)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		w.str("rusage_user", strconv.FormatFloat(float64(ru.Utime.Sec)+float64(ru.Utime.Usec)/1e6, 'f', 6, 64))
+		w.str("rusage_system", strconv.FormatFloat(float64(ru.Stime.Sec)+float64(ru.Stime.Usec)/1e6, 'f', 6, 64))
+	}
+	w.i("max_connections", int64(p.opts.MaxConnections))
+	w.i("curr_connections", c.currConnections.Load())
+	w.u("total_connections", c.totalConnections.Load())
+	w.u("rejected_connections", c.rejectedConnections.Load())
+	w.u("cmd_get", c.cmdGet.Load())
+	w.u("cmd_set", c.cmdSet.Load())
+	w.u("cmd_flush", c.cmdFlush.Load())
+	w.u("cmd_touch", c.cmdTouch.Load())
+	w.u("get_hits", c.getHits.Load())
+	w.u("get_misses", c.getMisses.Load())
+	w.u("delete_misses", c.deleteMisses.Load())
+	w.u("delete_hits", c.deleteHits.Load())
+	w.u("incr_misses", c.incrMisses.Load())
+	w.u("incr_hits", c.incrHits.Load())
+	w.u("decr_misses", c.decrMisses.Load())
+	w.u("decr_hits", c.decrHits.Load())
+	w.u("cas_misses", c.casMisses.Load())
+	w.u("cas_hits", c.casHits.Load())
+	w.u("cas_badval", c.casBadval.Load())
+	w.u("touch_hits", c.touchHits.Load())
+	w.u("touch_misses", c.touchMisses.Load())
+	w.u("bytes_read", c.bytesRead.Load())
+	w.u("bytes_written", c.bytesWritten.Load())
+	w.u("client_errors", c.clientErrors.Load())
+
+	t := p.table.Load()
+	var requests, errs, timeouts uint64
+	for _, b := range t.all {
+		requests += b.requests.Load()
+		errs += b.errors.Load()
+		timeouts += b.timeouts.Load()
+	}
+	w.i("backends", int64(len(t.all)))
+	w.i("live_backends", int64(len(t.members)))
+	w.u("backend_requests", requests)
+	w.u("backend_errors", errs)
+	w.u("backend_timeouts", timeouts)
+
+	sums := make([]uint64, len(summedBackendStats))
+	answered := 0
+	for _, sub := range r.subs {
+		if !sub.ok() {
+			continue
+		}
+		answered++
+		addBackendStats(sums, sub.reply.Raw)
+	}
+	w.i("backends_reporting", int64(answered))
+	for i, name := range summedBackendStats {
+		w.u(name, sums[i])
+	}
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
+
+// addBackendStats adds the summed fields of one backend's "stats" reply.
+func addBackendStats(sums []uint64, raw []byte) {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		f := bytes.Fields(line)
+		if len(f) != 3 || string(f[0]) != "STAT" {
+			continue
+		}
+		for i, name := range summedBackendStats {
+			if string(f[1]) == name {
+				if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+					sums[i] += v
+				}
+			}
+		}
+	}
+}
+
+// appendBackendStats renders "stats backends": one group of lines per
+// configured backend, named backend:<addr>:<field>.
+func (p *Proxy) appendBackendStats(dst []byte) []byte {
+	w := statWriter{b: dst}
+	t := p.table.Load()
+	live := make(map[*backend]bool, len(t.members))
+	for _, b := range t.members {
+		live[b] = true
+	}
+	status := map[string]healthStatus{}
+	if p.health != nil {
+		for _, st := range p.health.Snapshot() {
+			status[st.Addr] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
+				lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
+		}
+	}
+	for _, b := range t.all {
+		pre := "backend:" + b.addr + ":"
+		st, ok := status[b.addr]
+		if !ok {
+			st.state = "up"
+		}
+		w.str(pre+"state", st.state)
+		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
+		w.i(pre+"weight", int64(b.weight))
+		w.i(pre+"connections", int64(len(b.conns)))
+		w.u(pre+"requests", b.requests.Load())
+		w.u(pre+"errors", b.errors.Load())
+		w.u(pre+"timeouts", b.timeouts.Load())
+		w.i(pre+"consecutive_failures", int64(st.failures))
+		w.u(pre+"ejections", st.ejections)
+		w.u(pre+"readds", st.readds)
+		var since int64
+		if !st.lastChange.IsZero() {
+			since = st.lastChange.Unix()
+		}
+		w.i(pre+"last_change", since)
+		if st.lastError != "" {
+			w.str(pre+"last_error", sanitizeStat(st.lastError))
+		}
+	}
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
+
+type healthStatus struct {
+	state      string
+	failures   int
+	lastChange time.Time
+	ejections  uint64
+	readds     uint64
+	lastError  string
+}
+
+// sanitizeStat makes free text fit one STAT value: no spaces or line breaks.
+func sanitizeStat(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// appendSettings renders "stats settings" with memcached's names where one
+// exists; clients read item_size_max from here.
+func (p *Proxy) appendSettings(dst []byte) []byte {
+	w := statWriter{b: dst}
+	o := &p.opts
+	w.i("maxconns", int64(o.MaxConnections))
+	w.i("item_size_max", int64(o.MaxItemSize))
+	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
+	w.i("backend_connections", int64(o.Connections))
+	w.str("backend_timeout", o.Timeout.String())
+	w.str("backend_connect_timeout", o.ConnectTimeout.String())
+	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
+	w.i("ring_partitions", int64(o.Ring.Partitions))
+	w.i("ring_replication_factor", int64(o.Ring.ReplicationFactor))
+	w.str("ring_load", strconv.FormatFloat(o.Ring.Load, 'f', -1, 64))
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}

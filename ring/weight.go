@@ -1,0 +1,74 @@
+package ring
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/buraksezer/consistent"
+)
+
+// share is one library member: one unit of a backend's weight.
+type share struct {
+	name    string
+	backend int // index into Ring.members
+}
+
+var _ consistent.Member = share{}
+
+// String implements consistent.Member. The name is all the library hashes.
+func (s share) String() string { return s.name }
+
+// shareName names the i-th share of addr. Share 0 is the bare address so
+// that a weight-1 backend is simply its address on the ring, and share i is
+// "addr#i" so that raising a weight adds shares without renaming the ones
+// already placed. This naming decides placement; see the package doc.
+func shareName(addr string, i int) string {
+	if i == 0 {
+		return addr
+	}
+	return addr + "#" + strconv.Itoa(i)
+}
+
+// expand checks members, normalises their weights and turns them into
+// library members, in member order.
+func expand(members []Member, replication int) ([]Member, []consistent.Member, error) {
+	if len(members) == 0 {
+		return nil, nil, ErrNoMembers
+	}
+	out := make([]Member, len(members))
+	seenAddr := make(map[string]bool, len(members))
+	seenName := make(map[string]bool, len(members))
+	var shares []consistent.Member
+	for i, m := range members {
+		if m.Addr == "" {
+			return nil, nil, fmt.Errorf("ring: member %d has an empty address", i)
+		}
+		if seenAddr[m.Addr] {
+			return nil, nil, fmt.Errorf("ring: duplicate member %q", m.Addr)
+		}
+		seenAddr[m.Addr] = true
+		w := m.Weight
+		if w == 0 {
+			w = 1
+		}
+		if w < 1 || w > maxWeight {
+			return nil, nil, fmt.Errorf("ring: member %q has weight %d, want 1..%d", m.Addr, m.Weight, maxWeight)
+		}
+		out[i] = Member{Addr: m.Addr, Weight: w}
+		for j := 0; j < w; j++ {
+			name := shareName(m.Addr, j)
+			// Only possible with a '#' in an address ("a#1" next to "a" of
+			// weight 2); two backends under one library name would silently
+			// share partitions.
+			if seenName[name] {
+				return nil, nil, fmt.Errorf("ring: share name %q of member %q collides with another member", name, m.Addr)
+			}
+			seenName[name] = true
+			shares = append(shares, share{name: name, backend: i})
+		}
+	}
+	if n := int64(len(shares)); n*n*int64(replication) > maxBuildWork {
+		return nil, nil, fmt.Errorf("ring: %d shares (sum of weights) at replication factor %d are too slow to build; lower the weights or the replication factor", n, replication)
+	}
+	return out, shares, nil
+}
