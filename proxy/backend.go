@@ -2,16 +2,18 @@ package proxy
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 // backend is one memcached server: a small pool of long-lived connections
 // onto which the commands of all client sessions are pipelined, and the
 // counters `stats backends` reports.
 type backend struct {
-	p      *Proxy
-	addr   string
-	weight int
-	conns  []*backendConn
+	p     *Proxy
+	addr  string
+	conns []*backendConn
+	// weight is the backend's share of the ring; a reload may change it.
+	weight atomic.Int64
 
 	requests atomic.Uint64 // commands sent
 	errors   atomic.Uint64 // commands that got no reply from it
@@ -19,7 +21,8 @@ type backend struct {
 }
 
 func newBackend(p *Proxy, addr string, weight int) *backend {
-	b := &backend{p: p, addr: addr, weight: weight}
+	b := &backend{p: p, addr: addr}
+	b.weight.Store(int64(weight))
 	n := max(p.opts.Connections, 1)
 	b.conns = make([]*backendConn, n)
 	for i := range b.conns {
@@ -51,4 +54,20 @@ func (b *backend) close() {
 	for _, c := range b.conns {
 		c.close()
 	}
+}
+
+// retire ends a backend that a reload removed. The route table no longer
+// holds it, but a session that loaded the previous table a moment ago may
+// still send to it, and commands already sent are owed their replies: so
+// the connections stay open for one backend timeout (by then every request
+// sent to it has been answered or has timed out) before they close.
+// Shutdown cuts the wait short through stop.
+func (b *backend) retire(stop <-chan struct{}) {
+	t := time.NewTimer(b.p.opts.Timeout + 2*deadlineQuantum)
+	select {
+	case <-t.C:
+	case <-stop:
+		t.Stop()
+	}
+	b.close()
 }

@@ -97,6 +97,7 @@ type routeTable struct {
 	ring    *ring.Ring // nil when no backend is live
 	members []*backend // members[i] is the backend of ring member i
 	all     []*backend // every configured backend, live or not
+	ringCfg ring.Config
 }
 
 // Proxy is a running mcproxy data path.
@@ -110,13 +111,18 @@ type Proxy struct {
 	// versionLine is the reply to "version", without CRLF.
 	versionLine string
 
-	mu        sync.Mutex // guards everything below and ring rebuilds
-	backends  []*backend // configured, in config order
-	listeners []net.Listener
-	sessions  map[*session]struct{}
-	closed    bool
-	nextID    uint64
-	sessWG    sync.WaitGroup
+	mu           sync.Mutex // guards everything below and ring rebuilds
+	backends     []*backend // configured, in config order
+	ringCfg      ring.Config
+	retiring     sync.WaitGroup // backends removed by a reload, draining
+	stopRetiring chan struct{}  // closed by Shutdown: close them at once
+	generation   uint64         // config generation: 1 + successful reconfigurations
+	lastReload   time.Time      // when the last reconfiguration was applied
+	listeners    []net.Listener
+	sessions     map[*session]struct{}
+	closed       bool
+	nextID       uint64
+	sessWG       sync.WaitGroup
 }
 
 // New builds a proxy for the given backends and starts connecting to them
@@ -141,9 +147,17 @@ func New(opts Options) (*Proxy, error) {
 		seen[b.Addr] = true
 	}
 	// Validate the ring before starting anything that would need stopping.
-	if _, err := ring.New(ringMembers(opts.Backends), opts.Ring); err != nil {
+	rc, err := opts.Ring.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: ring: %w", err)
+	}
+	if _, err := ring.New(ringMembers(opts.Backends), rc); err != nil {
 		return nil, fmt.Errorf("proxy: build ring: %w", err)
 	}
+	p.ringCfg = rc
+	p.stopRetiring = make(chan struct{})
+	p.generation = 1
+	p.lastReload = p.started
 	// The checker exists before the backends, whose connections report
 	// failures to it from their first dial; it tracks no backend until
 	// SetBackends, so no event can arrive before the first ring is built.
@@ -153,7 +167,10 @@ func New(opts Options) (*Proxy, error) {
 	for _, b := range opts.Backends {
 		p.backends = append(p.backends, newBackend(p, b.Addr, max(b.Weight, 1)))
 	}
-	if err := p.rebuild(); err != nil {
+	p.mu.Lock()
+	err = p.rebuildLocked()
+	p.mu.Unlock()
+	if err != nil {
 		p.closeBackends()
 		if p.health != nil {
 			p.health.Close()
@@ -194,17 +211,21 @@ func (p *Proxy) onHealthEvent(ev health.Event) {
 func (p *Proxy) rebuild() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t := &routeTable{all: append([]*backend(nil), p.backends...)}
+	return p.rebuildLocked()
+}
+
+func (p *Proxy) rebuildLocked() error {
+	t := &routeTable{all: append([]*backend(nil), p.backends...), ringCfg: p.ringCfg}
 	var members []ring.Member
 	for _, b := range p.backends {
 		if p.opts.AutoEject && p.health != nil && !p.health.IsUp(b.addr) {
 			continue
 		}
 		t.members = append(t.members, b)
-		members = append(members, ring.Member{Addr: b.addr, Weight: b.weight})
+		members = append(members, ring.Member{Addr: b.addr, Weight: int(b.weight.Load())})
 	}
 	if len(members) > 0 {
-		r, err := ring.New(members, p.opts.Ring)
+		r, err := ring.New(members, p.ringCfg)
 		if err != nil {
 			return fmt.Errorf("build ring of %d backends: %w", len(members), err)
 		}
@@ -325,6 +346,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.health != nil {
 		p.health.Close()
 	}
+	close(p.stopRetiring)
+	p.retiring.Wait()
 	p.closeBackends()
 	return err
 }

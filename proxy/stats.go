@@ -18,15 +18,16 @@ type counters struct {
 	totalConnections    atomic.Uint64
 	rejectedConnections atomic.Uint64
 
-	cmdGet, cmdSet, cmdFlush, cmdTouch      atomic.Uint64
-	getHits, getMisses                      atomic.Uint64
-	touchHits, touchMisses                  atomic.Uint64
-	deleteHits, deleteMisses                atomic.Uint64
-	incrHits, incrMisses                    atomic.Uint64
-	decrHits, decrMisses                    atomic.Uint64
-	casHits, casMisses, casBadval           atomic.Uint64
-	bytesRead, bytesWritten                 atomic.Uint64
-	clientErrors                            atomic.Uint64
+	cmdGet, cmdSet, cmdFlush, cmdTouch atomic.Uint64
+	getHits, getMisses                 atomic.Uint64
+	touchHits, touchMisses             atomic.Uint64
+	deleteHits, deleteMisses           atomic.Uint64
+	incrHits, incrMisses               atomic.Uint64
+	decrHits, decrMisses               atomic.Uint64
+	casHits, casMisses, casBadval      atomic.Uint64
+	bytesRead, bytesWritten            atomic.Uint64
+	clientErrors                       atomic.Uint64
+	reloadFailures                     atomic.Uint64
 }
 
 // reset zeroes what "stats reset" zeroes in memcached: everything but the
@@ -192,6 +193,10 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 		answered++
 		addBackendStats(sums, sub.reply.Raw)
 	}
+	gen, at := p.ConfigGeneration()
+	w.u("config_generation", gen)
+	w.i("config_reload_time", at.Unix())
+	w.u("config_reload_failures", c.reloadFailures.Load())
 	w.i("backends_reporting", int64(answered))
 	for i, name := range summedBackendStats {
 		w.u(name, sums[i])
@@ -248,7 +253,7 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		}
 		w.str(pre+"state", st.state)
 		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
-		w.i(pre+"weight", int64(b.weight))
+		w.i(pre+"weight", b.weight.Load())
 		w.i(pre+"connections", int64(len(b.conns)))
 		w.u(pre+"requests", b.requests.Load())
 		w.u(pre+"errors", b.errors.Load())
@@ -301,9 +306,10 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
-	w.i("ring_partitions", int64(o.Ring.Partitions))
-	w.i("ring_replication_factor", int64(o.Ring.ReplicationFactor))
-	w.str("ring_load", strconv.FormatFloat(o.Ring.Load, 'f', -1, 64))
+	rc := p.table.Load().ringCfg
+	w.i("ring_partitions", int64(rc.Partitions))
+	w.i("ring_replication_factor", int64(rc.ReplicationFactor))
+	w.str("ring_load", strconv.FormatFloat(rc.Load, 'f', -1, 64))
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
 }

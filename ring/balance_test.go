@@ -11,7 +11,7 @@ import (
 // partitions: the library caps a share at ceil(P/shares*Load) partitions,
 // so the bound is a hair above Load (1.2502 for 7919 partitions over 10).
 func loadBound(cfg Config, shares int) float64 {
-	cfg, _ = cfg.withDefaults()
+	cfg, _ = cfg.WithDefaults()
 	fair := float64(cfg.Partitions) / float64(shares)
 	return math.Ceil(fair*cfg.Load) / fair
 }

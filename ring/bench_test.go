@@ -47,7 +47,7 @@ func BenchmarkLocateParallel(b *testing.B) {
 // share) and does a map lookup. It is here to keep the table's advantage
 // measured, not assumed.
 func BenchmarkLibraryLocateKey(b *testing.B) {
-	cfg, _ := Config{}.withDefaults()
+	cfg, _ := Config{}.WithDefaults()
 	_, shares, err := expand(backends(10), cfg.ReplicationFactor)
 	if err != nil {
 		b.Fatal(err)

@@ -67,9 +67,9 @@ type Config struct {
 	Load float64
 }
 
-// withDefaults returns c with its zero fields set to the defaults and
+// WithDefaults returns c with its zero fields set to the defaults and
 // checks the result.
-func (c Config) withDefaults() (Config, error) {
+func (c Config) WithDefaults() (Config, error) {
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}

@@ -39,7 +39,7 @@ type Ring struct {
 // Config. The order of members fixes the indexes Locate returns but not
 // where keys go.
 func New(members []Member, cfg Config) (*Ring, error) {
-	cfg, err := cfg.withDefaults()
+	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

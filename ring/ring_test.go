@@ -115,7 +115,7 @@ func TestLocateMatchesLibrary(t *testing.T) {
 		name := fmt.Sprintf("n=%d/%+v", len(tc.members), tc.cfg)
 		t.Run(name, func(t *testing.T) {
 			r := mustNew(t, tc.members, tc.cfg)
-			cfg, err := tc.cfg.withDefaults()
+			cfg, err := tc.cfg.WithDefaults()
 			if err != nil {
 				t.Fatal(err)
 			}

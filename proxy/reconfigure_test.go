@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/ring"
+)
+
+// steadyLoad runs clients that set and get random keys through the proxy
+// until stop is called, and counts every error a client saw. A miss is not
+// an error: keys that move to another backend are misses there.
+type steadyLoad struct {
+	errs     atomic.Int64
+	ops      atomic.Int64
+	mu       sync.Mutex
+	firstErr error
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func startLoad(t testing.TB, addr string, clients int) *steadyLoad {
+	l := &steadyLoad{stop: make(chan struct{})}
+	for g := 0; g < clients; g++ {
+		l.wg.Add(1)
+		go func(g int) {
+			defer l.wg.Done()
+			mc := memcache.New(addr)
+			mc.Timeout = 3 * time.Second
+			defer mc.Close()
+			rnd := rand.New(rand.NewSource(int64(g)))
+			// Bounded in count as well as by stop, so nothing runs away.
+			for i := 0; i < 1_000_000; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				k := "load:" + strconv.Itoa(rnd.Intn(5000))
+				var err error
+				if i%2 == 0 {
+					err = mc.Set(&memcache.Item{Key: k, Value: []byte(k)})
+				} else if _, err = mc.Get(k); errors.Is(err, memcache.ErrCacheMiss) {
+					err = nil
+				}
+				l.ops.Add(1)
+				if err != nil {
+					l.errs.Add(1)
+					l.mu.Lock()
+					if l.firstErr == nil {
+						l.firstErr = fmt.Errorf("client %d, %s: %w", g, k, err)
+					}
+					l.mu.Unlock()
+				}
+			}
+		}(g)
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *steadyLoad) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// check fails the test if any client saw an error so far, and waits until
+// the load has made progress so a step is exercised under traffic.
+func (l *steadyLoad) check(t *testing.T, step string) {
+	t.Helper()
+	start := l.ops.Load()
+	deadline := time.Now().Add(exchangeBound)
+	for l.ops.Load() < start+500 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l.ops.Load() < start+500 {
+		t.Fatalf("%s: the load stalled", step)
+	}
+	l.checkErrors(t, step)
+}
+
+// checkErrors fails the test if any client saw an error so far.
+func (l *steadyLoad) checkErrors(t *testing.T, step string) {
+	t.Helper()
+	if n := l.errs.Load(); n > 0 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		t.Fatalf("%s: clients saw %d errors, first: %v", step, n, l.firstErr)
+	}
+}
+
+// movedShare is the share of sample keys whose backend differs between two
+// route tables.
+func movedShare(a, b *routeTable) float64 {
+	const n = 100_000
+	moved := 0
+	buf := make([]byte, 0, 32)
+	for i := 0; i < n; i++ {
+		buf = strconv.AppendInt(append(buf[:0], "k:"...), int64(i), 10)
+		if a.members[a.ring.Locate(buf)].addr != b.members[b.ring.Locate(buf)].addr {
+			moved++
+		}
+	}
+	return float64(moved) / n
+}
+
+// ownedShare is the share of sample keys that table t routes to addr.
+func ownedShare(t *routeTable, addr string) float64 {
+	const n = 100_000
+	owned := 0
+	buf := make([]byte, 0, 32)
+	for i := 0; i < n; i++ {
+		buf = strconv.AppendInt(append(buf[:0], "k:"...), int64(i), 10)
+		if t.members[t.ring.Locate(buf)].addr == addr {
+			owned++
+		}
+	}
+	return float64(owned) / n
+}
+
+// TestReconfigureUnderLoad changes the backend list of a running proxy
+// under a steady client load: add a fourth backend, remove one, change a
+// weight, try an invalid list, then a valid one. No client may see an
+// error at any step.
+func TestReconfigureUnderLoad(t *testing.T) {
+	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t), memctest.Start(t)}
+	tp := startProxyFor(t, servers[:3], func(o *Options) { o.Ring = ring.Config{} }) // default ring
+	load := startLoad(t, tp.addr, 8)
+	load.check(t, "before any change")
+	list := func(ws ...int) []Backend {
+		var bs []Backend
+		for i, w := range ws {
+			if w > 0 {
+				bs = append(bs, Backend{Addr: servers[i].Addr, Weight: w})
+			}
+		}
+		return bs
+	}
+	step := func(name string, bs []Backend) (before, after *routeTable) {
+		t.Helper()
+		before = tp.table.Load()
+		res, err := tp.Reconfigure(bs, ring.Config{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		after = tp.table.Load()
+		t.Logf("%-22s moved %.3f of keys; %+v", name, movedShare(before, after), res)
+		load.check(t, name)
+		return before, after
+	}
+
+	_, after := step("add a fourth", list(1, 1, 1, 1))
+	if share := ownedShare(after, servers[3].Addr); share < 0.15 || share > 0.35 {
+		t.Errorf("the new backend owns %.3f of the keys, want about a quarter", share)
+	}
+	// The new backend receives its share of the load's writes.
+	deadline := time.Now().Add(exchangeBound)
+	for backendStat(t, servers[3].Addr, "cmd_set") < 100 {
+		if time.Now().After(deadline) {
+			t.Fatal("the added backend gets no writes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	_, after = step("remove the first", list(0, 1, 1, 1))
+	if ownedShare(after, servers[0].Addr) != 0 {
+		t.Error("a removed backend still owns keys")
+	}
+	_, after = step("weight 2 on the second", list(0, 2, 1, 1))
+	if share := ownedShare(after, servers[1].Addr); share < 0.35 {
+		t.Errorf("a weight-2 backend of 4 shares owns %.3f of the keys, want about a half", share)
+	}
+
+	gen, _ := tp.ConfigGeneration()
+	if _, err := tp.Reconfigure([]Backend{{Addr: servers[1].Addr}, {Addr: servers[1].Addr}}, ring.Config{}); err == nil {
+		t.Fatal("a duplicate backend was accepted")
+	}
+	if _, err := tp.Reconfigure(list(0, 1, 1, 1), ring.Config{Load: 0.5}); err == nil {
+		t.Fatal("ring load 0.5 was accepted")
+	}
+	if g, _ := tp.ConfigGeneration(); g != gen {
+		t.Fatalf("a refused reconfigure moved the generation from %d to %d", gen, g)
+	}
+	load.check(t, "invalid lists refused")
+	step("back to three", list(1, 1, 1, 0))
+	if g, _ := tp.ConfigGeneration(); g != gen+1 {
+		t.Fatalf("generation %d after one more reconfigure, want %d", g, gen+1)
+	}
+	c := dial(t, tp.addr)
+	stats := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n"))
+	if stats["config_generation"] != strconv.FormatUint(gen+1, 10) || stats["backends"] != "3" {
+		t.Errorf("stats after reloads: generation %q backends %q", stats["config_generation"], stats["backends"])
+	}
+	load.halt()
+	load.checkErrors(t, "after the last change")
+	t.Logf("%d client operations, no errors", load.ops.Load())
+}
+
+// TestRemovedBackendDrains: commands already sent to a backend that a
+// reload removes still get their replies.
+func TestRemovedBackendDrains(t *testing.T) {
+	tp := startProxy(t, 2, func(o *Options) { o.HealthDisabled = true })
+	victim, other := tp.backends[0], tp.backends[1]
+	k := keyOn(t, tp, victim.Addr, "drain")
+	c := dial(t, tp.addr)
+	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k), "STORED\r\n")
+	// Freeze the backend so that a get stays in flight across the reload.
+	if err := victim.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.Thaw() })
+	if _, err := c.Write([]byte("get " + k + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // let it reach the backend connection
+	if _, err := tp.Reconfigure([]Backend{{Addr: other.Addr}}, ring.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	got := roundTrip(t, c, "", "END\r\n")
+	if got != fmt.Sprintf("VALUE %s 0 1\r\nx\r\nEND\r\n", k) {
+		t.Fatalf("in-flight get across the removal of its backend: %q", got)
+	}
+	// New commands on the key go to the remaining backend.
+	if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != "END\r\n" {
+		t.Fatalf("get after removal: %q", got)
+	}
+}
