@@ -1,0 +1,57 @@
+# mcproxy developer targets. `make help` lists them.
+
+GO       ?= go
+BIN      := bin/mcproxy
+IMAGE    ?= mcproxy
+ifeq ($(origin VERSION),undefined)
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+endif
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 30s
+BENCH    ?= .
+# Extra flags for mcproxy under `make run`, e.g. make run RUN_ARGS='-log-level debug'.
+RUN_ARGS ?=
+
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build run test fuzz bench compare docker clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install memcached, gcc and the client libraries the tests use (apt-get; root or sudo)
+	bash .ci/install-deps
+
+build: ## build bin/mcproxy with the version from git describe
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mcproxy
+
+run: build ## start 3 memcached on 127.0.0.1:11311-11313 and mcproxy (configs/local.yaml); Ctrl-C stops all
+	MCPROXY=$(BIN) CONFIG=configs/local.yaml bash internal/devcluster/run.sh $(RUN_ARGS)
+
+test: ## gofmt check, go vet, then race-enabled tests (needs memcached in PATH)
+	@unformatted="$$(find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$unformatted"; exit 1; \
+	fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+fuzz: ## run every Fuzz target in protocol/ for FUZZTIME (default 30s) each
+	@targets="$$(grep -hoE '^func Fuzz[A-Za-z0-9_]*\(' protocol/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(/\1/' | sort -u)"; \
+	if [ -z "$$targets" ]; then echo "fuzz: no Fuzz targets found in protocol/*_test.go"; exit 1; fi; \
+	for t in $$targets; do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./protocol/ || exit 1; \
+	done
+
+bench: ## run all benchmarks with allocation counts (BENCH=regexp to narrow)
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./...
+
+compare: build ## build, then run internal/bench/compare.sh against bin/mcproxy
+	MCPROXY=$(BIN) bash internal/bench/compare.sh
+
+docker: ## build the container image (docker build -t mcproxy .)
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+clean: ## remove build output
+	rm -rf bin/

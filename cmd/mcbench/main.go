@@ -1,0 +1,95 @@
+// Command mcbench puts a bounded memcached text-protocol load on one loopback
+// target (memcached, twemproxy or mcproxy) and reports throughput, hits and
+// errors, and latency percentiles. It speaks the protocol over raw TCP itself,
+// so its own cost is the same for every target. The engine is
+// internal/bench; internal/bench/compare.sh uses it to compare targets.
+//
+//	mcbench -addr 127.0.0.1:11211 -duration 10s -conns 50 -pipeline 1 -ratio 9:1 -prefill
+//	mcbench -addr 127.0.0.1:22121 -multiget 10 -pipeline 8 -json
+//
+// Only loopback targets (127.0.0.0/8, ::1, localhost) are accepted, and every
+// run stops by itself after -warmup plus -duration, or after -requests.
+// The exit status is 0 when the run had no errors, 1 when it had some, and 2
+// when it could not start.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mcproxy/mcproxy/internal/bench"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg := bench.DefaultConfig()
+	fs := flag.NewFlagSet("mcbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "target host:port; loopback only (127.0.0.0/8, ::1, localhost)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections, one goroutine each")
+	fs.IntVar(&cfg.Pipeline, "pipeline", cfg.Pipeline, "commands in flight per connection (sent in one write, then their replies read)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the measured phase (the run always ends by itself)")
+	fs.Int64Var(&cfg.Requests, "requests", 0, "stop the measured phase after this many commands (0: no limit, -duration still applies)")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "unmeasured load before the measured phase")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on every connect and every batch of commands")
+	fs.IntVar(&cfg.Keys, "keys", cfg.Keys, "key space: keys are <key-prefix>0 .. <key-prefix>(keys-1), chosen uniformly")
+	fs.StringVar(&cfg.KeyPrefix, "key-prefix", cfg.KeyPrefix, "prefix of every key")
+	fs.IntVar(&cfg.ValueSize, "value-size", cfg.ValueSize, "bytes per value set")
+	ratio := fs.String("ratio", "9:1", "get:set mix, e.g. 9:1, 1:0 (gets only), 0:1 (sets only)")
+	fs.IntVar(&cfg.MultiGet, "multiget", cfg.MultiGet, "keys per get command")
+	fs.BoolVar(&cfg.Prefill, "prefill", false, "set every key once before the warmup, so gets hit")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the key choice; the same seed gives every target the same keys")
+	asJSON := fs.Bool("json", false, "print the result as one line of JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: mcbench [flags]\n\nA bounded memcached text-protocol load against one loopback target.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mcbench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var err error
+	if cfg.GetWeight, cfg.SetWeight, err = bench.ParseRatio(*ratio); err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if res == nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mcbench: interrupted; partial result:", err)
+	}
+	if *asJSON {
+		err = res.WriteJSON(stdout)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
+	if res.Errors > 0 || res.PrefillErrors > 0 {
+		return 1
+	}
+	return 0
+}

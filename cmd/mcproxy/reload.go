@@ -1,0 +1,59 @@
+package main
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/mcproxy/mcproxy/internal/config"
+	"github.com/mcproxy/mcproxy/proxy"
+	"go.uber.org/zap"
+)
+
+// reloader applies edits of the config file to the running proxy. Only
+// the backend list and the ring can change live; any other changed key is
+// logged as needing a restart and keeps its running value.
+type reloader struct {
+	path  string
+	proxy *proxy.Proxy
+	log   *zap.Logger
+
+	mu      sync.Mutex // one reload at a time (file watch and SIGHUP)
+	running config.Config
+}
+
+// reload loads the file again and applies what changed. A file that does
+// not load leaves everything as it is; the error names the problem.
+func (r *reloader) reload(trigger string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next, err := config.Load(r.path)
+	if err != nil {
+		r.proxy.CountReloadFailure()
+		r.log.Error("config reload refused; the running config stays in force",
+			zap.String("trigger", trigger), zap.Error(err))
+		return
+	}
+	var live, restart []string
+	for _, key := range config.Diff(r.running, next) {
+		if key == "backends" || strings.HasPrefix(key, "ring.") {
+			live = append(live, key)
+		} else {
+			restart = append(restart, key)
+		}
+	}
+	if len(restart) > 0 {
+		r.log.Warn("config keys changed that apply only after a restart; their running values stay",
+			zap.Strings("keys", restart))
+	}
+	res, err := r.proxy.Reconfigure(backendsFrom(next), ringFrom(next))
+	if err != nil {
+		r.proxy.CountReloadFailure()
+		r.log.Error("config reload refused; the running config stays in force",
+			zap.String("trigger", trigger), zap.Error(err))
+		return
+	}
+	r.running.Backends, r.running.Ring = next.Backends, next.Ring
+	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
+		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
+		zap.Strings("reweighted", res.Reweighted), zap.Bool("ring_changed", res.RingChanged))
+}

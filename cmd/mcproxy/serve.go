@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/internal/config"
+	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+// reloadDebounce gathers the burst of file events one save makes.
+const reloadDebounce = 200 * time.Millisecond
+
+// serve runs mcproxy with the config at path until ctx ends, then shuts
+// down gracefully. A value on reload (SIGHUP) or an edit of the file
+// reloads the config.
+func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	p, err := proxy.New(optionsFrom(cfg, log))
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = p.Shutdown(context.Background())
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	log.Info("mcproxy started", zap.String("version", version), zap.String("listen", l.Addr().String()),
+		zap.String("config", path), zap.Int("backends", len(cfg.Backends)))
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- p.Serve(l) }()
+
+	rl := &reloader{path: path, running: cfg, proxy: p, log: log}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan error, 1)
+	go func() {
+		watchDone <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") })
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+
+	for {
+		select {
+		case <-reload:
+			rl.reload("SIGHUP")
+			continue
+		case err := <-watchDone:
+			// The proxy serves on without live reload; SIGHUP still works.
+			log.Error("config watch stopped; edits are picked up on SIGHUP only", zap.Error(err))
+			watchDone = nil
+			continue
+		case err := <-serveErr:
+			_ = p.Shutdown(context.Background())
+			return err
+		case <-ctx.Done():
+		}
+		break
+	}
+	log.Info("shutting down", zap.Duration("grace", shutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if err := <-serveErr; err != nil {
+		return err
+	}
+	log.Info("mcproxy stopped")
+	return nil
+}
+
+// optionsFrom maps the validated config onto the proxy's options.
+func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
+	return proxy.Options{
+		Backends:          backendsFrom(cfg),
+		Ring:              ringFrom(cfg),
+		Connections:       cfg.Backend.Connections,
+		Timeout:           cfg.Backend.Timeout,
+		ConnectTimeout:    cfg.Backend.ConnectTimeout,
+		MaxConnections:    cfg.Limits.MaxConnections,
+		MaxItemSize:       cfg.Limits.MaxItemSize,
+		ClientIdleTimeout: cfg.Limits.ClientIdleTimeout,
+		Health: health.Config{
+			Interval:     cfg.Health.Interval,
+			Timeout:      cfg.Health.Timeout,
+			FailureLimit: cfg.Health.FailureLimit,
+			SuccessLimit: cfg.Health.SuccessLimit,
+		},
+		AutoEject: cfg.Health.AutoEject,
+		Version:   version,
+		Logger:    log,
+	}
+}
+
+func backendsFrom(cfg config.Config) []proxy.Backend {
+	bs := make([]proxy.Backend, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		bs[i] = proxy.Backend{Addr: b.Addr, Weight: b.Weight}
+	}
+	return bs
+}
+
+func ringFrom(cfg config.Config) ring.Config {
+	return ring.Config{
+		Partitions:        cfg.Ring.Partitions,
+		ReplicationFactor: cfg.Ring.ReplicationFactor,
+		Load:              cfg.Ring.Load,
+	}
+}

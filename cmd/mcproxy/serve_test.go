@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/mcproxy/mcproxy/internal/memctest"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// waitBound bounds every wait so nothing hangs.
+const waitBound = 10 * time.Second
+
+// instance is mcproxy's serve loop running in-process on a config file.
+type instance struct {
+	path   string
+	listen string
+	reload chan struct{}
+}
+
+func startInstance(t *testing.T, listen, admin string, backends ...string) *instance {
+	t.Helper()
+	in := &instance{path: filepath.Join(t.TempDir(), "mcproxy.yaml"), listen: listen, reload: make(chan struct{}, 1)}
+	in.write(t, configText(listen, admin, backends...))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, in.path, in.reload, zaptest.NewLogger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(waitBound + shutdownGrace):
+			t.Error("serve did not return after cancel")
+		}
+	})
+	deadline := time.Now().Add(waitBound)
+	for {
+		c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return in
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended at start: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mcproxy not listening on %s: %v", listen, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func configText(listen, admin string, backends ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\nadmin: %q\nbackends:\n", listen, admin)
+	for _, be := range backends {
+		fmt.Fprintf(&b, "  - %s\n", be)
+	}
+	b.WriteString("health: {interval: 100ms, timeout: 100ms}\n")
+	return b.String()
+}
+
+// write replaces the file the way many editors do: a new file renamed over
+// the old one.
+func (in *instance) write(t *testing.T, text string) {
+	t.Helper()
+	tmp := in.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, in.path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	port, err := memctest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// stats reads the proxy's "stats" (or "stats <group>") as a map.
+func stats(t *testing.T, addr, group string) map[string]string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitBound))
+	cmd := "stats\r\n"
+	if group != "" {
+		cmd = "stats " + group + "\r\n"
+	}
+	if _, err := c.Write([]byte(cmd)); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	tmp := make([]byte, 8192)
+	for !bytes.HasSuffix(buf, []byte("END\r\n")) {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			t.Fatalf("stats from %s: %v (%q)", addr, err, buf)
+		}
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(string(buf), "\r\n") {
+		if f := strings.SplitN(line, " ", 3); len(f) == 3 && f[0] == "STAT" {
+			m[f[1]] = f[2]
+		}
+	}
+	return m
+}
+
+// waitStat polls a stat until it has the wanted value.
+func waitStat(t *testing.T, addr, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for {
+		got := stats(t, addr, "")[name]
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stat %s is %q, want %q", name, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// load is a steady gomemcache load that counts every client error.
+type load struct {
+	ops, errs atomic.Int64
+	first     atomic.Value
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func startLoad(t *testing.T, addr string, clients int) *load {
+	l := &load{stop: make(chan struct{})}
+	for g := 0; g < clients; g++ {
+		l.wg.Add(1)
+		go func(g int) {
+			defer l.wg.Done()
+			mc := memcache.New(addr)
+			mc.Timeout = 3 * time.Second
+			defer mc.Close()
+			rnd := rand.New(rand.NewSource(int64(g)))
+			for i := 0; i < 1_000_000; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				k := "reload:" + strconv.Itoa(rnd.Intn(4000))
+				var err error
+				if i%2 == 0 {
+					err = mc.Set(&memcache.Item{Key: k, Value: []byte(k)})
+				} else if _, err = mc.Get(k); errors.Is(err, memcache.ErrCacheMiss) {
+					err = nil
+				}
+				l.ops.Add(1)
+				if err != nil && l.errs.Add(1) == 1 {
+					l.first.Store(fmt.Sprintf("%s: %v", k, err))
+				}
+			}
+		}(g)
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *load) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// check waits for some progress, then fails if any client saw an error.
+func (l *load) check(t *testing.T, step string) {
+	t.Helper()
+	start := l.ops.Load()
+	deadline := time.Now().Add(waitBound)
+	for l.ops.Load() < start+300 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if l.ops.Load() < start+300 {
+		t.Fatalf("%s: the load stalled", step)
+	}
+	if n := l.errs.Load(); n > 0 {
+		t.Fatalf("%s: clients saw %d errors, first %v", step, n, l.first.Load())
+	}
+}
+
+// TestEditConfigUnderLoad edits the config file of a running mcproxy under
+// a steady client load: add a fourth backend, remove one, change a weight,
+// write an invalid file, fix it, and SIGHUP. No client sees an error, and
+// after the add about a quarter of the new writes land on the new backend.
+func TestEditConfigUnderLoad(t *testing.T) {
+	var be []string
+	for i := 0; i < 4; i++ {
+		be = append(be, memctest.Start(t).Addr)
+	}
+	in := startInstance(t, freeAddr(t), "", be[:3]...)
+	l := startLoad(t, in.listen, 6)
+	l.check(t, "start")
+
+	in.write(t, configText(in.listen, "", be...))
+	waitStat(t, in.listen, "config_generation", "2")
+	l.check(t, "added a fourth backend")
+	// Count the writes each backend receives from here on.
+	before := make([]int, 4)
+	for i, a := range be {
+		before[i] = statOf(t, a, "cmd_set")
+	}
+	var total, onNew int
+	for total < 4000 {
+		l.check(t, "writes after the add")
+		total, onNew = 0, 0
+		for i, a := range be {
+			n := statOf(t, a, "cmd_set") - before[i]
+			total += n
+			if i == 3 {
+				onNew = n
+			}
+		}
+	}
+	share := float64(onNew) / float64(total)
+	t.Logf("after the add, the new backend got %.3f of %d writes", share, total)
+	if share < 0.15 || share > 0.35 {
+		t.Errorf("the new backend got %.3f of the writes, want about a quarter", share)
+	}
+
+	in.write(t, configText(in.listen, "", be[1:]...))
+	waitStat(t, in.listen, "config_generation", "3")
+	l.check(t, "removed the first backend")
+	if got := stats(t, in.listen, "")["backends"]; got != "3" {
+		t.Fatalf("backends after removal: %s", got)
+	}
+
+	in.write(t, configText(in.listen, "", "{addr: "+be[1]+", weight: 3}", be[2], be[3]))
+	waitStat(t, in.listen, "config_generation", "4")
+	l.check(t, "changed a weight")
+	if got := stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
+		t.Fatalf("weight after the edit: %q", got)
+	}
+
+	in.write(t, "listen: "+in.listen+"\nbackends:\n  - addr: "+be[1]+"\n    wieght: 2\n")
+	waitStat(t, in.listen, "config_reload_failures", "1")
+	l.check(t, "invalid file")
+	if got := stats(t, in.listen, "")["config_generation"]; got != "4" {
+		t.Fatalf("an invalid file changed the generation to %s", got)
+	}
+
+	in.write(t, configText(in.listen, "", be[:3]...))
+	waitStat(t, in.listen, "config_generation", "5")
+	l.check(t, "fixed file")
+
+	in.reload <- struct{}{} // SIGHUP reloads even without an edit
+	waitStat(t, in.listen, "config_generation", "6")
+	l.halt()
+	if n := l.errs.Load(); n > 0 {
+		t.Fatalf("clients saw %d errors, first %v", n, l.first.Load())
+	}
+	t.Logf("%d client operations through five reloads, no errors", l.ops.Load())
+}
+
+// TestRestartOnlyKeysKeepRunningValues: a changed listen address is not
+// applied (it needs a restart) while the backend change in the same edit is.
+func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	in := startInstance(t, freeAddr(t), "", a.Addr)
+	other := freeAddr(t)
+	in.write(t, configText(other, "", a.Addr, b.Addr))
+	waitStat(t, in.listen, "config_generation", "2")
+	if got := stats(t, in.listen, "")["backends"]; got != "2" {
+		t.Fatalf("backends: %s", got)
+	}
+	if c, err := net.DialTimeout("tcp", other, 200*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatalf("mcproxy moved its listener to %s without a restart", other)
+	}
+}
+
+// statOf reads one numeric stat straight from a memcached server.
+func statOf(t *testing.T, addr, name string) int {
+	t.Helper()
+	n, err := strconv.Atoi(stats(t, addr, "")[name])
+	if err != nil {
+		t.Fatalf("stat %s of %s: %v", name, addr, err)
+	}
+	return n
+}

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// Summary is the flat, machine-readable form of a Result: one JSON object
+// per run (mcbench -json). Latencies are in microseconds.
+type Summary struct {
+	Target         string  `json:"target"`
+	Conns          int     `json:"conns"`
+	Pipeline       int     `json:"pipeline"`
+	Ratio          string  `json:"ratio"`
+	MultiGet       int     `json:"multiget"`
+	Keys           int     `json:"keys"`
+	ValueSize      int     `json:"value_size"`
+	Seconds        float64 `json:"seconds"`
+	Ops            uint64  `json:"ops"`
+	OpsPerSec      float64 `json:"ops_per_sec"`
+	Gets           uint64  `json:"gets"`
+	Sets           uint64  `json:"sets"`
+	Hits           uint64  `json:"hits"`
+	Misses         uint64  `json:"misses"`
+	HitRatio       float64 `json:"hit_ratio"`
+	Errors         uint64  `json:"errors"`
+	ErrorReplies   uint64  `json:"error_replies"`
+	ProtocolErrors uint64  `json:"protocol_errors"`
+	Timeouts       uint64  `json:"timeouts"`
+	ConnErrors     uint64  `json:"conn_errors"`
+	Reconnects     uint64  `json:"reconnects"`
+	FirstError     string  `json:"first_error,omitempty"`
+	Prefilled      uint64  `json:"prefilled"`
+	PrefillErrors  uint64  `json:"prefill_errors"`
+	MinUS          float64 `json:"min_us"`
+	MeanUS         float64 `json:"mean_us"`
+	P50US          float64 `json:"p50_us"`
+	P90US          float64 `json:"p90_us"`
+	P99US          float64 `json:"p99_us"`
+	P999US         float64 `json:"p999_us"`
+	MaxUS          float64 `json:"max_us"`
+}
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+// Summary returns the flat form of r.
+func (r *Result) Summary() Summary {
+	c := r.Config
+	h := r.Latency
+	if h == nil {
+		h = new(Histogram)
+	}
+	return Summary{
+		Target:         c.Addr,
+		Conns:          c.Conns,
+		Pipeline:       c.Pipeline,
+		Ratio:          strconv.Itoa(c.GetWeight) + ":" + strconv.Itoa(c.SetWeight),
+		MultiGet:       c.MultiGet,
+		Keys:           c.Keys,
+		ValueSize:      c.ValueSize,
+		Seconds:        r.Elapsed.Seconds(),
+		Ops:            r.Ops,
+		OpsPerSec:      r.OpsPerSec(),
+		Gets:           r.Gets,
+		Sets:           r.Sets,
+		Hits:           r.Hits,
+		Misses:         r.Misses,
+		HitRatio:       r.HitRatio(),
+		Errors:         r.Errors,
+		ErrorReplies:   r.ErrorReplies,
+		ProtocolErrors: r.ProtocolErrors,
+		Timeouts:       r.Timeouts,
+		ConnErrors:     r.ConnErrors,
+		Reconnects:     r.Reconnects,
+		FirstError:     r.FirstError,
+		Prefilled:      r.Prefilled,
+		PrefillErrors:  r.PrefillErrors,
+		MinUS:          micros(h.Min()),
+		MeanUS:         micros(h.Mean()),
+		P50US:          micros(h.Quantile(0.50)),
+		P90US:          micros(h.Quantile(0.90)),
+		P99US:          micros(h.Quantile(0.99)),
+		P999US:         micros(h.Quantile(0.999)),
+		MaxUS:          micros(h.Max()),
+	}
+}
+
+// WriteJSON writes r as one line of JSON.
+func (r *Result) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(r.Summary())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteText writes r as a short report for people.
+func (r *Result) WriteText(w io.Writer) error {
+	s := r.Summary()
+	us := func(v float64) string {
+		if v >= 1000 {
+			return strconv.FormatFloat(v/1000, 'f', 2, 64) + "ms"
+		}
+		return strconv.FormatFloat(v, 'f', 1, 64) + "us"
+	}
+	_, err := fmt.Fprintf(w, `target     %s  conns=%d pipeline=%d ratio=%s multiget=%d keys=%d value=%dB
+ops        %d in %.2fs = %.0f ops/s  (gets %d, sets %d)
+hits       %d  misses %d  hit ratio %.3f
+errors     %d  (error replies %d, protocol %d, timeouts %d, connection %d; reconnects %d)
+latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (min %s, mean %s)
+`,
+		s.Target, s.Conns, s.Pipeline, s.Ratio, s.MultiGet, s.Keys, s.ValueSize,
+		s.Ops, s.Seconds, s.OpsPerSec, s.Gets, s.Sets,
+		s.Hits, s.Misses, s.HitRatio,
+		s.Errors, s.ErrorReplies, s.ProtocolErrors, s.Timeouts, s.ConnErrors, s.Reconnects,
+		us(s.P50US), us(s.P90US), us(s.P99US), us(s.P999US), us(s.MaxUS), us(s.MinUS), us(s.MeanUS))
+	if err != nil {
+		return err
+	}
+	if r.Config.Prefill {
+		if _, err := fmt.Fprintf(w, "prefill    %d keys stored, %d failed\n", s.Prefilled, s.PrefillErrors); err != nil {
+			return err
+		}
+	}
+	if s.FirstError != "" {
+		_, err = fmt.Fprintf(w, "first err  %s\n", s.FirstError)
+	}
+	return err
+}

@@ -1,0 +1,585 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Limits on a Config; they keep a typo from turning into a runaway test.
+const (
+	maxConns     = 10000
+	maxPipeline  = 10000
+	maxMultiGet  = 1000
+	maxKeys      = 100_000_000
+	maxValueSize = 1 << 20
+	maxKeyLen    = 250 // memcached's key limit
+	ioBufferSize = 64 << 10
+	// prefillDepth is how many sets a prefill connection keeps in one batch.
+	prefillDepth = 64
+)
+
+// Config describes one load run. DefaultConfig returns the defaults mcbench
+// uses; Run validates every field.
+type Config struct {
+	// Addr is the target, "host:port"; it must be a loopback address (see
+	// ResolveLoopback).
+	Addr string
+	// Conns is the number of connections, each driven by one goroutine.
+	Conns int
+	// Pipeline is the number of commands a connection sends in one write
+	// before it reads their replies.
+	Pipeline int
+	// Duration bounds the measured phase; it must be positive.
+	Duration time.Duration
+	// Warmup runs the same load, unmeasured, before Duration starts.
+	Warmup time.Duration
+	// Requests, when positive, ends the measured phase after that many
+	// commands have been sent.
+	Requests int64
+	// Timeout bounds every connect and every batch (write plus replies).
+	Timeout time.Duration
+	// Keys is the key space: keys are KeyPrefix followed by 0..Keys-1.
+	Keys      int
+	KeyPrefix string
+	// ValueSize is the size in bytes of every value set. A value begins with
+	// its key so that get replies can be checked against the key asked for.
+	ValueSize int
+	// GetWeight:SetWeight is the mix of commands, e.g. 9:1.
+	GetWeight, SetWeight int
+	// MultiGet is the number of keys each get asks for.
+	MultiGet int
+	// Prefill sets every key once, before the warmup, so gets hit.
+	Prefill bool
+	// Seed seeds the per-connection random generators; the same seed gives
+	// every target the same key sequence.
+	Seed uint64
+}
+
+// DefaultConfig returns the defaults of mcbench.
+func DefaultConfig() Config {
+	return Config{
+		Addr:      "127.0.0.1:11211",
+		Conns:     50,
+		Pipeline:  1,
+		Duration:  10 * time.Second,
+		Timeout:   time.Second,
+		Keys:      100000,
+		KeyPrefix: "mcbench:",
+		ValueSize: 100,
+		GetWeight: 9,
+		SetWeight: 1,
+		MultiGet:  1,
+		Seed:      1,
+	}
+}
+
+// ParseRatio parses a get:set mix such as "9:1", "1:0" (gets only) or "0:1"
+// (sets only).
+func ParseRatio(s string) (get, set int, err error) {
+	g, st, ok := strings.Cut(s, ":")
+	if ok {
+		get, err = strconv.Atoi(g)
+		if err == nil {
+			set, err = strconv.Atoi(st)
+		}
+	}
+	if !ok || err != nil || get < 0 || set < 0 || get+set == 0 || get > 1e6 || set > 1e6 {
+		return 0, 0, fmt.Errorf("ratio %q: want get:set with non-negative integers, not both 0, e.g. 9:1", s)
+	}
+	return get, set, nil
+}
+
+// validate checks c and returns the loopback address to dial.
+func (c *Config) validate() (string, error) {
+	dial, err := ResolveLoopback(c.Addr)
+	if err != nil {
+		return "", err
+	}
+	var problems []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			problems = append(problems, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Conns >= 1 && c.Conns <= maxConns, "conns must be 1..%d, got %d", maxConns, c.Conns)
+	check(c.Pipeline >= 1 && c.Pipeline <= maxPipeline, "pipeline must be 1..%d, got %d", maxPipeline, c.Pipeline)
+	check(c.Duration > 0, "duration must be positive, got %v", c.Duration)
+	check(c.Warmup >= 0, "warmup must not be negative, got %v", c.Warmup)
+	check(c.Requests >= 0, "requests must not be negative, got %d", c.Requests)
+	check(c.Timeout > 0, "timeout must be positive, got %v", c.Timeout)
+	check(c.Keys >= 1 && c.Keys <= maxKeys, "keys must be 1..%d, got %d", maxKeys, c.Keys)
+	check(c.ValueSize >= 0 && c.ValueSize <= maxValueSize, "value size must be 0..%d, got %d", maxValueSize, c.ValueSize)
+	check(c.GetWeight >= 0 && c.SetWeight >= 0 && c.GetWeight+c.SetWeight > 0, "ratio must be get:set with non-negative weights, not both 0")
+	check(c.MultiGet >= 1 && c.MultiGet <= maxMultiGet, "multiget must be 1..%d, got %d", maxMultiGet, c.MultiGet)
+	longest := len(c.KeyPrefix) + len(strconv.Itoa(max(c.Keys-1, 0)))
+	check(longest <= maxKeyLen, "key prefix too long: keys would be up to %d bytes, memcached allows %d", longest, maxKeyLen)
+	for i := 0; i < len(c.KeyPrefix); i++ {
+		if b := c.KeyPrefix[i]; b <= ' ' || b == 0x7f {
+			problems = append(problems, fmt.Errorf("key prefix %q has a space or control character", c.KeyPrefix))
+			break
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return "", err
+	}
+	return dial, nil
+}
+
+// Result is what a run measured. Counts cover only the measured phase.
+type Result struct {
+	Config Config
+	// Elapsed is the measured phase: from its start until the last
+	// connection stopped (the end of its last batch, which may run up to
+	// Timeout past Duration).
+	Elapsed time.Duration
+	// Ops counts commands that got a valid reply; Gets and Sets split it.
+	Ops, Gets, Sets uint64
+	// Hits and Misses count keys asked for by successful gets.
+	Hits, Misses uint64
+	// Errors counts commands that failed; the four fields after it split it.
+	Errors uint64
+	// ErrorReplies: SERVER_ERROR, CLIENT_ERROR or ERROR in place of a reply.
+	ErrorReplies uint64
+	// ProtocolErrors: a malformed or unexpected reply (the connection is
+	// then closed and reopened).
+	ProtocolErrors uint64
+	// Timeouts: commands whose batch ran past Timeout.
+	Timeouts uint64
+	// ConnErrors: commands lost to a failed connect, read or write, and
+	// failed connects themselves.
+	ConnErrors uint64
+	// FirstError describes the first error seen, for diagnosis.
+	FirstError string
+	// Reconnects counts connections reopened after an error.
+	Reconnects uint64
+	// Prefilled counts keys stored by the prefill; PrefillErrors its failures.
+	Prefilled, PrefillErrors uint64
+	// Latency holds the latency of every successful command: from the write
+	// of its batch to the end of its reply.
+	Latency *Histogram
+}
+
+// OpsPerSec returns successful commands per second of the measured phase.
+func (r *Result) OpsPerSec() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Ops) / r.Elapsed.Seconds()
+}
+
+// HitRatio returns hits/(hits+misses), or 0 with no gets.
+func (r *Result) HitRatio() float64 {
+	if r.Hits+r.Misses == 0 {
+		return 0
+	}
+	return float64(r.Hits) / float64(r.Hits+r.Misses)
+}
+
+// counters are one worker's share of a Result.
+type counters struct {
+	ops, gets, sets, hits, misses             uint64
+	errReplies, protoErrs, timeouts, connErrs uint64
+	reconnects, prefilled, prefillErrs        uint64
+	firstErr                                  string
+	firstErrAt                                time.Time
+	lastEnd                                   time.Time
+	latency                                   Histogram
+}
+
+func (c *counters) noteErr(err error) {
+	if c.firstErr == "" {
+		c.firstErr, c.firstErrAt = err.Error(), time.Now()
+	}
+}
+
+// Run drives the load described by cfg and returns what it measured. It
+// returns an error, before sending any load, when cfg is invalid, the target
+// is not a loopback address, or nothing accepts connections there. It stops
+// by itself after Warmup+Duration (or Requests commands), or earlier when ctx
+// ends; then it returns the partial result and ctx's error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	dialAddr, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: cfg.Timeout}
+	probe, err := d.DialContext(ctx, "tcp", dialAddr)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", cfg.Addr, err)
+	}
+	probe.Close()
+
+	res := &Result{Config: cfg, Latency: new(Histogram)}
+	workers := make([]*worker, cfg.Conns)
+	for i := range workers {
+		workers[i] = newWorker(&cfg, dialAddr, i)
+	}
+	defer func() {
+		for _, w := range workers {
+			w.close()
+		}
+	}()
+
+	if cfg.Prefill {
+		runAll(workers, func(w *worker) { w.prefill(ctx) })
+	}
+
+	start := time.Now()
+	p := &phase{
+		measureStart: start.Add(cfg.Warmup),
+		end:          start.Add(cfg.Warmup + cfg.Duration),
+	}
+	p.budget.Store(cfg.Requests)
+	runAll(workers, func(w *worker) { w.load(ctx, p) })
+
+	var lastEnd time.Time
+	var firstErrAt time.Time
+	for _, w := range workers {
+		c := &w.c
+		res.Ops += c.ops
+		res.Gets += c.gets
+		res.Sets += c.sets
+		res.Hits += c.hits
+		res.Misses += c.misses
+		res.ErrorReplies += c.errReplies
+		res.ProtocolErrors += c.protoErrs
+		res.Timeouts += c.timeouts
+		res.ConnErrors += c.connErrs
+		res.Reconnects += c.reconnects
+		res.Prefilled += c.prefilled
+		res.PrefillErrors += c.prefillErrs
+		res.Latency.Merge(&c.latency)
+		if c.firstErr != "" && (firstErrAt.IsZero() || c.firstErrAt.Before(firstErrAt)) {
+			res.FirstError, firstErrAt = c.firstErr, c.firstErrAt
+		}
+		if c.lastEnd.After(lastEnd) {
+			lastEnd = c.lastEnd
+		}
+	}
+	res.Errors = res.ErrorReplies + res.ProtocolErrors + res.Timeouts + res.ConnErrors
+	if !lastEnd.IsZero() {
+		res.Elapsed = lastEnd.Sub(p.measureStart)
+	}
+	return res, ctx.Err()
+}
+
+// runAll runs f once per worker, concurrently, and waits for all of them.
+func runAll(workers []*worker, f func(*worker)) {
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(w)
+		}()
+	}
+	wg.Wait()
+}
+
+// phase is the shared clock of the load: warmup until measureStart, measured
+// until end, and a shared budget of commands when Requests is set.
+type phase struct {
+	measureStart, end time.Time
+	budget            atomic.Int64
+}
+
+// take reserves up to n commands from the budget; 0 means it is spent.
+func (p *phase) take(n int) int {
+	for {
+		left := p.budget.Load()
+		if left <= 0 {
+			return 0
+		}
+		k := min(int64(n), left)
+		if p.budget.CompareAndSwap(left, left-k) {
+			return int(k)
+		}
+	}
+}
+
+// op is one command of a batch.
+type op struct {
+	set   bool
+	keys  int // index of its first key in worker.keys
+	nkeys int
+}
+
+// worker drives one connection. Everything it needs per command is allocated
+// once here, so the steady state does not allocate.
+type worker struct {
+	cfg      *Config
+	addr     string
+	id       int
+	rng      *rand.Rand
+	conn     net.Conn
+	w        *bufio.Writer
+	rr       *ReplyReader
+	ops      []op
+	keyBuf   []byte   // the bytes of every key of the current batch
+	keys     [][]byte // slices of keyBuf
+	filler   []byte   // the part of a value after its key
+	lenBuf   []byte   // " 0 0 <ValueSize>\r\n" of a set line
+	backoff  time.Duration
+	c        counters
+	dialer   net.Dialer
+	getTotal int
+}
+
+func newWorker(cfg *Config, addr string, id int) *worker {
+	depth := max(cfg.Pipeline, prefillDepth)
+	keyLen := len(cfg.KeyPrefix) + 20
+	w := &worker{
+		cfg:      cfg,
+		addr:     addr,
+		id:       id,
+		rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(id))),
+		ops:      make([]op, 0, depth),
+		keyBuf:   make([]byte, 0, depth*max(cfg.MultiGet, 1)*keyLen),
+		keys:     make([][]byte, 0, depth*max(cfg.MultiGet, 1)),
+		filler:   make([]byte, cfg.ValueSize),
+		lenBuf:   []byte(" 0 0 " + strconv.Itoa(cfg.ValueSize) + "\r\n"),
+		dialer:   net.Dialer{Timeout: cfg.Timeout},
+		getTotal: cfg.GetWeight + cfg.SetWeight,
+	}
+	for i := range w.filler {
+		w.filler[i] = 'a' + byte(i%26)
+	}
+	return w
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn = nil
+	}
+}
+
+// connect opens the connection if it is closed. On failure it counts the
+// error (when count is set) and sleeps a growing backoff, never past until.
+func (w *worker) connect(ctx context.Context, until time.Time, count bool) bool {
+	if w.conn != nil {
+		return true
+	}
+	conn, err := w.dialer.DialContext(ctx, "tcp", w.addr)
+	if err != nil {
+		if count {
+			w.c.connErrs++
+			w.c.noteErr(err)
+		}
+		w.backoff = min(max(2*w.backoff, 10*time.Millisecond), 250*time.Millisecond)
+		sleep := min(w.backoff, time.Until(until))
+		if sleep > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(sleep):
+			}
+		}
+		return false
+	}
+	w.backoff = 0
+	w.conn = conn
+	if w.w == nil {
+		w.w = bufio.NewWriterSize(conn, ioBufferSize)
+		w.rr = NewReplyReader(conn, ioBufferSize)
+	} else {
+		w.w.Reset(conn)
+		w.rr.Reset(conn)
+	}
+	return true
+}
+
+// reset starts a new, empty batch.
+func (w *worker) reset() {
+	w.ops = w.ops[:0]
+	w.keyBuf = w.keyBuf[:0]
+	w.keys = w.keys[:0]
+}
+
+// addKey appends key number k to the batch's keys.
+func (w *worker) addKey(k int) {
+	start := len(w.keyBuf)
+	w.keyBuf = append(w.keyBuf, w.cfg.KeyPrefix...)
+	w.keyBuf = strconv.AppendUint(w.keyBuf, uint64(k), 10)
+	w.keys = append(w.keys, w.keyBuf[start:len(w.keyBuf):len(w.keyBuf)])
+}
+
+// addSet appends "set <key> 0 0 <n>" and its value to the batch.
+func (w *worker) addSet(k int) {
+	w.ops = append(w.ops, op{set: true, keys: len(w.keys), nkeys: 1})
+	w.addKey(k)
+	key := w.keys[len(w.keys)-1]
+	w.w.WriteString("set ")
+	w.w.Write(key)
+	w.w.Write(w.lenBuf)
+	n := min(len(key), w.cfg.ValueSize)
+	w.w.Write(key[:n])
+	w.w.Write(w.filler[n:])
+	w.w.WriteString("\r\n")
+}
+
+// addGet appends "get <key>..." with MultiGet random keys to the batch.
+func (w *worker) addGet() {
+	w.ops = append(w.ops, op{keys: len(w.keys), nkeys: w.cfg.MultiGet})
+	w.w.WriteString("get")
+	for i := 0; i < w.cfg.MultiGet; i++ {
+		w.addKey(w.rng.IntN(w.cfg.Keys))
+		w.w.WriteByte(' ')
+		w.w.Write(w.keys[len(w.keys)-1])
+	}
+	w.w.WriteString("\r\n")
+}
+
+// exchange sends the batch, begun at t0, and reads its replies. It records each command's
+// outcome when measure is set, and closes the connection after an error that
+// leaves it out of step.
+func (w *worker) exchange(t0 time.Time, measure bool) {
+	if err := w.w.Flush(); err != nil {
+		w.fail(err, len(w.ops), measure)
+		return
+	}
+	for i := range w.ops {
+		o := &w.ops[i]
+		var err error
+		hits := 0
+		if o.set {
+			err = w.rr.ReadStored()
+		} else {
+			hits, err = w.rr.ReadGet(w.keys[o.keys:o.keys+o.nkeys], true)
+		}
+		if err != nil {
+			if isErrorReply(err) {
+				if measure {
+					w.c.errReplies++
+					if w.c.firstErr == "" {
+						w.c.noteErr(errors.New(string(w.rr.LastError())))
+					}
+				}
+				continue
+			}
+			w.fail(err, len(w.ops)-i, measure)
+			return
+		}
+		if !measure {
+			continue
+		}
+		w.c.latency.Record(time.Since(t0))
+		w.c.ops++
+		if o.set {
+			w.c.sets++
+		} else {
+			w.c.gets++
+			w.c.hits += uint64(hits)
+			w.c.misses += uint64(o.nkeys - hits)
+		}
+	}
+}
+
+func isErrorReply(err error) bool {
+	return err == ErrServerError || err == ErrClientError || err == ErrErrorReply
+}
+
+// fail counts lost commands (the failed one and those after it in the batch)
+// by the kind of err, and closes the connection.
+func (w *worker) fail(err error, lost int, measure bool) {
+	w.close()
+	w.c.reconnects++
+	if !measure {
+		return
+	}
+	w.c.noteErr(err)
+	n := uint64(lost)
+	switch {
+	case errors.Is(err, ErrProtocol):
+		w.c.protoErrs += n
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.c.timeouts += n
+	default:
+		w.c.connErrs += n
+	}
+}
+
+// load runs batches until the phase ends, the budget is spent or ctx ends.
+// It notes when it stopped, for the length of the measured phase.
+func (w *worker) load(ctx context.Context, p *phase) {
+	defer func() {
+		if now := time.Now(); now.After(p.measureStart) {
+			w.c.lastEnd = now
+		}
+	}()
+	for ctx.Err() == nil {
+		now := time.Now()
+		if !now.Before(p.end) {
+			return
+		}
+		measure := !now.Before(p.measureStart)
+		if !w.connect(ctx, p.end, measure) {
+			continue
+		}
+		n := w.cfg.Pipeline
+		if measure && w.cfg.Requests > 0 {
+			if n = p.take(n); n == 0 {
+				return
+			}
+		}
+		// The deadline is set before the batch is built: a batch larger than
+		// the write buffer starts going out while it is built.
+		t0 := time.Now()
+		_ = w.conn.SetDeadline(t0.Add(w.cfg.Timeout))
+		w.reset()
+		for i := 0; i < n; i++ {
+			if w.rng.IntN(w.getTotal) < w.cfg.GetWeight {
+				w.addGet()
+			} else {
+				w.addSet(w.rng.IntN(w.cfg.Keys))
+			}
+		}
+		w.exchange(t0, measure)
+	}
+}
+
+// prefill sets this worker's share of the key space (every Conns-th key,
+// starting at its id), prefillDepth sets per batch. Failed sets are counted,
+// not retried; when the target cannot be reached, the rest of the share is
+// counted as failed and the prefill ends.
+func (w *worker) prefill(ctx context.Context) {
+	next := w.id
+	for next < w.cfg.Keys && ctx.Err() == nil {
+		if !w.connect(ctx, time.Now(), false) {
+			w.c.prefillErrs += uint64((w.cfg.Keys - next + w.cfg.Conns - 1) / w.cfg.Conns)
+			return
+		}
+		_ = w.conn.SetDeadline(time.Now().Add(w.cfg.Timeout))
+		w.reset()
+		for i := 0; i < prefillDepth && next < w.cfg.Keys; i++ {
+			w.addSet(next)
+			next += w.cfg.Conns
+		}
+		if err := w.w.Flush(); err != nil {
+			w.c.prefillErrs += uint64(len(w.ops))
+			w.close()
+			continue
+		}
+		for i := range w.ops {
+			if err := w.rr.ReadStored(); err != nil {
+				if isErrorReply(err) {
+					w.c.prefillErrs++
+					continue
+				}
+				w.c.prefillErrs += uint64(len(w.ops) - i)
+				w.close()
+				break
+			}
+			w.c.prefilled++
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package clientsuite checks mcproxy against real client libraries in
+// several languages: each script below drives memcached through its
+// libraries and prints a transcript, and the transcript through mcproxy
+// (in front of three memcached) must equal the one from memcached itself.
+// libmemcached's memccapable runs its ASCII conformance tests through the
+// proxy too.
+//
+// The libraries come from Debian packages, which `make deps` and .ci/run
+// install: python3-pymemcache, python3-memcache, libcache-memcached-perl,
+// libcache-memcached-fast-perl, php-cli, php-memcached, libmemcached-tools.
+package clientsuite
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+// clientTimeout bounds one client script run so nothing hangs.
+const clientTimeout = 2 * time.Minute
+
+type clientScript struct {
+	name string
+	cmd  []string // the host and port are appended
+	// hint names the Debian packages a missing interpreter or library needs.
+	hint string
+}
+
+var scripts = []clientScript{
+	{"python", []string{"/usr/bin/python3", "clients.py"}, "python3-pymemcache python3-memcache"},
+	{"perl", []string{"perl", "clients.pl"}, "libcache-memcached-perl libcache-memcached-fast-perl"},
+	{"php", []string{"php", "clients.php"}, "php-cli php-memcached"},
+}
+
+func TestClientLibrariesSeeMemcached(t *testing.T) {
+	direct := memctest.Start(t)
+	proxyAddr, backends := startProxy(t)
+	for _, sc := range scripts {
+		t.Run(sc.name, func(t *testing.T) {
+			want := runScript(t, sc, direct.Addr)
+			got := runScript(t, sc, proxyAddr)
+			if got != want {
+				t.Errorf("%s clients see a difference\nmemcached:\n%s\nmcproxy:\n%s", sc.name, want, got)
+			}
+		})
+	}
+	// The scripts wrote hundreds of keys (and flushed some): check the
+	// proxy spread what is left over all three backends.
+	for _, addr := range backends {
+		if n := statOf(t, addr, "total_items"); n < 50 {
+			t.Errorf("backend %s stored only %d items: keys are not spread", addr, n)
+		}
+	}
+}
+
+func TestMemccapableASCII(t *testing.T) {
+	bin, err := exec.LookPath("memccapable")
+	if err != nil {
+		t.Fatalf("memccapable not installed (apt-get install libmemcached-tools): %v", err)
+	}
+	proxyAddr, _ := startProxy(t)
+	host, port, _ := net.SplitHostPort(proxyAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-h", host, "-p", port, "-a", "-t", "5").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("All tests passed")) {
+		t.Fatalf("memccapable -a through mcproxy: %v\n%s", err, out)
+	}
+}
+
+func runScript(t *testing.T, sc clientScript, addr string) string {
+	t.Helper()
+	if _, err := exec.LookPath(sc.cmd[0]); err != nil {
+		t.Fatalf("%s not installed (apt-get install %s): %v", sc.cmd[0], sc.hint, err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	args := append(append([]string{}, sc.cmd[1:]...), host, port)
+	cmd := exec.CommandContext(ctx, sc.cmd[0], args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s against %s: %v\n%s\n(needs: %s)", sc.name, addr, err, stderr.String(), sc.hint)
+	}
+	return string(out)
+}
+
+// startProxy runs mcproxy in-process in front of three real memcached.
+func startProxy(t *testing.T) (addr string, backends []string) {
+	t.Helper()
+	opts := proxy.Options{
+		Ring:      ring.Config{Partitions: 7919, ReplicationFactor: 20, Load: 1.25},
+		AutoEject: true,
+		Logger:    zap.NewNop(),
+	}
+	for i := 0; i < 3; i++ {
+		s := memctest.Start(t)
+		backends = append(backends, s.Addr)
+		opts.Backends = append(opts.Backends, proxy.Backend{Addr: s.Addr, Weight: 1})
+	}
+	p, err := proxy.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	})
+	return l.Addr().String(), backends
+}
+
+// statOf reads one numeric stat straight from a memcached server.
+func statOf(t *testing.T, addr, name string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("stats\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	tmp := make([]byte, 8192)
+	for !bytes.HasSuffix(buf, []byte("END\r\n")) {
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			t.Fatalf("stats from %s: %v", addr, err)
+		}
+	}
+	for _, line := range strings.Split(string(buf), "\r\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
+			n, _ := strconv.Atoi(f[2])
+			return n
+		}
+	}
+	t.Fatalf("no stat %s from %s", name, addr)
+	return 0
+}
