@@ -25,10 +25,11 @@ const (
 	OpStats
 	OpVerbosity
 	OpQuit
-	opCount
+	// NumOps is the number of Op values, for tables indexed by Op.
+	NumOps
 )
 
-var opNames = [opCount]string{
+var opNames = [NumOps]string{
 	OpNone: "none", OpGet: "get", OpGets: "gets", OpGat: "gat", OpGats: "gats",
 	OpSet: "set", OpAdd: "add", OpReplace: "replace", OpAppend: "append",
 	OpPrepend: "prepend", OpCas: "cas", OpIncr: "incr", OpDecr: "decr",
@@ -38,7 +39,7 @@ var opNames = [opCount]string{
 
 // String returns the command's name as the client writes it.
 func (o Op) String() string {
-	if o < opCount {
+	if o < NumOps {
 		return opNames[o]
 	}
 	return "unknown"

@@ -15,9 +15,8 @@ type backend struct {
 	// weight is the backend's share of the ring; a reload may change it.
 	weight atomic.Int64
 
-	requests atomic.Uint64 // commands sent
-	errors   atomic.Uint64 // commands that got no reply from it
-	timeouts atomic.Uint64 // connections or commands that timed out
+	requests atomic.Uint64               // commands sent
+	failed   [numFailKinds]atomic.Uint64 // commands that got no reply, by why
 }
 
 func newBackend(p *Proxy, addr string, weight int) *backend {
@@ -39,6 +38,45 @@ func (b *backend) send(s *session, r *request) {
 	r.deadline = requestDeadline(s.now, b.p.opts.Timeout)
 	b.requests.Add(1)
 	b.conns[s.connIndex%len(b.conns)].send(r)
+}
+
+// failKind says why a command got no reply from its backend.
+type failKind uint8
+
+const (
+	failTimeout    failKind = iota // no reply within backend.timeout
+	failConnection                 // refused, reset, or closed under it
+	failDown                       // not sent: the backend is known down
+	numFailKinds
+)
+
+// failKindNames label the kinds in stats and metrics.
+var failKindNames = [numFailKinds]string{"timeout", "connection", "down"}
+
+// countFailed counts n commands that failed with reason. A backend removed
+// by a reload is not a failure of the backend and is not counted.
+func (b *backend) countFailed(reason error, n int) {
+	var k failKind
+	switch reason {
+	case errBackendTimeout:
+		k = failTimeout
+	case errBackendConn:
+		k = failConnection
+	case errBackendDown:
+		k = failDown
+	default:
+		return
+	}
+	b.failed[k].Add(uint64(n))
+}
+
+// failures returns the commands that failed on b, of every kind.
+func (b *backend) failures() uint64 {
+	var n uint64
+	for i := range b.failed {
+		n += b.failed[i].Load()
+	}
+	return n
 }
 
 // reportFailure passes a connection-level failure (refused, reset, timed

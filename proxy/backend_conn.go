@@ -80,7 +80,7 @@ func (c *backendConn) send(r *request) {
 	switch c.state {
 	case stateDown:
 		c.mu.Unlock()
-		c.b.errors.Add(1)
+		c.b.countFailed(errBackendDown, 1)
 		r.fail(errBackendDown)
 		return
 	case stateClosed:
@@ -155,7 +155,6 @@ func (c *backendConn) run() {
 		reason := errBackendConn
 		if isTimeout(err) {
 			reason = errBackendTimeout
-			c.b.timeouts.Add(1)
 		}
 
 		c.mu.Lock()
@@ -165,9 +164,7 @@ func (c *backendConn) run() {
 		}
 		failed := c.inflight.drain()
 		c.mu.Unlock()
-		if len(failed) > 0 {
-			c.b.errors.Add(uint64(len(failed)))
-		}
+		c.b.countFailed(reason, len(failed))
 		for _, r := range failed {
 			r.fail(reason)
 		}
@@ -197,9 +194,7 @@ func (c *backendConn) backOff(reason error, d time.Duration) {
 	c.queue = c.spare[:0]
 	c.spare = nil
 	c.mu.Unlock()
-	if len(queued) > 0 {
-		c.b.errors.Add(uint64(len(queued)))
-	}
+	c.b.countFailed(reason, len(queued))
 	for i, r := range queued {
 		r.fail(reason)
 		queued[i] = nil
@@ -258,9 +253,8 @@ func (c *backendConn) writeLoop(conn net.Conn, readerDone chan error) error {
 			c.setReadDeadlineLocked(live[0].deadline)
 		}
 		c.mu.Unlock()
+		c.b.countFailed(errBackendTimeout, len(expired))
 		for _, r := range expired {
-			c.b.timeouts.Add(1)
-			c.b.errors.Add(1)
 			r.fail(errBackendTimeout)
 		}
 

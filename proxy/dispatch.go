@@ -24,8 +24,10 @@ func (s *session) dispatch(req *protocol.Request) bool {
 	case op == protocol.OpStats:
 		s.dispatchStats(req)
 	case op == protocol.OpVersion:
+		s.p.stats.countResult(op, resOK, 1)
 		s.enqueueLocal(s.p.versionLine)
 	case op == protocol.OpVerbosity:
+		s.p.stats.countResult(op, resOK, 1)
 		// The proxy has no per-command log to make more verbose; memcached
 		// answers OK, and so do we.
 		if !req.NoReply {
@@ -52,6 +54,7 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 	}
 	t := s.p.table.Load()
 	if t.ring == nil {
+		s.p.stats.countResult(req.Op, resError, len(keys))
 		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
 		return
 	}
@@ -170,7 +173,7 @@ func (s *session) routeByKey(r *request, key []byte) {
 func (s *session) sendTo(b *backend, r *request) {
 	if !s.p.opts.AutoEject && s.p.health != nil && !s.p.health.IsUp(b.addr) {
 		r.backend = b
-		b.errors.Add(1)
+		b.countFailed(errBackendDown, 1)
 		r.fail(errBackendDown)
 		return
 	}

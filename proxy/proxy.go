@@ -56,6 +56,11 @@ type Options struct {
 	// the others; when false their keys fail fast instead.
 	AutoEject bool
 
+	// CommandLatency records the per-command latency histogram that
+	// Collector exports. It costs a clock read and an Observe per command,
+	// so it is on only when metrics are scraped.
+	CommandLatency bool
+
 	// Version is the proxy's version; "version" answers
 	// "VERSION <ProtocolLevel>-mcproxy-<Version>".
 	Version string
@@ -107,6 +112,7 @@ type Proxy struct {
 	health  *health.Checker
 	table   atomic.Pointer[routeTable]
 	stats   counters
+	latency *commandLatency // nil unless Options.CommandLatency
 	started time.Time
 	// versionLine is the reply to "version", without CRLF.
 	versionLine string
@@ -139,6 +145,9 @@ func New(opts Options) (*Proxy, error) {
 		sessions: make(map[*session]struct{}),
 	}
 	p.versionLine = "VERSION " + ProtocolLevel + "-mcproxy-" + opts.Version
+	if opts.CommandLatency {
+		p.latency = newCommandLatency()
+	}
 	seen := map[string]bool{}
 	for _, b := range opts.Backends {
 		if seen[b.Addr] {
@@ -367,4 +376,19 @@ func (p *Proxy) Addrs() []net.Addr {
 		out[i] = l.Addr()
 	}
 	return out
+}
+
+// Ready reports whether the proxy can serve: a listener is open and at
+// least one backend is in the ring. The reason says what is missing.
+func (p *Proxy) Ready() (bool, string) {
+	p.mu.Lock()
+	listening := len(p.listeners) > 0 && !p.closed
+	p.mu.Unlock()
+	if !listening {
+		return false, "not listening"
+	}
+	if t := p.table.Load(); len(t.members) == 0 {
+		return false, "no live backend"
+	}
+	return true, "ok"
 }

@@ -31,6 +31,7 @@ func (s *session) render(w *bufio.Writer, r *request) {
 	case r.op == protocol.OpFlushAll:
 		s.renderFlushAll(w, r)
 	case r.op == protocol.OpStats:
+		s.p.stats.countResult(r.op, resOK, 1)
 		_, _ = w.Write(s.p.appendStats(w.AvailableBuffer(), r))
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
 	default:
@@ -56,15 +57,16 @@ func writeServerError(w *bufio.Writer, err error) {
 // contributes misses: a miss is safe, the application falls back to its
 // database.
 func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
-	hits := 0
+	hits, failed := 0, 0
 	if len(r.subs) == 0 {
 		if r.ok() {
 			_, _ = w.Write(r.reply.Raw)
 			hits = len(r.reply.Values)
 		} else {
 			_, _ = w.Write(endLine)
+			failed = r.nkeys
 		}
-		s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits)
+		s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
 		return
 	}
 	cur := s.cursors[:0]
@@ -76,6 +78,7 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 		j := r.owner[i]
 		sub := r.subs[j]
 		if !sub.ok() {
+			failed++
 			continue
 		}
 		// A backend answers the hits among its keys in the order asked,
@@ -87,16 +90,16 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 		}
 	}
 	_, _ = w.Write(endLine)
-	s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits)
+	s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
 }
 
 // renderFlushAll answers OK only when every backend flushed.
 func (s *session) renderFlushAll(w *bufio.Writer, r *request) {
-	if r.noreply {
-		return
-	}
 	if r.err != nil {
-		writeServerError(w, r.err)
+		s.p.stats.countResult(r.op, resError, 1)
+		if !r.noreply {
+			writeServerError(w, r.err)
+		}
 		return
 	}
 	failed := 0
@@ -106,7 +109,14 @@ func (s *session) renderFlushAll(w *bufio.Writer, r *request) {
 		}
 	}
 	if failed == 0 {
-		_, _ = w.Write(okLine)
+		s.p.stats.countResult(r.op, resOK, 1)
+		if !r.noreply {
+			_, _ = w.Write(okLine)
+		}
+		return
+	}
+	s.p.stats.countResult(r.op, resError, 1)
+	if r.noreply {
 		return
 	}
 	_, _ = w.WriteString("SERVER_ERROR flush_all failed on ")

@@ -51,6 +51,9 @@ const maxRetainedBuffer = 64 << 10
 func newRequest(s *session, op protocol.Op) *request {
 	r := requestPool.Get().(*request)
 	r.sess, r.op, r.kind = s, op, protocol.KindOf(op)
+	if s != nil {
+		r.start = s.now
+	}
 	return r
 }
 

@@ -176,6 +176,9 @@ func (s *session) writeLoop() {
 				}
 			}
 			s.mu.Unlock()
+			if l := s.p.latency; l != nil && r.op != protocol.OpNone {
+				l.observe(r.op, r.start)
+			}
 			if werr == nil {
 				s.render(bw, r)
 				if r.op == protocol.OpQuit {

@@ -14,26 +14,42 @@ import (
 // counters are the proxy's own statistics, named as memcached names them so
 // that existing dashboards and memcstat-style tools read them unchanged.
 type counters struct {
-	currConnections     atomic.Int64
-	totalConnections    atomic.Uint64
-	rejectedConnections atomic.Uint64
+	currConnections atomic.Int64
 
-	cmdGet, cmdSet, cmdFlush, cmdTouch atomic.Uint64
-	getHits, getMisses                 atomic.Uint64
-	touchHits, touchMisses             atomic.Uint64
-	deleteHits, deleteMisses           atomic.Uint64
-	incrHits, incrMisses               atomic.Uint64
-	decrHits, decrMisses               atomic.Uint64
-	casHits, casMisses, casBadval      atomic.Uint64
-	bytesRead, bytesWritten            atomic.Uint64
-	clientErrors                       atomic.Uint64
-	reloadFailures                     atomic.Uint64
+	totalConnections, rejectedConnections statCounter
+	cmdGet, cmdSet, cmdFlush, cmdTouch    statCounter
+	getHits, getMisses                    statCounter
+	touchHits, touchMisses                statCounter
+	deleteHits, deleteMisses              statCounter
+	incrHits, incrMisses                  statCounter
+	decrHits, decrMisses                  statCounter
+	casHits, casMisses, casBadval         statCounter
+	bytesRead, bytesWritten               statCounter
+	clientErrors                          statCounter
+	reloadFailures                        atomic.Uint64
+
+	// results counts outcomes by command, for metrics.
+	results [protocol.NumOps][numResults]atomic.Uint64
 }
 
+// statCounter is a counter that "stats reset" can zero for the stats
+// command while metrics keep reading the total, which must only grow.
+type statCounter struct{ total, base atomic.Uint64 }
+
+func (c *statCounter) Add(n uint64) { c.total.Add(n) }
+
+// Total returns the count since start, for metrics.
+func (c *statCounter) Total() uint64 { return c.total.Load() }
+
+// Load returns the count since the last "stats reset", for stats.
+func (c *statCounter) Load() uint64 { return c.total.Load() - c.base.Load() }
+
+func (c *statCounter) reset() { c.base.Store(c.total.Load()) }
+
 // reset zeroes what "stats reset" zeroes in memcached: everything but the
-// gauges.
+// gauges. Metrics are not affected.
 func (c *counters) reset() {
-	for _, v := range []*atomic.Uint64{
+	for _, v := range []*statCounter{
 		&c.totalConnections, &c.rejectedConnections,
 		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch,
 		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
@@ -41,7 +57,7 @@ func (c *counters) reset() {
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
 	} {
-		v.Store(0)
+		v.reset()
 	}
 }
 
@@ -58,7 +74,13 @@ func (c *counters) countCommand(op protocol.Op, keys int) {
 	}
 }
 
-func (c *counters) countRetrieval(op protocol.Op, hits, misses int) {
+// countRetrieval counts the keys of one retrieval: found, not found, and
+// lost to a failed backend (a miss to the client, an error to metrics).
+func (c *counters) countRetrieval(op protocol.Op, hits, misses, failed int) {
+	c.countResult(op, resHit, hits)
+	c.countResult(op, resMiss, misses)
+	c.countResult(op, resError, failed)
+	misses += failed
 	if op == protocol.OpGat || op == protocol.OpGats {
 		c.touchHits.Add(uint64(hits))
 		c.touchMisses.Add(uint64(misses))
@@ -71,15 +93,16 @@ func (c *counters) countRetrieval(op protocol.Op, hits, misses int) {
 // countReply classifies the reply of a single-key, single-line command.
 func (c *counters) countReply(r *request) {
 	if r.err != nil {
-		return // counted per backend where it failed
+		c.countResult(r.op, resError, 1)
+		return // and counted per backend where it failed
 	}
-	raw := r.reply.Raw
-	notFound := bytes.HasPrefix(raw, []byte("NOT_FOUND"))
+	res := classifyLine(r.reply.Raw)
+	c.countResult(r.op, res, 1)
 	switch r.op {
 	case protocol.OpDelete:
-		if notFound {
+		if res == resNotFound {
 			c.deleteMisses.Add(1)
-		} else if bytes.HasPrefix(raw, []byte("DELETED")) {
+		} else if res == resDeleted {
 			c.deleteHits.Add(1)
 		}
 	case protocol.OpIncr, protocol.OpDecr:
@@ -87,24 +110,24 @@ func (c *counters) countReply(r *request) {
 		if r.op == protocol.OpDecr {
 			hits, misses = &c.decrHits, &c.decrMisses
 		}
-		if notFound {
+		if res == resNotFound {
 			misses.Add(1)
-		} else if len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' {
+		} else if res == resHit {
 			hits.Add(1)
 		}
 	case protocol.OpTouch:
-		if notFound {
+		if res == resNotFound {
 			c.touchMisses.Add(1)
-		} else if bytes.HasPrefix(raw, []byte("TOUCHED")) {
+		} else if res == resTouched {
 			c.touchHits.Add(1)
 		}
 	case protocol.OpCas:
-		switch {
-		case notFound:
+		switch res {
+		case resNotFound:
 			c.casMisses.Add(1)
-		case bytes.HasPrefix(raw, []byte("EXISTS")):
+		case resExists:
 			c.casBadval.Add(1)
-		case bytes.HasPrefix(raw, []byte("STORED")):
+		case resStored:
 			c.casHits.Add(1)
 		}
 	}
@@ -175,8 +198,8 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	var requests, errs, timeouts uint64
 	for _, b := range t.all {
 		requests += b.requests.Load()
-		errs += b.errors.Load()
-		timeouts += b.timeouts.Load()
+		errs += b.failures()
+		timeouts += b.failed[failTimeout].Load()
 	}
 	w.i("backends", int64(len(t.all)))
 	w.i("live_backends", int64(len(t.members)))
@@ -256,8 +279,10 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		w.i(pre+"weight", b.weight.Load())
 		w.i(pre+"connections", int64(len(b.conns)))
 		w.u(pre+"requests", b.requests.Load())
-		w.u(pre+"errors", b.errors.Load())
-		w.u(pre+"timeouts", b.timeouts.Load())
+		w.u(pre+"errors", b.failures())
+		for k, name := range failKindNames {
+			w.u(pre+"errors_"+name, b.failed[k].Load())
+		}
 		w.i(pre+"consecutive_failures", int64(st.failures))
 		w.u(pre+"ejections", st.ejections)
 		w.u(pre+"readds", st.readds)

@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/internal/admin"
 	"github.com/mcproxy/mcproxy/internal/config"
 	"github.com/mcproxy/mcproxy/proxy"
 	"github.com/mcproxy/mcproxy/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 )
 
@@ -34,8 +37,25 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 		_ = p.Shutdown(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	var adm *admin.Server
+	if cfg.Admin != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(p.Collector(), collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		adm, err = admin.Start(cfg.Admin, admin.Handler(reg, p.Ready, cfg.Pprof))
+		if err != nil {
+			_ = l.Close()
+			_ = p.Shutdown(context.Background())
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = adm.Shutdown(ctx)
+		}()
+	}
 	log.Info("mcproxy started", zap.String("version", version), zap.String("listen", l.Addr().String()),
-		zap.String("config", path), zap.Int("backends", len(cfg.Backends)))
+		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- p.Serve(l) }()
@@ -98,9 +118,10 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 			FailureLimit: cfg.Health.FailureLimit,
 			SuccessLimit: cfg.Health.SuccessLimit,
 		},
-		AutoEject: cfg.Health.AutoEject,
-		Version:   version,
-		Logger:    log,
+		AutoEject:      cfg.Health.AutoEject,
+		CommandLatency: cfg.Admin != "", // only scraped with an admin endpoint
+		Version:        version,
+		Logger:         log,
 	}
 }
 

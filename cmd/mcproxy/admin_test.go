@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape reads /metrics and returns every sample as "name{labels}" -> value.
+func scrape(t *testing.T, admin string) map[string]float64 {
+	t.Helper()
+	c := &http.Client{Timeout: waitBound}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for name, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", lp.GetName(), lp.GetValue()))
+			}
+			key := name
+			if len(labels) > 0 {
+				key += "{" + strings.Join(labels, ",") + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				out[key+"_count"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+func httpStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: waitBound}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// send writes cmds on a new connection and reads until the reply ends with end.
+func send(t *testing.T, addr, cmds, end string) string {
+	t.Helper()
+	return sendN(t, addr, cmds, end, 1)
+}
+
+// sendN is send for replies that hold end n times.
+func sendN(t *testing.T, addr, cmds, end string, n int) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(waitBound))
+	if _, err := c.Write([]byte(cmds)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.HasSuffix(string(got), end) || strings.Count(string(got), end) < n {
+		k, err := c.Read(buf)
+		got = append(got, buf[:k]...)
+		if err != nil {
+			t.Fatalf("reply to %q: %q then %v", cmds, got, err)
+		}
+	}
+	return string(got)
+}
+
+// TestMetricsAndStatsCount runs a known sequence of commands and checks the
+// counts in /metrics and in stats, then the health endpoints.
+func TestMetricsAndStatsCount(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	adminAddr := freeAddr(t)
+	in := startInstance(t, freeAddr(t), adminAddr, a.Addr, b.Addr)
+
+	send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n")
+	sendN(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
+	sendN(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
+	// A bad data chunk: memcached reads the rest of the line as a command.
+	sendN(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
+
+	m := scrape(t, adminAddr)
+	want := map[string]float64{
+		`mcproxy_commands_total{command="set",result="stored"}`:       2,
+		`mcproxy_commands_total{command="add",result="not_stored"}`:   1,
+		`mcproxy_commands_total{command="get",result="hit"}`:          2,
+		`mcproxy_commands_total{command="get",result="miss"}`:         2,
+		`mcproxy_commands_total{command="gets",result="hit"}`:         1,
+		`mcproxy_commands_total{command="delete",result="deleted"}`:   1,
+		`mcproxy_commands_total{command="delete",result="not_found"}`: 1,
+		`mcproxy_commands_total{command="incr",result="error"}`:       1, // "x" is not a number
+		`mcproxy_commands_total{command="touch",result="touched"}`:    1,
+		`mcproxy_commands_total{command="version",result="ok"}`:       1,
+		`mcproxy_client_errors_total`:                                 3,
+		`mcproxy_client_connections_total`:                            5, // and startInstance's probe
+		`mcproxy_command_duration_seconds{command="get"}_count`:       2,
+		`mcproxy_command_duration_seconds{command="set"}_count`:       2,
+		`mcproxy_ring_members`:                                        2,
+		`mcproxy_backends`:                                            2,
+		`mcproxy_config_generation`:                                   1,
+		`mcproxy_config_reload_failures_total`:                        0,
+		fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr):         1,
+		fmt.Sprintf(`mcproxy_backend_in_ring{backend=%q}`, b.Addr):    1,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	var requests float64
+	for _, addr := range []string{a.Addr, b.Addr} {
+		requests += m[fmt.Sprintf(`mcproxy_backend_requests_total{backend=%q}`, addr)]
+	}
+	// 3 sets/adds + 2 gets split at most in two + gets + 2 deletes, incr,
+	// touch; version and the bad input never reach a backend.
+	if requests < 9 || requests > 11 {
+		t.Errorf("backend requests %v, want 9..11", requests)
+	}
+	if m["mcproxy_client_read_bytes_total"] == 0 || m["mcproxy_client_written_bytes_total"] == 0 {
+		t.Error("byte counters are zero")
+	}
+
+	st := stats(t, in.listen, "")
+	for k, v := range map[string]string{"cmd_get": "5", "get_hits": "3", "get_misses": "2", "cmd_set": "3",
+		"delete_hits": "1", "delete_misses": "1", "touch_hits": "1", "client_errors": "3"} {
+		if st[k] != v {
+			t.Errorf("stats %s = %q, want %q", k, st[k], v)
+		}
+	}
+	// stats reset zeroes stats but never a Prometheus counter.
+	send(t, in.listen, "stats reset\r\n", "RESET\r\n")
+	if got := stats(t, in.listen, "")["cmd_get"]; got != "0" {
+		t.Errorf("cmd_get after stats reset: %s", got)
+	}
+	if got := scrape(t, adminAddr)[`mcproxy_commands_total{command="get",result="hit"}`]; got != 2 {
+		t.Errorf("get hits in /metrics after stats reset: %v", got)
+	}
+
+	if code, _ := httpStatus(t, "http://"+adminAddr+"/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, body := httpStatus(t, "http://"+adminAddr+"/readyz"); code != 200 {
+		t.Errorf("/readyz %d %q", code, body)
+	}
+	if code, _ := httpStatus(t, "http://"+adminAddr+"/debug/pprof/"); code != 404 {
+		t.Errorf("pprof served though not enabled: %d", code)
+	}
+	a.Kill()
+	b.Kill()
+	deadline := time.Now().Add(waitBound)
+	for {
+		code, body := httpStatus(t, "http://"+adminAddr+"/readyz")
+		if code == 503 && body == "no live backend\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz with every backend dead: %d %q", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m = scrape(t, adminAddr)
+	if m["mcproxy_ring_members"] != 0 || m[fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr)] != 0 ||
+		m[fmt.Sprintf(`mcproxy_backend_ejections_total{backend=%q}`, a.Addr)] != 1 {
+		t.Errorf("after both backends died: members %v up %v ejections %v", m["mcproxy_ring_members"],
+			m[fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr)], m[fmt.Sprintf(`mcproxy_backend_ejections_total{backend=%q}`, a.Addr)])
+	}
+}

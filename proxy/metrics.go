@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// latencyBuckets span a loopback hit (tens of µs) to the backend timeout.
+var latencyBuckets = []float64{
+	25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+	1, 2.5, 5,
+}
+
+// commandLatency is the per-command latency histogram: from the moment the
+// command was read to the moment its reply was written to the client's
+// buffer. Observers are resolved once per command, so the hot path is one
+// Observe.
+type commandLatency struct {
+	vec *prometheus.HistogramVec
+	obs [protocol.NumOps]prometheus.Observer
+}
+
+func newCommandLatency() *commandLatency {
+	l := &commandLatency{vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mcproxy_command_duration_seconds",
+		Help:    "Time from reading a command to writing its reply, by command.",
+		Buckets: latencyBuckets,
+	}, []string{"command"})}
+	for op := protocol.Op(1); op < protocol.NumOps; op++ {
+		l.obs[op] = l.vec.WithLabelValues(op.String())
+	}
+	return l
+}
+
+func (l *commandLatency) observe(op protocol.Op, since time.Time) {
+	if o := l.obs[op]; o != nil {
+		o.Observe(time.Since(since).Seconds())
+	}
+}
+
+// Collector returns a Prometheus collector of the proxy's metrics. It reads
+// the same counters that "stats" reports, at scrape time, so metrics cost
+// the request path nothing beyond those counters (and the latency
+// histogram, when Options.CommandLatency is set).
+func (p *Proxy) Collector() prometheus.Collector { return (*collector)(p) }
+
+type collector Proxy
+
+var (
+	descCommands = prometheus.NewDesc("mcproxy_commands_total",
+		"Commands answered, by command and result; retrievals count once per key.",
+		[]string{"command", "result"}, nil)
+	descConnections = prometheus.NewDesc("mcproxy_client_connections",
+		"Client connections open now.", nil, nil)
+	descConnectionsTotal = prometheus.NewDesc("mcproxy_client_connections_total",
+		"Client connections accepted since start.", nil, nil)
+	descRejected = prometheus.NewDesc("mcproxy_client_connections_rejected_total",
+		"Client connections refused because limits.max_connections was reached.", nil, nil)
+	descClientErrors = prometheus.NewDesc("mcproxy_client_errors_total",
+		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).", nil, nil)
+	descBytesRead = prometheus.NewDesc("mcproxy_client_read_bytes_total",
+		"Bytes read from clients.", nil, nil)
+	descBytesWritten = prometheus.NewDesc("mcproxy_client_written_bytes_total",
+		"Bytes written to clients.", nil, nil)
+	descBackendRequests = prometheus.NewDesc("mcproxy_backend_requests_total",
+		"Commands sent to a backend.", []string{"backend"}, nil)
+	descBackendErrors = prometheus.NewDesc("mcproxy_backend_errors_total",
+		"Commands that got no reply from a backend, by kind: timeout, connection (refused, reset, closed), down (not sent: known down).",
+		[]string{"backend", "kind"}, nil)
+	descBackendUp = prometheus.NewDesc("mcproxy_backend_up",
+		"1 when the health checker considers the backend up, else 0.", []string{"backend"}, nil)
+	descBackendInRing = prometheus.NewDesc("mcproxy_backend_in_ring",
+		"1 when the backend owns keys in the current ring, else 0.", []string{"backend"}, nil)
+	descEjections = prometheus.NewDesc("mcproxy_backend_ejections_total",
+		"Times the health checker marked the backend down.", []string{"backend"}, nil)
+	descReadds = prometheus.NewDesc("mcproxy_backend_readds_total",
+		"Times the health checker marked the backend up again.", []string{"backend"}, nil)
+	descConsecutiveFailures = prometheus.NewDesc("mcproxy_backend_consecutive_failures",
+		"Failures in a row the health checker has seen for the backend.", []string{"backend"}, nil)
+	descRingMembers = prometheus.NewDesc("mcproxy_ring_members",
+		"Backends in the current ring.", nil, nil)
+	descBackends = prometheus.NewDesc("mcproxy_backends",
+		"Backends configured.", nil, nil)
+	descGeneration = prometheus.NewDesc("mcproxy_config_generation",
+		"Config generation in force: 1 at start, one more per applied reload.", nil, nil)
+	descReloads = prometheus.NewDesc("mcproxy_config_reloads_total",
+		"Config reloads applied.", nil, nil)
+	descReloadFailures = prometheus.NewDesc("mcproxy_config_reload_failures_total",
+		"Config reloads refused (the file did not load or validate).", nil, nil)
+	descReloadTime = prometheus.NewDesc("mcproxy_config_last_reload_timestamp_seconds",
+		"Unix time the config in force was applied.", nil, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		descCommands, descConnections, descConnectionsTotal, descRejected, descClientErrors,
+		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
+		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
+		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
+	} {
+		ch <- d
+	}
+	if c.latency != nil {
+		c.latency.vec.Describe(ch)
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	p := (*Proxy)(c)
+	st := &p.stats
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for op := protocol.Op(1); op < protocol.NumOps; op++ {
+		for res := result(0); res < numResults; res++ {
+			if v := st.results[op][res].Load(); v > 0 {
+				counter(descCommands, v, op.String(), resultNames[res])
+			}
+		}
+	}
+	gauge(descConnections, float64(st.currConnections.Load()))
+	counter(descConnectionsTotal, st.totalConnections.Total())
+	counter(descRejected, st.rejectedConnections.Total())
+	counter(descClientErrors, st.clientErrors.Total())
+	counter(descBytesRead, st.bytesRead.Total())
+	counter(descBytesWritten, st.bytesWritten.Total())
+
+	t := p.table.Load()
+	inRing := make(map[*backend]bool, len(t.members))
+	for _, b := range t.members {
+		inRing[b] = true
+	}
+	status := map[string]health.Status{}
+	if p.health != nil {
+		for _, s := range p.health.Snapshot() {
+			status[s.Addr] = s
+		}
+	}
+	for _, b := range t.all {
+		counter(descBackendRequests, b.requests.Load(), b.addr)
+		for k, name := range failKindNames {
+			counter(descBackendErrors, b.failed[k].Load(), b.addr, name)
+		}
+		s, tracked := status[b.addr]
+		up := !tracked || s.State == health.Up
+		gauge(descBackendUp, boolFloat(up), b.addr)
+		gauge(descBackendInRing, boolFloat(inRing[b]), b.addr)
+		counter(descEjections, s.Ejections, b.addr)
+		counter(descReadds, s.Readds, b.addr)
+		gauge(descConsecutiveFailures, float64(s.ConsecutiveFailures), b.addr)
+	}
+	gauge(descRingMembers, float64(len(t.members)))
+	gauge(descBackends, float64(len(t.all)))
+	gen, at := p.ConfigGeneration()
+	gauge(descGeneration, float64(gen))
+	counter(descReloads, gen-1)
+	counter(descReloadFailures, st.reloadFailures.Load())
+	gauge(descReloadTime, float64(at.UnixNano())/1e9)
+	if c.latency != nil {
+		c.latency.vec.Collect(ch)
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// result is the outcome of one command (or, for retrievals, of one key),
+// for the commands-by-result metric.
+type result uint8
+
+const (
+	resHit       result = iota // retrieval key found; incr/decr applied
+	resMiss                    // retrieval key not found
+	resStored                  // STORED
+	resNotStored               // NOT_STORED
+	resExists                  // EXISTS (cas conflict)
+	resNotFound                // NOT_FOUND
+	resDeleted                 // DELETED
+	resTouched                 // TOUCHED
+	resOK                      // OK, VERSION, stats: answered
+	resError                   // the backend failed or answered an error line
+	numResults
+)
+
+var resultNames = [numResults]string{
+	"hit", "miss", "stored", "not_stored", "exists", "not_found", "deleted", "touched", "ok", "error",
+}
+
+// classifyLine maps a one-line backend reply to a result.
+func classifyLine(raw []byte) result {
+	switch {
+	case bytes.HasPrefix(raw, []byte("STORED")):
+		return resStored
+	case bytes.HasPrefix(raw, []byte("NOT_STORED")):
+		return resNotStored
+	case bytes.HasPrefix(raw, []byte("EXISTS")):
+		return resExists
+	case bytes.HasPrefix(raw, []byte("NOT_FOUND")):
+		return resNotFound
+	case bytes.HasPrefix(raw, []byte("DELETED")):
+		return resDeleted
+	case bytes.HasPrefix(raw, []byte("TOUCHED")):
+		return resTouched
+	case bytes.HasPrefix(raw, []byte("OK")):
+		return resOK
+	case len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9':
+		return resHit // incr/decr: the new value
+	}
+	return resError
+}
+
+// countResult counts n outcomes of op.
+func (c *counters) countResult(op protocol.Op, res result, n int) {
+	if n > 0 {
+		c.results[op][res].Add(uint64(n))
+	}
+}
