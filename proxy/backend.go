@@ -87,6 +87,13 @@ func (b *backend) reportFailure(err error) {
 	}
 }
 
+// retryNow makes connections in reconnect backoff dial again at once.
+func (b *backend) retryNow() {
+	for _, c := range b.conns {
+		c.retryNow()
+	}
+}
+
 // close ends every connection; queued and in-flight requests fail.
 func (b *backend) close() {
 	for _, c := range b.conns {

@@ -57,6 +57,7 @@ type backendConn struct {
 	readDL   time.Time  // the read deadline currently set on conn
 
 	wake chan struct{} // a request was queued
+	kick chan struct{} // the backend is known up again: stop backing off
 	stop chan struct{} // closed to end the connection for good
 	done chan struct{} // closed when run has returned
 }
@@ -65,6 +66,7 @@ func newBackendConn(b *backend) *backendConn {
 	c := &backendConn{
 		b:    b,
 		wake: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -92,6 +94,21 @@ func (c *backendConn) send(r *request) {
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// retryNow ends a reconnect backoff at once: the health checker has seen
+// the backend answer again, and requests routed to it from now on should
+// wait for a fresh dial rather than fail fast for the rest of the backoff.
+func (c *backendConn) retryNow() {
+	c.mu.Lock()
+	if c.state == stateDown {
+		c.state = stateConnecting
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
 	default:
 	}
 }
@@ -203,6 +220,8 @@ func (c *backendConn) backOff(reason error, d time.Duration) {
 	t := time.NewTimer(d)
 	select {
 	case <-t.C:
+	case <-c.kick:
+		t.Stop()
 	case <-c.stop:
 		t.Stop()
 	}

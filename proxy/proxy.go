@@ -207,6 +207,18 @@ func ringMembers(bs []Backend) []ring.Member {
 // onHealthEvent runs on the checker's goroutine: rebuilding the ring here
 // keeps the work off the request path.
 func (p *Proxy) onHealthEvent(ev health.Event) {
+	if ev.State == health.Up {
+		// Before the backend rejoins the ring, end any reconnect backoff of
+		// its connections, so its first requests wait for a dial instead of
+		// failing fast.
+		p.mu.Lock()
+		for _, b := range p.backends {
+			if b.addr == ev.Addr {
+				b.retryNow()
+			}
+		}
+		p.mu.Unlock()
+	}
 	if !p.opts.AutoEject {
 		return // the ring keeps the backend; sendTo fails its keys fast
 	}

@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+)
+
+// prefill stores n keys through the proxy and returns them.
+func prefill(t *testing.T, addr string, n int) []string {
+	t.Helper()
+	mc := newClient(t, addr)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("pre:%d", i)
+		if err := mc.Set(&memcache.Item{Key: keys[i], Value: []byte("v")}); err != nil {
+			t.Fatalf("prefill %s: %v", keys[i], err)
+		}
+	}
+	return keys
+}
+
+// hitShare gets every key once and returns the share that hit.
+func hitShare(t *testing.T, addr string, keys []string) float64 {
+	t.Helper()
+	mc := newClient(t, addr)
+	hits := 0
+	for i := 0; i < len(keys); i += 100 {
+		got, err := mc.GetMulti(keys[i:min(i+100, len(keys))])
+		if err != nil {
+			t.Fatalf("get multi: %v", err)
+		}
+		hits += len(got)
+	}
+	return float64(hits) / float64(len(keys))
+}
+
+// waitInRing waits until addr's membership of the ring is want.
+func waitInRing(t *testing.T, tp *testProxy, addr string, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(exchangeBound)
+	for {
+		in := false
+		for _, b := range tp.table.Load().members {
+			in = in || b.addr == addr
+		}
+		if in == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %s in ring: %v, want %v", addr, in, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawLoad is a steady load of gets on raw connections that records every
+// reply's latency and every SERVER_ERROR or connection error.
+type rawLoad struct {
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	ops     atomic.Int64
+	errs    atomic.Int64 // SERVER_ERROR replies and broken connections
+	slowest atomic.Int64 // nanoseconds
+	errAt   atomic.Int64 // unix nanos of the last error
+}
+
+func startRawLoad(t *testing.T, addr string, conns int, keys []string) *rawLoad {
+	l := &rawLoad{stop: make(chan struct{})}
+	for g := 0; g < conns; g++ {
+		l.wg.Add(1)
+		go func(g int) {
+			defer l.wg.Done()
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				l.errs.Add(1)
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 4096)
+			for i := g; i < 10_000_000; i += conns {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				k := keys[i%len(keys)]
+				cmd := "get " + k + "\r\n"
+				if i%10 == 0 {
+					cmd = "set " + k + " 0 0 1\r\nv\r\n"
+				}
+				start := time.Now()
+				_ = c.SetDeadline(start.Add(exchangeBound))
+				if _, err := c.Write([]byte(cmd)); err != nil {
+					l.fail()
+					return
+				}
+				var got []byte
+				for !strings.HasSuffix(string(got), "\r\n") || (strings.HasPrefix(cmd, "get") && !strings.HasSuffix(string(got), "END\r\n") && !strings.HasPrefix(string(got), "SERVER_ERROR")) {
+					n, err := c.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						l.fail()
+						return
+					}
+				}
+				d := time.Since(start).Nanoseconds()
+				for {
+					s := l.slowest.Load()
+					if d <= s || l.slowest.CompareAndSwap(s, d) {
+						break
+					}
+				}
+				l.ops.Add(1)
+				if strings.HasPrefix(string(got), "SERVER_ERROR") {
+					l.fail()
+				}
+			}
+		}(g)
+	}
+	t.Cleanup(l.halt)
+	return l
+}
+
+func (l *rawLoad) fail() {
+	l.errs.Add(1)
+	l.errAt.Store(time.Now().UnixNano())
+}
+
+func (l *rawLoad) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// progress waits until the load has done n more operations.
+func (l *rawLoad) progress(t *testing.T, n int64) {
+	t.Helper()
+	start := l.ops.Load()
+	deadline := time.Now().Add(exchangeBound)
+	for l.ops.Load() < start+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("load stalled at %d ops", l.ops.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKilledBackendEjectedUnderLoad: SIGKILL one backend of three under a
+// steady load. It leaves the ring, errors stop once it has, about two
+// thirds of the prefilled keys still hit; restarted, it is re-added and
+// takes its keys back.
+func TestKilledBackendEjectedUnderLoad(t *testing.T) {
+	tp := startProxy(t, 3, func(o *Options) { o.Ring.Partitions = 7919; o.Ring.ReplicationFactor = 160 })
+	keys := prefill(t, tp.addr, 3000)
+	victim := tp.backends[0]
+	mine := 0
+	for _, k := range keys {
+		if tp.table.Load().members[tp.table.Load().ring.Locate([]byte(k))].addr == victim.Addr {
+			mine++
+		}
+	}
+	load := startRawLoad(t, tp.addr, 8, keys)
+	load.progress(t, 500)
+
+	victim.Kill()
+	waitInRing(t, tp, victim.Addr, false)
+	// Requests that were in flight when the ring changed may still fail;
+	// give them the backend timeout to finish, then no error may follow.
+	time.Sleep(tp.opts.Timeout)
+	errsAfter := load.errs.Load()
+	load.progress(t, 2000)
+	if n := load.errs.Load() - errsAfter; n > 0 {
+		t.Errorf("%d errors after the dead backend left the ring", n)
+	}
+	share := hitShare(t, tp.addr, keys)
+	want := 1 - float64(mine)/float64(len(keys))
+	t.Logf("victim owned %d of %d keys; %.3f still hit (want about %.3f)", mine, len(keys), share, want)
+	if share < want-0.1 || share > want+0.1 {
+		t.Errorf("%.3f of the keys hit after the ejection, want about %.3f", share, want)
+	}
+
+	victim.Restart(t)
+	waitInRing(t, tp, victim.Addr, true)
+	load.progress(t, 500)
+	// Its keys route to it again: a set through the proxy lands on it.
+	k := keyOn(t, tp, victim.Addr, "back")
+	c := dial(t, tp.addr)
+	roundTrip(t, c, "set "+k+" 0 0 1\r\nz\r\n", "STORED\r\n")
+	if got := roundTrip(t, dial(t, victim.Addr), "get "+k+"\r\n", "END\r\n"); got != "VALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
+		t.Fatalf("key of the re-added backend not stored on it: %q", got)
+	}
+	be := roundTrip(t, c, "stats backends\r\n", "END\r\n")
+	for _, want := range []string{"backend:" + victim.Addr + ":ejections 1\r\n", "backend:" + victim.Addr + ":readds 1\r\n",
+		"backend:" + victim.Addr + ":state up\r\n"} {
+		if !strings.Contains(be, want) {
+			t.Errorf("stats backends lacks %q:\n%s", want, be)
+		}
+	}
+}
+
+// TestFrozenBackendEjectedUnderLoad: SIGSTOP one backend (a hung host)
+// under load. No request waits much past the backend timeout, the backend
+// is ejected, and after SIGCONT it is re-added.
+func TestFrozenBackendEjectedUnderLoad(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	tp := startProxy(t, 3, func(o *Options) { o.Timeout = timeout })
+	keys := prefill(t, tp.addr, 1000)
+	victim := tp.backends[1]
+	load := startRawLoad(t, tp.addr, 8, keys)
+	load.progress(t, 500)
+
+	if err := victim.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.Thaw() })
+	waitInRing(t, tp, victim.Addr, false)
+	time.Sleep(timeout)
+	errsAfter := load.errs.Load()
+	load.progress(t, 2000)
+	if n := load.errs.Load() - errsAfter; n > 0 {
+		t.Errorf("%d errors after the frozen backend left the ring", n)
+	}
+	// A bound, not a benchmark: requests are cut off by the backend
+	// timeout; the margin absorbs scheduling on a loaded machine.
+	if slowest := time.Duration(load.slowest.Load()); slowest > timeout+time.Second {
+		t.Errorf("a request waited %v, past the backend timeout %v", slowest, timeout)
+	}
+	if err := victim.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	waitInRing(t, tp, victim.Addr, true)
+	load.progress(t, 500)
+}
+
+// TestAutoEjectOff: with auto_eject false a dead backend stays in the
+// ring; its keys fail fast (misses for reads, SERVER_ERROR for writes)
+// instead of moving, and the other keys are unaffected.
+func TestAutoEjectOff(t *testing.T) {
+	tp := startProxy(t, 3, func(o *Options) { o.AutoEject = false })
+	victim := tp.backends[2]
+	dead := keyOn(t, tp, victim.Addr, "dead")
+	alive := keyOn(t, tp, tp.backends[0].Addr, "alive")
+	c := dial(t, tp.addr)
+	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n")
+	victim.Kill()
+	deadline := time.Now().Add(exchangeBound)
+	for tp.health.IsUp(victim.Addr) {
+		if time.Now().After(deadline) {
+			t.Fatal("dead backend never marked down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(tp.table.Load().members); n != 3 {
+		t.Fatalf("auto_eject false, but the ring has %d members", n)
+	}
+	start := time.Now()
+	got := roundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "\r\n")
+	for !strings.HasSuffix(got, "SERVER_ERROR backend unavailable\r\n") && time.Since(start) < exchangeBound {
+		got += roundTrip(t, c, "", "\r\n")
+	}
+	want := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\nSERVER_ERROR backend unavailable\r\n", alive)
+	if got != want {
+		t.Fatalf("with auto_eject false:\n got %q\nwant %q", got, want)
+	}
+}
