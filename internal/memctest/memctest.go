@@ -4,9 +4,11 @@
 package memctest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -141,8 +143,30 @@ func (s *Server) Kill() {
 }
 
 // Freeze sends SIGSTOP: the process keeps its sockets but answers nothing,
-// like a hung host.
-func (s *Server) Freeze() error { return s.signal(syscall.SIGSTOP) }
+// like a hung host. It returns once the kernel reports the process stopped,
+// since signal delivery is asynchronous and a thread on another CPU could
+// otherwise still answer a request sent right after Freeze.
+func (s *Server) Freeze() error {
+	if err := s.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	pid := s.PID()
+	deadline := time.Now().Add(startWait)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return fmt.Errorf("memctest: read state of pid %d: %w", pid, err)
+		}
+		// The state follows the command name in parentheses: "pid (comm) T ...".
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't') {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("memctest: pid %d not stopped %v after SIGSTOP", pid, startWait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 // Thaw sends SIGCONT to a frozen process.
 func (s *Server) Thaw() error { return s.signal(syscall.SIGCONT) }
