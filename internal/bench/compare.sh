@@ -27,6 +27,9 @@
 #   PIN                1: run mcbench on CPU 0 and every server on the other CPUs
 #                      (taskset), so load generator and targets do not compete
 #   KEEP               1: keep the temp dir (configs, logs, raw results)
+#   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
+#                      endpoint on (per-command latency histograms recorded) and
+#                      /metrics scraped every second, to price metrics
 #
 # Note: on a small machine mcbench competes with the targets for CPU; the figures
 # compare targets under the same handicap, they are not absolute capacities.
@@ -174,6 +177,24 @@ EOF
 	start mcproxy "$mp_port" "$MCPROXY" -config "$tmp/mcproxy.yml" -log-level warn
 	names+=(mcproxy)
 	addrs+=("127.0.0.1:$mp_port")
+	if [[ ${METRICS:-0} == 1 ]]; then
+		mm_port=$(free_port)
+		mm_admin=$(free_port)
+		cat >"$tmp/mcproxy-m.yml" <<EOF
+listen: 127.0.0.1:$mm_port
+admin: 127.0.0.1:$mm_admin
+backends:
+$(for b in "${backends[@]}"; do echo "  - addr: $b"; done)
+EOF
+		start mcproxy+m "$mm_port" "$MCPROXY" -config "$tmp/mcproxy-m.yml" -log-level warn
+		names+=(mcproxy+m)
+		addrs+=("127.0.0.1:$mm_port")
+		# A Prometheus-like scraper, ended with the other processes on exit.
+		(while sleep 1; do
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$mm_admin/metrics" || true
+		done) &
+		pids+=("$!")
+	fi
 fi
 
 # ---- runs --------------------------------------------------------------------
@@ -244,6 +265,7 @@ ratio twemproxy memcached
 if [[ -n ${ops[mcproxy]:-} ]]; then
 	ratio mcproxy memcached
 	ratio mcproxy twemproxy
+	if [[ -n ${ops[mcproxy+m]:-} ]]; then ratio mcproxy+m mcproxy; fi
 else
 	log "mcproxy was skipped (MCPROXY unset): no mcproxy ratios"
 fi
