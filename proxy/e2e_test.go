@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"strconv"
 	"strings"
@@ -300,5 +301,71 @@ func TestLineTooLongClosesConnection(t *testing.T) {
 	got := exchange(t, tp.addr, []byte("set "+strings.Repeat("k", 20000)))
 	if string(got) != "CLIENT_ERROR line too long\r\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestSlowReaderBounded: a client that keeps sending gets of a large value
+// without reading makes the proxy stop reading from it once the replies
+// waiting for it pass maxPendingBytes; when it reads, every reply arrives.
+func TestSlowReaderBounded(t *testing.T) {
+	tp := startProxy(t, 1, nil)
+	value := strings.Repeat("v", 512<<10)
+	c := dial(t, tp.addr)
+	roundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n")
+	const n = 200 // 100 MiB of replies if nothing held the proxy back
+	stats := dial(t, tp.addr)
+	roundTrip(t, stats, "stats reset\r\n", "RESET\r\n")
+	// One command at a time, so each is read only after the replies
+	// before it have arrived: the bound, not a burst, decides.
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; i < n; i++ {
+			if _, err := c.Write([]byte("get big\r\n")); err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	select {
+	case <-sent:
+	case <-time.After(exchangeBound):
+		t.Fatal("the client could not send its commands")
+	}
+	// Wait until the proxy has stopped reading: cmd_get stops growing.
+	read := ""
+	for last := ""; ; last = read {
+		time.Sleep(100 * time.Millisecond)
+		read = parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["cmd_get"]
+		if read == last {
+			break
+		}
+	}
+	var held int
+	tp.mu.Lock()
+	for s := range tp.sessions {
+		s.mu.Lock()
+		held = max(held, s.doneBytes)
+		s.mu.Unlock()
+	}
+	tp.mu.Unlock()
+	t.Logf("the proxy read %s of %d gets and holds %d reply bytes for a client that does not read", read, n, held)
+	if read == strconv.Itoa(n) {
+		t.Errorf("the proxy read all %d commands of a client that does not read", n)
+	}
+	if held > maxPendingBytes+2*len(value) {
+		t.Errorf("%d reply bytes held for a slow client, bound %d", held, maxPendingBytes)
+	}
+	// Now read: every reply arrives, in full.
+	want := fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value)
+	_ = c.SetReadDeadline(time.Now().Add(4 * exchangeBound))
+	buf := make([]byte, len(want))
+	for i := 0; i < n; i++ {
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if string(buf) != want {
+			t.Fatalf("reply %d differs", i)
+		}
 	}
 }

@@ -39,6 +39,7 @@ type request struct {
 	owner   []int
 
 	done bool     // guarded by sess.mu
+	size int      // reply bytes held once done, guarded by sess.mu
 	next *request // session FIFO link, guarded by sess.mu
 }
 
@@ -109,10 +110,22 @@ func (r *request) finish() {
 		r.release()
 		return
 	}
+	size := r.heldBytes()
 	s.mu.Lock()
 	r.done = true
+	r.size = size
+	s.doneBytes += size
 	s.mu.Unlock()
 	s.wakeWriter()
+}
+
+// heldBytes is the memory r's reply holds, for the session's bound.
+func (r *request) heldBytes() int {
+	n := len(r.reply.Raw) + len(r.local)
+	for _, sub := range r.subs {
+		n += len(sub.reply.Raw)
+	}
+	return n
 }
 
 // ok reports whether the backend answered r with a reply that is not an

@@ -17,6 +17,12 @@ import (
 // the proxy buffer without limit.
 const maxPendingReplies = 1024
 
+// maxPendingBytes bounds the bytes of replies that have arrived from the
+// backends but not yet been written to a client that reads slowly. Past it
+// the session stops reading commands until the client catches up, as
+// memcached stops reading a connection whose replies it cannot send.
+const maxPendingBytes = 4 << 20
+
 // session is one client connection. Its reader parses every command as soon
 // as it arrives and dispatches it at once, leaving a request in the reply
 // FIFO; its writer writes replies in FIFO order as they complete and flushes
@@ -35,7 +41,8 @@ type session struct {
 
 	mu          sync.Mutex
 	head, tail  *request // reply FIFO
-	pending     int
+	pending     int // requests in the FIFO
+	doneBytes   int // reply bytes of finished requests in the FIFO
 	readerDone  bool
 	waitSpace   bool
 	wake        chan struct{} // writer: a request is done or the reader ended
@@ -122,7 +129,7 @@ func (s *session) readLoop() {
 // enqueue appends r to the reply FIFO, waiting while the FIFO is full.
 func (s *session) enqueue(r *request) {
 	s.mu.Lock()
-	for s.pending >= maxPendingReplies {
+	for s.pending >= maxPendingReplies || s.doneBytes >= maxPendingBytes {
 		s.waitSpace = true
 		s.mu.Unlock()
 		<-s.space
@@ -168,6 +175,7 @@ func (s *session) writeLoop() {
 				s.tail = nil
 			}
 			s.pending--
+			s.doneBytes -= r.size
 			if s.waitSpace {
 				s.waitSpace = false
 				select {
