@@ -41,8 +41,8 @@ type session struct {
 
 	mu          sync.Mutex
 	head, tail  *request // reply FIFO
-	pending     int // requests in the FIFO
-	doneBytes   int // reply bytes of finished requests in the FIFO
+	pending     int      // requests in the FIFO
+	doneBytes   int      // reply bytes of finished requests in the FIFO
 	readerDone  bool
 	waitSpace   bool
 	wake        chan struct{} // writer: a request is done or the reader ended
