@@ -1,105 +1,14 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
-	"math/rand"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/ring"
 )
-
-// steadyLoad runs clients that set and get random keys through the proxy
-// until stop is called, and counts every error a client saw. A miss is not
-// an error: keys that move to another backend are misses there.
-type steadyLoad struct {
-	errs     atomic.Int64
-	ops      atomic.Int64
-	mu       sync.Mutex
-	firstErr error
-	stop     chan struct{}
-	wg       sync.WaitGroup
-}
-
-func startLoad(t testing.TB, addr string, clients int) *steadyLoad {
-	l := &steadyLoad{stop: make(chan struct{})}
-	for g := 0; g < clients; g++ {
-		l.wg.Add(1)
-		go func(g int) {
-			defer l.wg.Done()
-			mc := memcache.New(addr)
-			mc.Timeout = 3 * time.Second
-			defer mc.Close()
-			rnd := rand.New(rand.NewSource(int64(g)))
-			// Bounded in count as well as by stop, so nothing runs away.
-			for i := 0; i < 1_000_000; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				k := "load:" + strconv.Itoa(rnd.Intn(5000))
-				var err error
-				if i%2 == 0 {
-					err = mc.Set(&memcache.Item{Key: k, Value: []byte(k)})
-				} else if _, err = mc.Get(k); errors.Is(err, memcache.ErrCacheMiss) {
-					err = nil
-				}
-				l.ops.Add(1)
-				if err != nil {
-					l.errs.Add(1)
-					l.mu.Lock()
-					if l.firstErr == nil {
-						l.firstErr = fmt.Errorf("client %d, %s: %w", g, k, err)
-					}
-					l.mu.Unlock()
-				}
-			}
-		}(g)
-	}
-	t.Cleanup(l.halt)
-	return l
-}
-
-func (l *steadyLoad) halt() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
-// check fails the test if any client saw an error so far, and waits until
-// the load has made progress so a step is exercised under traffic.
-func (l *steadyLoad) check(t *testing.T, step string) {
-	t.Helper()
-	start := l.ops.Load()
-	deadline := time.Now().Add(exchangeBound)
-	for l.ops.Load() < start+500 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if l.ops.Load() < start+500 {
-		t.Fatalf("%s: the load stalled", step)
-	}
-	l.checkErrors(t, step)
-}
-
-// checkErrors fails the test if any client saw an error so far.
-func (l *steadyLoad) checkErrors(t *testing.T, step string) {
-	t.Helper()
-	if n := l.errs.Load(); n > 0 {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		t.Fatalf("%s: clients saw %d errors, first: %v", step, n, l.firstErr)
-	}
-}
 
 // movedShare is the share of sample keys whose backend differs between two
 // route tables.
@@ -137,8 +46,8 @@ func ownedShare(t *routeTable, addr string) float64 {
 func TestReconfigureUnderLoad(t *testing.T) {
 	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t), memctest.Start(t)}
 	tp := startProxyFor(t, servers[:3], func(o *Options) { o.Ring = ring.Config{} }) // default ring
-	load := startLoad(t, tp.addr, 8)
-	load.check(t, "before any change")
+	load := memctest.StartLoad(t, tp.addr, 8, "load:", 5000)
+	load.Check(t, "before any change", 500)
 	list := func(ws ...int) []Backend {
 		var bs []Backend
 		for i, w := range ws {
@@ -157,7 +66,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		}
 		after = tp.table.Load()
 		t.Logf("%-22s moved %.3f of keys; %+v", name, movedShare(before, after), res)
-		load.check(t, name)
+		load.Check(t, name, 500)
 		return before, after
 	}
 
@@ -167,7 +76,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 	}
 	// The new backend receives its share of the load's writes.
 	deadline := time.Now().Add(exchangeBound)
-	for backendStat(t, servers[3].Addr, "cmd_set") < 100 {
+	for memctest.Stat(t, servers[3].Addr, "cmd_set") < 100 {
 		if time.Now().After(deadline) {
 			t.Fatal("the added backend gets no writes")
 		}
@@ -193,19 +102,18 @@ func TestReconfigureUnderLoad(t *testing.T) {
 	if g, _ := tp.ConfigGeneration(); g != gen {
 		t.Fatalf("a refused reconfigure moved the generation from %d to %d", gen, g)
 	}
-	load.check(t, "invalid lists refused")
+	load.Check(t, "invalid lists refused", 500)
 	step("back to three", list(1, 1, 1, 0))
 	if g, _ := tp.ConfigGeneration(); g != gen+1 {
 		t.Fatalf("generation %d after one more reconfigure, want %d", g, gen+1)
 	}
-	c := dial(t, tp.addr)
-	stats := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n"))
+	stats := memctest.Stats(t, tp.addr, "")
 	if stats["config_generation"] != strconv.FormatUint(gen+1, 10) || stats["backends"] != "3" {
 		t.Errorf("stats after reloads: generation %q backends %q", stats["config_generation"], stats["backends"])
 	}
-	load.halt()
-	load.checkErrors(t, "after the last change")
-	t.Logf("%d client operations, no errors", load.ops.Load())
+	load.Stop()
+	load.CheckErrors(t, "after the last change")
+	t.Logf("%d client operations, no errors", load.Ops())
 }
 
 // TestRemovedBackendDrains: commands already sent to a backend that a

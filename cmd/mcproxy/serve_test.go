@@ -1,22 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"math/rand"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -103,38 +97,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // stats reads the proxy's "stats" (or "stats <group>") as a map.
-func stats(t *testing.T, addr, group string) map[string]string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound))
-	cmd := "stats\r\n"
-	if group != "" {
-		cmd = "stats " + group + "\r\n"
-	}
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatal(err)
-	}
-	var buf []byte
-	tmp := make([]byte, 8192)
-	for !bytes.HasSuffix(buf, []byte("END\r\n")) {
-		n, err := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if err != nil {
-			t.Fatalf("stats from %s: %v (%q)", addr, err, buf)
-		}
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(string(buf), "\r\n") {
-		if f := strings.SplitN(line, " ", 3); len(f) == 3 && f[0] == "STAT" {
-			m[f[1]] = f[2]
-		}
-	}
-	return m
-}
+func stats(t *testing.T, addr, group string) map[string]string { return memctest.Stats(t, addr, group) }
 
 // waitStat polls a stat until it has the wanted value.
 func waitStat(t *testing.T, addr, name, want string) {
@@ -152,73 +115,6 @@ func waitStat(t *testing.T, addr, name, want string) {
 	}
 }
 
-// load is a steady gomemcache load that counts every client error.
-type load struct {
-	ops, errs atomic.Int64
-	first     atomic.Value
-	stop      chan struct{}
-	wg        sync.WaitGroup
-}
-
-func startLoad(t *testing.T, addr string, clients int) *load {
-	l := &load{stop: make(chan struct{})}
-	for g := 0; g < clients; g++ {
-		l.wg.Add(1)
-		go func(g int) {
-			defer l.wg.Done()
-			mc := memcache.New(addr)
-			mc.Timeout = 3 * time.Second
-			defer mc.Close()
-			rnd := rand.New(rand.NewSource(int64(g)))
-			for i := 0; i < 1_000_000; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				k := "reload:" + strconv.Itoa(rnd.Intn(4000))
-				var err error
-				if i%2 == 0 {
-					err = mc.Set(&memcache.Item{Key: k, Value: []byte(k)})
-				} else if _, err = mc.Get(k); errors.Is(err, memcache.ErrCacheMiss) {
-					err = nil
-				}
-				l.ops.Add(1)
-				if err != nil && l.errs.Add(1) == 1 {
-					l.first.Store(fmt.Sprintf("%s: %v", k, err))
-				}
-			}
-		}(g)
-	}
-	t.Cleanup(l.halt)
-	return l
-}
-
-func (l *load) halt() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
-// check waits for some progress, then fails if any client saw an error.
-func (l *load) check(t *testing.T, step string) {
-	t.Helper()
-	start := l.ops.Load()
-	deadline := time.Now().Add(waitBound)
-	for l.ops.Load() < start+300 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if l.ops.Load() < start+300 {
-		t.Fatalf("%s: the load stalled", step)
-	}
-	if n := l.errs.Load(); n > 0 {
-		t.Fatalf("%s: clients saw %d errors, first %v", step, n, l.first.Load())
-	}
-}
-
 // TestEditConfigUnderLoad edits the config file of a running mcproxy under
 // a steady client load: add a fourth backend, remove one, change a weight,
 // write an invalid file, fix it, and SIGHUP. No client sees an error, and
@@ -229,23 +125,23 @@ func TestEditConfigUnderLoad(t *testing.T) {
 		be = append(be, memctest.Start(t).Addr)
 	}
 	in := startInstance(t, freeAddr(t), "", be[:3]...)
-	l := startLoad(t, in.listen, 6)
-	l.check(t, "start")
+	l := memctest.StartLoad(t, in.listen, 6, "reload:", 4000)
+	l.Check(t, "start", 300)
 
 	in.write(t, configText(in.listen, "", be...))
 	waitStat(t, in.listen, "config_generation", "2")
-	l.check(t, "added a fourth backend")
+	l.Check(t, "added a fourth backend", 300)
 	// Count the writes each backend receives from here on.
 	before := make([]int, 4)
 	for i, a := range be {
-		before[i] = statOf(t, a, "cmd_set")
+		before[i] = memctest.Stat(t, a, "cmd_set")
 	}
 	var total, onNew int
 	for total < 4000 {
-		l.check(t, "writes after the add")
+		l.Check(t, "writes after the add", 300)
 		total, onNew = 0, 0
 		for i, a := range be {
-			n := statOf(t, a, "cmd_set") - before[i]
+			n := memctest.Stat(t, a, "cmd_set") - before[i]
 			total += n
 			if i == 3 {
 				onNew = n
@@ -260,36 +156,34 @@ func TestEditConfigUnderLoad(t *testing.T) {
 
 	in.write(t, configText(in.listen, "", be[1:]...))
 	waitStat(t, in.listen, "config_generation", "3")
-	l.check(t, "removed the first backend")
+	l.Check(t, "removed the first backend", 300)
 	if got := stats(t, in.listen, "")["backends"]; got != "3" {
 		t.Fatalf("backends after removal: %s", got)
 	}
 
 	in.write(t, configText(in.listen, "", "{addr: "+be[1]+", weight: 3}", be[2], be[3]))
 	waitStat(t, in.listen, "config_generation", "4")
-	l.check(t, "changed a weight")
+	l.Check(t, "changed a weight", 300)
 	if got := stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
 		t.Fatalf("weight after the edit: %q", got)
 	}
 
 	in.write(t, "listen: "+in.listen+"\nbackends:\n  - addr: "+be[1]+"\n    wieght: 2\n")
 	waitStat(t, in.listen, "config_reload_failures", "1")
-	l.check(t, "invalid file")
+	l.Check(t, "invalid file", 300)
 	if got := stats(t, in.listen, "")["config_generation"]; got != "4" {
 		t.Fatalf("an invalid file changed the generation to %s", got)
 	}
 
 	in.write(t, configText(in.listen, "", be[:3]...))
 	waitStat(t, in.listen, "config_generation", "5")
-	l.check(t, "fixed file")
+	l.Check(t, "fixed file", 300)
 
 	in.reload <- struct{}{} // SIGHUP reloads even without an edit
 	waitStat(t, in.listen, "config_generation", "6")
-	l.halt()
-	if n := l.errs.Load(); n > 0 {
-		t.Fatalf("clients saw %d errors, first %v", n, l.first.Load())
-	}
-	t.Logf("%d client operations through five reloads, no errors", l.ops.Load())
+	l.Stop()
+	l.CheckErrors(t, "after the last reload")
+	t.Logf("%d client operations through five reloads, no errors", l.Ops())
 }
 
 // TestRestartOnlyKeysKeepRunningValues: a changed listen address is not
@@ -307,14 +201,4 @@ func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
 		c.Close()
 		t.Fatalf("mcproxy moved its listener to %s without a restart", other)
 	}
-}
-
-// statOf reads one numeric stat straight from a memcached server.
-func statOf(t *testing.T, addr, name string) int {
-	t.Helper()
-	n, err := strconv.Atoi(stats(t, addr, "")[name])
-	if err != nil {
-		t.Fatalf("stat %s of %s: %v", name, addr, err)
-	}
-	return n
 }

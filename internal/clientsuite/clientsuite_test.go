@@ -15,8 +15,6 @@ import (
 	"context"
 	"net"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +55,7 @@ func TestClientLibrariesSeeMemcached(t *testing.T) {
 	// The scripts wrote hundreds of keys (and flushed some): check the
 	// proxy spread what is left over all three backends.
 	for _, addr := range backends {
-		if n := statOf(t, addr, "total_items"); n < 50 {
+		if n := memctest.Stat(t, addr, "total_items"); n < 50 {
 			t.Errorf("backend %s stored only %d items: keys are not spread", addr, n)
 		}
 	}
@@ -125,35 +123,4 @@ func startProxy(t *testing.T) (addr string, backends []string) {
 		_ = p.Shutdown(ctx)
 	})
 	return l.Addr().String(), backends
-}
-
-// statOf reads one numeric stat straight from a memcached server.
-func statOf(t *testing.T, addr, name string) int {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("stats\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	var buf []byte
-	tmp := make([]byte, 8192)
-	for !bytes.HasSuffix(buf, []byte("END\r\n")) {
-		n, err := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if err != nil {
-			t.Fatalf("stats from %s: %v", addr, err)
-		}
-	}
-	for _, line := range strings.Split(string(buf), "\r\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[1] == name {
-			n, _ := strconv.Atoi(f[2])
-			return n
-		}
-	}
-	t.Fatalf("no stat %s from %s", name, addr)
-	return 0
 }
