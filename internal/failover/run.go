@@ -1,0 +1,307 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// monitorReadyWait bounds the wait for the first poll that shows every
+// backend in the ring.
+const monitorReadyWait = 10 * time.Second
+
+// Run runs one scenario and returns its report. It returns an error and no
+// report when the cluster cannot be set up (a binary missing, mcproxy
+// refusing its config, the prefill failing). Once the load has started it
+// always returns a report; if the run was cut short (ctx ended or MaxRun
+// passed) the report holds what was measured, Problems says why, and the
+// error is returned too.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxRun)
+	defer cancel()
+
+	cfg.progress("%s: starting %d memcached and mcproxy", cfg.Scenario, numBackends)
+	cl, err := startCluster(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	victim := cl.victim()
+	addrs := cl.addrs()
+
+	base := time.Now()
+	since := func() int64 { return time.Since(base).Nanoseconds() }
+
+	sample := cfg.OwnerSample
+	if sample == 0 {
+		sample = cfg.Keys
+	}
+	ks := newKeySpace(cfg.Keys, sample)
+	cfg.progress("%s: prefilling %d keys through %s", cfg.Scenario, cfg.Keys, cl.proxy.Addr)
+	stored, failed, err := prefill(ctx, cl.proxy.Addr, ks, cfg.ValueSize)
+	if err != nil {
+		return nil, err
+	}
+	var m moments
+	m.prefillEnd = since()
+	if err := lookupOwners(ctx, addrs, ks); err != nil {
+		return nil, err
+	}
+
+	mon := startMonitor(ctx, cl.proxy.Addr, addrs, cfg.PollInterval, base)
+	defer mon.stop()
+	for _, a := range addrs {
+		if !mon.waitFor(ctx, a, func(v backendView) bool { return v.InRing && v.State == "up" }, monitorReadyWait) {
+			_, _, _, _, firstErr, _ := mon.snapshot()
+			return nil, fmt.Errorf("backend %s not up and in the ring of mcproxy after %v (poll error: %q)", a, monitorReadyWait, firstErr)
+		}
+	}
+
+	var version atomic.Uint64 // versions of the values set; 0 is the prefill
+	cfg.progress("%s: load of %d connections for %v", cfg.Scenario, cfg.Conns, cfg.Steady)
+	ld, err := startLoad(ctx, cl.proxy.Addr, &cfg, ks, base, &version)
+	if err != nil {
+		return nil, fmt.Errorf("start load on %s: %w", cl.proxy.Addr, err)
+	}
+	m.loadStart = since()
+	var problems []string
+	problem := func(err error) {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+
+	pause(ctx, cfg.Steady)
+	cfg.progress("%s: failing %s", cfg.Scenario, victim.Addr)
+	failSig := syscall.SIGKILL
+	if cfg.Scenario == Freeze {
+		failSig = syscall.SIGSTOP
+	}
+	m.fail = since()
+	if err := victim.signal(failSig); err != nil {
+		problem(fmt.Errorf("fail victim: %w", err))
+	}
+
+	pause(ctx, time.Duration(m.fail+cfg.DownFor.Nanoseconds()-since()))
+	cfg.progress("%s: recovering %s", cfg.Scenario, victim.Addr)
+	m.recover = since()
+	if cfg.Scenario == Kill {
+		problem(victim.restart())
+	} else {
+		problem(victim.signal(syscall.SIGCONT))
+	}
+
+	inRing := func(v backendView) bool { return v.InRing }
+	outOfRing := func(v backendView) bool { return !v.InRing }
+	wait := cfg.readdWait()
+	cfg.progress("%s: waiting up to %v for the victim to be in the ring", cfg.Scenario, wait)
+	if !mon.waitFor(ctx, victim.Addr, inRing, wait) {
+		problem(fmt.Errorf("victim not back in the ring %v after recovery", wait))
+	}
+	pause(ctx, cfg.After)
+	ld.stop()
+	m.loadEnd = since()
+	cfg.progress("%s: load stopped", cfg.Scenario)
+	// The ejection is the first in_ring=false after the failure, the
+	// re-adding the first in_ring=true after that.
+	if m.eject, m.ejected = mon.firstAfter(victim.Addr, m.fail, outOfRing); m.ejected {
+		m.readd, m.readded = mon.firstAfter(victim.Addr, m.eject, inRing)
+	}
+
+	var check *ReaddCheck
+	if m.readded && cfg.ReaddCheckKeys > 0 && ctx.Err() == nil {
+		check, err = readdCheck(ctx, cl, ks, &cfg, &version)
+		problem(err)
+	}
+	// One more poll's worth of time so the final stats are current.
+	pause(ctx, 2*cfg.PollInterval)
+	mon.stop()
+
+	rep := &Report{
+		Scenario:  string(cfg.Scenario),
+		Settings:  settingsOf(&cfg),
+		Victim:    victim.Addr,
+		Survivors: addrs[1:],
+		Prefill:   Prefill{Stored: stored, Failed: failed},
+	}
+	stopTook, clean, err := cl.proxy.stop()
+	problem(err)
+	rep.ProxyStopS, rep.ProxyStopClean = stopTook.Seconds(), clean
+
+	pl, err := readProxyLog(cl.proxy.logPath)
+	problem(err)
+	if cfg.KeepDir {
+		rep.Dir = cl.dir
+	}
+	if ctx.Err() != nil {
+		problem(fmt.Errorf("run cut short: %w", context.Cause(ctx)))
+	}
+	rep.Problems = problems
+
+	samples, dropped := ld.samples()
+	fill(rep, &cfg, ks, m, samples, mon, pl, victim.Addr)
+	rep.SamplesDropped = dropped
+	rep.ReaddCheck = check
+	rep.Readd.WaitLimit = wait.Seconds()
+	for _, w := range ld.workers {
+		rep.Reconnects += w.reconnects
+	}
+	rep.ServerErrors = countList(mergeCounts(ld.workers, func(w *loadWorker) map[string]int { return w.serverErrs }))
+	rep.ClientErrors = countList(mergeCounts(ld.workers, func(w *loadWorker) map[string]int { return w.clientErrs }))
+	rep.BadReplies = countList(mergeCounts(ld.workers, func(w *loadWorker) map[string]int { return w.badReplies }))
+	if ctx.Err() != nil {
+		return rep, fmt.Errorf("%s run cut short: %w", cfg.Scenario, ctx.Err())
+	}
+	return rep, nil
+}
+
+// fill computes the figures of rep from what the run recorded.
+func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, mon *monitor, pl *proxyLog, victim string) {
+	for _, i := range ks.sampled {
+		rep.Owners.Sampled++
+		switch o := ks.owner[i]; {
+		case o == 0:
+			rep.Owners.Victim++
+		case o > 0:
+			rep.Owners.Survivors++
+		default:
+			rep.Owners.Unknown++
+		}
+	}
+	rep.LoadStartS, rep.RecoverS, rep.LoadEndS = m.rel(m.loadStart), m.rel(m.recover), m.rel(m.loadEnd)
+
+	sec := func(t int64, from int64) *float64 { v := float64(t-from) / 1e9; return &v }
+	up := func(v backendView) bool { return v.State == "up" }
+	down := func(v backendView) bool { return v.State == "down" }
+
+	e := &rep.Ejection
+	e.Ejected = m.ejected
+	if m.ejected {
+		e.OutOfRingS = sec(m.eject, m.fail)
+	}
+	if t, ok := mon.firstAfter(victim, m.fail, down); ok {
+		e.StateDownS = sec(t, m.fail)
+	}
+	r := &rep.Readd
+	r.Readded = m.readded
+	if m.readded {
+		r.InRingS = sec(m.readd, m.recover)
+	}
+	if t, ok := mon.firstAfter(victim, m.recover, up); ok {
+		r.StateUpS = sec(t, m.recover)
+	}
+	if pl != nil {
+		wall := func(t int64) time.Time { return mon.base.Add(time.Duration(t)) }
+		logSec := func(at time.Time, from int64) *float64 { v := at.Sub(wall(from)).Seconds(); return &v }
+		if ev, ok := pl.first("backend down", victim, wall(m.fail)); ok {
+			e.LogDownS = logSec(ev.At, m.fail)
+			e.Reason = ev.Reason
+			if rb, ok := pl.first("ring rebuilt", "", ev.At); ok {
+				e.LogRingS = logSec(rb.At, m.fail)
+			}
+		}
+		if ev, ok := pl.first("backend up", victim, wall(m.recover)); ok {
+			r.LogUpS = logSec(ev.At, m.recover)
+			if rb, ok := pl.first("ring rebuilt", "", ev.At); ok {
+				r.LogRingS = logSec(rb.At, m.recover)
+			}
+		}
+		rep.ProxyWarnings = pl.warningList()
+	}
+
+	a := newAnalysis(cfg, ks, m, samples)
+	rep.Windows = a.windows()
+	rep.Total = a.window("total", m.loadStart, m.loadEnd)
+	if m.ejected && m.eject < m.loadEnd {
+		w := a.window("after eject", m.eject, m.loadEnd)
+		rep.AfterEjection = &w
+	}
+	rep.Slowest = a.slowest(m.loadStart)
+	rep.SlowestAfterFailure = a.slowest(m.fail)
+	rep.TimelineStepS = timelineStep.Seconds()
+	rep.Timeline = a.timeline()
+
+	_, last, polls, pollErrs, _, maxPoll := mon.snapshot()
+	rep.Polls, rep.PollErrors, rep.MaxPollMS = polls, pollErrs, ms(maxPoll)
+	pre := "backend:" + victim + ":"
+	for k, v := range last {
+		if name, ok := strings.CutPrefix(k, pre); ok {
+			if rep.VictimStats == nil {
+				rep.VictimStats = map[string]string{}
+			}
+			rep.VictimStats[name] = v
+		}
+	}
+}
+
+// readdCheck sets some of the victim's keys through the proxy, with fresh
+// versions, and looks them up directly on every memcached.
+func readdCheck(ctx context.Context, cl *cluster, ks *keySpace, cfg *Config, version *atomic.Uint64) (*ReaddCheck, error) {
+	var idx []int
+	for _, i := range ks.sampled {
+		if ks.owner[i] == 0 {
+			idx = append(idx, i)
+			if len(idx) == cfg.ReaddCheckKeys {
+				break
+			}
+		}
+	}
+	versions := make([]uint64, len(idx))
+	for j := range versions {
+		versions[j] = version.Add(1)
+	}
+	c := &ReaddCheck{Keys: len(idx)}
+	var err error
+	if c.Stored, err = setThrough(ctx, cl.proxy.Addr, ks, idx, versions, cfg.ValueSize); err != nil {
+		return c, fmt.Errorf("re-add check: set through the proxy: %w", err)
+	}
+	for b, m := range cl.backends {
+		found, err := presentOn(ctx, m.Addr, ks, idx, versions)
+		if err != nil {
+			return c, fmt.Errorf("re-add check: get from %s: %w", m.Addr, err)
+		}
+		for _, f := range found {
+			if !f {
+				continue
+			}
+			if b == 0 {
+				c.OnVictim++
+			} else {
+				c.OnSurvivors++
+			}
+		}
+	}
+	return c, nil
+}
+
+func mergeCounts(ws []*loadWorker, get func(*loadWorker) map[string]int) map[string]int {
+	m := map[string]int{}
+	for _, w := range ws {
+		for k, n := range get(w) {
+			m[k] += n
+		}
+	}
+	return m
+}
+
+func settingsOf(cfg *Config) Settings {
+	return Settings{
+		Conns:            cfg.Conns,
+		Keys:             cfg.Keys,
+		ValueSize:        cfg.ValueSize,
+		SetPercent:       cfg.SetPercent,
+		BackendTimeoutMS: ms(cfg.BackendTimeout),
+		HealthIntervalMS: ms(cfg.HealthInterval),
+		HealthTimeoutMS:  ms(cfg.HealthTimeout),
+		FailureLimit:     cfg.FailureLimit,
+		SuccessLimit:     cfg.SuccessLimit,
+		DownForS:         cfg.DownFor.Seconds(),
+		Seed:             cfg.Seed,
+	}
+}
