@@ -1,6 +1,7 @@
 package health
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -198,6 +199,14 @@ func (c *Checker) record(addr string, err error) {
 	}
 }
 
+// wouldComeUp reports whether a successful probe now would bring addr back.
+func (c *Checker) wouldComeUp(addr string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	tg, ok := c.targets[addr]
+	return ok && tg.t.wouldComeUp(time.Now())
+}
+
 // deliver hands events to onChange in order, outside any lock.
 func (c *Checker) deliver() {
 	defer c.wg.Done()
@@ -226,7 +235,13 @@ func (c *Checker) probeLoop(tg *target) {
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
 	for {
-		c.record(tg.addr, p.probe())
+		err := p.probe()
+		if err == nil && c.cfg.BeforeUp != nil && c.wouldComeUp(tg.addr) {
+			if err = c.cfg.BeforeUp(tg.addr); err != nil {
+				err = fmt.Errorf("before marking %s up: %w", tg.addr, err)
+			}
+		}
+		c.record(tg.addr, err)
 		select {
 		case <-tg.stop:
 			return

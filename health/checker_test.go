@@ -2,7 +2,9 @@ package health
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +158,50 @@ func TestCheckerSetBackends(t *testing.T) {
 	if !c.IsUp(a.Addr) {
 		t.Fatal("a forgotten backend must count as up")
 	}
+}
+
+// BeforeUp runs before a down backend is marked up; while it fails, the
+// backend stays down.
+func TestCheckerBeforeUp(t *testing.T) {
+	a := memctest.Start(t)
+	rec := newRecorder()
+	var allow atomic.Bool
+	var calls atomic.Int64
+	cfg := fastConfig()
+	cfg.BeforeUp = func(addr string) error {
+		calls.Add(1)
+		if addr != a.Addr {
+			return fmt.Errorf("unexpected address %s", addr)
+		}
+		if !allow.Load() {
+			return errors.New("not yet")
+		}
+		return nil
+	}
+	c := New(cfg, rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	if err := a.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Thaw() })
+	rec.wait(t, a.Addr, Down)
+	if calls.Load() != 0 {
+		t.Fatalf("BeforeUp ran %d times before the backend went down", calls.Load())
+	}
+	if err := a.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitBound)
+	for calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("BeforeUp not called for a recovered backend")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c.IsUp(a.Addr) {
+		t.Fatal("marked up although BeforeUp failed")
+	}
+	allow.Store(true)
+	rec.wait(t, a.Addr, Up)
 }

@@ -22,6 +22,11 @@ type Config struct {
 	MinHoldDown time.Duration
 	// MaxHoldDown caps the doubling hold-down (2m).
 	MaxHoldDown time.Duration
+	// BeforeUp, when set, runs after the probe that would bring a down
+	// backend back, before it is marked up; an error counts as a failed
+	// probe. The proxy flushes the backend here, so that values it missed
+	// updates of while it was out are not served again.
+	BeforeUp func(addr string) error
 }
 
 func (c Config) withDefaults() Config {

@@ -59,6 +59,12 @@ func (t *tracker) failure(now time.Time, reason string) bool {
 	return true
 }
 
+// wouldComeUp reports whether one more successful probe at now would bring
+// the backend back.
+func (t *tracker) wouldComeUp(now time.Time) bool {
+	return t.state == Down && t.successes+1 >= t.cfg.SuccessLimit && !now.Before(t.downUntil)
+}
+
 // success records a successful probe. It reports whether the backend came
 // back just now.
 func (t *tracker) success(now time.Time) bool {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -29,8 +30,8 @@ const (
 )
 
 // deadlineQuantum groups request deadlines so that a connection moves its
-// read deadline once per quantum rather than once per reply. A request may
-// therefore wait up to the backend timeout plus this quantum.
+// read deadline once per quantum rather than once per reply. Deadlines are
+// rounded down, so a request never waits past the backend timeout.
 const deadlineQuantum = 5 * time.Millisecond
 
 type connState uint8
@@ -143,17 +144,18 @@ func (c *backendConn) run() {
 	defer close(c.done)
 	backoff := minReconnectBackoff
 	for !c.stopped() {
-		conn, err := net.DialTimeout("tcp", c.b.addr, c.b.p.opts.ConnectTimeout)
+		conn, err := c.connect()
 		if err != nil {
-			c.b.reportFailure(fmt.Errorf("dial %s: %w", c.b.addr, err))
-			c.backOff(errBackendConn, backoff)
+			c.b.reportFailure(err)
+			reason := errBackendConn
+			if isTimeout(err) {
+				reason = errBackendTimeout // a hung host accepts, then says nothing
+			}
+			c.backOff(reason, backoff)
 			backoff = min(2*backoff, maxReconnectBackoff)
 			continue
 		}
 		backoff = minReconnectBackoff
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
 		c.mu.Lock()
 		if c.state == stateClosed {
 			c.mu.Unlock()
@@ -199,6 +201,53 @@ func (c *backendConn) run() {
 	for _, r := range append(queued, failed...) {
 		r.fail(errBackendClosed)
 	}
+}
+
+// connect dials the backend and checks that it answers before any request
+// is sent. The check matters for a hung host: its kernel still completes
+// the TCP handshake, so without it every reconnect after a timeout would
+// look healthy and make the next requests wait out a whole timeout again.
+// Both steps together are bounded by backend.connect_timeout.
+func (c *backendConn) connect() (net.Conn, error) {
+	addr, limit := c.b.addr, c.b.p.opts.ConnectTimeout
+	deadline := time.Now().Add(limit)
+	conn, err := net.DialTimeout("tcp", addr, limit)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	_ = conn.SetDeadline(deadline)
+	if err := checkVersion(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("check %s after connecting: %w", addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return conn, nil
+}
+
+// checkVersion sends "version" and reads the one-line reply.
+func checkVersion(conn net.Conn) error {
+	if _, err := conn.Write([]byte("version\r\n")); err != nil {
+		return err
+	}
+	var line [128]byte
+	n := 0
+	for n == 0 || line[n-1] != '\n' {
+		if n == len(line) {
+			return fmt.Errorf("%w: version reply longer than %d bytes", protocol.ErrBadReply, len(line))
+		}
+		k, err := conn.Read(line[n:])
+		n += k
+		if err != nil && (n == 0 || line[n-1] != '\n') {
+			return err
+		}
+	}
+	if !bytes.HasPrefix(line[:n], []byte("VERSION ")) {
+		return fmt.Errorf("%w: %q to version", protocol.ErrBadReply, line[:n])
+	}
+	return nil
 }
 
 // backOff fails everything queued and refuses new requests for d, so that
@@ -343,9 +392,16 @@ func (c *backendConn) setReadDeadlineLocked(d time.Time) {
 	_ = c.conn.SetReadDeadline(d)
 }
 
-// requestDeadline returns the quantized deadline of a request sent now.
+// requestDeadline returns the deadline of a request sent now. It is
+// rounded down to the quantum, so a request waits at most the timeout and
+// at least the timeout less one quantum; very short timeouts are not
+// rounded.
 func requestDeadline(now time.Time, timeout time.Duration) time.Time {
-	return now.Add(timeout + deadlineQuantum).Truncate(deadlineQuantum)
+	d := now.Add(timeout)
+	if timeout < 10*deadlineQuantum {
+		return d
+	}
+	return d.Truncate(deadlineQuantum)
 }
 
 func isTimeout(err error) bool {

@@ -273,3 +273,38 @@ func TestAutoEjectOff(t *testing.T) {
 		t.Fatalf("with auto_eject false:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestNoStaleValueAfterReadd: a frozen backend misses the writes made to
+// its keys while it was out of the ring; when it comes back it is flushed
+// first, so it never serves its old value again. With KeepDataOnReadd it
+// does, which is what the option trades away.
+func TestNoStaleValueAfterReadd(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			tp := startProxy(t, 3, func(o *Options) { o.KeepDataOnReadd = keep })
+			victim := tp.backends[0]
+			k := keyOn(t, tp, victim.Addr, "stale")
+			c := dial(t, tp.addr)
+			roundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
+			if err := victim.Freeze(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = victim.Thaw() })
+			waitInRing(t, tp, victim.Addr, false)
+			// The key now lives on another backend; the client updates it.
+			roundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n")
+			if err := victim.Thaw(); err != nil {
+				t.Fatal(err)
+			}
+			waitInRing(t, tp, victim.Addr, true)
+			got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n")
+			stale := "VALUE " + k + " 0 3\r\nold\r\nEND\r\n"
+			if !keep && got != "END\r\n" {
+				t.Fatalf("after re-adding a flushed backend: %q, want a miss", got)
+			}
+			if keep && got != stale {
+				t.Fatalf("with KeepDataOnReadd: %q, want the old value %q", got, stale)
+			}
+		})
+	}
+}

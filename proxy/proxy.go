@@ -55,6 +55,9 @@ type Options struct {
 	// AutoEject takes down backends out of the ring so their keys move to
 	// the others; when false their keys fail fast instead.
 	AutoEject bool
+	// KeepDataOnReadd skips the flush_all that otherwise empties an ejected
+	// backend before it rejoins the ring (config: health.flush_on_readd).
+	KeepDataOnReadd bool
 
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
@@ -171,7 +174,11 @@ func New(opts Options) (*Proxy, error) {
 	// failures to it from their first dial; it tracks no backend until
 	// SetBackends, so no event can arrive before the first ring is built.
 	if !opts.HealthDisabled {
-		p.health = health.New(opts.Health, p.onHealthEvent, p.log)
+		hc := opts.Health
+		if opts.AutoEject && !opts.KeepDataOnReadd {
+			hc.BeforeUp = p.flushBeforeReadd
+		}
+		p.health = health.New(hc, p.onHealthEvent, p.log)
 	}
 	for _, b := range opts.Backends {
 		p.backends = append(p.backends, newBackend(p, b.Addr, max(b.Weight, 1)))

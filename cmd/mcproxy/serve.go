@@ -118,10 +118,11 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 			FailureLimit: cfg.Health.FailureLimit,
 			SuccessLimit: cfg.Health.SuccessLimit,
 		},
-		AutoEject:      cfg.Health.AutoEject,
-		CommandLatency: cfg.Admin != "", // only scraped with an admin endpoint
-		Version:        version,
-		Logger:         log,
+		AutoEject:       cfg.Health.AutoEject,
+		KeepDataOnReadd: !cfg.Health.FlushOnReadd,
+		CommandLatency:  cfg.Admin != "", // only scraped with an admin endpoint
+		Version:         version,
+		Logger:          log,
 	}
 }
 

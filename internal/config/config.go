@@ -80,6 +80,10 @@ type Health struct {
 	// AutoEject takes down backends out of the ring (their keys move to the
 	// others) until they recover.
 	AutoEject bool `yaml:"auto_eject"`
+	// FlushOnReadd empties a backend with flush_all before it rejoins the
+	// ring after an ejection: while it was out, its keys were written and
+	// deleted on other backends, and its old copies must not be served.
+	FlushOnReadd bool `yaml:"flush_on_readd"`
 }
 
 // BackendOptions tunes the proxy's connections to each backend (the YAML
@@ -125,6 +129,7 @@ func Default() Config {
 			FailureLimit: 3,
 			SuccessLimit: 2,
 			AutoEject:    true,
+			FlushOnReadd: true,
 		},
 		Backend: BackendOptions{
 			Connections:    2,

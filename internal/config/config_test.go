@@ -34,6 +34,7 @@ health:
   failure_limit: 5
   success_limit: 4
   auto_eject: false
+  flush_on_readd: false
 backend:
   connections: 8
   timeout: 250ms
@@ -55,7 +56,7 @@ func fullConfig() Config {
 			{Addr: "[::1]:11213", Weight: 1},
 		},
 		Ring:    Ring{Partitions: 10007, ReplicationFactor: 40, Load: 1.5},
-		Health:  Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false},
+		Health:  Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false},
 		Backend: BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
 		Limits:  Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute},
 	}
@@ -149,7 +150,7 @@ func TestDefaultsApplied(t *testing.T) {
 	d := Default()
 	if d.Listen != "127.0.0.1:11211" || d.Admin != "" || d.Pprof || d.Backends != nil ||
 		d.Ring != (Ring{7919, 160, 1.25}) ||
-		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true}) ||
+		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true}) ||
 		d.Backend != (BackendOptions{2, time.Second, 500 * time.Millisecond}) ||
 		d.Limits != (Limits{10000, 1 << 20, 0}) {
 		t.Errorf("Default() = %+v", d)

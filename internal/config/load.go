@@ -140,11 +140,12 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"load":               p.float(&c.Ring.Load),
 		}),
 		"health": p.section(map[string]field{
-			"interval":      p.duration(&c.Health.Interval),
-			"timeout":       p.duration(&c.Health.Timeout),
-			"failure_limit": p.integer(&c.Health.FailureLimit),
-			"success_limit": p.integer(&c.Health.SuccessLimit),
-			"auto_eject":    p.boolean(&c.Health.AutoEject),
+			"interval":       p.duration(&c.Health.Interval),
+			"timeout":        p.duration(&c.Health.Timeout),
+			"failure_limit":  p.integer(&c.Health.FailureLimit),
+			"success_limit":  p.integer(&c.Health.SuccessLimit),
+			"auto_eject":     p.boolean(&c.Health.AutoEject),
+			"flush_on_readd": p.boolean(&c.Health.FlushOnReadd),
 		}),
 		"backend": p.section(map[string]field{
 			"connections":     p.integer(&c.Backend.Connections),
