@@ -181,8 +181,18 @@ func (c *backendConn) run() {
 		c.conn = nil
 		if c.state != stateClosed {
 			c.state = stateConnecting
+			if reason == errBackendTimeout {
+				// A backend that stopped answering is likely hung: fail
+				// its requests fast while the reconnect and its check run,
+				// rather than let them queue for up to connect_timeout.
+				c.state = stateDown
+			}
 		}
 		failed := c.inflight.drain()
+		if c.state == stateDown {
+			failed = append(failed, c.queue...)
+			c.queue = c.queue[:0]
+		}
 		c.mu.Unlock()
 		c.b.countFailed(reason, len(failed))
 		for _, r := range failed {
