@@ -16,7 +16,7 @@ func AppendRetrieval(dst []byte, op Op, exptime int32, keys [][]byte) []byte {
 	dst = append(dst, op.String()...)
 	if op == OpGat || op == OpGats {
 		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, int64(exptime), 10)
+		dst = AppendInt32(dst, exptime)
 	}
 	for _, k := range keys {
 		dst = append(dst, ' ')
@@ -35,7 +35,7 @@ func AppendStorageLine(dst []byte, req *Request) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendUint(dst, uint64(req.Flags), 10)
 	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, int64(req.Exptime), 10)
+	dst = AppendInt32(dst, req.Exptime)
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, int64(req.Bytes), 10)
 	if req.Op == OpCas {
@@ -56,7 +56,7 @@ func AppendKeyCommand(dst []byte, req *Request) []byte {
 		dst = strconv.AppendUint(dst, req.Delta, 10)
 	case OpTouch:
 		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, int64(req.Exptime), 10)
+		dst = AppendInt32(dst, req.Exptime)
 	}
 	return append(dst, crlf...)
 }
@@ -73,7 +73,21 @@ func AppendFlushAll(dst []byte, req *Request) []byte {
 	dst = append(dst, "flush_all"...)
 	if req.HasDelay {
 		dst = append(dst, ' ')
-		dst = strconv.AppendInt(dst, int64(req.Delay), 10)
+		dst = AppendInt32(dst, req.Delay)
 	}
 	return append(dst, crlf...)
+}
+
+// AppendInt32 appends an exptime or delay as the shortest decimal that
+// memcached reads back as v. memcached parses these fields with a 64-bit
+// strtol and keeps the low 32 bits, so 2^32+v means v; for v below
+// -999999999 that form has 10 digits where "-|v|" has 11. Writing the
+// shorter one keeps every canonical line at most as long as the client line
+// it came from, so re-encoding can never push a line over a limit that the
+// client's line was within.
+func AppendInt32(dst []byte, v int32) []byte {
+	if v < -999999999 {
+		return strconv.AppendUint(dst, uint64(uint32(v)), 10)
+	}
+	return strconv.AppendInt(dst, int64(v), 10)
 }

@@ -8,15 +8,22 @@ const (
 	// DefaultMaxItemSize is memcached's default item size limit (-I 1m).
 	DefaultMaxItemSize = 1 << 20
 
-	// MaxLineLength bounds a command line other than a retrieval. memcached
-	// closes a connection that sends 2048 bytes without a newline unless the
-	// line is a get/gets; we allow a little more room but stay bounded.
+	// MaxLineLength bounds a command line other than a retrieval, not
+	// counting its CRLF. memcached closes a connection that sends 2048 bytes
+	// without a newline unless the line is a get/gets; we allow a little more
+	// room but stay bounded.
 	MaxLineLength = 8 << 10
 
-	// MaxRetrievalLineLength bounds a get/gets/gat/gats line. memcached lets
+	// MaxRetrievalLineLength bounds a get/gets/gat/gats line (at most 100
+	// leading spaces, as in memcached), not counting its CRLF. memcached lets
 	// multi-gets grow without limit; a proxy must bound memory per
 	// connection, so a line longer than this (about a thousand keys of the
-	// maximum length) is refused and the connection closed.
+	// maximum length) is refused and the connection closed. A
+	// RequestReader's buffer never exceeds MaxRetrievalLineLength+2 bytes.
+	//
+	// Note that memcached itself closes a connection on a gat/gats line
+	// longer than 2048 bytes that does not arrive in one read, so such a
+	// line must not be forwarded to a backend whole.
 	MaxRetrievalLineLength = 256 << 10
 
 	// initialBufferSize matches memcached's READ_BUFFER_SIZE.

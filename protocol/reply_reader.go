@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 )
 
 // ReplyKind says what shape of reply a command gets, which is what a reply
@@ -91,6 +92,13 @@ func (rr *ReplyReader) Fill() error {
 
 // ReadReply reads one whole reply of the given kind into out, replacing its
 // contents. Any error leaves the connection out of step: close it.
+//
+// The reader accepts only what memcached sends, so that it can never take a
+// reply to end anywhere but where memcached ends it: every line ends in
+// CRLF; a one-line reply is one of memcached's single-line answers; a
+// retrieval reply is VALUE blocks then END; a stats reply is STAT lines then
+// END; and an error line (ERROR, CLIENT_ERROR, SERVER_ERROR) is a whole
+// reply of any kind on its own. Anything else is ErrBadReply.
 func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 	out.Reset()
 	for {
@@ -98,7 +106,7 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 		if err != nil {
 			return err
 		}
-		body := trimCRLF(line)
+		body := line[:len(line)-2]
 		switch {
 		case kind == ReplyRetrieval && bytes.HasPrefix(body, []byte("VALUE ")):
 			if err := rr.readValue(body, line, out); err != nil {
@@ -109,55 +117,131 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 		case kind != ReplyLine && string(body) == "END":
 			out.Raw = append(out.Raw, line...)
 			return nil
-		default:
-			out.IsError = isErrorLine(body)
-			if kind != ReplyLine && !out.IsError {
-				return fmt.Errorf("%w: unexpected %q", ErrBadReply, clip(body))
-			}
+		case len(out.Raw) == 0 && isErrorLine(body):
+			out.IsError = true
 			out.Raw = append(out.Raw, line...)
 			return nil
+		case kind == ReplyLine && isLineReply(body):
+			out.Raw = append(out.Raw, line...)
+			return nil
+		default:
+			return fmt.Errorf("%w: unexpected %q", ErrBadReply, clip(body))
 		}
 	}
 }
+
+// valueChunk bounds how much memory a value takes before its bytes arrive,
+// so a header that announces a huge value costs memory only as the value
+// is actually received.
+const valueChunk = 256 << 10
 
 // readValue appends one "VALUE <key> <flags> <bytes> [<cas>]" header and
 // its data block to out.
 func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
-	f := tokenize(body, nil)
-	if len(f) != 4 && len(f) != 5 {
+	keyLen, n, ok := parseValueHeader(body, rr.maxValue)
+	if !ok {
 		return fmt.Errorf("%w: bad VALUE line %q", ErrBadReply, clip(body))
-	}
-	n, ok := parseInt32(f[3])
-	if !ok || n < 0 || int(n) > rr.maxValue {
-		return fmt.Errorf("%w: bad VALUE length %q", ErrBadReply, clip(f[3]))
 	}
 	start := len(out.Raw)
 	keyStart := start + len("VALUE ")
 	out.Raw = append(out.Raw, line...)
-	need := int(n) + 2
-	have := len(out.Raw)
-	out.Raw = grow(out.Raw, need)
-	got := copy(out.Raw[have:], rr.buf[rr.r:rr.w])
+	// The data block and its CRLF: first what is buffered, then the rest
+	// straight from the connection, growing out.Raw only as bytes arrive.
+	need := n + 2
+	got := min(need, rr.w-rr.r)
+	out.Raw = append(out.Raw, rr.buf[rr.r:rr.r+got]...)
 	rr.r += got
-	if got < need {
-		if _, err := io.ReadFull(rr.rd, out.Raw[have+got:]); err != nil {
+	for need -= got; need > 0; {
+		step := min(need, valueChunk)
+		have := len(out.Raw)
+		out.Raw = grow(out.Raw, step)
+		if _, err := io.ReadFull(rr.rd, out.Raw[have:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return err
 		}
+		need -= step
 	}
 	if out.Raw[len(out.Raw)-2] != '\r' || out.Raw[len(out.Raw)-1] != '\n' {
 		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
 	}
-	out.Values = append(out.Values, Value{KeyStart: keyStart, KeyEnd: keyStart + len(f[1]), Start: start, End: len(out.Raw)})
+	out.Values = append(out.Values, Value{KeyStart: keyStart, KeyEnd: keyStart + keyLen, Start: start, End: len(out.Raw)})
 	return nil
 }
 
-// readLine returns the next line including its line ending.
+// parseValueHeader checks a VALUE line (without its CRLF) exactly as
+// memcached writes it, "VALUE <key> <flags> <bytes>[ <cas>]" with single
+// spaces and plain decimal numbers, and returns the key's length and the
+// data length. A number with a sign, a stray byte or a value over maxValue
+// is refused: the data length decides where the reply ends, so it must mean
+// exactly what memcached meant.
+func parseValueHeader(body []byte, maxValue int) (keyLen, n int, ok bool) {
+	rest := body[len("VALUE "):]
+	var f [4][]byte // key, flags, bytes, cas
+	nf := 0
+	for {
+		i := bytes.IndexByte(rest, ' ')
+		if nf == len(f) {
+			return 0, 0, false // a fifth field
+		}
+		if i < 0 {
+			f[nf] = rest
+			nf++
+			break
+		}
+		f[nf], rest = rest[:i], rest[i+1:]
+		nf++
+	}
+	if nf < 3 || !validKey(f[0]) {
+		return 0, 0, false
+	}
+	if _, ok := parseDecimal(f[1]); !ok { // flags
+		return 0, 0, false
+	}
+	if nf == 4 {
+		if _, ok := parseDecimal(f[3]); !ok { // cas unique
+			return 0, 0, false
+		}
+	}
+	v, ok := parseDecimal(f[2])
+	if !ok || v > uint64(maxValue) {
+		return 0, 0, false
+	}
+	return len(f[0]), int(v), true
+}
+
+// parseDecimal reads a non-empty run of decimal digits that fits in 64
+// bits, nothing else.
+func parseDecimal(s []byte) (uint64, bool) {
+	if len(s) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// readLine returns the next line including its CRLF. A line that ends in
+// a bare LF is not memcached's and is refused.
 func (rr *ReplyReader) readLine() ([]byte, error) {
 	scanned := 0
 	for {
 		if i := bytes.IndexByte(rr.buf[rr.r+scanned:rr.w], '\n'); i >= 0 {
 			end := rr.r + scanned + i + 1
 			line := rr.buf[rr.r:end]
+			if len(line) < 2 || line[len(line)-2] != '\r' {
+				return nil, fmt.Errorf("%w: line %q not ended by CRLF", ErrBadReply, clip(line))
+			}
 			rr.r = end
 			return line, nil
 		}
@@ -170,7 +254,7 @@ func (rr *ReplyReader) readLine() ([]byte, error) {
 				rr.w = copy(rr.buf, rr.buf[rr.r:rr.w])
 				rr.r = 0
 			} else {
-				nb := make([]byte, 2*len(rr.buf))
+				nb := make([]byte, min(2*len(rr.buf), maxReplyLine))
 				rr.w = copy(nb, rr.buf[:rr.w])
 				rr.buf = nb
 			}
@@ -200,17 +284,30 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
-func trimCRLF(b []byte) []byte {
-	b = b[:len(b)-1] // the '\n'
-	if len(b) > 0 && b[len(b)-1] == '\r' {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
+// isErrorLine reports whether a line is one of memcached's error replies:
+// "ERROR", "ERROR <msg>" (too many connections), "CLIENT_ERROR <msg>" or
+// "SERVER_ERROR <msg>".
 func isErrorLine(b []byte) bool {
 	return string(b) == "ERROR" || bytes.HasPrefix(b, []byte("ERROR ")) ||
-		bytes.HasPrefix(b, []byte("CLIENT_ERROR")) || bytes.HasPrefix(b, []byte("SERVER_ERROR"))
+		bytes.HasPrefix(b, []byte("CLIENT_ERROR ")) || bytes.HasPrefix(b, []byte("SERVER_ERROR "))
+}
+
+// isLineReply reports whether a line is one of the one-line replies that
+// memcached gives to the commands of kind ReplyLine (errors aside): a
+// storage, delete, touch or flush_all status, the value of incr/decr, or
+// the answer to version. A line that opens or closes a multi-line reply
+// (VALUE, STAT, END) is not one: seeing it here means the connection is out
+// of step.
+func isLineReply(b []byte) bool {
+	switch string(b) {
+	case "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED", "OK":
+		return true
+	}
+	if bytes.HasPrefix(b, []byte("VERSION ")) {
+		return true
+	}
+	_, ok := parseDecimal(b) // incr/decr
+	return ok
 }
 
 func clip(b []byte) []byte {

@@ -110,12 +110,25 @@ func (rr *RequestReader) maybeShrink() {
 
 // readLine returns the next line without its "\n" and without one "\r"
 // before it, as memcached's try_read_command_ascii does.
+//
+// A line may hold at most lineLimit bytes, not counting its CRLF. Whether a
+// line is too long depends only on the line, never on how its bytes were
+// split into reads: a complete line is measured too, and a partial line is
+// refused only once it is certainly over (limit+2 bytes with no newline,
+// since one "\r" may still be the start of the line's end).
 func (rr *RequestReader) readLine() ([]byte, error) {
 	scanned := 0 // bytes after rr.r known to hold no newline
 	for {
 		if i := bytes.IndexByte(rr.buf[rr.r+scanned:rr.w], '\n'); i >= 0 {
 			end := rr.r + scanned + i
 			line := rr.buf[rr.r:end]
+			content := len(line)
+			if content > 0 && line[content-1] == '\r' {
+				content--
+			}
+			if content > lineLimit(line) {
+				return nil, ErrLineTooLong
+			}
 			rr.r = end + 1
 			if len(line) > 1 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
@@ -123,29 +136,36 @@ func (rr *RequestReader) readLine() ([]byte, error) {
 			return line, nil
 		}
 		scanned = rr.w - rr.r
-		limit := MaxLineLength
-		if isRetrievalLine(rr.buf[rr.r:rr.w]) {
-			limit = MaxRetrievalLineLength
-		}
-		if scanned >= limit {
+		limit := lineLimit(rr.buf[rr.r:rr.w])
+		if scanned >= limit+2 {
 			return nil, ErrLineTooLong
 		}
-		if err := rr.fill(limit); err != nil {
+		if err := rr.fill(limit + 2); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// fill reads more bytes, compacting or growing the buffer (up to limit) when
+// lineLimit returns the longest a line starting with b may be. A partial
+// line is classified as its whole line would be once it holds more than
+// maxLeadingSpaces+5 bytes, long before any limit matters.
+func lineLimit(b []byte) int {
+	if isRetrievalLine(b) {
+		return MaxRetrievalLineLength
+	}
+	return MaxLineLength
+}
+
+// fill reads more bytes, compacting or growing the buffer (up to size) when
 // it is full.
-func (rr *RequestReader) fill(limit int) error {
+func (rr *RequestReader) fill(size int) error {
 	if rr.w == len(rr.buf) {
 		if rr.r > 0 {
 			rr.w = copy(rr.buf, rr.buf[rr.r:rr.w])
 			rr.r = 0
 		}
 		if rr.w == len(rr.buf) {
-			nb := make([]byte, min(2*len(rr.buf), limit+1))
+			nb := make([]byte, min(2*len(rr.buf), size))
 			rr.w = copy(nb, rr.buf[:rr.w])
 			rr.buf = nb
 		}
@@ -161,12 +181,18 @@ func (rr *RequestReader) fill(limit int) error {
 	return nil
 }
 
+// maxLeadingSpaces is how many spaces memcached lets precede a long get
+// line; with more it closes the connection.
+const maxLeadingSpaces = 100
+
 // isRetrievalLine reports whether a partial line is a get-family command,
 // the only kind allowed to be long.
 func isRetrievalLine(b []byte) bool {
 	i := 0
 	for i < len(b) && b[i] == ' ' {
-		i++
+		if i++; i > maxLeadingSpaces {
+			return false
+		}
 	}
 	b = b[i:]
 	return bytes.HasPrefix(b, []byte("get ")) || bytes.HasPrefix(b, []byte("gets ")) ||

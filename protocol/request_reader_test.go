@@ -158,6 +158,92 @@ func TestLineTooLong(t *testing.T) {
 	}
 }
 
+// TestLineLimitExact pins the limits to the line's content, CRLF not
+// counted, and checks that the verdict is the same however the bytes arrive.
+func TestLineLimitExact(t *testing.T) {
+	pad := func(prefix string, n int) string { return prefix + strings.Repeat(" ", n-len(prefix)) }
+	cases := []struct {
+		name, in string
+		want     string
+	}{
+		{"line at the limit", pad("set k 0 0 1", MaxLineLength) + "\r\nx\r\n", "set k data=x"},
+		{"line at the limit, bare LF", pad("set k 0 0 1", MaxLineLength) + "\nx\r\n", "set k data=x"},
+		{"line over the limit", pad("set k 0 0 1", MaxLineLength+1) + "\r\nx\r\n", ErrLineTooLong.Line},
+		{"get at the limit", pad("get k", MaxRetrievalLineLength) + "\r\n", "get k"},
+		{"get over the limit", pad("get k", MaxRetrievalLineLength+1) + "\r\n", ErrLineTooLong.Line},
+		// memcached lets at most 100 spaces precede a long get.
+		{"100 spaces then a long get", strings.Repeat(" ", 100) + "get " + strings.Repeat("k ", MaxLineLength) + "\r\n", "get " + strings.Repeat("k,", MaxLineLength-1) + "k"},
+		{"101 spaces then a long get", strings.Repeat(" ", 101) + "get " + strings.Repeat("k ", MaxLineLength) + "\r\n", ErrLineTooLong.Line},
+	}
+	for _, tc := range cases {
+		for _, bytewise := range []bool{false, true} {
+			var rd io.Reader = strings.NewReader(tc.in)
+			if bytewise {
+				rd = oneByteReader{rd}
+			}
+			rr := NewRequestReader(rd, 0)
+			var req Request
+			got := ""
+			if err := rr.Next(&req); err != nil {
+				got = err.Error()
+			} else {
+				got = req.Op.String() + " " + string(bytes.Join(req.Keys, []byte(",")))
+				if req.Op.IsStorage() {
+					data := make([]byte, req.Bytes+2)
+					if err := rr.ReadData(data); err != nil {
+						t.Fatal(err)
+					}
+					got += " data=" + string(data[:req.Bytes])
+				}
+			}
+			if got != tc.want {
+				t.Errorf("%s (bytewise %v): got %.60q want %.60q", tc.name, bytewise, got, tc.want)
+			}
+			if len(rr.buf) > MaxRetrievalLineLength+2 {
+				t.Errorf("%s: buffer of %d bytes", tc.name, len(rr.buf))
+			}
+		}
+	}
+}
+
+// TestCanonicalLineWithinLimits checks that what the proxy sends a backend
+// is never longer than what the client sent, even at the line limit and
+// with exptimes that memcached reads by wrapping 64 bits to 32.
+func TestCanonicalLineWithinLimits(t *testing.T) {
+	keys := strings.Repeat("k ", (MaxRetrievalLineLength-len("gat 2147483648 "))/2)
+	line := "gat 2147483648 " + keys
+	line += strings.Repeat("x", MaxRetrievalLineLength-len(line)) + "\n" // bare LF: the canonical line adds a CR
+	rr := NewRequestReader(strings.NewReader(line), 0)
+	var req Request
+	if err := rr.Next(&req); err != nil {
+		t.Fatal(err)
+	}
+	canon := AppendRetrieval(nil, req.Op, req.Exptime, req.Keys)
+	if len(canon)-2 > MaxRetrievalLineLength {
+		t.Fatalf("canonical line of %d bytes", len(canon))
+	}
+	again := NewRequestReader(bytes.NewReader(canon), 0)
+	var req2 Request
+	if err := again.Next(&req2); err != nil || req2.Exptime != req.Exptime || len(req2.Keys) != len(req.Keys) {
+		t.Fatalf("canonical line: %v, exptime %d keys %d", err, req2.Exptime, len(req2.Keys))
+	}
+}
+
+func TestAppendInt32(t *testing.T) {
+	for v, want := range map[int32]string{
+		0: "0", 5: "5", -1: "-1", 2147483647: "2147483647", -999999999: "-999999999",
+		-1000000000: "3294967296", -2147483648: "2147483648",
+	} {
+		got := AppendInt32(nil, v)
+		if string(got) != want {
+			t.Errorf("AppendInt32(%d) = %s want %s", v, got, want)
+		}
+		if back, ok := parseInt32(got); !ok || back != v {
+			t.Errorf("%s parses as %d,%v, not %d", got, back, ok, v)
+		}
+	}
+}
+
 // oneByteReader delivers its input a byte at a time, the worst case for a
 // streaming parser.
 type oneByteReader struct{ r io.Reader }
