@@ -23,8 +23,13 @@ const (
 	//
 	// Note that memcached itself closes a connection on a gat/gats line
 	// longer than 2048 bytes that does not arrive in one read, so such a
-	// line must not be forwarded to a backend whole.
+	// line must not be forwarded to a backend whole (see MaxGatLine).
 	MaxRetrievalLineLength = 256 << 10
+
+	// MaxGatLine is the longest gat/gats line, CRLF included, that memcached
+	// reads safely however it is split across reads: it closes a connection
+	// whose unfinished line passes 2048 bytes unless it is a get or gets.
+	MaxGatLine = 2048
 
 	// initialBufferSize matches memcached's READ_BUFFER_SIZE.
 	initialBufferSize = 16 << 10

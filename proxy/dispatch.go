@@ -45,6 +45,8 @@ func (s *session) dispatch(req *protocol.Request) bool {
 // dispatchRetrieval sends a get/gets/gat/gats. Keys that live on one
 // backend go as one command; otherwise the command is split into one
 // command per backend and the replies are merged in the client's key order.
+// A gat/gats line is also split wherever it would pass protocol.MaxGatLine,
+// which memcached cannot be relied on to read.
 func (s *session) dispatchRetrieval(req *protocol.Request) {
 	keys := req.Keys
 	s.p.stats.countCommand(req.Op, len(keys))
@@ -58,16 +60,24 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
 		return
 	}
+	lineLimit := 0 // no limit for get and gets
+	s.lineHead = retrievalHead(s.lineHead[:0], req)
+	head := s.lineHead
+	if req.Op == protocol.OpGat || req.Op == protocol.OpGats {
+		lineLimit = protocol.MaxGatLine - len("\r\n")
+	}
 	owners := s.owners[:0]
 	first := t.ring.Locate(keys[0])
 	single := true
+	lineLen := len(head)
 	for _, k := range keys {
 		i := t.ring.Locate(k)
 		owners = append(owners, i)
 		single = single && i == first
+		lineLen += 1 + len(k)
 	}
 	s.owners = owners
-	if single {
+	if single && (lineLimit == 0 || lineLen <= lineLimit) {
 		r := newRequest(s, req.Op)
 		r.nkeys = len(keys)
 		r.out = protocol.AppendRetrieval(r.out, req.Op, req.Exptime, keys)
@@ -84,7 +94,7 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		parent.keyBuf = append(parent.keyBuf, k...)
 	}
 	off := 0
-	subOf := s.subOf[:0] // backend index -> sub index
+	subOf := s.subOf[:0] // backend index -> its current sub-request
 	for range t.members {
 		subOf = append(subOf, -1)
 	}
@@ -92,18 +102,25 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		parent.keys = append(parent.keys, parent.keyBuf[off:off+len(k)])
 		off += len(k)
 		b := owners[i]
-		if subOf[b] < 0 {
-			subOf[b] = len(parent.subs)
+		j := subOf[b]
+		if j < 0 || lineLimit > 0 && len(parent.subs[j].out)+1+len(k) > lineLimit {
+			j = len(parent.subs)
+			subOf[b] = j
 			sub := newRequest(s, req.Op)
 			sub.parent = parent
 			sub.backend = t.members[b]
+			sub.out = append(sub.out, head...)
 			parent.subs = append(parent.subs, sub)
 		}
-		parent.owner = append(parent.owner, subOf[b])
+		// Each sub's line is built as its keys come, in the client's order,
+		// which is the order the merge expects its values in.
+		sub := parent.subs[j]
+		sub.out = append(append(sub.out, ' '), k...)
+		parent.owner = append(parent.owner, j)
 	}
 	s.subOf = subOf
-	for j, sub := range parent.subs {
-		sub.out = appendRetrievalFor(sub.out, req, parent, j)
+	for _, sub := range parent.subs {
+		sub.out = append(sub.out, "\r\n"...)
 	}
 	parent.pending.Store(int32(len(parent.subs)))
 	s.enqueue(parent)
@@ -112,21 +129,15 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 	}
 }
 
-// appendRetrievalFor writes the command for sub-request j: the client's
-// command with only the keys owned by j, in the client's order.
-func appendRetrievalFor(dst []byte, req *protocol.Request, parent *request, j int) []byte {
+// retrievalHead appends "get", "gets", "gat <exptime>" or "gats <exptime>",
+// the part of a retrieval line before its keys.
+func retrievalHead(dst []byte, req *protocol.Request) []byte {
 	dst = append(dst, req.Op.String()...)
 	if req.Op == protocol.OpGat || req.Op == protocol.OpGats {
 		dst = append(dst, ' ')
-		dst = appendInt(dst, int64(req.Exptime))
+		dst = protocol.AppendInt32(dst, req.Exptime)
 	}
-	for i, k := range parent.keys {
-		if parent.owner[i] == j {
-			dst = append(dst, ' ')
-			dst = append(dst, k...)
-		}
-	}
-	return append(dst, "\r\n"...)
+	return dst
 }
 
 // dispatchStorage reads the data block straight into the outgoing command

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/protocol"
 )
 
 func newClient(t testing.TB, addr string) *memcache.Client {
@@ -358,4 +359,49 @@ func allRepliesArrived(tp *testProxy) bool {
 		s.mu.Unlock()
 	}
 	return true
+}
+
+// TestLongGatSplit: memcached closes a connection on a gat line over 2048
+// bytes that arrives in pieces, so the proxy splits long gat/gats lines
+// into several commands, each within protocol.MaxGatLine, and merges the
+// replies in the client's key order.
+func TestLongGatSplit(t *testing.T) {
+	tp := startProxy(t, 1, nil)
+	c := dial(t, tp.addr)
+	var keys []string
+	for i := 0; i < 300; i++ {
+		keys = append(keys, fmt.Sprintf("gatkey-%022d", i))
+	}
+	var want strings.Builder
+	for _, i := range []int{0, 5, 77, 150, 151, 299} {
+		roundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n")
+	}
+	b := tp.table.Load().all[0]
+	for _, op := range []string{"gat", "gats"} {
+		want.Reset()
+		for _, i := range []int{0, 5, 77, 150, 151, 299} {
+			fmt.Fprintf(&want, "VALUE %s 0 3", keys[i])
+			if op == "gats" {
+				want.WriteString(" <cas>")
+			}
+			fmt.Fprintf(&want, "\r\nv%02d\r\n", i%100)
+		}
+		want.WriteString("END\r\n")
+		before := b.requests.Load()
+		line := op + " 1000 " + strings.Join(keys, " ") + "\r\n"
+		got := maskCas([]byte(roundTrip(t, c, line, "END\r\n")))
+		if string(got) != want.String() {
+			t.Fatalf("%s of 300 keys:\n got %q\nwant %q", op, got, want.String())
+		}
+		sent := b.requests.Load() - before
+		if minimum := uint64(len(line)/protocol.MaxGatLine + 1); sent < minimum {
+			t.Fatalf("a %d-byte %s line went as %d commands, want at least %d", len(line), op, sent, minimum)
+		}
+	}
+	// Short gat lines are not split.
+	before := b.requests.Load()
+	roundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n")
+	if sent := b.requests.Load() - before; sent != 1 {
+		t.Fatalf("a short gat went as %d commands", sent)
+	}
 }

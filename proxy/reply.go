@@ -11,8 +11,6 @@ import (
 
 var timeNow = time.Now
 
-func appendInt(dst []byte, v int64) []byte { return strconv.AppendInt(dst, v, 10) }
-
 var (
 	endLine = []byte("END\r\n")
 	okLine  = []byte("OK\r\n")

@@ -37,6 +37,7 @@ type session struct {
 	req       protocol.Request // parse scratch space
 	owners    []int            // dispatch scratch: backend index per key
 	subOf     []int            // dispatch scratch: sub-request per backend
+	lineHead  []byte           // dispatch scratch: a retrieval line before its keys
 	cursors   []int            // writer scratch: merge position per sub
 
 	mu          sync.Mutex
