@@ -123,7 +123,7 @@ func (rr *ReplyReader) ReadGet(keys [][]byte, checkValue bool) (hits int, err er
 			}
 			return hits, fmt.Errorf("%w to get: %q", ErrProtocol, l)
 		}
-		key, n, ok := parseValueLine(l[len("VALUE "):])
+		key, n, ok := ParseValueLine(l[len("VALUE "):])
 		if !ok {
 			return hits, fmt.Errorf("%w: malformed %q", ErrProtocol, l)
 		}
@@ -178,8 +178,10 @@ func noEOF(err error) error {
 	return err
 }
 
-// parseValueLine parses "<key> <flags> <bytes> [<cas>]".
-func parseValueLine(b []byte) (key []byte, n int, ok bool) {
+// ParseValueLine parses the rest of a VALUE line, "<key> <flags> <bytes>
+// [<cas>]", without allocating. It is the load tools' own reading of the
+// protocol, kept apart from package protocol, whose parsers they test.
+func ParseValueLine(b []byte) (key []byte, n int, ok bool) {
 	var fields [4][]byte
 	nf := 0
 	for len(b) > 0 {
@@ -203,23 +205,23 @@ func parseValueLine(b []byte) (key []byte, n int, ok bool) {
 	if nf < 3 {
 		return nil, 0, false
 	}
-	if _, ok := parseUint(fields[1], 1<<32-1); !ok {
+	if _, ok := ParseUint(fields[1], 1<<32-1); !ok {
 		return nil, 0, false
 	}
 	if nf == 4 {
-		if _, ok := parseUint(fields[3], 1<<63-1); !ok {
+		if _, ok := ParseUint(fields[3], 1<<64-1); !ok {
 			return nil, 0, false
 		}
 	}
-	v, ok := parseUint(fields[2], maxValueBytes)
+	v, ok := ParseUint(fields[2], maxValueBytes)
 	if !ok {
 		return nil, 0, false
 	}
 	return fields[0], int(v), true
 }
 
-// parseUint parses a decimal number no larger than limit.
-func parseUint(b []byte, limit uint64) (uint64, bool) {
+// ParseUint parses a decimal number no larger than limit.
+func ParseUint(b []byte, limit uint64) (uint64, bool) {
 	if len(b) == 0 || len(b) > 20 {
 		return 0, false
 	}

@@ -18,9 +18,6 @@ import (
 // must be closed.
 var errDesync = errors.New("unexpected reply")
 
-// maxValueBytes bounds the data block a VALUE line may announce.
-const maxValueBytes = 64 << 20
-
 // textConn is one raw memcached text-protocol connection to a loopback
 // address. It is not safe for concurrent use.
 type textConn struct {
@@ -133,7 +130,7 @@ func (t *textConn) readValues(fn func(key, value []byte)) (errLine string, err e
 			return "", fmt.Errorf("%w to get: %.80q", errDesync, l)
 		}
 		first = false
-		key, n, ok := parseValueLine(l[len("VALUE "):])
+		key, n, ok := bench.ParseValueLine(l[len("VALUE "):])
 		if !ok {
 			return "", fmt.Errorf("%w: malformed %.80q", errDesync, l)
 		}
@@ -173,7 +170,7 @@ func (t *textConn) readOne(key []byte) (found bool, value []byte, errLine []byte
 		}
 		return false, nil, nil, fmt.Errorf("%w to get: %.80q", errDesync, l)
 	}
-	k, n, ok := parseValueLine(l[len("VALUE "):])
+	k, n, ok := bench.ParseValueLine(l[len("VALUE "):])
 	if !ok {
 		return false, nil, nil, fmt.Errorf("%w: malformed %.80q", errDesync, l)
 	}
@@ -223,51 +220,6 @@ func (t *textConn) readStats() (map[string]string, error) {
 	}
 }
 
-// parseValueLine parses "<key> <flags> <bytes> [<cas>]" without allocating.
-func parseValueLine(b []byte) (key []byte, n int, ok bool) {
-	key, rest, ok := bytes.Cut(b, []byte(" "))
-	if !ok || len(key) == 0 {
-		return nil, 0, false
-	}
-	flags, rest, ok := bytes.Cut(rest, []byte(" "))
-	if !ok {
-		return nil, 0, false
-	}
-	size, cas, hasCas := bytes.Cut(rest, []byte(" "))
-	if _, ok := parseUint(flags, 1<<32-1); !ok {
-		return nil, 0, false
-	}
-	if hasCas {
-		if _, ok := parseUint(cas, 1<<64-1); !ok {
-			return nil, 0, false
-		}
-	}
-	v, ok := parseUint(size, maxValueBytes)
-	if !ok {
-		return nil, 0, false
-	}
-	return key, int(v), true
-}
-
-// parseUint parses a decimal number no larger than limit.
-func parseUint(b []byte, limit uint64) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (limit-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
-}
-
 // Values stored by this package are "<key>:<version>:" padded with 'x' to
 // the value size; the version tells which set wrote the value (0 for the
 // prefill), and the key shows that a reply belongs to the key asked for.
@@ -297,5 +249,5 @@ func parseValue(key, value []byte) (uint64, bool) {
 	if i <= 0 {
 		return 0, false
 	}
-	return parseUint(rest[:i], 1<<64-1)
+	return bench.ParseUint(rest[:i], 1<<64-1)
 }
