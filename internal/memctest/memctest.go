@@ -83,6 +83,7 @@ func (s *Server) start() error {
 	}
 	args := append([]string{"-l", "127.0.0.1", "-p", strconv.Itoa(s.Port), "-U", "0", "-t", "1"}, s.args...)
 	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = childSysProcAttr()
 	// Run as root is refused by memcached unless -u is given.
 	if syscall.Geteuid() == 0 {
 		cmd.Args = append(cmd.Args, "-u", "root")
