@@ -80,7 +80,16 @@ func New(cfg Config, onChange func(Event), log *zap.Logger) *Checker {
 // SetBackends makes addrs the set of backends checked. New backends start
 // up and are probed at once; backends no longer listed stop being probed
 // and are forgotten; the rest keep their state.
-func (c *Checker) SetBackends(addrs []string) {
+func (c *Checker) SetBackends(addrs []string) { c.setBackends(addrs, Up) }
+
+// SetBackendsPending is SetBackends for a running fleet: new backends start
+// down and come up, with an Event, like a recovered backend: after
+// SuccessLimit good probes and BeforeUp. A backend added by a config
+// reload thus proves itself before it gets keys, and one that was in the
+// pool before (and may hold stale values) is flushed first.
+func (c *Checker) SetBackendsPending(addrs []string) { c.setBackends(addrs, Down) }
+
+func (c *Checker) setBackends(addrs []string, initial State) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -92,7 +101,7 @@ func (c *Checker) SetBackends(addrs []string) {
 		if _, ok := c.targets[a]; ok {
 			continue
 		}
-		tg := &target{addr: a, t: tracker{cfg: c.cfg}, stop: make(chan struct{})}
+		tg := &target{addr: a, t: tracker{cfg: c.cfg, state: initial}, stop: make(chan struct{})}
 		c.targets[a] = tg
 		c.wg.Add(1)
 		go c.probeLoop(tg)

@@ -205,3 +205,26 @@ func TestCheckerBeforeUp(t *testing.T) {
 	allow.Store(true)
 	rec.wait(t, a.Addr, Up)
 }
+
+// SetBackendsPending: new backends start down and come up with an event
+// once probed, without counting a re-add; kept ones keep their state.
+func TestCheckerSetBackendsPending(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	rec := newRecorder()
+	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	c.SetBackendsPending([]string{a.Addr, b.Addr})
+	if !c.IsUp(a.Addr) {
+		t.Fatal("a kept backend lost its state")
+	}
+	if c.IsUp(b.Addr) {
+		t.Fatal("a pending backend is up before any probe")
+	}
+	rec.wait(t, b.Addr, Up)
+	for _, st := range c.Snapshot() {
+		if st.Addr == b.Addr && (st.Readds != 0 || st.Ejections != 0) {
+			t.Fatalf("a backend joining counted as a re-add: %+v", st)
+		}
+	}
+}

@@ -78,7 +78,9 @@ func (t *tracker) success(now time.Time) bool {
 	}
 	t.state = Up
 	t.successes = 0
-	t.readds++
+	if t.ejections > 0 {
+		t.readds++ // not a backend joining for the first time
+	}
 	t.lastUp = now
 	t.lastChange = now
 	return true

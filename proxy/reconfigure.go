@@ -25,8 +25,9 @@ func (r ReconfigureResult) Changed() bool {
 // running proxy, without dropping a client or failing a command:
 //
 //   - backends still listed keep their connections and health state;
-//   - new backends get a connection pool and health checking and join the
-//     ring;
+//   - new backends get a connection pool and health checking, and join
+//     the ring once the checker has seen them answer (at once when
+//     auto_eject is off);
 //   - removed backends leave the ring at once; their connections stay open
 //     until the commands already sent to them have been answered, then
 //     close;
@@ -88,7 +89,15 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 		for i, b := range next {
 			addrs[i] = b.addr
 		}
-		p.health.SetBackends(addrs)
+		if p.opts.AutoEject {
+			// New backends join only once probes vouch for them (and,
+			// with flush_on_readd, once flushed): a mistyped address
+			// never takes keys, and a backend that was in the pool
+			// before never serves what it kept from then.
+			p.health.SetBackendsPending(addrs)
+		} else {
+			p.health.SetBackends(addrs)
+		}
 	}
 	if err := p.rebuildLocked(); err != nil {
 		// ring.New accepted the full list above, so a subset cannot fail;

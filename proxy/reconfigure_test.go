@@ -64,6 +64,10 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		// Added backends join once the health checker has seen them answer.
+		for _, b := range bs {
+			waitInRing(t, tp, b.Addr, true)
+		}
 		after = tp.table.Load()
 		t.Logf("%-22s moved %.3f of keys; %+v", name, movedShare(before, after), res)
 		load.Check(t, name, 500)
@@ -144,7 +148,53 @@ func TestRemovedBackendDrains(t *testing.T) {
 		t.Fatalf("in-flight get across the removal of its backend: %q", got)
 	}
 	// New commands on the key go to the remaining backend.
+	for _, m := range tp.table.Load().members {
+		t.Logf("member %s", m.addr)
+	}
 	if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != "END\r\n" {
 		t.Fatalf("get after removal: %q", got)
+	}
+}
+
+// TestReaddedBackendJoinsFlushed: a backend that a reload removed and a
+// later reload lists again joins only after the checker has seen it answer,
+// and flushed, so it never serves the values it kept from before; an
+// address nothing answers on never joins at all.
+func TestReaddedBackendJoinsFlushed(t *testing.T) {
+	tp := startProxy(t, 2, nil)
+	a, b := tp.backends[0], tp.backends[1]
+	k := keyOn(t, tp, a.Addr, "rejoin")
+	c := dial(t, tp.addr)
+	roundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
+	rc := tp.table.Load().ringCfg // the same ring, so k returns to a
+
+	if _, err := tp.Reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n") // now on b
+
+	port, err := memctest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := tp.Reconfigure([]Backend{{Addr: a.Addr}, {Addr: b.Addr}, {Addr: nobody}}, rc); err != nil {
+		t.Fatal(err)
+	}
+	waitInRing(t, tp, a.Addr, true)
+	if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != "END\r\n" {
+		t.Fatalf("a re-added backend served %q; want a miss, never the value from before", got)
+	}
+	// Keys keep working while the dead address waits outside the ring.
+	for i := 0; i < 50; i++ {
+		key := fmt.Sprintf("alive%d", i)
+		if got := roundTrip(t, c, "set "+key+" 0 0 1\r\nx\r\n", "\r\n"); got != "STORED\r\n" {
+			t.Fatalf("set %s with a dead address pending: %q", key, got)
+		}
+	}
+	for _, m := range tp.table.Load().members {
+		if m.addr == nobody {
+			t.Fatal("an address nothing answers on joined the ring")
+		}
 	}
 }

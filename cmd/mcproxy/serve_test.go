@@ -130,6 +130,7 @@ func TestEditConfigUnderLoad(t *testing.T) {
 
 	in.write(t, configText(in.listen, "", be...))
 	waitStat(t, in.listen, "config_generation", "2")
+	waitStat(t, in.listen, "live_backends", "4") // it joins once probes vouch for it
 	l.Check(t, "added a fourth backend", 300)
 	// Count the writes each backend receives from here on.
 	before := make([]int, 4)
