@@ -63,12 +63,15 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	rl := &reloader{path: path, running: cfg, proxy: p, log: log}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan error, 1)
+	watching := watchDone // nil once the watcher has ended
 	go func() {
 		watchDone <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") })
 	}()
 	defer func() {
 		stopWatch()
-		<-watchDone
+		if watching != nil {
+			<-watchDone
+		}
 	}()
 
 	for {
@@ -76,10 +79,10 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 		case <-reload:
 			rl.reload("SIGHUP")
 			continue
-		case err := <-watchDone:
+		case err := <-watching:
 			// The proxy serves on without live reload; SIGHUP still works.
 			log.Error("config watch stopped; edits are picked up on SIGHUP only", zap.Error(err))
-			watchDone = nil
+			watching = nil // received: nothing left to wait for
 			continue
 		case err := <-serveErr:
 			_ = p.Shutdown(context.Background())
