@@ -331,6 +331,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
+	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
 	rc := p.table.Load().ringCfg
 	w.i("ring_partitions", int64(rc.Partitions))
 	w.i("ring_replication_factor", int64(rc.ReplicationFactor))
