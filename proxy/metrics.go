@@ -30,8 +30,11 @@ func newCommandLatency() *commandLatency {
 		Help:    "Time from reading a command to writing its reply, by command.",
 		Buckets: latencyBuckets,
 	}, []string{"command"})}
+	// Every command with a reply worth timing; quit and verbosity are not.
 	for op := protocol.Op(1); op < protocol.NumOps; op++ {
-		l.obs[op] = l.vec.WithLabelValues(op.String())
+		if op != protocol.OpQuit && op != protocol.OpVerbosity {
+			l.obs[op] = l.vec.WithLabelValues(op.String())
+		}
 	}
 	return l
 }
