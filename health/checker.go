@@ -239,24 +239,47 @@ func (c *Checker) deliver() {
 // target is removed or the checker closes.
 func (c *Checker) probeLoop(tg *target) {
 	defer c.wg.Done()
-	p := &prober{addr: tg.addr, timeout: c.cfg.Timeout}
+	p := &prober{addr: tg.addr}
 	defer p.close()
-	tick := time.NewTicker(c.cfg.Interval)
-	defer tick.Stop()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for {
+		cfg := c.Config() // SetConfig may change it between probes
+		p.timeout = cfg.Timeout
 		err := p.probe()
-		if err == nil && c.cfg.BeforeUp != nil && c.wouldComeUp(tg.addr) {
-			if err = c.cfg.BeforeUp(tg.addr); err != nil {
+		if err == nil && cfg.BeforeUp != nil && c.wouldComeUp(tg.addr) {
+			if err = cfg.BeforeUp(tg.addr); err != nil {
 				err = fmt.Errorf("before marking %s up: %w", tg.addr, err)
 			}
 		}
 		c.record(tg.addr, err)
+		wait.Reset(cfg.Interval)
 		select {
 		case <-tg.stop:
 			return
 		case <-c.stop:
 			return
-		case <-tick.C:
+		case <-wait.C:
 		}
+	}
+}
+
+// Config returns the configuration in force, defaults applied.
+func (c *Checker) Config() Config {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.cfg
+}
+
+// SetConfig changes the configuration of a running checker. Probes pick up
+// the new interval and timeout from their next round; the limits apply to
+// the next failure or success, and every backend keeps its state and counts.
+func (c *Checker) SetConfig(cfg Config) {
+	cfg = cfg.withDefaults()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg = cfg
+	for _, tg := range c.targets {
+		tg.t.cfg = cfg
 	}
 }

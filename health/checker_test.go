@@ -228,3 +228,29 @@ func TestCheckerSetBackendsPending(t *testing.T) {
 		}
 	}
 }
+
+// SetConfig changes the limits of a running checker; states are kept.
+func TestCheckerSetConfig(t *testing.T) {
+	a := memctest.Start(t)
+	cfg := fastConfig()
+	cfg.Interval = time.Hour // only the first probe: the failures below are passive
+	c := New(cfg, nil, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]string{a.Addr})
+	cfg.FailureLimit = 1
+	c.SetConfig(cfg)
+	if got := c.Config(); got.FailureLimit != 1 || got.Interval != time.Hour {
+		t.Fatalf("Config after SetConfig: %+v", got)
+	}
+	deadline := time.Now().Add(waitBound)
+	for c.IsUp(a.Addr) {
+		// One failure is enough now; the loop only rides out a racing probe.
+		c.ReportFailure(a.Addr, errors.New("reset"))
+		if time.Now().After(deadline) {
+			t.Fatal("one failure did not take the backend down with failure_limit 1")
+		}
+	}
+	if st := c.Snapshot()[0]; st.ConsecutiveFailures > 2 {
+		t.Fatalf("went down only after %d failures with failure_limit 1", st.ConsecutiveFailures)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/zap"
 )
@@ -115,6 +116,17 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 	p.lastReload = time.Now()
 	res.Generation = p.generation
 	return res, nil
+}
+
+// SetHealthConfig changes the health checker's interval, timeout and
+// limits on the running proxy; backends keep their state. The re-add hook
+// (flush_on_readd) and auto_eject stay as they were set at start.
+func (p *Proxy) SetHealthConfig(hc health.Config) {
+	if p.health == nil {
+		return
+	}
+	hc.BeforeUp = p.health.Config().BeforeUp
+	p.health.SetConfig(hc)
 }
 
 // ConfigGeneration returns the config generation in force (1 at start, one

@@ -332,6 +332,13 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
 	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
+	if p.health != nil {
+		hc := p.health.Config()
+		w.str("health_interval", hc.Interval.String())
+		w.str("health_timeout", hc.Timeout.String())
+		w.i("health_failure_limit", int64(hc.FailureLimit))
+		w.i("health_success_limit", int64(hc.SuccessLimit))
+	}
 	rc := p.table.Load().ringCfg
 	w.i("ring_partitions", int64(rc.Partitions))
 	w.i("ring_replication_factor", int64(rc.ReplicationFactor))

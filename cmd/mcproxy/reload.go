@@ -9,9 +9,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// reloader applies edits of the config file to the running proxy. Only
-// the backend list and the ring can change live; any other changed key is
-// logged as needing a restart and keeps its running value.
+// reloader applies edits of the config file to the running proxy. The
+// backend list, the ring and the health checker's interval, timeout and
+// limits change live; any other changed key is logged as needing a restart
+// and keeps its running value.
 type reloader struct {
 	path  string
 	proxy *proxy.Proxy
@@ -35,7 +36,7 @@ func (r *reloader) reload(trigger string) {
 	}
 	var live, restart []string
 	for _, key := range config.Diff(r.running, next) {
-		if key == "backends" || strings.HasPrefix(key, "ring.") {
+		if liveKey(key) {
 			live = append(live, key)
 		} else {
 			restart = append(restart, key)
@@ -52,8 +53,20 @@ func (r *reloader) reload(trigger string) {
 			zap.String("trigger", trigger), zap.Error(err))
 		return
 	}
+	r.proxy.SetHealthConfig(healthFrom(next))
 	r.running.Backends, r.running.Ring = next.Backends, next.Ring
+	r.running.Health.Interval, r.running.Health.Timeout = next.Health.Interval, next.Health.Timeout
+	r.running.Health.FailureLimit, r.running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("reweighted", res.Reweighted), zap.Bool("ring_changed", res.RingChanged))
+}
+
+// liveKey reports whether a changed config key applies without a restart.
+func liveKey(key string) bool {
+	switch key {
+	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit":
+		return true
+	}
+	return strings.HasPrefix(key, "ring.")
 }

@@ -115,17 +115,12 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		MaxConnections:    cfg.Limits.MaxConnections,
 		MaxItemSize:       cfg.Limits.MaxItemSize,
 		ClientIdleTimeout: cfg.Limits.ClientIdleTimeout,
-		Health: health.Config{
-			Interval:     cfg.Health.Interval,
-			Timeout:      cfg.Health.Timeout,
-			FailureLimit: cfg.Health.FailureLimit,
-			SuccessLimit: cfg.Health.SuccessLimit,
-		},
-		AutoEject:       cfg.Health.AutoEject,
-		KeepDataOnReadd: !cfg.Health.FlushOnReadd,
-		CommandLatency:  cfg.Admin != "", // only scraped with an admin endpoint
-		Version:         version,
-		Logger:          log,
+		Health:            healthFrom(cfg),
+		AutoEject:         cfg.Health.AutoEject,
+		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
+		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
+		Version:           version,
+		Logger:            log,
 	}
 }
 
@@ -142,5 +137,14 @@ func ringFrom(cfg config.Config) ring.Config {
 		Partitions:        cfg.Ring.Partitions,
 		ReplicationFactor: cfg.Ring.ReplicationFactor,
 		Load:              cfg.Ring.Load,
+	}
+}
+
+func healthFrom(cfg config.Config) health.Config {
+	return health.Config{
+		Interval:     cfg.Health.Interval,
+		Timeout:      cfg.Health.Timeout,
+		FailureLimit: cfg.Health.FailureLimit,
+		SuccessLimit: cfg.Health.SuccessLimit,
 	}
 }

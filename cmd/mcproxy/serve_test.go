@@ -203,3 +203,21 @@ func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
 		t.Fatalf("mcproxy moved its listener to %s without a restart", other)
 	}
 }
+
+// TestHealthSettingsApplyLive: the checker's interval, timeout and limits
+// follow an edit of the file without a restart.
+func TestHealthSettingsApplyLive(t *testing.T) {
+	a := memctest.Start(t)
+	in := startInstance(t, freeAddr(t), "", a.Addr)
+	text := strings.Replace(configText(in.listen, "", a.Addr),
+		"health: {interval: 100ms, timeout: 100ms}", "health: {interval: 250ms, timeout: 50ms, failure_limit: 5, success_limit: 4}", 1)
+	in.write(t, text)
+	waitStat(t, in.listen, "config_generation", "2")
+	st := stats(t, in.listen, "settings")
+	for k, v := range map[string]string{"health_interval": "250ms", "health_timeout": "50ms",
+		"health_failure_limit": "5", "health_success_limit": "4"} {
+		if st[k] != v {
+			t.Errorf("stats settings %s = %q after the edit, want %q", k, st[k], v)
+		}
+	}
+}
