@@ -136,7 +136,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 	if _, err := c.Write([]byte("get " + k + "\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // let it reach the backend connection
+	waitInFlight(t, tp, victim.Addr)
 	if _, err := tp.Reconfigure([]Backend{{Addr: other.Addr}}, ring.Config{}); err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +196,32 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 		if m.addr == nobody {
 			t.Fatal("an address nothing answers on joined the ring")
 		}
+	}
+}
+
+// waitInFlight waits until a request has been written to one of addr's
+// backend connections and awaits its reply.
+func waitInFlight(t *testing.T, tp *testProxy, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(exchangeBound)
+	for {
+		n := 0
+		for _, b := range tp.table.Load().all {
+			if b.addr != addr {
+				continue
+			}
+			for _, c := range b.conns {
+				c.mu.Lock()
+				n += c.inflight.len()
+				c.mu.Unlock()
+			}
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request in flight to %s", addr)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -27,6 +27,9 @@ type reloader struct {
 func (r *reloader) reload(trigger string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.proxy == nil {
+		return // serve failed before the proxy ran; nothing to apply to
+	}
 	next, err := config.Load(r.path)
 	if err != nil {
 		r.proxy.CountReloadFailure()

@@ -24,6 +24,41 @@ const reloadDebounce = 200 * time.Millisecond
 // down gracefully. A value on reload (SIGHUP) or an edit of the file
 // reloads the config.
 func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Logger) error {
+	// The watcher starts before the file is read, so that no edit falls
+	// between reading it and watching it: an edit before the watcher is
+	// ready is in what Load reads, one after it reaches the reloader. The
+	// reloader is locked until the proxy is running; a change seen before
+	// then waits for it.
+	rl := &reloader{path: path, log: log}
+	rl.mu.Lock()
+	setup := true
+	defer func() {
+		if setup {
+			rl.mu.Unlock()
+		}
+	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan error, 1)
+	watchReady := make(chan struct{})
+	go func() {
+		watchDone <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") },
+			func() { close(watchReady) })
+	}()
+	watching := watchDone // nil once the watcher has ended
+	defer func() {
+		stopWatch()
+		if watching != nil {
+			<-watchDone
+		}
+	}()
+	select {
+	case <-watchReady:
+	case err := <-watchDone:
+		// The proxy serves on without live reload; SIGHUP still works.
+		watching = nil
+		log.Error("config watch did not start; edits are picked up on SIGHUP only", zap.Error(err))
+	}
+
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -60,19 +95,9 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- p.Serve(l) }()
 
-	rl := &reloader{path: path, running: cfg, proxy: p, log: log}
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	watching := watchDone // nil once the watcher has ended
-	go func() {
-		watchDone <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") })
-	}()
-	defer func() {
-		stopWatch()
-		if watching != nil {
-			<-watchDone
-		}
-	}()
+	rl.running, rl.proxy = cfg, p
+	rl.mu.Unlock()
+	setup = false
 
 	for {
 		select {

@@ -30,13 +30,12 @@ import (
 // A burst of events is debounced: the check runs once, debounce after the
 // last event of the burst. onChange runs on Watch's goroutine, so calls never
 // overlap, and no goroutine started by Watch outlives its return.
-func Watch(ctx context.Context, path string, debounce time.Duration, onChange func()) error {
-	return watch(ctx, path, debounce, onChange, nil)
-}
-
-// watch is Watch with a hook for tests, called once the watches are in place
-// and the initial content has been read.
-func watch(ctx context.Context, path string, debounce time.Duration, onChange func(), ready func()) error {
+//
+// ready, when not nil, is called once the watches are in place and the
+// content to compare against has been read. A caller that reads the file
+// only after ready misses no edit: an edit before that point is in what it
+// reads, an edit after it calls onChange.
+func Watch(ctx context.Context, path string, debounce time.Duration, onChange func(), ready func()) error {
 	if onChange == nil {
 		return errors.New("watch config: onChange is nil")
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,21 +21,31 @@ func TestMain(m *testing.M) {
 // tight loop of writes always lands in one burst.
 const testDebounce = 150 * time.Millisecond
 
-// watcher runs watch on path in the background and counts onChange calls.
+// watcher runs Watch on path in the background and records what the file
+// held at each onChange call.
 type watcher struct {
-	calls atomic.Int64
-	done  chan error
+	path     string
+	debounce time.Duration
+	mu       sync.Mutex
+	seen     []string // the file's content at each call, "" if unreadable
+	base     int      // calls made for sentinels, not counted by waitCalls
+	sents    int      // sentinels written so far
+	done     chan error
 }
 
 // startWatch starts watching path and returns once the watches are in
 // place. The watch is stopped, and its return checked, at test cleanup.
 func startWatch(t *testing.T, path string) *watcher {
+	return startWatchDebounce(t, path, testDebounce)
+}
+
+func startWatchDebounce(t *testing.T, path string, debounce time.Duration) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watcher{done: make(chan error, 1)}
+	w := &watcher{path: path, debounce: debounce, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
-		w.done <- watch(ctx, path, testDebounce, func() { w.calls.Add(1) }, func() { close(ready) })
+		w.done <- Watch(ctx, path, debounce, w.onChange, func() { close(ready) })
 	}()
 	select {
 	case <-ready:
@@ -60,18 +70,80 @@ func startWatch(t *testing.T, path string) *watcher {
 	return w
 }
 
-// waitCalls polls until onChange has been called want times (failing after
-// a bounded wait), then waits a few more debounce periods and checks that
-// no further call came.
-func (w *watcher) waitCalls(t *testing.T, want int64) {
+func (w *watcher) onChange() {
+	data, _ := os.ReadFile(w.path)
+	w.mu.Lock()
+	w.seen = append(w.seen, string(data))
+	w.mu.Unlock()
+}
+
+// calls returns the number of onChange calls not made for sentinels.
+func (w *watcher) calls() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen) - w.base
+}
+
+// waitCalls waits (bounded) until onChange has been called want times, then
+// proves that no further call is pending without sleeping on it: it writes
+// a sentinel content, waits for the call that sees it, and checks that it
+// was the only call since. A stray call would be counted before the
+// sentinel's.
+func (w *watcher) waitCalls(t *testing.T, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for w.calls.Load() < want && time.Now().Before(deadline) {
+	deadline := time.Now().Add(10*time.Second + 2*w.debounce)
+	for w.calls() < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(4 * testDebounce)
-	if got := w.calls.Load(); got != want {
+	// Give a stray call a chance to come before the sentinel's burst. This
+	// pause decides nothing: on a busy machine a stray call may fall into
+	// the sentinel's burst and go unseen, but no correct watcher fails.
+	time.Sleep(2 * w.debounce)
+	// The sentinel is written, seen, and then the file's content restored
+	// (seen too), so the test's next step compares against what it left.
+	before, err := os.ReadFile(w.path)
+	restore := err == nil
+	w.sents++
+	sentinel := fmt.Sprintf("# sentinel %d\n", w.sents)
+	write(t, w.path, sentinel)
+	w.waitSeen(t, sentinel, want)
+	w.mu.Lock()
+	w.base++
+	got := len(w.seen) - w.base
+	w.mu.Unlock()
+	if got != want {
 		t.Fatalf("onChange called %d times, want %d", got, want)
+	}
+	if restore {
+		write(t, w.path, string(before))
+		w.waitSeen(t, string(before), want)
+		w.mu.Lock()
+		w.base++
+		w.mu.Unlock()
+	} else if err := os.Remove(w.path); err != nil {
+		t.Fatal(err)
+	} else {
+		w.waitSeen(t, "", want)
+		w.mu.Lock()
+		w.base++
+		w.mu.Unlock()
+	}
+}
+
+// waitSeen waits until the latest onChange call saw content.
+func (w *watcher) waitSeen(t *testing.T, content string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10*time.Second + 2*w.debounce)
+	seen := func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.seen) > 0 && w.seen[len(w.seen)-1] == content
+	}
+	for !seen() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !seen() {
+		t.Fatalf("onChange not called for a write of %q within 10s (calls: %d, want %d)", content, w.calls(), want)
 	}
 }
 
@@ -96,7 +168,9 @@ func TestWatchWriteInPlace(t *testing.T) {
 
 func TestWatchBurstIsDebounced(t *testing.T) {
 	path := writeFile(t, "mcproxy.yaml", "listen: :1\n")
-	w := startWatch(t, path)
+	// Ten small writes take microseconds; a 2s debounce holds them in one
+	// burst even on a machine too busy to run this goroutine for a while.
+	w := startWatchDebounce(t, path, 2*time.Second)
 	for i := 0; i < 10; i++ {
 		write(t, path, fmt.Sprintf("listen: :%d\n", 100+i))
 	}
@@ -215,8 +289,9 @@ func TestWatchReturnsNilOnCancel(t *testing.T) {
 	path := writeFile(t, "mcproxy.yaml", "listen: :1\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, path, testDebounce, func() {}) }()
-	time.Sleep(50 * time.Millisecond)
+	ready := make(chan struct{})
+	go func() { done <- Watch(ctx, path, testDebounce, func() {}, func() { close(ready) }) }()
+	<-ready
 	cancel()
 	select {
 	case err := <-done:
@@ -230,7 +305,7 @@ func TestWatchReturnsNilOnCancel(t *testing.T) {
 
 func TestWatchStartError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-dir", "mcproxy.yaml")
-	err := Watch(context.Background(), path, testDebounce, func() {})
+	err := Watch(context.Background(), path, testDebounce, func() {}, nil)
 	if err == nil {
 		t.Fatal("Watch of a file in a missing directory succeeded")
 	}
