@@ -8,6 +8,8 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 endif
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+# Where `make compare` writes its page and chart; empty: print only.
+DOC      ?=
 BENCH    ?= .
 # Extra flags for mcproxy under `make run`, e.g. make run RUN_ARGS='-log-level debug'.
 RUN_ARGS ?=
@@ -47,8 +49,8 @@ fuzz: ## run every Fuzz target in protocol/ for FUZZTIME (default 30s) each
 bench: ## run all benchmarks with allocation counts (BENCH=regexp to narrow)
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./...
 
-compare: build ## build, then run internal/bench/compare.sh against bin/mcproxy
-	MCPROXY=$(BIN) bash internal/bench/compare.sh
+compare: build ## memcached, twemproxy and mcproxy side by side (scripts/compare.sh); DOC=docs/benchmarks.md writes the page
+	MCPROXY=$(BIN) DOC='$(DOC)' bash scripts/compare.sh
 
 docker: ## build the container image (docker build -t mcproxy .)
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

@@ -2,7 +2,7 @@
 // target (memcached, twemproxy or mcproxy) and reports throughput, hits and
 // errors, and latency percentiles. It speaks the protocol over raw TCP itself,
 // so its own cost is the same for every target. The engine is
-// internal/bench; internal/bench/compare.sh uses it to compare targets.
+// internal/bench; scripts/compare.sh uses it to compare targets.
 //
 //	mcbench -addr 127.0.0.1:11211 -duration 10s -conns 50 -pipeline 1 -ratio 9:1 -prefill
 //	mcbench -addr 127.0.0.1:22121 -multiget 10 -pipeline 8 -json
@@ -48,7 +48,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MultiGet, "multiget", cfg.MultiGet, "keys per get command")
 	fs.BoolVar(&cfg.Prefill, "prefill", false, "set every key once before the warmup, so gets hit")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the key choice; the same seed gives every target the same keys")
+	fs.IntVar(&cfg.WatchPID, "pid", 0, "also report this process's CPU time and read/write syscalls over the measured phase (from /proc)")
 	asJSON := fs.Bool("json", false, "print the result as one line of JSON")
+	report := fs.String("report", "", "do not run: read a results file of scripts/compare.sh and print its medians as markdown")
+	svgOut := fs.String("svg", "", "with -report: also draw the chart into this SVG file")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: mcbench [flags]\n\nA bounded memcached text-protocol load against one loopback target.\n\n")
 		fs.PrintDefaults()
@@ -62,6 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mcbench: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *report != "" {
+		return writeReport(*report, *svgOut, stdout, stderr)
 	}
 	var err error
 	if cfg.GetWeight, cfg.SetWeight, err = bench.ParseRatio(*ratio); err != nil {
@@ -90,6 +96,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if res.Errors > 0 || res.PrefillErrors > 0 {
 		return 1
+	}
+	return 0
+}
+
+// writeReport prints the medians of a comparison's results file as
+// markdown, and draws its chart when svgPath is set.
+func writeReport(resultsPath, svgPath string, stdout, stderr io.Writer) int {
+	runs, err := bench.LoadCompareRuns(resultsPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
+	ws := bench.Medians(runs)
+	if err := bench.WriteCompareMarkdown(stdout, ws); err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
+	if svgPath == "" {
+		return 0
+	}
+	f, err := os.Create(svgPath)
+	if err == nil {
+		err = bench.WriteCompareSVG(f, ws)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mcbench: chart:", err)
+		return 2
 	}
 	return 0
 }

@@ -42,6 +42,15 @@ type Summary struct {
 	P99US          float64 `json:"p99_us"`
 	P999US         float64 `json:"p999_us"`
 	MaxUS          float64 `json:"max_us"`
+	// KeysPerSec counts keys (of gets) and sets per second.
+	KeysPerSec float64 `json:"keys_per_sec"`
+	// The watched process's cost over the measured phase, per command
+	// and per key; absent when no process was watched.
+	CPUUSPerOp      float64 `json:"cpu_us_per_op,omitempty"`
+	CPUUSPerKey     float64 `json:"cpu_us_per_key,omitempty"`
+	SyscallsPerOp   float64 `json:"syscalls_per_op,omitempty"`
+	CPUSeconds      float64 `json:"cpu_seconds,omitempty"`
+	WatchedSyscalls uint64  `json:"syscalls,omitempty"`
 }
 
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
@@ -53,7 +62,7 @@ func (r *Result) Summary() Summary {
 	if h == nil {
 		h = new(Histogram)
 	}
-	return Summary{
+	sum := Summary{
 		Target:         c.Addr,
 		Conns:          c.Conns,
 		Pipeline:       c.Pipeline,
@@ -86,6 +95,18 @@ func (r *Result) Summary() Summary {
 		P999US:         micros(h.Quantile(0.999)),
 		MaxUS:          micros(h.Max()),
 	}
+	if r.Elapsed > 0 {
+		sum.KeysPerSec = float64(r.Keys()) / r.Elapsed.Seconds()
+	}
+	if p := r.Proc; p != nil && r.Ops > 0 {
+		sum.CPUSeconds, sum.WatchedSyscalls = p.CPUSeconds, p.Syscalls
+		sum.CPUUSPerOp = p.CPUSeconds * 1e6 / float64(r.Ops)
+		sum.SyscallsPerOp = float64(p.Syscalls) / float64(r.Ops)
+		if k := r.Keys(); k > 0 {
+			sum.CPUUSPerKey = p.CPUSeconds * 1e6 / float64(k)
+		}
+	}
+	return sum
 }
 
 // WriteJSON writes r as one line of JSON.
@@ -123,6 +144,12 @@ latency    p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (min %s, mean %s)
 	}
 	if r.Config.Prefill {
 		if _, err := fmt.Fprintf(w, "prefill    %d keys stored, %d failed\n", s.Prefilled, s.PrefillErrors); err != nil {
+			return err
+		}
+	}
+	if r.Proc != nil {
+		if _, err := fmt.Fprintf(w, "target pid %d: %.3fs CPU = %.2fus per command, %.2fus per key; %.2f syscalls per command\n",
+			r.Config.WatchPID, s.CPUSeconds, s.CPUUSPerOp, s.CPUUSPerKey, s.SyscallsPerOp); err != nil {
 			return err
 		}
 	}

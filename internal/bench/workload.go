@@ -63,6 +63,9 @@ type Config struct {
 	// Seed seeds the per-connection random generators; the same seed gives
 	// every target the same key sequence.
 	Seed uint64
+	// WatchPID, when not 0, is a process (the target) whose CPU time and
+	// system calls are sampled at the start and end of the measured phase.
+	WatchPID int
 }
 
 // DefaultConfig returns the defaults of mcbench.
@@ -117,6 +120,7 @@ func (c *Config) validate() (string, error) {
 	check(c.Warmup >= 0, "warmup must not be negative, got %v", c.Warmup)
 	check(c.Requests >= 0, "requests must not be negative, got %d", c.Requests)
 	check(c.Timeout > 0, "timeout must be positive, got %v", c.Timeout)
+	check(c.WatchPID >= 0, "watched pid must not be negative, got %d", c.WatchPID)
 	check(c.Keys >= 1 && c.Keys <= maxKeys, "keys must be 1..%d, got %d", maxKeys, c.Keys)
 	check(c.ValueSize >= 0 && c.ValueSize <= maxValueSize, "value size must be 0..%d, got %d", maxValueSize, c.ValueSize)
 	check(c.GetWeight >= 0 && c.SetWeight >= 0 && c.GetWeight+c.SetWeight > 0, "ratio must be get:set with non-negative weights, not both 0")
@@ -167,7 +171,14 @@ type Result struct {
 	// Latency holds the latency of every successful command: from the write
 	// of its batch to the end of its reply.
 	Latency *Histogram
+	// Proc is what Config.WatchPID cost over the measured phase; nil when
+	// no process was watched.
+	Proc *ProcSample
 }
+
+// Keys returns the keys handled in the measured phase: every key a
+// successful get asked for, and every set.
+func (r *Result) Keys() uint64 { return r.Hits + r.Misses + r.Sets }
 
 // OpsPerSec returns successful commands per second of the measured phase.
 func (r *Result) OpsPerSec() float64 {
@@ -240,7 +251,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		end:          start.Add(cfg.Warmup + cfg.Duration),
 	}
 	p.budget.Store(cfg.Requests)
+	var watch *procWatch
+	if cfg.WatchPID != 0 {
+		watch = startProcWatch(cfg.WatchPID, p.measureStart)
+	}
 	runAll(workers, func(w *worker) { w.load(ctx, p) })
+	if watch != nil {
+		cost, err := watch.finish()
+		if err != nil {
+			return nil, err
+		}
+		res.Proc = &cost
+	}
 
 	var lastEnd time.Time
 	var firstErrAt time.Time

@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: the same mcbench workload against direct memcached,
-# twemproxy (nutcracker) and mcproxy, in alternating rounds, then the median
-# ops/s and p99 latency per target and the ratios between them.
+# Side-by-side benchmark, the way users compare proxies: the same mcbench
+# workloads against direct memcached, twemproxy (nutcracker) and mcproxy, in
+# rounds that alternate between the targets, then per workload the medians of
+# keys/s, p50/p99/p99.9 latency, and each target process's CPU time per key and
+# read/write syscalls per request (from /proc/PID/stat and /proc/PID/io, which
+# are steadier than throughput on a noisy machine), with the ratios between them.
 #
 # It starts three memcached on free loopback ports, nutcracker in front of them
 # (ketama, fnv1a_64, weights 1, no ejection) and mcproxy in front of the same
 # three, all on 127.0.0.1. "memcached" is the first of the three, addressed
-# directly. Each target is prefilled once, then every round runs each target for
-# DURATION (after WARMUP), in an order that rotates from round to round. It stops
-# only the processes it started, by PID, when it exits (also on Ctrl-C).
+# directly (its CPU column is that one memcached's). Each target is prefilled
+# once per workload, then every round runs each target for DURATION (after
+# WARMUP), in an order that rotates from round to round. It stops only the
+# processes it started, by PID, when it exits (also on Ctrl-C).
 #
-# Usage: internal/bench/compare.sh            (from anywhere in the repo)
+# Usage: scripts/compare.sh                   (from anywhere in the repo)
 #        make compare                         (builds bin/mcproxy first)
+#        make compare DOC=docs/benchmarks.md  (also writes the page and its chart)
 #
 # Environment:
 #   MCPROXY            mcproxy binary (go build -o bin/mcproxy ./cmd/mcproxy);
 #                      unset: mcproxy is skipped with a warning
 #   MCBENCH            mcbench binary (default: built from ./cmd/mcbench into a temp dir)
-#   ROUNDS             rounds of all targets                 (default 5)
+#   ROUNDS             rounds of all targets per workload    (default 3)
 #   DURATION           measured time of one run              (default 5s)
 #   WARMUP             unmeasured load before each run       (default 1s)
-#   MCBENCH_ARGS       the workload, mcbench flags           (default
-#                      "-conns 50 -pipeline 1 -ratio 9:1 -keys 100000 -value-size 100")
+#   WORKLOADS          workloads, "name=mcbench flags" separated by ';' (default:
+#                      the five below); MCBENCH_ARGS, when set, is one workload
 #   MEMCACHED_MB       memory of each memcached              (default 64)
-#   MEMCACHED_THREADS  worker threads of each memcached      (default 4, memcached's own)
-#   PIN                1: run mcbench on CPU 0 and every server on the other CPUs
-#                      (taskset), so load generator and targets do not compete
+#   MEMCACHED_THREADS  worker threads of each memcached      (default 1)
+#   PIN                1 (default): mcbench on CPU 0, every server on the other
+#                      CPUs (taskset), so load generator and targets do not compete
+#   DOC                write this markdown page (and a .svg chart beside it)
 #   KEEP               1: keep the temp dir (configs, logs, raw results)
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
@@ -35,17 +41,24 @@
 # compare targets under the same handicap, they are not absolute capacities.
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
-MCBENCH_ARGS=${MCBENCH_ARGS:-"-conns 50 -pipeline 1 -ratio 9:1 -keys 100000 -value-size 100"}
+common="-ratio 9:1 -keys 100000"
+default_workloads="single get, 1 in flight=-conns 50 -pipeline 1 -value-size 100 $common"
+default_workloads+=";single get, 16 in flight=-conns 50 -pipeline 16 -value-size 100 $common"
+default_workloads+=";get of 10 keys, 1 in flight=-conns 50 -pipeline 1 -multiget 10 -value-size 100 $common"
+default_workloads+=";4 KB values, 1 in flight=-conns 50 -pipeline 1 -value-size 4096 $common"
+default_workloads+=";light load: 1 conn, 1 in flight=-conns 1 -pipeline 1 -value-size 100 $common"
+if [[ -n ${MCBENCH_ARGS:-} ]]; then default_workloads="custom=$MCBENCH_ARGS"; fi
+WORKLOADS=${WORKLOADS:-$default_workloads}
 MEMCACHED_MB=${MEMCACHED_MB:-64}
-MEMCACHED_THREADS=${MEMCACHED_THREADS:-4}
-PIN=${PIN:-0}
+MEMCACHED_THREADS=${MEMCACHED_THREADS:-1}
+PIN=${PIN:-1}
 KEEP=${KEEP:-0}
-read -r -a bench_args <<<"$MCBENCH_ARGS"
+DOC=${DOC:-}
 
 log() { printf 'compare: %s\n' "$*" >&2; }
 die() {
@@ -151,6 +164,7 @@ done
 
 names=(memcached twemproxy)
 addrs=("${backends[0]}")
+tpids=("${pids[0]}")
 
 tw_port=$(free_port)
 cat >"$tmp/twemproxy.yml" <<EOF
@@ -166,6 +180,7 @@ EOF
 start twemproxy "$tw_port" nutcracker -c "$tmp/twemproxy.yml" \
 	-s "$(free_port)" -a 127.0.0.1 -o "$tmp/twemproxy.log" -v 4
 addrs+=("127.0.0.1:$tw_port")
+tpids+=("${pids[-1]}")
 
 if [[ -n ${MCPROXY:-} ]]; then
 	mp_port=$(free_port)
@@ -177,6 +192,7 @@ EOF
 	start mcproxy "$mp_port" "$MCPROXY" -config "$tmp/mcproxy.yml" -log-level warn
 	names+=(mcproxy)
 	addrs+=("127.0.0.1:$mp_port")
+	tpids+=("${pids[-1]}")
 	if [[ ${METRICS:-0} == 1 ]]; then
 		mm_port=$(free_port)
 		mm_admin=$(free_port)
@@ -189,6 +205,7 @@ EOF
 		start mcproxy+m "$mm_port" "$MCPROXY" -config "$tmp/mcproxy-m.yml" -log-level warn
 		names+=(mcproxy+m)
 		addrs+=("127.0.0.1:$mm_port")
+		tpids+=("${pids[-1]}")
 		# A Prometheus-like scraper, ended with the other processes on exit.
 		(while sleep 1; do
 			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$mm_admin/metrics" || true
@@ -211,61 +228,57 @@ bench() {
 	((rc <= 1))
 }
 
-log "workload: $MCBENCH_ARGS; $ROUNDS rounds x ${#names[@]} targets x $DURATION (+$WARMUP warmup)"
-for i in "${!names[@]}"; do
-	out=$(bench "${addrs[$i]}" -prefill -duration 1s) || die "mcbench could not run against ${names[$i]}"
-	log "prefilled ${names[$i]}: $(field prefilled <<<"$out") keys, $(field prefill_errors <<<"$out") failed"
-done
-
-printf '%-6s %-10s %12s %10s %10s %8s\n' round target ops/s p50_us p99_us errors
+results=$tmp/results.jsonl
+: >"$results"
+IFS=';' read -r -a workloads <<<"$WORKLOADS"
 n=${#names[@]}
-for ((r = 1; r <= ROUNDS; r++)); do
-	for ((k = 0; k < n; k++)); do
-		i=$(((r - 1 + k) % n)) # rotate the order so no target always goes first
-		out=$(bench "${addrs[$i]}" -duration "$DURATION" -warmup "$WARMUP") ||
-			die "mcbench could not run against ${names[$i]}"
-		echo "${names[$i]} $out" >>"$tmp/results.txt"
-		printf '%-6s %-10s %12.0f %10.1f %10.1f %8s\n' "$r" "${names[$i]}" \
-			"$(field ops_per_sec <<<"$out")" "$(field p50_us <<<"$out")" \
-			"$(field p99_us <<<"$out")" "$(field errors <<<"$out")"
-		err=$(field first_error <<<"$out")
-		if [[ $err != "$out" ]]; then log "${names[$i]}: first error: $err"; fi
+log "$ROUNDS rounds x ${#names[@]} targets x ${#workloads[@]} workloads x $DURATION (+$WARMUP warmup)"
+for wl in "${workloads[@]}"; do
+	wname=${wl%%=*}
+	read -r -a bench_args <<<"${wl#*=}"
+	log "workload \"$wname\": ${wl#*=}"
+	for i in "${!names[@]}"; do
+		out=$(bench "${addrs[$i]}" -prefill -duration 1s) || die "mcbench could not run against ${names[$i]}"
+	done
+	printf '%-6s %-10s %12s %10s %10s %10s %8s %8s\n' round target keys/s p50_us p99_us cpu_us/key sys/req errors
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((k = 0; k < n; k++)); do
+			i=$(((r - 1 + k) % n)) # rotate the order so no target always goes first
+			out=$(bench "${addrs[$i]}" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}") ||
+				die "mcbench could not run against ${names[$i]}"
+			printf '{"workload":"%s","target":"%s","round":%d,"run":%s}\n' "$wname" "${names[$i]}" "$r" "$out" >>"$results"
+			printf '%-6s %-10s %12.0f %10.1f %10.1f %10.2f %8.2f %8s\n' "$r" "${names[$i]}" \
+				"$(field keys_per_sec <<<"$out")" "$(field p50_us <<<"$out")" "$(field p99_us <<<"$out")" \
+				"$(field cpu_us_per_key <<<"$out")" "$(field syscalls_per_op <<<"$out")" "$(field errors <<<"$out")"
+			err=$(field first_error <<<"$out")
+			if [[ $err != "$out" ]]; then log "${names[$i]}: first error: $err"; fi
+		done
 	done
 done
 
 # ---- summary -----------------------------------------------------------------
 
-# median TARGET FIELD: the median of FIELD over TARGET's runs.
-median() {
-	grep "^$1 " "$tmp/results.txt" | cut -d' ' -f2- | field "$2" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-total() {
-	grep "^$1 " "$tmp/results.txt" | cut -d' ' -f2- | field "$2" | awk '{ s += $1 } END { print s + 0 }'
-}
-
-declare -A ops p99
 echo
-echo "median over $ROUNDS rounds ($MCBENCH_ARGS, $DURATION each):"
-printf '%-10s %12s %10s %10s %8s\n' target ops/s p50_us p99_us errors
-for name in "${names[@]}"; do
-	ops[$name]=$(median "$name" ops_per_sec)
-	p99[$name]=$(median "$name" p99_us)
-	printf '%-10s %12.0f %10.1f %10.1f %8s\n' "$name" "${ops[$name]}" \
-		"$(median "$name" p50_us)" "${p99[$name]}" "$(total "$name" errors)"
-done
+echo "medians over $ROUNDS alternating rounds, $DURATION each:"
+"$MCBENCH" -report "$results"
 
-# ratio A B: A's median ops/s and p99 relative to B's.
-ratio() {
-	awk -v a="$1" -v b="$2" -v oa="${ops[$1]}" -v ob="${ops[$2]}" -v pa="${p99[$1]}" -v pb="${p99[$2]}" \
-		'BEGIN { printf "%-22s ops/s x%.2f   p99 x%.2f\n", a "/" b, oa / ob, pa / pb }'
-}
-echo
-ratio twemproxy memcached
-if [[ -n ${ops[mcproxy]:-} ]]; then
-	ratio mcproxy memcached
-	ratio mcproxy twemproxy
-	if [[ -n ${ops[mcproxy+m]:-} ]]; then ratio mcproxy+m mcproxy; fi
-else
-	log "mcproxy was skipped (MCPROXY unset): no mcproxy ratios"
+if [[ -n $DOC ]]; then
+	svg=${DOC%.md}.svg
+	{
+		echo "# Benchmarks: mcproxy beside twemproxy and memcached"
+		echo
+		echo "Generated by \`make compare DOC=$DOC\` (scripts/compare.sh) on $(date -u +%Y-%m-%d)."
+		echo "Do not edit by hand: run it again."
+		echo
+		echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr)"
+		echo "- memcached $(memcached -V | cut -d' ' -f2) x3 (\`-t $MEMCACHED_THREADS -m $MEMCACHED_MB\`), nutcracker $(nutcracker -V 2>&1 | sed -n 's/.*-\([0-9.]*\)$/\1/p' | head -n 1), mcproxy $("$MCPROXY" -version 2>/dev/null | cut -d' ' -f2), $(go version | cut -d' ' -f3)"
+		echo "- $ROUNDS rounds per workload, targets alternating, $DURATION measured after $WARMUP warmup; PIN=$PIN (1: mcbench on CPU 0, servers on the others)"
+		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
+		echo
+		echo "![keys/s and CPU per key relative to twemproxy]($(basename "$svg"))"
+		echo
+		"$MCBENCH" -report "$results" -svg "$svg"
+	} >"$DOC.tmp"
+	mv "$DOC.tmp" "$DOC"
+	log "wrote $DOC and $svg"
 fi
