@@ -212,7 +212,7 @@ func WriteCompareSVG(w io.Writer, ws []WorkloadMedians) error {
 	const (
 		panelW, panelH = 760, 260
 		left, top      = 60, 40
-		barW, gap      = 16, 28
+		barW, gap      = 30, 28
 	)
 	type panel struct {
 		title string
@@ -234,6 +234,9 @@ func WriteCompareSVG(w io.Writer, ws []WorkloadMedians) error {
 		for _, wl := range shown {
 			tw, _ := wl.Target("twemproxy")
 			for _, t := range wl.Targets {
+				if t.Target == "memcached" {
+					continue // not drawn
+				}
 				if v := p.value(t, tw); !math.IsNaN(v) && v > maxV {
 					maxV = v
 				}
