@@ -8,6 +8,8 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 endif
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
+# staticcheck runs in `make test` at this pinned version.
+STATICCHECK_VERSION := v0.8.2
 # Where `make compare` writes its page and chart; empty: print only.
 DOC      ?=
 BENCH    ?= .
@@ -30,12 +32,13 @@ build: ## build bin/mcproxy with the version from git describe
 run: build ## start 3 memcached on 127.0.0.1:11311-11313 and mcproxy (configs/local.yaml); Ctrl-C stops all
 	MCPROXY=$(BIN) CONFIG=configs/local.yaml bash internal/devcluster/run.sh $(RUN_ARGS)
 
-test: ## gofmt check, go vet, then race-enabled tests (needs memcached in PATH)
+test: ## gofmt check, go vet, staticcheck, then race-enabled tests (needs memcached in PATH)
 	@unformatted="$$(find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)"; \
 	if [ -n "$$unformatted" ]; then \
 		echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 	$(GO) test -race -count=1 ./...
 
 fuzz: ## run every Fuzz target in protocol/ for FUZZTIME (default 30s) each

@@ -48,17 +48,6 @@ func keyCounts(r *Ring) []int {
 	return counts
 }
 
-// owners returns the address owning each test key.
-func owners(r *Ring) []string {
-	out := make([]string, numKeys)
-	var buf []byte
-	for i := range out {
-		buf = appendKey(buf, i)
-		out[i] = r.LocateAddr(buf)
-	}
-	return out
-}
-
 // partitionCounts returns how many partitions each member owns.
 func partitionCounts(r *Ring) []int {
 	counts := make([]int, r.Len())

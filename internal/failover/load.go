@@ -246,7 +246,7 @@ func (l *load) readGet(t *textConn, w *loadWorker, s *sample, key string) error 
 		return err
 	}
 	switch {
-	case errLine != nil && len(errLine) >= 12 && string(errLine[:12]) == "SERVER_ERROR":
+	case len(errLine) >= 12 && string(errLine[:12]) == "SERVER_ERROR":
 		s.out = outServerError
 		countText(w.serverErrs, string(errLine))
 	case errLine != nil:
