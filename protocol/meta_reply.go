@@ -62,6 +62,9 @@ type MetaReply struct {
 }
 
 func (m *MetaReply) reset() {
+	if m.Code == MetaNone && m.Flags.n == 0 && m.Flags.line == nil {
+		return // never used, or already reset: the text path pays nothing
+	}
 	m.Code, m.Size, m.HeaderEnd, m.debugKeyStart, m.debugKeyEnd = MetaNone, 0, 0, 0, 0
 	m.Flags.reset(nil)
 }
