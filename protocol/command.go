@@ -25,6 +25,13 @@ const (
 	OpStats
 	OpVerbosity
 	OpQuit
+	// The meta commands (mg, ms, md, ma, mn, me).
+	OpMetaGet
+	OpMetaSet
+	OpMetaDelete
+	OpMetaArithmetic
+	OpMetaNoop
+	OpMetaDebug
 	// NumOps is the number of Op values, for tables indexed by Op.
 	NumOps
 )
@@ -35,6 +42,8 @@ var opNames = [NumOps]string{
 	OpPrepend: "prepend", OpCas: "cas", OpIncr: "incr", OpDecr: "decr",
 	OpTouch: "touch", OpDelete: "delete", OpFlushAll: "flush_all",
 	OpVersion: "version", OpStats: "stats", OpVerbosity: "verbosity", OpQuit: "quit",
+	OpMetaGet: "mg", OpMetaSet: "ms", OpMetaDelete: "md", OpMetaArithmetic: "ma",
+	OpMetaNoop: "mn", OpMetaDebug: "me",
 }
 
 // String returns the command's name as the client writes it.
@@ -53,7 +62,17 @@ func (o Op) IsRetrieval() bool { return o >= OpGet && o <= OpGats }
 func (o Op) IsStorage() bool { return o >= OpSet && o <= OpCas }
 
 // HasKey reports whether o addresses a key and so is routed by it.
-func (o Op) HasKey() bool { return o >= OpGet && o <= OpDelete }
+func (o Op) HasKey() bool {
+	return o >= OpGet && o <= OpDelete || o.IsMeta() && o != OpMetaNoop
+}
+
+// IsMeta reports whether o is a meta command; its flags are in
+// Request.Meta.
+func (o Op) IsMeta() bool { return o >= OpMetaGet && o <= OpMetaDebug }
+
+// HasData reports whether o is followed by a data block the caller must
+// read with ReadData (or skip with DiscardData): a storage command or ms.
+func (o Op) HasData() bool { return o.IsStorage() || o == OpMetaSet }
 
 // Request is one parsed client command. Byte slices point into the
 // RequestReader's buffer and are valid only until its next call.
@@ -80,6 +99,14 @@ type Request struct {
 	NoReply bool
 	// Args holds the arguments of stats.
 	Args [][]byte
+	// Meta holds the flags of a meta command, nil for any other. Keys[0] of
+	// a meta command is its key decoded (base64 with the b flag), the bytes
+	// it hashes on; Meta.KeyToken is the key as the client sent it. For a
+	// meta command Exptime is T, Flags is F, Cas is C, Delta is D (1 when
+	// ma has none) and Bytes is ms's data length. NoReply is never set for
+	// a meta command: its quiet mode (Meta.Quiet) hides only some replies
+	// and never an error.
+	Meta *MetaRequest
 }
 
 // Key returns the first key, or nil for a command without keys.

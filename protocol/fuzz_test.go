@@ -90,7 +90,7 @@ func requestTranscript(t *testing.T, in []byte, rd io.Reader) []string {
 		checkRequest(t, &req)
 		checkRoundTrip(t, &req, lineContent(in[start:end]))
 		s := describe(&req)
-		if req.Op.IsStorage() {
+		if req.Op.HasData() {
 			data := make([]byte, req.Bytes+2)
 			switch err := rr.ReadData(data); {
 			case err == ErrBadDataChunk:
@@ -122,6 +122,10 @@ func lineContent(consumed []byte) int {
 var memcachedErrors = map[*ReplyError]bool{
 	ErrUnknownCommand: true, ErrBadFormat: true, ErrBadDeleteFormat: true, ErrBadExptime: true,
 	ErrBadDelta: true, ErrBadDataChunk: true, ErrTooLarge: true, ErrLineTooLong: true,
+	ErrMetaDuplicateFlag: true, ErrMetaInvalidFlag: true, ErrMetaBadToken: true, ErrMetaBadKeyEncoding: true,
+	ErrMetaModeLength: true, ErrMetaBadInitial: true, ErrMetaBadDelta: true, ErrMetaInvalidFlags: true,
+	ErrMetaOpaqueTooLong: true, ErrMetaGetTooMany: true, ErrMetaTooMany: true, ErrMetaSetMode: true,
+	ErrMetaArithMode: true,
 }
 
 func checkReplyError(t *testing.T, re *ReplyError, req *Request) {
@@ -134,7 +138,11 @@ func checkReplyError(t *testing.T, re *ReplyError, req *Request) {
 	}
 	if re == ErrTooLarge {
 		// The proxy drops the stale value of a refused set by this key.
-		if !req.Op.IsStorage() || len(req.Keys) != 1 || !validKey(req.Keys[0]) || req.Bytes <= fuzzMaxItem {
+		key := req.Key()
+		if req.Op == OpMetaSet {
+			key = req.Meta.KeyToken
+		}
+		if !req.Op.HasData() || len(req.Keys) != 1 || !validKey(key) || req.Bytes <= fuzzMaxItem {
 			t.Fatalf("too large without a storage command to drop: %+v", req)
 		}
 	}
@@ -146,9 +154,13 @@ func checkRequest(t *testing.T, req *Request) {
 	if req.Op == OpNone || req.Op >= NumOps {
 		t.Fatalf("accepted a command without an op: %+v", req)
 	}
-	for _, k := range req.Keys {
-		if !validKey(k) {
-			t.Fatalf("accepted key %q", k)
+	if req.Op.IsMeta() {
+		checkMetaRequest(t, req)
+	} else {
+		for _, k := range req.Keys {
+			if !validKey(k) {
+				t.Fatalf("accepted key %q", k)
+			}
 		}
 	}
 	switch {
@@ -166,20 +178,23 @@ func checkRequest(t *testing.T, req *Request) {
 			t.Fatalf("%v with keys", req.Op)
 		}
 	}
-	if req.Op.IsStorage() && (req.Bytes < 0 || req.Bytes > fuzzMaxItem) {
+	if req.Op.HasData() && (req.Bytes < 0 || req.Bytes > fuzzMaxItem) {
 		t.Fatalf("accepted a data block of %d bytes, limit %d", req.Bytes, fuzzMaxItem)
 	}
 }
 
 func describe(req *Request) string {
 	return fmt.Sprintf("%v keys=%q flags=%d exp=%d bytes=%d cas=%d delta=%d delay=%d/%v noreply=%v args=%q",
-		req.Op, req.Keys, req.Flags, req.Exptime, req.Bytes, req.Cas, req.Delta, req.Delay, req.HasDelay, req.NoReply, req.Args)
+		req.Op, req.Keys, req.Flags, req.Exptime, req.Bytes, req.Cas, req.Delta, req.Delay, req.HasDelay, req.NoReply, req.Args) +
+		describeMeta(req.Meta)
 }
 
 // canonicalLine returns the line the proxy sends a backend for req, without
 // a data block, or nil for a command the proxy answers itself.
 func canonicalLine(req *Request) []byte {
 	switch {
+	case req.Op.IsMeta():
+		return AppendMetaCommand(nil, req, MetaRewrite{})
 	case req.Op.IsRetrieval():
 		return AppendRetrieval(nil, req.Op, req.Exptime, req.Keys)
 	case req.Op.IsStorage():
@@ -210,7 +225,7 @@ func checkRoundTrip(t *testing.T, req *Request, content int) {
 		t.Fatalf("canonical line %q is longer than the client's line (%d bytes)", line, content)
 	}
 	stream := line
-	if req.Op.IsStorage() {
+	if req.Op.HasData() {
 		stream = append(append(bytes.Clone(line), bytes.Repeat([]byte("v"), req.Bytes)...), crlf...)
 	}
 	rr := NewRequestReader(bytes.NewReader(stream), fuzzMaxItem)
@@ -224,6 +239,9 @@ func checkRoundTrip(t *testing.T, req *Request, content int) {
 		len(again.Keys) != len(req.Keys) {
 		t.Fatalf("round trip of %q changed the command:\n%+v\n%+v", line, req, &again)
 	}
+	if a, b := describeMeta(req.Meta), describeMeta(again.Meta); a != b {
+		t.Fatalf("round trip of %q changed the meta command:\n%s\n%s", line, a, b)
+	}
 	for i := range req.Keys {
 		if !bytes.Equal(again.Keys[i], req.Keys[i]) {
 			t.Fatalf("round trip changed key %q to %q", req.Keys[i], again.Keys[i])
@@ -232,7 +250,7 @@ func checkRoundTrip(t *testing.T, req *Request, content int) {
 	if again2 := canonicalLine(&again); !bytes.Equal(again2, line) {
 		t.Fatalf("canonical encoding is not a fixed point: %q then %q", line, again2)
 	}
-	if req.Op.IsStorage() {
+	if req.Op.HasData() {
 		data := make([]byte, again.Bytes+2)
 		if err := rr.ReadData(data); err != nil {
 			t.Fatalf("canonical data block of %q: %v", line, err)
@@ -240,6 +258,9 @@ func checkRoundTrip(t *testing.T, req *Request, content int) {
 	}
 	if err := rr.Next(&again); err != io.EOF {
 		t.Fatalf("canonical command %q left bytes behind: %v", stream, err)
+	}
+	if req.Op.IsMeta() {
+		checkMetaRewrites(t, req)
 	}
 }
 
@@ -259,6 +280,10 @@ var sentinels = []string{
 	"touch rt 10\r\n",
 	"cas rc 1 2 0 42 noreply\r\n\r\n",
 	"version\r\n",
+	"mg recover v k O7 t\r\n",
+	"ms rk 3 T0 F7 q\r\nabc\r\n",
+	"mn\r\n",
+	"ma rn N0 J5 D2 MD\r\n",
 }
 
 // checkRecovery feeds the lines of in one at a time, each followed by a
@@ -280,12 +305,14 @@ func checkRecovery(t *testing.T, in []byte) {
 		switch {
 		case err == ErrLineTooLong:
 			return // the connection closes
-		case err == ErrTooLarge:
-			if req.Bytes > 1<<16 {
+		case err != nil && rr.swallow > 0:
+			// A refused data block that memcached swallows: an item too
+			// large, or an ms line refused after its length was read.
+			if rr.swallow > 1<<16 {
 				return // not worth the time to swallow
 			}
-			fd.Write(make([]byte, req.Bytes+2))
-		case err == nil && req.Op.IsStorage():
+			fd.Write(make([]byte, rr.swallow))
+		case err == nil && req.Op.HasData():
 			fd.Write(bytes.Repeat([]byte("d"), req.Bytes))
 			fd.WriteString("\r\n")
 			if err := rr.ReadData(make([]byte, req.Bytes+2)); err != nil {
@@ -317,7 +344,7 @@ func requestTranscriptOne(t *testing.T, rr *RequestReader, req *Request) string 
 		return "error: " + err.Error()
 	}
 	s := describe(req)
-	if req.Op.IsStorage() {
+	if req.Op.HasData() {
 		data := make([]byte, req.Bytes+2)
 		if err := rr.ReadData(data); err != nil {
 			return s + " data error: " + err.Error()
@@ -337,7 +364,7 @@ func FuzzEncodeRequest(f *testing.F) {
 	f.Add(uint8(OpFlushAll), []byte(""), uint32(0), int32(-1000000000), uint32(0), uint64(0), uint64(1), []byte(""))
 	f.Fuzz(func(t *testing.T, op uint8, key []byte, flags uint32, exptime int32, size uint32, cas, delta uint64, more []byte) {
 		req := Request{Op: Op(op) % NumOps, Flags: flags, Exptime: exptime, Cas: cas, Delta: delta}
-		if !validKey(key) {
+		if !validKey(key) || req.Op.IsMeta() { // meta lines are built by FuzzMetaRequest
 			return
 		}
 		req.Keys = append(req.Keys, key)

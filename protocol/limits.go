@@ -31,6 +31,33 @@ const (
 	// whose unfinished line passes 2048 bytes unless it is a get or gets.
 	MaxGatLine = 2048
 
+	// MaxMetaLineLength bounds a meta command line, not counting its CRLF.
+	// memcached closes a connection whose unfinished line passes 2048 bytes
+	// (unless it is a get or gets), so a meta line the proxy forwards must
+	// stay within MaxGatLine however it is split; this bound leaves room for
+	// an opaque token the proxy adds of its own (a space and at most
+	// MaxMetaOpaqueToken bytes). A longer meta line is refused with
+	// ErrLineTooLong and the connection closed.
+	MaxMetaLineLength = MaxGatLine - len("\r\n") - 64
+
+	// MaxMetaTokens is the most tokens a meta command line may have,
+	// command and key included: memcached refuses more than 19
+	// (MFLAG_MAX_OPT_LENGTH counts a terminating empty token too).
+	MaxMetaTokens = 19
+
+	// MaxMetaFlags bounds the flags of a meta request (17 for mg) and of a
+	// meta reply (a reply adds at most W, X, Z and b to what was asked).
+	MaxMetaFlags = 24
+
+	// MaxMetaOpaqueToken is the longest O token memcached accepts, the O
+	// included (MFLAG_MAX_OPAQUE_LENGTH).
+	MaxMetaOpaqueToken = 32
+
+	// maxMetaReplyLine bounds a meta reply line from a backend, CRLF
+	// included. memcached's longest is a k echo of a base64 key plus the
+	// return flags, well under a kilobyte.
+	maxMetaReplyLine = 4 << 10
+
 	// initialBufferSize matches memcached's READ_BUFFER_SIZE.
 	initialBufferSize = 16 << 10
 )

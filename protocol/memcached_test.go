@@ -90,7 +90,7 @@ func parserErrors(t *testing.T, input []byte) []string {
 			t.Fatalf("input %.80q: %v", input, err)
 		}
 		last = req.Op
-		if req.Op.IsStorage() {
+		if req.Op.HasData() {
 			data := make([]byte, req.Bytes+2)
 			if err := rr.ReadData(data); err == protocol.ErrBadDataChunk {
 				if !req.NoReply {

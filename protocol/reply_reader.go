@@ -18,6 +18,9 @@ const (
 	ReplyRetrieval
 	// ReplyStats is zero or more STAT lines and END.
 	ReplyStats
+	// ReplyMeta is one meta reply: a status line (VA, HD, EN, NS, EX, NF,
+	// MN, ME) with return flags, and VA's data block.
+	ReplyMeta
 )
 
 // KindOf returns the reply shape of op.
@@ -27,6 +30,8 @@ func KindOf(op Op) ReplyKind {
 		return ReplyRetrieval
 	case op == OpStats:
 		return ReplyStats
+	case op.IsMeta():
+		return ReplyMeta
 	}
 	return ReplyLine
 }
@@ -48,6 +53,8 @@ type Reply struct {
 	Values []Value
 	// IsError is set when the reply is ERROR, CLIENT_ERROR or SERVER_ERROR.
 	IsError bool
+	// Meta describes a meta reply (kind ReplyMeta) that is not an error.
+	Meta MetaReply
 }
 
 // Key returns the key of the i-th value.
@@ -59,6 +66,7 @@ func (r *Reply) Block(i int) []byte { v := r.Values[i]; return r.Raw[v.Start:v.E
 // Reset empties r, keeping its memory.
 func (r *Reply) Reset() {
 	r.Raw, r.Values, r.IsError = r.Raw[:0], r.Values[:0], false
+	r.Meta.reset()
 }
 
 // ReplyReader parses replies from a backend connection.
@@ -101,6 +109,9 @@ func (rr *ReplyReader) Fill() error {
 // reply of any kind on its own. Anything else is ErrBadReply.
 func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 	out.Reset()
+	if kind == ReplyMeta {
+		return rr.readMeta(out)
+	}
 	for {
 		line, err := rr.readLine()
 		if err != nil {
@@ -145,6 +156,15 @@ func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
 	start := len(out.Raw)
 	keyStart := start + len("VALUE ")
 	out.Raw = append(out.Raw, line...)
+	if err := rr.readBlock(out, n); err != nil {
+		return err
+	}
+	out.Values = append(out.Values, Value{KeyStart: keyStart, KeyEnd: keyStart + keyLen, Start: start, End: len(out.Raw)})
+	return nil
+}
+
+// readBlock appends a data block of n bytes and its CRLF to out.Raw.
+func (rr *ReplyReader) readBlock(out *Reply, n int) error {
 	// The data block and its CRLF: first what is buffered, then the rest
 	// straight from the connection, growing out.Raw only as bytes arrive.
 	need := n + 2
@@ -166,7 +186,6 @@ func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
 	if out.Raw[len(out.Raw)-2] != '\r' || out.Raw[len(out.Raw)-1] != '\n' {
 		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
 	}
-	out.Values = append(out.Values, Value{KeyStart: keyStart, KeyEnd: keyStart + keyLen, Start: start, End: len(out.Raw)})
 	return nil
 }
 

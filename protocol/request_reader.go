@@ -15,6 +15,8 @@ type RequestReader struct {
 	maxItemSize int
 	swallow     int // bytes of a refused data block still to throw away
 	toks        [][]byte
+	meta        MetaRequest        // the flags of the last meta command
+	keyBuf      [MaxKeyLength]byte // the last base64 key, decoded
 }
 
 // NewRequestReader returns a reader of client commands from rd that refuses
@@ -55,10 +57,10 @@ func (rr *RequestReader) Next(req *Request) error {
 		line = line[:i]
 	}
 	rr.toks = tokenize(line, rr.toks[:0])
-	return rr.parse(req, rr.toks)
+	return rr.parse(req, line, rr.toks)
 }
 
-// ReadData reads the data block of the storage command Next just returned
+// ReadData reads the data block of the storage command or ms Next just returned
 // into dst, which must be req.Bytes+2 long (the block and its CRLF). It
 // returns ErrBadDataChunk when the block does not end in CRLF; as in
 // memcached the bytes are consumed either way.
@@ -77,6 +79,13 @@ func (rr *RequestReader) ReadData(dst []byte) error {
 		return ErrBadDataChunk
 	}
 	return nil
+}
+
+// DiscardData skips the data block of the command Next just returned
+// (storage or ms) instead of reading it: the reader throws the block away,
+// without buffering it, before it parses the next command.
+func (rr *RequestReader) DiscardData(req *Request) {
+	rr.swallow = req.Bytes + 2
 }
 
 // discard throws away the rest of a refused data block.
@@ -152,6 +161,9 @@ func (rr *RequestReader) readLine() ([]byte, error) {
 func lineLimit(b []byte) int {
 	if isRetrievalLine(b) {
 		return MaxRetrievalLineLength
+	}
+	if isMetaLine(b) {
+		return MaxMetaLineLength
 	}
 	return MaxLineLength
 }
@@ -241,7 +253,7 @@ func isNoReply(tok []byte) bool { return string(tok) == "noreply" }
 // parse interprets a tokenized line, following memcached's
 // process_command_ascii. n mirrors memcached's ntokens, which counts a
 // terminating empty token, so the bounds below read as in memcached.
-func (rr *RequestReader) parse(req *Request, toks [][]byte) error {
+func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 	n := len(toks) + 1
 	if len(toks) == 0 || len(toks[0]) < 2 {
 		return ErrUnknownCommand
@@ -289,6 +301,18 @@ func (rr *RequestReader) parse(req *Request, toks [][]byte) error {
 		return nil
 	case "verbosity":
 		return parseVerbosity(req, toks, n)
+	case "mg":
+		return rr.parseMeta(req, OpMetaGet, line, toks)
+	case "ms":
+		return rr.parseMeta(req, OpMetaSet, line, toks)
+	case "md":
+		return rr.parseMeta(req, OpMetaDelete, line, toks)
+	case "ma":
+		return rr.parseMeta(req, OpMetaArithmetic, line, toks)
+	case "mn":
+		return rr.parseMetaNoop(req, line)
+	case "me":
+		return rr.parseMetaDebug(req, line, toks)
 	}
 	return ErrUnknownCommand
 }

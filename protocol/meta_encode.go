@@ -1,0 +1,121 @@
+package protocol
+
+import "strconv"
+
+// Meta encoders. A meta command is forwarded as the command, the key as the
+// client sent it (so memcached decodes a base64 key itself, exactly as it
+// would have), ms's data length as a plain number, and every flag token the
+// parser accepted, in the client's order and single-spaced. memcached reads
+// each of those tokens as the parser did, so the backend cannot read the
+// line differently; what the proxy changes is said in MetaRewrite.
+
+// MetaRewrite says how the proxy changes a meta command it forwards.
+type MetaRewrite struct {
+	// Loud drops the q flag: the backend then answers everything, which
+	// keeps the connection's replies one per request, and the proxy drops
+	// what memcached would have hidden (MetaQuietHides).
+	Loud bool
+	// SetOpaque sends O<Opaque> in place of the client's O token (where it
+	// stood) or, without one, at the end. Opaque must be a valid token of
+	// at most MaxMetaOpaqueToken-1 bytes.
+	SetOpaque bool
+	Opaque    []byte
+}
+
+// AppendMetaCommand appends the line of the meta command req, changed as rw
+// says. ms's data block follows it.
+func AppendMetaCommand(dst []byte, req *Request, rw MetaRewrite) []byte {
+	m := req.Meta
+	dst = append(dst, req.Op.String()...)
+	switch req.Op {
+	case OpMetaNoop:
+		return append(dst, crlf...)
+	case OpMetaDebug:
+		dst = append(append(dst, ' '), m.KeyToken...)
+		if m.Base64 {
+			dst = append(dst, " b"...)
+		}
+		return append(dst, crlf...)
+	}
+	dst = append(append(dst, ' '), m.KeyToken...)
+	if req.Op == OpMetaSet {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(req.Bytes), 10)
+	}
+	opaqueDone := false
+	for i := 0; i < m.Flags.Len(); i++ {
+		c, tok := m.Flags.At(i)
+		switch {
+		case c == 'q' && rw.Loud:
+			continue
+		case c == 'O' && rw.SetOpaque:
+			tok = rw.Opaque
+			opaqueDone = true
+		}
+		dst = append(append(dst, ' ', c), tok...)
+	}
+	if rw.SetOpaque && !opaqueDone {
+		dst = append(append(dst, " O"...), rw.Opaque...)
+	}
+	return append(dst, crlf...)
+}
+
+// AppendMetaNoop appends "mn\r\n".
+func AppendMetaNoop(dst []byte) []byte { return append(dst, "mn\r\n"...) }
+
+// AppendMetaReply appends the backend's meta reply r as the client must
+// see it: r's exact bytes, except that its O flag becomes the client's
+// opaque (hasOpaque) or goes (the client sent none, the proxy added it).
+func AppendMetaReply(dst []byte, r *Reply, hasOpaque bool, opaque []byte) []byte {
+	f := &r.Meta.Flags
+	if r.IsError || r.Meta.Code == MetaMN || r.Meta.Code == MetaME {
+		return append(dst, r.Raw...)
+	}
+	if tok, ok := f.Token('O'); ok == hasOpaque && string(tok) == string(opaque) {
+		return append(dst, r.Raw...) // nothing to change
+	}
+	dst = append(dst, r.Meta.Code.String()...)
+	if r.Meta.Code == MetaVA {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(r.Meta.Size), 10)
+	}
+	done := false
+	for i := 0; i < f.Len(); i++ {
+		c, tok := f.At(i)
+		if c == 'O' {
+			if !hasOpaque {
+				continue
+			}
+			tok, done = opaque, true
+		}
+		dst = append(append(dst, ' ', c), tok...)
+	}
+	if hasOpaque && !done {
+		dst = append(append(dst, " O"...), opaque...)
+	}
+	dst = append(dst, crlf...)
+	return append(dst, r.Raw[r.Meta.HeaderEnd:]...)
+}
+
+// AppendMetaMiss appends memcached's answer to req (mg) for a missing item,
+// "EN" with the O and k flags echoed in the client's order (a base64 key
+// is echoed re-encoded, with b), which is what the proxy answers when the
+// key's backend has failed: a miss is safe.
+func AppendMetaMiss(dst []byte, req *Request) []byte {
+	dst = append(dst, "EN"...)
+	m := req.Meta
+	for i := 0; i < m.Flags.Len(); i++ {
+		switch c, tok := m.Flags.At(i); c {
+		case 'O':
+			dst = append(append(dst, " O"...), tok...)
+		case 'k':
+			dst = append(dst, " k"...)
+			if m.Base64 {
+				dst = append(appendBase64Key(dst, req.Key()), " b"...)
+			} else {
+				dst = append(dst, req.Key()...)
+			}
+		}
+	}
+	return append(dst, crlf...)
+}

@@ -1,0 +1,344 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// FuzzMetaRequest feeds client streams rich in meta commands through the
+// request parser with every check of FuzzRequestReader (split-independence,
+// memcached's errors only, recovery after each line, canonical round trip)
+// and, for each meta command accepted, the meta checks: a valid key token
+// and its decoding, the flag table, and the rewrites the proxy makes (q
+// dropped, an opaque replaced or added) parsing back as intended. Seeds
+// live in testdata/fuzz/FuzzMetaRequest.
+func FuzzMetaRequest(f *testing.F) {
+	for _, s := range []string{
+		"mg foo v k O1 t c f s h l u q\r\n", "ms foo 3 T0 F5 C0 I MS b\r\nabc\r\n", "md Zm9v b q I T30\r\n",
+		"ma cnt N0 J5 D2 MD v\r\n", "mn\r\nme foo b\r\n", "mg Zg==Zm9v b k\r\n", "ms foo 2 S2\r\nab\r\n",
+		"ms foo 100\r\n", "mg foo Tx Dy Jz\r\n", "mg foo O12345678901234567890123456789012\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole := requestTranscript(t, in, bytes.NewReader(in))
+		split := requestTranscript(t, in, oneByteReader{bytes.NewReader(in)})
+		if a, b := strings.Join(whole, "\n"), strings.Join(split, "\n"); a != b {
+			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		checkRecovery(t, in)
+	})
+}
+
+// checkMetaRequest checks what the proxy relies on in an accepted meta
+// command.
+func checkMetaRequest(t *testing.T, req *Request) {
+	t.Helper()
+	m := req.Meta
+	if m == nil {
+		t.Fatalf("%v without its flags", req.Op)
+	}
+	if req.Op == OpMetaNoop {
+		if len(req.Keys) != 0 || m.Flags.Len() != 0 {
+			t.Fatalf("mn with a key or flags: %s", describe(req))
+		}
+		return
+	}
+	if len(req.Keys) != 1 || !validKey(m.KeyToken) {
+		t.Fatalf("accepted key token %q", m.KeyToken)
+	}
+	if m.Base64 {
+		buf := make([]byte, MaxKeyLength)
+		n := decodeBase64Key(buf, m.KeyToken)
+		if n == 0 || !bytes.Equal(buf[:n], req.Key()) {
+			t.Fatalf("key %q decoded to %q", m.KeyToken, req.Key())
+		}
+	} else if !bytes.Equal(m.KeyToken, req.Key()) {
+		t.Fatalf("key %q became %q", m.KeyToken, req.Key())
+	}
+	if m.Flags.Len() > MaxMetaTokens-2 {
+		t.Fatalf("%d flags", m.Flags.Len())
+	}
+	seen := map[byte]bool{}
+	for i := 0; i < m.Flags.Len(); i++ {
+		c, tok := m.Flags.At(i)
+		if _, ok := letterBit(c); !ok || seen[c] || !m.Flags.Has(c) {
+			t.Fatalf("flag %q in %s", c, describeMeta(m))
+		}
+		seen[c] = true
+		if got, _ := m.Flags.Token(c); !bytes.Equal(got, tok) || bytes.IndexByte(tok, ' ') >= 0 {
+			t.Fatalf("flag %q token %q / %q", c, tok, got)
+		}
+	}
+	if req.Op == OpMetaDebug {
+		return
+	}
+	if m.Quiet != m.Flags.Has('q') || m.Value != m.Flags.Has('v') || m.Base64 != m.Flags.Has('b') {
+		t.Fatalf("flag fields disagree with the flags: %s", describeMeta(m))
+	}
+	if o, ok := m.Flags.Token('O'); ok && (len(o)+1 > MaxMetaOpaqueToken || !bytes.Equal(o, m.Opaque)) {
+		t.Fatalf("opaque %q", o)
+	}
+}
+
+// textFields describes req without its meta flags.
+func textFields(req *Request) string {
+	return strings.TrimSuffix(describe(req), describeMeta(req.Meta))
+}
+
+// flagsExcept lists m's flags in order, leaving out the letters in skip.
+func flagsExcept(m *MetaRequest, skip string) string {
+	var s string
+	for i := 0; i < m.Flags.Len(); i++ {
+		if c, tok := m.Flags.At(i); strings.IndexByte(skip, c) < 0 {
+			s += fmt.Sprintf("[%c%q]", c, tok)
+		}
+	}
+	return s
+}
+
+func describeMeta(m *MetaRequest) string {
+	if m == nil {
+		return ""
+	}
+	s := fmt.Sprintf(" meta key=%q b=%v q=%v v=%v opaque=%q mode=%q viv=%d rec=%d init=%d flags=",
+		m.KeyToken, m.Base64, m.Quiet, m.Value, m.Opaque, m.Mode, m.Vivify, m.Recache, m.Initial)
+	for i := 0; i < m.Flags.Len(); i++ {
+		c, tok := m.Flags.At(i)
+		s += fmt.Sprintf("[%c%q]", c, tok)
+	}
+	return s
+}
+
+// checkMetaRewrites encodes req with each rewrite the proxy makes and
+// checks the line parses back to req so changed, and that a miss built for
+// req answers it.
+func checkMetaRewrites(t *testing.T, req *Request) {
+	t.Helper()
+	if req.Op == OpMetaNoop || req.Op == OpMetaDebug {
+		return
+	}
+	exp := ExpectMeta(req)
+	exp.Opaque, exp.Key = bytes.Clone(exp.Opaque), bytes.Clone(exp.Key)
+	for _, rw := range []MetaRewrite{{Loud: true}, {SetOpaque: true, Opaque: []byte("p42")}, {Loud: true, SetOpaque: true}} {
+		line := AppendMetaCommand(nil, req, rw)
+		stream := line
+		if req.Op == OpMetaSet {
+			stream = append(append(bytes.Clone(line), bytes.Repeat([]byte("v"), req.Bytes)...), crlf...)
+		}
+		rr := NewRequestReader(bytes.NewReader(stream), fuzzMaxItem)
+		var again Request
+		if err := rr.Next(&again); err != nil {
+			t.Fatalf("rewritten line %q (%+v) does not parse: %v", line, rw, err)
+		}
+		if a, b := textFields(req), textFields(&again); a != b {
+			t.Fatalf("rewrite %+v changed the command:\n%s\n%s", rw, a, b)
+		}
+		skip := ""
+		if rw.Loud {
+			skip += "q"
+			if again.Meta.Quiet {
+				t.Fatalf("%q is still quiet", line)
+			}
+		}
+		if rw.SetOpaque {
+			skip += "O"
+			if o, ok := again.Meta.Flags.Token('O'); !ok || !bytes.Equal(o, rw.Opaque) {
+				t.Fatalf("%q has opaque %q, want %q", line, o, rw.Opaque)
+			}
+		}
+		if a, b := flagsExcept(req.Meta, skip), flagsExcept(again.Meta, skip); a != b {
+			t.Fatalf("rewrite %+v of %q changed other flags: %s then %s", rw, canonicalLine(req), a, b)
+		}
+	}
+	// The miss the proxy makes for a failed backend is one memcached could
+	// have sent.
+	if req.Op == OpMetaGet {
+		miss := AppendMetaMiss(nil, req)
+		var r Reply
+		if err := NewReplyReader(bytes.NewReader(miss), 0).ReadReply(ReplyMeta, &r); err != nil {
+			t.Fatalf("miss %q does not parse: %v", miss, err)
+		}
+		if err := r.CheckMeta(&exp); err != nil {
+			t.Fatalf("miss %q does not answer %q: %v", miss, canonicalLine(req), err)
+		}
+	}
+}
+
+// FuzzMetaReply feeds arbitrary backend bytes to the meta reply parser. It
+// must not panic, must hold no more than its bounds, must give the same
+// result however the bytes are split into reads, and must accept exactly
+// what a strict, separately written reading of memcached's meta reply
+// grammar accepts, ending each reply at the same byte. Each reply it
+// accepts must survive AppendMetaReply's opaque rewrite. Seeds live in
+// testdata/fuzz/FuzzMetaReply.
+func FuzzMetaReply(f *testing.F) {
+	for _, s := range []string{
+		"VA 2 t5 c9 f0 s2 h0 l0 O1 kfoo\r\nab\r\nHD\r\nEN\r\n", "VA 3 kZm9v b O123\r\nbar\r\nNS\r\nEX c0\r\nNF Oxy k\r\n",
+		"MN\r\nME Zm9v exp=-1 la=0 cas=3 fetch=yes cls=1 size=65\r\n", "VA 2 Z X\r\nab\r\nHD W\r\n",
+		"CLIENT_ERROR bad data chunk\r\nSERVER_ERROR out of memory\r\nERROR\r\n", "VA 1\r\n5\r\nHD O1 O2\r\nVA 9999\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		const maxValue = 1024
+		got := metaReplyTranscript(t, bytes.NewReader(in), maxValue)
+		split := metaReplyTranscript(t, oneByteReader{bytes.NewReader(in)}, maxValue)
+		want := refMetaReplyTranscript(in, maxValue)
+		if a, b := strings.Join(got, "\n"), strings.Join(split, "\n"); a != b {
+			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		if a, b := strings.Join(got, "\n"), strings.Join(want, "\n"); a != b {
+			t.Fatalf("reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", a, b)
+		}
+	})
+}
+
+// metaReplyTranscript reads meta replies until an error and describes
+// each, and then whether the stream ended cleanly between two replies.
+func metaReplyTranscript(t *testing.T, rd io.Reader, maxValue int) []string {
+	t.Helper()
+	rr := NewReplyReader(rd, maxValue)
+	var r Reply
+	var out []string
+	for i := 0; i < 10000; i++ {
+		err := rr.ReadReply(ReplyMeta, &r)
+		if len(rr.buf) > maxReplyLine {
+			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
+		}
+		if err != nil {
+			if err == io.EOF && len(r.Raw) == 0 && rr.Buffered() == 0 {
+				return append(out, "clean end")
+			}
+			return append(out, "refused")
+		}
+		out = append(out, fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError))
+		checkMetaReplyRewrite(t, &r, maxValue)
+	}
+	t.Fatal("reply parser did not make progress")
+	return nil
+}
+
+// checkMetaReplyRewrite checks the parsed form of r against its bytes and
+// that AppendMetaReply changes only the opaque.
+func checkMetaReplyRewrite(t *testing.T, r *Reply, maxValue int) {
+	t.Helper()
+	if r.IsError {
+		if r.Meta.Code != MetaNone {
+			t.Fatalf("error %q with code %v", r.Raw, r.Meta.Code)
+		}
+		return
+	}
+	if r.Meta.Code == MetaVA && (len(r.MetaValue()) != r.Meta.Size || r.Meta.HeaderEnd+r.Meta.Size+2 != len(r.Raw)) {
+		t.Fatalf("VA of %d bytes framed as %d in %q", r.Meta.Size, len(r.MetaValue()), r.Raw)
+	}
+	if r.Meta.Code != MetaVA && r.Meta.HeaderEnd != len(r.Raw) {
+		t.Fatalf("%v reply %q framed with a body", r.Meta.Code, r.Raw)
+	}
+	if got := AppendMetaReply(nil, r, r.Meta.Flags.Has('O'), func() []byte { o, _ := r.Meta.Flags.Token('O'); return o }()); !bytes.Equal(got, r.Raw) {
+		t.Fatalf("unchanged opaque rewrote %q to %q", r.Raw, got)
+	}
+	if r.Meta.Code == MetaMN || r.Meta.Code == MetaME {
+		return
+	}
+	for _, o := range []struct {
+		has bool
+		val string
+	}{{false, ""}, {true, "client9"}} {
+		line := AppendMetaReply(nil, r, o.has, []byte(o.val))
+		var again Reply
+		if err := NewReplyReader(bytes.NewReader(line), maxValue).ReadReply(ReplyMeta, &again); err != nil {
+			t.Fatalf("rewritten reply %q: %v", line, err)
+		}
+		tok, has := again.Meta.Flags.Token('O')
+		if has != o.has || string(tok) != o.val || again.Meta.Code != r.Meta.Code ||
+			!bytes.Equal(again.MetaValue(), r.MetaValue()) || again.Meta.Flags.Len() > r.Meta.Flags.Len()+1 {
+			t.Fatalf("rewrite of %q to opaque %v/%q gave %q", r.Raw, o.has, o.val, line)
+		}
+	}
+}
+
+// refMetaReplyTranscript is metaReplyTranscript for the reference grammar.
+func refMetaReplyTranscript(in []byte, maxValue int) []string {
+	var out []string
+	for len(in) > 0 && len(out) < 10000 {
+		n, isErr, ok := refMetaReply(in, maxValue)
+		if !ok {
+			return append(out, "refused")
+		}
+		out = append(out, fmt.Sprintf("reply %q error=%v", in[:n], isErr))
+		in = in[n:]
+	}
+	return append(out, "clean end")
+}
+
+// refMetaReply is memcached's meta reply grammar, written plainly and apart
+// from the reader:
+//
+//	reply = error | status CRLF | "VA " size flags CRLF data CRLF     (len(data) = size <= maxValue)
+//	status = ("HD" | "EN" | "NS" | "EX" | "NF") flags | "MN" | "ME " key " " text
+//	flags = (" " letter token)*   at most 24, no letter twice
+//
+// A status line is at most maxMetaReplyLine bytes with its CRLF; an error
+// line at most maxReplyLine.
+func refMetaReply(in []byte, maxValue int) (n int, isErr, ok bool) {
+	i := bytes.IndexByte(in, '\n')
+	if i < 0 || i+1 > maxReplyLine || i == 0 || in[i-1] != '\r' {
+		return 0, false, false
+	}
+	n = i + 1
+	line := string(in[:i-1])
+	if line == "ERROR" || strings.HasPrefix(line, "ERROR ") ||
+		strings.HasPrefix(line, "CLIENT_ERROR ") || strings.HasPrefix(line, "SERVER_ERROR ") {
+		return n, true, true
+	}
+	if n > maxMetaReplyLine {
+		return 0, false, false
+	}
+	f := strings.Split(line, " ")
+	isLetter := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	flagsOK := func(fl []string) bool {
+		if len(fl) > 24 {
+			return false
+		}
+		seen := map[byte]bool{}
+		for _, s := range fl {
+			if s == "" || !isLetter(s[0]) || seen[s[0]] {
+				return false
+			}
+			seen[s[0]] = true
+		}
+		return true
+	}
+	switch f[0] {
+	case "HD", "EN", "NS", "EX", "NF":
+		return n, false, flagsOK(f[1:])
+	case "MN":
+		return n, false, len(f) == 1
+	case "ME":
+		p := strings.SplitN(line, " ", 3)
+		if len(p) != 3 || p[2] == "" || len(p[1]) == 0 || len(p[1]) > 250 ||
+			strings.ContainsFunc(p[1], func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return 0, false, false
+		}
+		return n, false, true
+	case "VA":
+		if len(f) < 2 || !flagsOK(f[2:]) {
+			return 0, false, false
+		}
+		size, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil || f[1][0] == '+' || size > uint64(maxValue) {
+			return 0, false, false
+		}
+		end := n + int(size) + 2
+		if end > len(in) || in[end-2] != '\r' || in[end-1] != '\n' {
+			return 0, false, false
+		}
+		return end, false, true
+	}
+	return 0, false, false
+}
