@@ -9,10 +9,18 @@ import (
 	"go.uber.org/zap"
 )
 
+// Target is one backend to check. Name identifies it to the checker
+// (events, IsUp, ReportFailure, Forget); Addr is where probes go. A name
+// whose address changes keeps its state: probes follow the new address.
+type Target struct {
+	Name, Addr string
+}
+
 // Event reports a change of one backend's state.
 type Event struct {
-	Addr  string
-	State State // the new state
+	Name  string
+	Addr  string // where it was probed
+	State State  // the new state
 	// Reason is the last failure for a backend going down, empty when one
 	// comes back.
 	Reason string
@@ -22,8 +30,11 @@ type Event struct {
 
 // Status is a point-in-time view of one backend, for stats and metrics.
 type Status struct {
-	Addr                string
-	State               State
+	Name, Addr string
+	State      State
+	// Joining: down since it was given to SetBackendsPending, and never up
+	// since. Such a backend has not failed; it has yet to prove itself.
+	Joining             bool
 	ConsecutiveFailures int
 	LastChange          time.Time // zero if it never changed
 	Ejections, Readds   uint64
@@ -38,7 +49,7 @@ type Checker struct {
 	log      *zap.Logger
 
 	mu      sync.RWMutex
-	targets map[string]*target
+	targets map[string]*target // by name
 	events  []Event
 	closed  bool
 
@@ -49,7 +60,8 @@ type Checker struct {
 
 // target is one backend: its state machine and its prober's lifetime.
 type target struct {
-	addr string
+	name string
+	addr string        // guarded by Checker.mu: SetBackends may change it
 	t    tracker       // guarded by Checker.mu
 	stop chan struct{} // ends the prober
 }
@@ -77,32 +89,35 @@ func New(cfg Config, onChange func(Event), log *zap.Logger) *Checker {
 	return c
 }
 
-// SetBackends makes addrs the set of backends checked. New backends start
-// up and are probed at once; backends no longer listed stop being probed
-// and are forgotten; the rest keep their state.
-func (c *Checker) SetBackends(addrs []string) { c.setBackends(addrs, Up) }
+// SetBackends makes ts the set of backends checked. New names start up and
+// are probed at once; names no longer listed stop being probed and are
+// forgotten; the rest keep their state, and are probed at their new
+// address if it changed.
+func (c *Checker) SetBackends(ts []Target) { c.setBackends(ts, Up) }
 
 // SetBackendsPending is SetBackends for a running fleet: new backends start
 // down and come up, with an Event, like a recovered backend: after
 // SuccessLimit good probes and BeforeUp. A backend added by a config
 // reload thus proves itself before it gets keys, and one that was in the
 // pool before (and may hold stale values) is flushed first.
-func (c *Checker) SetBackendsPending(addrs []string) { c.setBackends(addrs, Down) }
+func (c *Checker) SetBackendsPending(ts []Target) { c.setBackends(ts, Down) }
 
-func (c *Checker) setBackends(addrs []string, initial State) {
+func (c *Checker) setBackends(ts []Target, initial State) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
-	want := make(map[string]bool, len(addrs))
-	for _, a := range addrs {
-		want[a] = true
-		if _, ok := c.targets[a]; ok {
+	want := make(map[string]bool, len(ts))
+	for _, x := range ts {
+		want[x.Name] = true
+		if tg, ok := c.targets[x.Name]; ok {
+			tg.addr = x.Addr
 			continue
 		}
-		tg := &target{addr: a, t: tracker{cfg: c.cfg, state: initial}, stop: make(chan struct{})}
-		c.targets[a] = tg
+		tg := &target{name: x.Name, addr: x.Addr, t: tracker{cfg: c.cfg, state: initial, joining: initial == Down},
+			stop: make(chan struct{})}
+		c.targets[x.Name] = tg
 		c.wg.Add(1)
 		go c.probeLoop(tg)
 	}
@@ -114,11 +129,23 @@ func (c *Checker) setBackends(addrs []string, initial State) {
 	}
 }
 
-// IsUp reports whether addr is up. An address the checker does not know
-// counts as up: health never takes out what it does not track.
-func (c *Checker) IsUp(addr string) bool {
+// Forget stops checking the named backend and drops its state, so that the
+// next SetBackends or SetBackendsPending that lists it starts it anew: the
+// proxy does this when a name is moved to a different server.
+func (c *Checker) Forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tg, ok := c.targets[name]; ok && !c.closed {
+		close(tg.stop)
+		delete(c.targets, name)
+	}
+}
+
+// IsUp reports whether the named backend is up. A name the checker does
+// not know counts as up: health never takes out what it does not track.
+func (c *Checker) IsUp(name string) bool {
 	c.mu.RLock()
-	tg, ok := c.targets[addr]
+	tg, ok := c.targets[name]
 	up := !ok || tg.t.state == Up
 	c.mu.RUnlock()
 	return up
@@ -127,18 +154,20 @@ func (c *Checker) IsUp(addr string) bool {
 // ReportFailure records a failure seen on the request path: a refused
 // dial, a reset, a timeout. It counts towards FailureLimit like a failed
 // probe.
-func (c *Checker) ReportFailure(addr string, err error) {
-	c.record(addr, err)
+func (c *Checker) ReportFailure(name string, err error) {
+	c.record(name, err)
 }
 
-// Snapshot returns the status of every backend, sorted by address.
+// Snapshot returns the status of every backend, sorted by name.
 func (c *Checker) Snapshot() []Status {
 	c.mu.RLock()
 	out := make([]Status, 0, len(c.targets))
 	for _, tg := range c.targets {
 		out = append(out, Status{
+			Name:                tg.name,
 			Addr:                tg.addr,
 			State:               tg.t.state,
+			Joining:             tg.t.joining,
 			ConsecutiveFailures: tg.t.failures,
 			LastChange:          tg.t.lastChange,
 			Ejections:           tg.t.ejections,
@@ -147,7 +176,7 @@ func (c *Checker) Snapshot() []Status {
 		})
 	}
 	c.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -169,24 +198,31 @@ func (c *Checker) Close() {
 	c.wg.Wait()
 }
 
-// record applies one probe result (err nil for success) to addr's state
-// machine and queues an event if the state changed.
-func (c *Checker) record(addr string, err error) {
+// record applies one probe result (err nil for success) to the named
+// backend's state machine and queues an event if the state changed.
+func (c *Checker) record(name string, err error) { c.apply(name, nil, err) }
+
+// recordFor is record for the result of tg's own probe, which is dropped
+// if tg has been forgotten meanwhile (its name may be a new server now).
+func (c *Checker) recordFor(tg *target, err error) { c.apply(tg.name, tg, err) }
+
+func (c *Checker) apply(name string, from *target, err error) {
 	now := time.Now()
 	c.mu.Lock()
-	tg, ok := c.targets[addr]
-	if !ok || c.closed {
+	tg, ok := c.targets[name]
+	if !ok || c.closed || (from != nil && from != tg) {
 		c.mu.Unlock()
 		return
 	}
+	addr := tg.addr
 	var ev *Event
 	hold := time.Duration(0)
 	if err == nil {
 		if tg.t.success(now) {
-			ev = &Event{Addr: addr, State: Up}
+			ev = &Event{Name: name, Addr: addr, State: Up}
 		}
 	} else if tg.t.failure(now, err.Error()) {
-		ev = &Event{Addr: addr, State: Down, Reason: err.Error(), Failures: tg.t.failures}
+		ev = &Event{Name: name, Addr: addr, State: Down, Reason: err.Error(), Failures: tg.t.failures}
 		hold = tg.t.holdDown
 	}
 	if ev != nil {
@@ -197,10 +233,10 @@ func (c *Checker) record(addr string, err error) {
 		return
 	}
 	if ev.State == Down {
-		c.log.Warn("backend down", zap.String("backend", addr), zap.String("reason", ev.Reason),
+		c.log.Warn("backend down", zap.String("backend", name), zap.String("addr", addr), zap.String("reason", ev.Reason),
 			zap.Int("failures", ev.Failures), zap.Duration("hold_down", hold))
 	} else {
-		c.log.Info("backend up", zap.String("backend", addr))
+		c.log.Info("backend up", zap.String("backend", name), zap.String("addr", addr))
 	}
 	select {
 	case c.notify <- struct{}{}:
@@ -208,12 +244,18 @@ func (c *Checker) record(addr string, err error) {
 	}
 }
 
-// wouldComeUp reports whether a successful probe now would bring addr back.
-func (c *Checker) wouldComeUp(addr string) bool {
+// wouldComeUp reports whether a successful probe now would bring tg back.
+func (c *Checker) wouldComeUp(tg *target) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	tg, ok := c.targets[addr]
-	return ok && tg.t.wouldComeUp(time.Now())
+	return c.targets[tg.name] == tg && tg.t.wouldComeUp(time.Now())
+}
+
+// addrOf returns where tg is probed now.
+func (c *Checker) addrOf(tg *target) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return tg.addr
 }
 
 // deliver hands events to onChange in order, outside any lock.
@@ -239,20 +281,24 @@ func (c *Checker) deliver() {
 // target is removed or the checker closes.
 func (c *Checker) probeLoop(tg *target) {
 	defer c.wg.Done()
-	p := &prober{addr: tg.addr}
+	p := &prober{}
 	defer p.close()
 	wait := time.NewTimer(0)
 	defer wait.Stop()
 	for {
 		cfg := c.Config() // SetConfig may change it between probes
 		p.timeout = cfg.Timeout
+		if addr := c.addrOf(tg); addr != p.addr {
+			p.close() // respelled by SetBackends: probe the new address
+			p.addr = addr
+		}
 		err := p.probe()
-		if err == nil && cfg.BeforeUp != nil && c.wouldComeUp(tg.addr) {
-			if err = cfg.BeforeUp(tg.addr); err != nil {
-				err = fmt.Errorf("before marking %s up: %w", tg.addr, err)
+		if err == nil && cfg.BeforeUp != nil && c.wouldComeUp(tg) {
+			if err = cfg.BeforeUp(p.addr); err != nil {
+				err = fmt.Errorf("before marking %s up: %w", tg.name, err)
 			}
 		}
-		c.record(tg.addr, err)
+		c.recordFor(tg, err)
 		wait.Reset(cfg.Interval)
 		select {
 		case <-tg.stop:

@@ -59,7 +59,7 @@ func TestCheckerKillAndRestart(t *testing.T) {
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr, b.Addr})
+	c.SetBackends(byAddr(a.Addr, b.Addr))
 	if !c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
 		t.Fatal("backends not up at start")
 	}
@@ -94,7 +94,7 @@ func TestCheckerFrozenBackend(t *testing.T) {
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
+	c.SetBackends(byAddr(a.Addr))
 	if err := a.Freeze(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestCheckerPassiveFailures(t *testing.T) {
 	cfg.Interval = time.Hour // only the first probe runs: failures below are passive
 	c := New(cfg, rec.on, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
+	c.SetBackends(byAddr(a.Addr))
 	// The one probe may succeed in between and reset the count; the loop
 	// goes on until three failures in a row take the backend down.
 	deadline := time.Now().Add(waitBound)
@@ -137,7 +137,7 @@ func TestCheckerSetBackends(t *testing.T) {
 	a, b := memctest.Start(t), memctest.Start(t)
 	c := New(fastConfig(), nil, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
+	c.SetBackends(byAddr(a.Addr))
 	a.Kill()
 	deadline := time.Now().Add(waitBound)
 	for c.IsUp(a.Addr) {
@@ -147,11 +147,11 @@ func TestCheckerSetBackends(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// b joins, a stays down; then a leaves and is forgotten.
-	c.SetBackends([]string{a.Addr, b.Addr})
+	c.SetBackends(byAddr(a.Addr, b.Addr))
 	if c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
 		t.Fatal("SetBackends changed the state of a kept backend")
 	}
-	c.SetBackends([]string{b.Addr})
+	c.SetBackends(byAddr(b.Addr))
 	if s := c.Snapshot(); len(s) != 1 || s[0].Addr != b.Addr {
 		t.Fatalf("snapshot after removal: %+v", s)
 	}
@@ -180,7 +180,7 @@ func TestCheckerBeforeUp(t *testing.T) {
 	}
 	c := New(cfg, rec.on, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
+	c.SetBackends(byAddr(a.Addr))
 	if err := a.Freeze(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +213,8 @@ func TestCheckerSetBackendsPending(t *testing.T) {
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
-	c.SetBackendsPending([]string{a.Addr, b.Addr})
+	c.SetBackends(byAddr(a.Addr))
+	c.SetBackendsPending(byAddr(a.Addr, b.Addr))
 	if !c.IsUp(a.Addr) {
 		t.Fatal("a kept backend lost its state")
 	}
@@ -236,7 +236,7 @@ func TestCheckerSetConfig(t *testing.T) {
 	cfg.Interval = time.Hour // only the first probe: the failures below are passive
 	c := New(cfg, nil, zaptest.NewLogger(t))
 	defer c.Close()
-	c.SetBackends([]string{a.Addr})
+	c.SetBackends(byAddr(a.Addr))
 	cfg.FailureLimit = 1
 	c.SetConfig(cfg)
 	if got := c.Config(); got.FailureLimit != 1 || got.Interval != time.Hour {
@@ -252,5 +252,54 @@ func TestCheckerSetConfig(t *testing.T) {
 	}
 	if st := c.Snapshot()[0]; st.ConsecutiveFailures > 2 {
 		t.Fatalf("went down only after %d failures with failure_limit 1", st.ConsecutiveFailures)
+	}
+}
+
+// byAddr names each backend by its address, as the proxy does by default.
+func byAddr(addrs ...string) []Target {
+	ts := make([]Target, len(addrs))
+	for i, a := range addrs {
+		ts[i] = Target{Name: a, Addr: a}
+	}
+	return ts
+}
+
+// A backend whose address is respelled keeps its name's state, and its
+// probes follow the new address; Forget drops a name's state so that it
+// can be listed again as a new server.
+func TestCheckerRespellAndForget(t *testing.T) {
+	a, b := memctest.Start(t), memctest.Start(t)
+	rec := newRecorder()
+	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]Target{{Name: "cache", Addr: a.Addr}})
+	a.Kill()
+	rec.wait(t, a.Addr, Down)
+	// The same name at a server that answers: still down until probes
+	// (now sent to b) bring it back, counted as a re-add, not a new start.
+	c.SetBackends([]Target{{Name: "cache", Addr: b.Addr}})
+	if c.IsUp("cache") {
+		t.Fatal("respelling reset the state of a down backend")
+	}
+	ev := rec.wait(t, b.Addr, Up)
+	if ev.Name != "cache" {
+		t.Fatalf("up event: %+v", ev)
+	}
+	st := c.Snapshot()[0]
+	if st.Name != "cache" || st.Addr != b.Addr || st.Ejections != 1 || st.Readds != 1 || st.Joining {
+		t.Fatalf("after respelling: %+v", st)
+	}
+
+	c.Forget("cache")
+	if len(c.Snapshot()) != 0 {
+		t.Fatal("Forget kept the backend")
+	}
+	c.SetBackendsPending([]Target{{Name: "cache", Addr: b.Addr}})
+	if st := c.Snapshot()[0]; st.State != Down || !st.Joining || st.Ejections != 0 {
+		t.Fatalf("listed again after Forget: %+v", st)
+	}
+	rec.wait(t, b.Addr, Up)
+	if st := c.Snapshot()[0]; st.Joining || st.Readds != 0 {
+		t.Fatalf("joined after Forget: %+v", st)
 	}
 }

@@ -34,6 +34,8 @@ type tracker struct {
 	holdDown   time.Duration // current flap hold-down; 0 when not flapping
 	downUntil  time.Time     // earliest return while held down
 	lastError  string
+	// joining: added down (SetBackendsPending) and not up since.
+	joining bool
 
 	ejections, readds uint64
 }
@@ -77,6 +79,7 @@ func (t *tracker) success(now time.Time) bool {
 		return false
 	}
 	t.state = Up
+	t.joining = false
 	t.successes = 0
 	if t.ejections > 0 {
 		t.readds++ // not a backend joining for the first time

@@ -15,18 +15,31 @@ import (
 // onto which the commands of all client sessions are pipelined, and the
 // counters `stats backends` reports.
 type backend struct {
-	p     *Proxy
-	addr  string
+	p *Proxy
+	// name is the backend's identity on the ring and to the health
+	// checker (config: backends[].name, by default the address).
+	name  string
+	addr  string // where the connections dial
 	conns []*backendConn
 	// weight is the backend's share of the ring; a reload may change it.
 	weight atomic.Int64
 
 	requests atomic.Uint64               // commands sent
 	failed   [numFailKinds]atomic.Uint64 // commands that got no reply, by why
+
+	// capped: down, but kept in the ring by health.max_ejected; commands
+	// to it fail fast. Written by rebuilds (under Proxy.mu), read by
+	// sessions.
+	capped atomic.Bool
+	// cappedEjections counts the times the cap kept it in the ring.
+	cappedEjections atomic.Uint64
+	// retired: a reload replaced or removed it; its connection failures
+	// no longer speak for the backend of its name.
+	retired atomic.Bool
 }
 
-func newBackend(p *Proxy, addr string, weight int) *backend {
-	b := &backend{p: p, addr: addr}
+func newBackend(p *Proxy, name, addr string, weight int) *backend {
+	b := &backend{p: p, name: name, addr: addr}
 	b.weight.Store(int64(weight))
 	n := max(p.opts.Connections, 1)
 	b.conns = make([]*backendConn, n)
@@ -41,6 +54,12 @@ func newBackend(p *Proxy, addr string, weight int) *backend {
 // writes even though connections are shared.
 func (b *backend) send(s *session, r *request) {
 	r.backend = b
+	if b.capped.Load() {
+		// Down past the ejection cap: fail fast, as with auto_eject off.
+		b.countFailed(errBackendDown, 1)
+		r.fail(errBackendDown)
+		return
+	}
 	r.deadline = requestDeadline(s.now, b.p.opts.Timeout)
 	b.requests.Add(1)
 	b.conns[s.connIndex%len(b.conns)].send(r)
@@ -88,9 +107,21 @@ func (b *backend) failures() uint64 {
 // reportFailure passes a connection-level failure (refused, reset, timed
 // out) to the health checker, which decides whether to eject the backend.
 func (b *backend) reportFailure(err error) {
-	if h := b.p.health; h != nil {
-		h.ReportFailure(b.addr, err)
+	if h := b.p.health; h != nil && !b.retired.Load() {
+		h.ReportFailure(b.name, err)
 	}
+}
+
+// inherit takes over the counters of old, the backend of the same name
+// that a reload respelled to b's address: stats and metrics of one server
+// go on counting.
+func (b *backend) inherit(old *backend) {
+	b.requests.Store(old.requests.Load())
+	for i := range b.failed {
+		b.failed[i].Store(old.failed[i].Load())
+	}
+	b.cappedEjections.Store(old.cappedEjections.Load())
+	b.capped.Store(old.capped.Load())
 }
 
 // retryNow makes connections in reconnect backoff dial again at once.

@@ -111,10 +111,11 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	}
 }
 
-// TestNoBackendsFailsFast: with every backend ejected, commands fail at
-// once with a clear SERVER_ERROR.
+// TestNoBackendsFailsFast: with every backend ejected (max_ejected 100%),
+// commands fail at once with a clear SERVER_ERROR.
 func TestNoBackendsFailsFast(t *testing.T) {
 	tp := startProxy(t, 2, func(o *Options) {
+		o.MaxEjected = MaxEjectedPercent(100)
 		o.Health.Interval = 50 * time.Millisecond
 		o.Health.Timeout = 50 * time.Millisecond
 	})

@@ -84,6 +84,15 @@ var (
 		"Times the health checker marked the backend up again.", []string{"backend"}, nil)
 	descConsecutiveFailures = prometheus.NewDesc("mcproxy_backend_consecutive_failures",
 		"Failures in a row the health checker has seen for the backend.", []string{"backend"}, nil)
+	descBackendInfo = prometheus.NewDesc("mcproxy_backend_info",
+		"Always 1; the addr label is the address of the backend named by the backend label.",
+		[]string{"backend", "addr"}, nil)
+	descEjectionCapped = prometheus.NewDesc("mcproxy_backend_ejection_capped",
+		"1 when the backend is down but kept in the ring by health.max_ejected (its keys fail fast), else 0.",
+		[]string{"backend"}, nil)
+	descEjectionsCapped = prometheus.NewDesc("mcproxy_backend_ejections_capped_total",
+		"Times health.max_ejected kept the failed backend in the ring instead of ejecting it.",
+		[]string{"backend"}, nil)
 	descRingMembers = prometheus.NewDesc("mcproxy_ring_members",
 		"Backends in the current ring.", nil, nil)
 	descBackends = prometheus.NewDesc("mcproxy_backends",
@@ -104,6 +113,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
+		descBackendInfo, descEjectionCapped, descEjectionsCapped,
 	} {
 		ch <- d
 	}
@@ -143,21 +153,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	status := map[string]health.Status{}
 	if p.health != nil {
 		for _, s := range p.health.Snapshot() {
-			status[s.Addr] = s
+			status[s.Name] = s
 		}
 	}
 	for _, b := range t.all {
-		counter(descBackendRequests, b.requests.Load(), b.addr)
+		counter(descBackendRequests, b.requests.Load(), b.name)
 		for k, name := range failKindNames {
-			counter(descBackendErrors, b.failed[k].Load(), b.addr, name)
+			counter(descBackendErrors, b.failed[k].Load(), b.name, name)
 		}
-		s, tracked := status[b.addr]
+		s, tracked := status[b.name]
 		up := !tracked || s.State == health.Up
-		gauge(descBackendUp, boolFloat(up), b.addr)
-		gauge(descBackendInRing, boolFloat(inRing[b]), b.addr)
-		counter(descEjections, s.Ejections, b.addr)
-		counter(descReadds, s.Readds, b.addr)
-		gauge(descConsecutiveFailures, float64(s.ConsecutiveFailures), b.addr)
+		gauge(descBackendUp, boolFloat(up), b.name)
+		gauge(descBackendInRing, boolFloat(inRing[b]), b.name)
+		counter(descEjections, s.Ejections, b.name)
+		counter(descReadds, s.Readds, b.name)
+		gauge(descConsecutiveFailures, float64(s.ConsecutiveFailures), b.name)
+		gauge(descBackendInfo, 1, b.name, b.addr)
+		gauge(descEjectionCapped, boolFloat(b.capped.Load()), b.name)
+		counter(descEjectionsCapped, b.cappedEjections.Load(), b.name)
 	}
 	gauge(descRingMembers, float64(len(t.members)))
 	gauge(descBackends, float64(len(t.all)))

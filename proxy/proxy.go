@@ -26,8 +26,19 @@ import (
 
 // Backend is one memcached server to shard over.
 type Backend struct {
+	// Name is the backend's identity on the ring: its keys follow the
+	// name, so Addr may change without moving them. Empty means Addr.
+	Name   string
 	Addr   string
 	Weight int
+}
+
+// name returns the backend's identity: Name, or Addr when unnamed.
+func (b Backend) name() string {
+	if b.Name != "" {
+		return b.Name
+	}
+	return b.Addr
 }
 
 // Options configure a Proxy. Zero values take the defaults noted.
@@ -58,6 +69,9 @@ type Options struct {
 	// KeepDataOnReadd skips the flush_all that otherwise empties an ejected
 	// backend before it rejoins the ring (config: health.flush_on_readd).
 	KeepDataOnReadd bool
+	// MaxEjected caps the failed backends out of the ring at once
+	// (config: health.max_ejected; half the pool).
+	MaxEjected EjectionCap
 
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
@@ -123,6 +137,7 @@ type Proxy struct {
 	mu           sync.Mutex // guards everything below and ring rebuilds
 	backends     []*backend // configured, in config order
 	ringCfg      ring.Config
+	maxEjected   EjectionCap
 	retiring     sync.WaitGroup // backends removed by a reload, draining
 	stopRetiring chan struct{}  // closed by Shutdown: close them at once
 	generation   uint64         // config generation: 1 + successful reconfigurations
@@ -151,12 +166,8 @@ func New(opts Options) (*Proxy, error) {
 	if opts.CommandLatency {
 		p.latency = newCommandLatency()
 	}
-	seen := map[string]bool{}
-	for _, b := range opts.Backends {
-		if seen[b.Addr] {
-			return nil, fmt.Errorf("proxy: backend %s listed twice", b.Addr)
-		}
-		seen[b.Addr] = true
+	if err := checkBackends(opts.Backends); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	// Validate the ring before starting anything that would need stopping.
 	rc, err := opts.Ring.WithDefaults()
@@ -167,6 +178,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: build ring: %w", err)
 	}
 	p.ringCfg = rc
+	p.maxEjected = opts.MaxEjected
 	p.stopRetiring = make(chan struct{})
 	p.generation = 1
 	p.lastReload = p.started
@@ -181,7 +193,7 @@ func New(opts Options) (*Proxy, error) {
 		p.health = health.New(hc, p.onHealthEvent, p.log)
 	}
 	for _, b := range opts.Backends {
-		p.backends = append(p.backends, newBackend(p, b.Addr, max(b.Weight, 1)))
+		p.backends = append(p.backends, newBackend(p, b.name(), b.Addr, max(b.Weight, 1)))
 	}
 	p.mu.Lock()
 	err = p.rebuildLocked()
@@ -194,21 +206,48 @@ func New(opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	if p.health != nil {
-		addrs := make([]string, len(opts.Backends))
-		for i, b := range opts.Backends {
-			addrs[i] = b.Addr
-		}
-		p.health.SetBackends(addrs)
+		p.health.SetBackends(healthTargets(p.backends))
 	}
 	return p, nil
 }
 
+// checkBackends refuses a name or an address listed twice. (Two spellings
+// of one server are the config loader's to refuse: it resolves them.)
+func checkBackends(bs []Backend) error {
+	names := make(map[string]bool, len(bs))
+	addrs := make(map[string]bool, len(bs))
+	for _, b := range bs {
+		if names[b.name()] {
+			return fmt.Errorf("backend name %s listed twice", b.name())
+		}
+		if addrs[b.Addr] {
+			return fmt.Errorf("backend %s listed twice", b.Addr)
+		}
+		names[b.name()], addrs[b.Addr] = true, true
+	}
+	return nil
+}
+
+// ringMembers places backends on the ring by name, so that an address
+// may change under a name without moving its keys. Unnamed backends are
+// named by their address, which keeps the placement of configs from
+// before names existed.
 func ringMembers(bs []Backend) []ring.Member {
 	m := make([]ring.Member, len(bs))
 	for i, b := range bs {
-		m[i] = ring.Member{Addr: b.Addr, Weight: max(b.Weight, 1)}
+		m[i] = ring.Member{Addr: b.name(), Weight: max(b.Weight, 1)}
 	}
 	return m
+}
+
+// healthTargets lists backends for the health checker: by name, probed at
+// their address.
+func healthTargets(bs []*backend) []health.Target {
+	ts := make([]health.Target, len(bs))
+	for i, b := range bs {
+		ts[i] = health.Target{Name: b.name, Addr: b.addr}
+	}
+	return ts
 }
 
 // onHealthEvent runs on the checker's goroutine: rebuilding the ring here
@@ -220,7 +259,7 @@ func (p *Proxy) onHealthEvent(ev health.Event) {
 		// failing fast.
 		p.mu.Lock()
 		for _, b := range p.backends {
-			if b.addr == ev.Addr {
+			if b.name == ev.Name {
 				b.retryNow()
 			}
 		}
@@ -230,7 +269,7 @@ func (p *Proxy) onHealthEvent(ev health.Event) {
 		return // the ring keeps the backend; sendTo fails its keys fast
 	}
 	if err := p.rebuild(); err != nil {
-		p.log.Error("rebuild ring after health change", zap.String("backend", ev.Addr), zap.Error(err))
+		p.log.Error("rebuild ring after health change", zap.String("backend", ev.Name), zap.Error(err))
 	}
 }
 
@@ -245,12 +284,13 @@ func (p *Proxy) rebuild() error {
 func (p *Proxy) rebuildLocked() error {
 	t := &routeTable{all: append([]*backend(nil), p.backends...), ringCfg: p.ringCfg}
 	var members []ring.Member
+	out := p.outOfRingLocked()
 	for _, b := range p.backends {
-		if p.opts.AutoEject && p.health != nil && !p.health.IsUp(b.addr) {
+		if out[b] {
 			continue
 		}
 		t.members = append(t.members, b)
-		members = append(members, ring.Member{Addr: b.addr, Weight: int(b.weight.Load())})
+		members = append(members, ring.Member{Addr: b.name, Weight: int(b.weight.Load())})
 	}
 	if len(members) > 0 {
 		r, err := ring.New(members, p.ringCfg)
@@ -406,8 +446,10 @@ func (p *Proxy) Ready() (bool, string) {
 	if !listening {
 		return false, "not listening"
 	}
-	if t := p.table.Load(); len(t.members) == 0 {
-		return false, "no live backend"
+	for _, b := range p.table.Load().members {
+		if !b.capped.Load() { // a capped backend is in the ring but down
+			return true, "ok"
+		}
 	}
-	return true, "ok"
+	return false, "no live backend"
 }

@@ -6,28 +6,41 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/internal/resolve"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/zap"
 )
 
 // ReconfigureResult says what a reconfiguration changed.
 type ReconfigureResult struct {
-	Added, Removed, Reweighted []string // backend addresses
-	RingChanged                bool     // partitions, replication factor or load
-	Generation                 uint64   // the config generation now in force
+	Added, Removed, Reweighted []string // backend names
+	// Readdressed: same name, a new spelling of the same server (say
+	// localhost for 127.0.0.1): health state, ring place and data kept.
+	Readdressed []string
+	// Replaced: same name, a different server: it takes the name's ring
+	// place once it has proved itself, like an added backend.
+	Replaced    []string
+	RingChanged bool   // partitions, replication factor or load
+	Generation  uint64 // the config generation now in force
 }
 
 // Changed reports whether anything changed.
 func (r ReconfigureResult) Changed() bool {
-	return len(r.Added)+len(r.Removed)+len(r.Reweighted) > 0 || r.RingChanged
+	return len(r.Added)+len(r.Removed)+len(r.Reweighted)+len(r.Readdressed)+len(r.Replaced) > 0 || r.RingChanged
 }
 
 // Reconfigure applies a new backend list and ring configuration to the
-// running proxy, without dropping a client or failing a command:
+// running proxy, without dropping a client or failing a command. Backends
+// are matched by name (by default their address):
 //
 //   - backends still listed keep their connections and health state;
-//   - new backends get a connection pool and health checking, and join
-//     the ring once the checker has seen them answer (at once when
+//   - a backend listed under its name at another spelling of the same
+//     server keeps its health state and ring place and is not flushed;
+//     its connections are redialed to the new spelling;
+//   - new backends, and names moved to a different server, get a
+//     connection pool and health checking, and take their keys once the
+//     checker has seen them answer (and, with flush_on_readd, flushed
+//     them); until then those keys stay on stand-ins (at once when
 //     auto_eject is off);
 //   - removed backends leave the ring at once; their connections stay open
 //     until the commands already sent to them have been answered, then
@@ -42,15 +55,19 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 	if len(backends) == 0 {
 		return res, errors.New("reconfigure: no backends")
 	}
+	if err := checkBackends(backends); err != nil {
+		return res, fmt.Errorf("reconfigure: %w", err)
+	}
 	rc, err := rc.WithDefaults()
 	if err != nil {
 		return res, fmt.Errorf("reconfigure: ring: %w", err)
 	}
-	// Building the full ring checks addresses, duplicates and weights, and
-	// that every subset (after ejections) will build too.
+	// Building the full ring checks names and weights, and that every
+	// subset (after ejections) will build too.
 	if _, err := ring.New(ringMembers(backends), rc); err != nil {
 		return res, fmt.Errorf("reconfigure: %w", err)
 	}
+	same := p.sameServers(backends)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -59,45 +76,65 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 	}
 	current := make(map[string]*backend, len(p.backends))
 	for _, b := range p.backends {
-		current[b.addr] = b
+		current[b.name] = b
 	}
 	next := make([]*backend, 0, len(backends))
-	kept := make(map[string]bool, len(backends))
+	kept := make(map[*backend]bool, len(backends))
+	var fresh []string // names whose health state starts anew
 	for _, nb := range backends {
-		w := int64(max(nb.Weight, 1))
-		b, ok := current[nb.Addr]
-		if !ok {
-			b = newBackend(p, nb.Addr, int(w))
-			res.Added = append(res.Added, nb.Addr)
-		} else if b.weight.Swap(w) != w {
-			res.Reweighted = append(res.Reweighted, nb.Addr)
+		name, w := nb.name(), int64(max(nb.Weight, 1))
+		b, ok := current[name]
+		switch {
+		case !ok:
+			b = newBackend(p, name, nb.Addr, int(w))
+			res.Added = append(res.Added, name)
+		case b.addr != nb.Addr:
+			old := b
+			b = newBackend(p, name, nb.Addr, int(w))
+			if same[name] == old.addr {
+				b.inherit(old)
+				res.Readdressed = append(res.Readdressed, name)
+			} else {
+				fresh = append(fresh, name)
+				res.Replaced = append(res.Replaced, name)
+			}
+			if old.weight.Load() != w {
+				res.Reweighted = append(res.Reweighted, name)
+			}
+		default:
+			kept[b] = true
+			if b.weight.Swap(w) != w {
+				res.Reweighted = append(res.Reweighted, name)
+			}
 		}
-		kept[nb.Addr] = true
 		next = append(next, b)
 	}
 	var removed []*backend
 	for _, b := range p.backends {
-		if !kept[b.addr] {
-			removed = append(removed, b)
-			res.Removed = append(res.Removed, b.addr)
+		if kept[b] {
+			continue
+		}
+		b.retired.Store(true)
+		removed = append(removed, b)
+		if n := b.name; !containsName(backends, n) {
+			res.Removed = append(res.Removed, n)
 		}
 	}
 	res.RingChanged = rc != p.ringCfg
 
 	p.backends, p.ringCfg = next, rc
 	if p.health != nil {
-		addrs := make([]string, len(next))
-		for i, b := range next {
-			addrs[i] = b.addr
+		for _, name := range fresh {
+			p.health.Forget(name)
 		}
 		if p.opts.AutoEject {
 			// New backends join only once probes vouch for them (and,
 			// with flush_on_readd, once flushed): a mistyped address
 			// never takes keys, and a backend that was in the pool
 			// before never serves what it kept from then.
-			p.health.SetBackendsPending(addrs)
+			p.health.SetBackendsPending(healthTargets(next))
 		} else {
-			p.health.SetBackends(addrs)
+			p.health.SetBackends(healthTargets(next))
 		}
 	}
 	if err := p.rebuildLocked(); err != nil {
@@ -116,6 +153,53 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 	p.lastReload = time.Now()
 	res.Generation = p.generation
 	return res, nil
+}
+
+// sameServers finds the backends that keep their name but change the
+// spelling of their address, and resolves old and new spellings: the
+// result maps such a name to its old address when both resolve to the
+// same server. DNS is asked outside p.mu (a slow lookup must not hold up
+// accepting clients or an ejection), so the caller checks that the old
+// address is still the one in force.
+func (p *Proxy) sameServers(backends []Backend) map[string]string {
+	p.mu.Lock()
+	current := make(map[string]string, len(p.backends))
+	for _, b := range p.backends {
+		current[b.name] = b.addr
+	}
+	p.mu.Unlock()
+	var names, addrs []string // addrs[2i] is names[i]'s old address, addrs[2i+1] its new one
+	for _, nb := range backends {
+		if old, ok := current[nb.name()]; ok && old != nb.Addr {
+			names = append(names, nb.name())
+			addrs = append(addrs, old, nb.Addr)
+		}
+	}
+	out := map[string]string{}
+	if len(names) == 0 {
+		return out
+	}
+	servers, errs := resolve.Lookup(addrs)
+	for i, name := range names {
+		if err := errors.Join(errs[2*i], errs[2*i+1]); err != nil {
+			p.log.Warn("backend address changed and cannot be compared; treating it as a new server",
+				zap.String("backend", name), zap.String("from", addrs[2*i]), zap.String("to", addrs[2*i+1]), zap.Error(err))
+			continue
+		}
+		if resolve.Same(servers[2*i], servers[2*i+1]) {
+			out[name] = addrs[2*i]
+		}
+	}
+	return out
+}
+
+func containsName(bs []Backend, name string) bool {
+	for _, b := range bs {
+		if b.name() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // SetHealthConfig changes the health checker's interval, timeout and

@@ -253,7 +253,8 @@ func addBackendStats(sums []uint64, raw []byte) {
 }
 
 // appendBackendStats renders "stats backends": one group of lines per
-// configured backend, named backend:<addr>:<field>.
+// configured backend, named backend:<name>:<field> (the name is the
+// address unless the config names it).
 func (p *Proxy) appendBackendStats(dst []byte) []byte {
 	w := statWriter{b: dst}
 	t := p.table.Load()
@@ -264,13 +265,13 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 	status := map[string]healthStatus{}
 	if p.health != nil {
 		for _, st := range p.health.Snapshot() {
-			status[st.Addr] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
+			status[st.Name] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
 				lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
 		}
 	}
 	for _, b := range t.all {
-		pre := "backend:" + b.addr + ":"
-		st, ok := status[b.addr]
+		pre := "backend:" + b.name + ":"
+		st, ok := status[b.name]
 		if !ok {
 			st.state = "up"
 		}
@@ -294,6 +295,9 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		if st.lastError != "" {
 			w.str(pre+"last_error", sanitizeStat(st.lastError))
 		}
+		w.str(pre+"addr", b.addr)
+		w.str(pre+"ejection_capped", boolDigit(b.capped.Load()))
+		w.u(pre+"ejections_capped", b.cappedEjections.Load())
 	}
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
@@ -306,6 +310,13 @@ type healthStatus struct {
 	ejections  uint64
 	readds     uint64
 	lastError  string
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // sanitizeStat makes free text fit one STAT value: no spaces or line breaks.
@@ -332,6 +343,11 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
 	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
+	p.mu.Lock()
+	maxEjected, pool := p.maxEjected, len(p.backends)
+	p.mu.Unlock()
+	w.str("max_ejected", maxEjected.String())
+	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
 	if p.health != nil {
 		hc := p.health.Config()
 		w.str("health_interval", hc.Interval.String())

@@ -189,7 +189,14 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	m = scrape(t, adminAddr)
-	if m["mcproxy_ring_members"] != 0 || m[fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr)] != 0 ||
+	// health.max_ejected (half the pool by default) ejects one of the two;
+	// the other stays in the ring, capped, its keys failing fast.
+	capped := m[fmt.Sprintf(`mcproxy_backend_ejection_capped{backend=%q}`, a.Addr)] +
+		m[fmt.Sprintf(`mcproxy_backend_ejection_capped{backend=%q}`, b.Addr)]
+	if capped != 1 {
+		t.Errorf("after both backends died, %v of them capped, want 1", capped)
+	}
+	if m["mcproxy_ring_members"] != 1 || m[fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr)] != 0 ||
 		m[fmt.Sprintf(`mcproxy_backend_ejections_total{backend=%q}`, a.Addr)] != 1 {
 		t.Errorf("after both backends died: members %v up %v ejections %v", m["mcproxy_ring_members"],
 			m[fmt.Sprintf(`mcproxy_backend_up{backend=%q}`, a.Addr)], m[fmt.Sprintf(`mcproxy_backend_ejections_total{backend=%q}`, a.Addr)])

@@ -10,8 +10,8 @@ import (
 )
 
 // reloader applies edits of the config file to the running proxy. The
-// backend list, the ring and the health checker's interval, timeout and
-// limits change live; any other changed key is logged as needing a restart
+// backend list, the ring, the health checker's interval, timeout and
+// limits, and the ejection cap change live; any other changed key is logged as needing a restart
 // and keeps its running value.
 type reloader struct {
 	path  string
@@ -57,18 +57,22 @@ func (r *reloader) reload(trigger string) {
 		return
 	}
 	r.proxy.SetHealthConfig(healthFrom(next))
+	r.proxy.SetMaxEjected(maxEjectedFrom(next))
+	r.running.Health.MaxEjected = next.Health.MaxEjected
 	r.running.Backends, r.running.Ring = next.Backends, next.Ring
 	r.running.Health.Interval, r.running.Health.Timeout = next.Health.Interval, next.Health.Timeout
 	r.running.Health.FailureLimit, r.running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
-		zap.Strings("reweighted", res.Reweighted), zap.Bool("ring_changed", res.RingChanged))
+		zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed),
+		zap.Strings("replaced", res.Replaced), zap.Bool("ring_changed", res.RingChanged))
 }
 
 // liveKey reports whether a changed config key applies without a restart.
 func liveKey(key string) bool {
 	switch key {
-	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit":
+	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit",
+		"health.max_ejected":
 		return true
 	}
 	return strings.HasPrefix(key, "ring.")

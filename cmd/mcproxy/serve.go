@@ -143,6 +143,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		Health:            healthFrom(cfg),
 		AutoEject:         cfg.Health.AutoEject,
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
+		MaxEjected:        maxEjectedFrom(cfg),
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
 		Version:           version,
 		Logger:            log,
@@ -152,9 +153,18 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 func backendsFrom(cfg config.Config) []proxy.Backend {
 	bs := make([]proxy.Backend, len(cfg.Backends))
 	for i, b := range cfg.Backends {
-		bs[i] = proxy.Backend{Addr: b.Addr, Weight: b.Weight}
+		bs[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight}
 	}
 	return bs
+}
+
+// maxEjectedFrom maps health.max_ejected, which validation has checked.
+func maxEjectedFrom(cfg config.Config) proxy.EjectionCap {
+	n, percent, _ := cfg.Health.MaxEjected.Parse()
+	if percent {
+		return proxy.MaxEjectedPercent(n)
+	}
+	return proxy.MaxEjectedBackends(n)
 }
 
 func ringFrom(cfg config.Config) ring.Config {

@@ -15,7 +15,12 @@
 // types below and are documented in README-config.md.
 package config
 
-import "time"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Config is mcproxy's whole configuration. A Config returned by Load or Parse
 // has every default applied and has passed validation.
@@ -43,9 +48,15 @@ type Config struct {
 }
 
 // Backend is one memcached server. In YAML it is either a mapping
-// {addr: host:port, weight: n} or the shorthand "host:port" (weight 1).
+// {name: id, addr: host:port, weight: n} or the shorthand "host:port"
+// (weight 1).
 type Backend struct {
-	// Addr is host:port; the host must not be empty.
+	// Name is the backend's identity on the ring: its keys follow the
+	// name, so the address can change without moving them. Empty means
+	// the address. At most 250 bytes, no spaces or control characters.
+	Name string `yaml:"name"`
+	// Addr is host:port; the host must not be empty. No two backends may
+	// resolve to the same server.
 	Addr string `yaml:"addr"`
 	// Weight is the backend's share of the keys relative to the others,
 	// 1..1000.
@@ -84,6 +95,30 @@ type Health struct {
 	// ring after an ejection: while it was out, its keys were written and
 	// deleted on other backends, and its old copies must not be served.
 	FlushOnReadd bool `yaml:"flush_on_readd"`
+	// MaxEjected caps how many failed backends auto_eject takes out of the
+	// ring at once: a count ("1") or a share of the pool ("50%", rounded
+	// down). Past it, failed backends stay in the ring and their keys fail
+	// fast, rather than all keys piling onto the last survivors.
+	MaxEjected EjectionCap `yaml:"max_ejected"`
+}
+
+// EjectionCap is health.max_ejected as written in the file, normalised:
+// a whole number of backends ("1") or a whole percentage ("50%").
+type EjectionCap string
+
+// Parse splits the cap into its number and whether it is a percentage.
+func (c EjectionCap) Parse() (n int, percent bool, err error) {
+	s, percent := strings.CutSuffix(string(c), "%")
+	n, err = strconv.Atoi(s)
+	switch {
+	case err != nil || strings.HasPrefix(s, "+"):
+		return 0, false, fmt.Errorf("%q is not a number of backends such as 1 or a share of the pool such as \"50%%\"", string(c))
+	case n < 0:
+		return 0, false, fmt.Errorf("%s must not be negative (0 never ejects)", c)
+	case percent && n > 100:
+		return 0, false, fmt.Errorf("%s is out of range 0%%..100%%", c)
+	}
+	return n, percent, nil
 }
 
 // BackendOptions tunes the proxy's connections to each backend (the YAML
@@ -130,6 +165,7 @@ func Default() Config {
 			SuccessLimit: 2,
 			AutoEject:    true,
 			FlushOnReadd: true,
+			MaxEjected:   "50%",
 		},
 		Backend: BackendOptions{
 			Connections:    2,

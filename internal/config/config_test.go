@@ -22,6 +22,7 @@ pprof: true
 backends:
   - addr: 10.0.0.1:11211
     weight: 3
+    name: cache-a
   - 10.0.0.2:11211
   - addr: "[::1]:11213"
 ring:
@@ -35,6 +36,7 @@ health:
   success_limit: 4
   auto_eject: false
   flush_on_readd: false
+  max_ejected: 1
 backend:
   connections: 8
   timeout: 250ms
@@ -51,12 +53,13 @@ func fullConfig() Config {
 		Admin:  "127.0.0.1:9999",
 		Pprof:  true,
 		Backends: []Backend{
-			{Addr: "10.0.0.1:11211", Weight: 3},
+			{Name: "cache-a", Addr: "10.0.0.1:11211", Weight: 3},
 			{Addr: "10.0.0.2:11211", Weight: 1},
 			{Addr: "[::1]:11213", Weight: 1},
 		},
-		Ring:    Ring{Partitions: 10007, ReplicationFactor: 40, Load: 1.5},
-		Health:  Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false},
+		Ring: Ring{Partitions: 10007, ReplicationFactor: 40, Load: 1.5},
+		Health: Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false,
+			MaxEjected: "1"},
 		Backend: BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
 		Limits:  Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute},
 	}
@@ -100,7 +103,7 @@ func TestFullFileCoversEveryKey(t *testing.T) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i].Value, n.Content[i+1]
 			if prefix == "" && k == "backends" {
-				inFile = append(inFile, "backends.addr", "backends.weight")
+				inFile = append(inFile, "backends.addr", "backends.name", "backends.weight")
 				continue
 			}
 			if v.Kind == yaml.MappingNode {
@@ -112,7 +115,7 @@ func TestFullFileCoversEveryKey(t *testing.T) {
 	}
 	walk(doc.Content[0], "")
 	sort.Strings(inFile)
-	want := append(structKeys(reflect.TypeOf(Config{}), ""), "backends.addr", "backends.weight")
+	want := append(structKeys(reflect.TypeOf(Config{}), ""), "backends.addr", "backends.name", "backends.weight")
 	sort.Strings(want)
 	if !slices.Equal(inFile, want) {
 		t.Errorf("keys in fullYAML:\n %v\nkeys of Config:\n %v", inFile, want)
@@ -150,7 +153,7 @@ func TestDefaultsApplied(t *testing.T) {
 	d := Default()
 	if d.Listen != "127.0.0.1:11211" || d.Admin != "" || d.Pprof || d.Backends != nil ||
 		d.Ring != (Ring{7919, 160, 1.25}) ||
-		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true}) ||
+		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true, "50%"}) ||
 		d.Backend != (BackendOptions{2, time.Second, 500 * time.Millisecond}) ||
 		d.Limits != (Limits{10000, 1 << 20, 0}) {
 		t.Errorf("Default() = %+v", d)
@@ -272,6 +275,22 @@ func TestParseErrors(t *testing.T) {
 		{"max_item_size 512", ok + "limits: {max_item_size: 512}\n", []string{"line 2: limits.max_item_size: 512 is out of range 1k..1024m"}},
 		{"max_item_size 2g", ok + "limits: {max_item_size: 2048m}\n", []string{"limits.max_item_size: 2048m is out of range"}},
 		{"max_item_size huge", ok + "limits: {max_item_size: 99999999999999999999}\n", []string{"limits.max_item_size:"}},
+		{"max_ejected word", ok + "health: {max_ejected: half}\n", []string{`line 2: health.max_ejected: want a number of backends such as 1 or a share of the pool such as "50%", got "half"`}},
+		{"max_ejected fraction", ok + "health: {max_ejected: 0.5}\n", []string{`health.max_ejected: want a number of backends`}},
+		{"max_ejected negative", ok + "health: {max_ejected: -1}\n", []string{"line 2: health.max_ejected: -1 must not be negative"}},
+		{"max_ejected 101%", ok + "health: {max_ejected: 101%}\n", []string{"health.max_ejected: 101% is out of range 0%..100%"}},
+		{"max_ejected 1.5%", ok + "health: {max_ejected: 1.5%}\n", []string{`health.max_ejected: "1.5%" is not a number of backends`}},
+		{"same server spelled twice", "backends:\n  - 127.0.0.1:11311\n  - a:1\n  - localhost:11311\n",
+			[]string{"line 4: backends[2].addr: localhost:11311 resolves to the same server as backends[0].addr 127.0.0.1:11311"}},
+		{"duplicate names", "backends:\n  - {name: a, addr: 'b:1'}\n  - {name: a, addr: 'c:1'}\n",
+			[]string{"line 3: backends[1].name: a duplicates backends[0].name a"}},
+		{"name is another's addr", "backends:\n  - b:1\n  - {name: 'b:1', addr: 'c:1'}\n",
+			[]string{"backends[1].name: b:1 duplicates the name of backends[0], which is unnamed and so named by its addr b:1"}},
+		{"addr is another's name", "backends:\n  - {name: 'c:1', addr: 'b:1'}\n  - c:1\n",
+			[]string{"backends[1].addr: c:1, the name of this unnamed backend, duplicates backends[0].name c:1"}},
+		{"name with a space", "backends:\n  - {name: 'cache a', addr: 'b:1'}\n",
+			[]string{`backends[0].name: "cache a" must not contain spaces`}},
+		{"name not a string", "backends:\n  - {name: [a], addr: 'b:1'}\n", []string{"backends[0].name: want a string, got a list"}},
 		{"repeated key", ok + "listen: :1\nlisten: :2\n", []string{"line 3: listen: key repeated (first at line 2)"}},
 		{"syntax error", "backends: [a:1\n", []string{"load config bad.yaml: line"}},
 		{"two documents", ok + "---\nlisten: :1\n", []string{"one YAML document"}},
@@ -428,6 +447,8 @@ func TestDiff(t *testing.T) {
 		}, []string{"backends"}},
 		{"removed backend", func(c *Config) { c.Backends = c.Backends[1:] }, []string{"backends"}},
 		{"replaced backend", func(c *Config) { c.Backends[0].Addr = "10.0.0.8:11211" }, []string{"backends"}},
+		{"renamed backend", func(c *Config) { c.Backends[1].Name = "cache-b" }, []string{"backends"}},
+		{"max_ejected", func(c *Config) { c.Health.MaxEjected = "2" }, []string{"health.max_ejected"}},
 		{"listen", func(c *Config) { c.Listen = "0.0.0.0:1" }, []string{"listen"}},
 		{"several, sorted", func(c *Config) {
 			c.Ring.Load = 2
@@ -451,6 +472,29 @@ func TestDiff(t *testing.T) {
 }
 
 // TestDiffSeesEveryKey changes each leaf field in turn: Diff must name it.
+// TestMaxEjectedForms: the two forms of health.max_ejected, and a name
+// that only respells a backend's address.
+func TestMaxEjectedForms(t *testing.T) {
+	for in, want := range map[string][2]any{"0": {0, false}, "2": {2, false}, "'0%'": {0, true}, "50%": {50, true}, "100%": {100, true}} {
+		cfg, err := Parse([]byte("backends: [a:1]\nhealth: {max_ejected: "+in+"}\n"), "t.yaml")
+		if err != nil {
+			t.Fatalf("max_ejected %s: %v", in, err)
+		}
+		n, pct, err := cfg.Health.MaxEjected.Parse()
+		if err != nil || n != want[0] || pct != want[1] {
+			t.Errorf("max_ejected %s: %d %v %v, want %v", in, n, pct, err, want)
+		}
+	}
+	// A backend named by the address it had, now spelled otherwise.
+	cfg, err := Parse([]byte("backends:\n  - {name: '127.0.0.1:11311', addr: 'localhost:11311'}\n  - 127.0.0.1:11312\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Backends[0]; b.Name != "127.0.0.1:11311" || b.Addr != "localhost:11311" {
+		t.Errorf("backend: %+v", b)
+	}
+}
+
 func TestDiffSeesEveryKey(t *testing.T) {
 	keys := structKeys(reflect.TypeOf(Config{}), "")
 	for _, key := range keys {

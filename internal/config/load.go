@@ -146,6 +146,7 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"success_limit":  p.integer(&c.Health.SuccessLimit),
 			"auto_eject":     p.boolean(&c.Health.AutoEject),
 			"flush_on_readd": p.boolean(&c.Health.FlushOnReadd),
+			"max_ejected":    p.ejectionCap(&c.Health.MaxEjected),
 		}),
 		"backend": p.section(map[string]field{
 			"connections":     p.integer(&c.Backend.Connections),
@@ -211,8 +212,8 @@ func (p *parser) section(fields map[string]field) field {
 	return func(key string, v *yaml.Node) { p.mapping(key, v, fields) }
 }
 
-// backends reads the backend list: each entry is a mapping {addr, weight}
-// or the shorthand scalar "host:port".
+// backends reads the backend list: each entry is a mapping {name, addr,
+// weight} or the shorthand scalar "host:port".
 func (p *parser) backends(dst *[]Backend) field {
 	return func(key string, v *yaml.Node) {
 		if v.Kind != yaml.SequenceNode {
@@ -234,6 +235,7 @@ func (p *parser) backends(dst *[]Backend) field {
 				b.Addr = item.Value
 			case item.Kind == yaml.MappingNode:
 				p.mapping(ikey, item, map[string]field{
+					"name":   p.str(&b.Name),
 					"addr":   p.str(&b.Addr),
 					"weight": p.integer(&b.Weight),
 				})
@@ -255,6 +257,20 @@ func (p *parser) str(dst *string) field {
 			return
 		}
 		*dst = v.Value
+	}
+}
+
+// ejectionCap reads a whole number of backends (1) or a percentage
+// ("50%"); the range is checked in validation.
+func (p *parser) ejectionCap(dst *EjectionCap) field {
+	return func(key string, v *yaml.Node) {
+		tag := v.ShortTag()
+		if v.Kind != yaml.ScalarNode || (tag != "!!int" && tag != "!!str") ||
+			(tag == "!!str" && !strings.HasSuffix(v.Value, "%")) {
+			p.typeError(key, v, `a number of backends such as 1 or a share of the pool such as "50%"`)
+			return
+		}
+		*dst = EjectionCap(v.Value)
 	}
 }
 

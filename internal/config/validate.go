@@ -55,6 +55,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.errorf("backends", "at least one backend is required")
 	}
 	seen := map[string]int{}
+	distinct := []int{} // backends whose address text is valid and not a duplicate
 	for i, b := range c.Backends {
 		key := fmt.Sprintf("backends[%d]", i)
 		if v.skip(key) {
@@ -67,10 +68,13 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 				v.errorf(key+".addr", "%s duplicates backends[%d].addr %s", b.Addr, first, c.Backends[first].Addr)
 			} else {
 				seen[canon] = i
+				distinct = append(distinct, i)
 			}
 		}
 		v.intRange(key+".weight", b.Weight, 1, maxWeight)
 	}
+	v.backendNames(c.Backends)
+	v.sameServers(c.Backends, distinct)
 
 	v.intRange("ring.partitions", c.Ring.Partitions, 1, maxPartitions)
 	v.intRange("ring.replication_factor", c.Ring.ReplicationFactor, 1, maxReplicationFactor)
@@ -85,6 +89,9 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	}
 	v.intRange("health.failure_limit", c.Health.FailureLimit, 1, maxProbeLimit)
 	v.intRange("health.success_limit", c.Health.SuccessLimit, 1, maxProbeLimit)
+	if _, _, err := c.Health.MaxEjected.Parse(); err != nil && !v.skip("health.max_ejected") {
+		v.errorf("health.max_ejected", "%v", err)
+	}
 
 	v.intRange("backend.connections", c.Backend.Connections, 1, maxConnsPerBackend)
 	v.positive("backend.timeout", c.Backend.Timeout)

@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"sort"
+	"strconv"
+
+	"github.com/mcproxy/mcproxy/health"
+	"go.uber.org/zap"
+)
+
+// EjectionCap is health.max_ejected: how many failed backends may be out
+// of the ring at once. Past it, further failed backends stay in the ring
+// and their keys fail fast, as with auto_eject off, rather than pile onto
+// the survivors (a miss storm on the database and an overloaded last
+// server). The zero value is the default, half the pool.
+type EjectionCap struct {
+	n       int  // backends, or percent of the pool when percent
+	percent bool // n is a share of the pool
+	set     bool // false: the default
+}
+
+// DefaultMaxEjectedPercent is the default cap: floor(half) of the pool, so
+// 3 backends may lose 1 to ejection and 1 backend none.
+const DefaultMaxEjectedPercent = 50
+
+// MaxEjectedBackends caps ejections at n backends (n >= 0; 0 never ejects).
+func MaxEjectedBackends(n int) EjectionCap { return EjectionCap{n: max(n, 0), set: true} }
+
+// MaxEjectedPercent caps ejections at floor(pool*pct/100) backends, pct in
+// 0..100.
+func MaxEjectedPercent(pct int) EjectionCap {
+	return EjectionCap{n: min(max(pct, 0), 100), percent: true, set: true}
+}
+
+// Limit is the number of backends of a pool of the given size that may be
+// ejected.
+func (c EjectionCap) Limit(pool int) int {
+	if !c.set {
+		c = MaxEjectedPercent(DefaultMaxEjectedPercent)
+	}
+	if c.percent {
+		return pool * c.n / 100
+	}
+	return min(c.n, pool)
+}
+
+// String is the cap as the config file writes it: "1" or "50%".
+func (c EjectionCap) String() string {
+	if !c.set {
+		c = MaxEjectedPercent(DefaultMaxEjectedPercent)
+	}
+	if c.percent {
+		return strconv.Itoa(c.n) + "%"
+	}
+	return strconv.Itoa(c.n)
+}
+
+// SetMaxEjected changes the ejection cap of the running proxy; the ring is
+// rebuilt at once under the new cap.
+func (p *Proxy) SetMaxEjected(c EjectionCap) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.maxEjected == c {
+		return
+	}
+	p.maxEjected = c
+	p.log.Info("ejection cap changed", zap.String("max_ejected", c.String()),
+		zap.Int("backends", c.Limit(len(p.backends))))
+	if err := p.rebuildLocked(); err != nil {
+		p.log.Error("rebuild ring after ejection cap change", zap.Error(err))
+	}
+}
+
+// outOfRingLocked decides, from the health states, which configured
+// backends leave the ring, and marks the failed ones the cap keeps in it.
+// Caller holds p.mu.
+//
+// A backend that is joining (added by a reload, or a name moved to a new
+// server) stays out until it proves itself and does not count against the
+// cap: it has not failed, and its keys simply stay where they were. Failed
+// backends are ejected in the order they failed, up to the cap; the rest
+// are capped: in the ring, failing fast. The checker's state, not the
+// order of its events, decides, so a rebuild from any event gives the same
+// answer for the same states; when an ejected backend recovers, the next
+// rebuild ejects the earliest-failed capped one in its place.
+func (p *Proxy) outOfRingLocked() map[*backend]bool {
+	out := map[*backend]bool{}
+	capped := map[*backend]bool{}
+	if p.opts.AutoEject && p.health != nil {
+		status := make(map[string]health.Status, len(p.backends))
+		for _, st := range p.health.Snapshot() {
+			status[st.Name] = st
+		}
+		var failed []*backend
+		for _, b := range p.backends {
+			st, ok := status[b.name]
+			switch {
+			case !ok || st.State == health.Up:
+			case st.Joining:
+				out[b] = true
+			default:
+				failed = append(failed, b)
+			}
+		}
+		// Earliest failure first; config order breaks ties.
+		sort.SliceStable(failed, func(i, j int) bool {
+			return status[failed[i].name].LastChange.Before(status[failed[j].name].LastChange)
+		})
+		limit := p.maxEjected.Limit(len(p.backends))
+		for i, b := range failed {
+			if i < limit {
+				out[b] = true
+			} else {
+				capped[b] = true
+			}
+		}
+		if len(capped) > 0 {
+			p.logCapLocked(limit, failed, capped)
+		}
+	}
+	for _, b := range p.backends {
+		now := capped[b]
+		if b.capped.Swap(now) == now {
+			continue
+		}
+		if now {
+			b.cappedEjections.Add(1)
+			continue // logged above, with the whole picture
+		}
+		why := "it is up again"
+		if out[b] {
+			why = "an ejected backend recovered or the cap was raised: it is ejected now"
+		}
+		p.log.Info("backend no longer held in the ring by the ejection cap", zap.String("backend", b.name),
+			zap.String("addr", b.addr), zap.String("reason", why))
+	}
+	return out
+}
+
+// logCapLocked warns once for each backend that the cap has just kept in
+// the ring.
+func (p *Proxy) logCapLocked(limit int, failed []*backend, capped map[*backend]bool) {
+	for _, b := range failed {
+		if !capped[b] || b.capped.Load() {
+			continue
+		}
+		p.log.Warn("backend down but not ejected: ejection cap reached; its keys fail fast",
+			zap.String("backend", b.name), zap.String("addr", b.addr),
+			zap.String("max_ejected", p.maxEjected.String()), zap.Int("ejected", limit),
+			zap.Int("down", len(failed)), zap.Int("backends", len(p.backends)))
+	}
+}
