@@ -55,6 +55,28 @@ type Reply struct {
 	IsError bool
 	// Meta describes a meta reply (kind ReplyMeta) that is not an error.
 	Meta MetaReply
+
+	// Budget, when set, is charged with the memory the reader takes for
+	// Raw before it takes it. When it refuses, the reader keeps parsing the
+	// reply to stay in step with the connection but retains no more of it,
+	// and sets Dropped. Reset keeps Budget.
+	Budget Budget
+	// Dropped is set when Budget refused: Raw and Values are incomplete and
+	// must not be used.
+	Dropped bool
+	// charged is the capacity of Raw that Budget has been charged for:
+	// Raw's whole capacity once the reader has grown it, 0 while Raw is
+	// the buffer the reply came with.
+	charged int
+}
+
+// Budget accounts for reply memory as a reader retains it. Charge is called
+// on the reader's goroutine and must not block: a reader shared by many
+// clients must never wait for one of them.
+type Budget interface {
+	// Charge asks for n more bytes; false refuses them, and the rest of the
+	// reply is discarded as it arrives.
+	Charge(n int) bool
 }
 
 // Key returns the key of the i-th value.
@@ -65,8 +87,42 @@ func (r *Reply) Block(i int) []byte { v := r.Values[i]; return r.Raw[v.Start:v.E
 
 // Reset empties r, keeping its memory.
 func (r *Reply) Reset() {
-	r.Raw, r.Values, r.IsError = r.Raw[:0], r.Values[:0], false
+	r.Raw, r.Values, r.IsError, r.Dropped, r.charged = r.Raw[:0], r.Values[:0], false, false, 0
 	r.Meta.reset()
+}
+
+// keep appends b to out.Raw, charging out.Budget for any memory the append
+// needs. Once the budget has refused, nothing more is kept.
+func (out *Reply) keep(b []byte) {
+	if out.reserve(len(b)) {
+		out.Raw = append(out.Raw, b...)
+	}
+}
+
+// reserve makes room for n more bytes in out.Raw, charging out.Budget for
+// the memory that takes, and reports whether the room is there. The first
+// growth charges the whole new buffer (the one the reply came with, say
+// from a pool, is no longer used); later ones charge what they add.
+// Capacity at least doubles, so a reply of many values is copied O(1)
+// times per byte. Without a budget it only reports whether the reply is
+// still kept; append grows Raw as before.
+func (out *Reply) reserve(n int) bool {
+	if out.Dropped {
+		return false
+	}
+	if out.Budget == nil || cap(out.Raw)-len(out.Raw) >= n {
+		return true
+	}
+	newCap := max(len(out.Raw)+n, 2*cap(out.Raw))
+	if !out.Budget.Charge(newCap - out.charged) {
+		out.Dropped = true
+		return false
+	}
+	out.charged = newCap
+	nb := make([]byte, len(out.Raw), newCap)
+	copy(nb, out.Raw)
+	out.Raw = nb
+	return true
 }
 
 // ReplyReader parses replies from a backend connection.
@@ -107,12 +163,16 @@ func (rr *ReplyReader) Fill() error {
 // retrieval reply is VALUE blocks then END; a stats reply is STAT lines then
 // END; and an error line (ERROR, CLIENT_ERROR, SERVER_ERROR) is a whole
 // reply of any kind on its own. Anything else is ErrBadReply.
+//
+// With out.Budget set, memory for the reply is charged before it is taken;
+// a refusal turns the rest of the reply into bytes that are parsed and
+// thrown away (see Reply.Dropped).
 func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 	out.Reset()
 	if kind == ReplyMeta {
 		return rr.readMeta(out)
 	}
-	for {
+	for first := true; ; first = false {
 		line, err := rr.readLine()
 		if err != nil {
 			return err
@@ -124,16 +184,16 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 				return err
 			}
 		case kind == ReplyStats && bytes.HasPrefix(body, []byte("STAT ")):
-			out.Raw = append(out.Raw, line...)
+			out.keep(line)
 		case kind != ReplyLine && string(body) == "END":
-			out.Raw = append(out.Raw, line...)
+			out.keep(line)
 			return nil
-		case len(out.Raw) == 0 && isErrorLine(body):
+		case first && isErrorLine(body):
 			out.IsError = true
-			out.Raw = append(out.Raw, line...)
+			out.keep(line)
 			return nil
 		case kind == ReplyLine && isLineReply(body):
-			out.Raw = append(out.Raw, line...)
+			out.keep(line)
 			return nil
 		default:
 			return fmt.Errorf("%w: unexpected %q", ErrBadReply, clip(body))
@@ -155,7 +215,17 @@ func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
 	}
 	start := len(out.Raw)
 	keyStart := start + len("VALUE ")
-	out.Raw = append(out.Raw, line...)
+	need := n + 2 // the data block and its CRLF
+	// With a budget the whole block (and room for the END after it) is
+	// charged and allocated at once: the charge, not the arrival of the
+	// bytes, bounds what a header announcing a huge value can cost.
+	if out.Budget != nil && !out.reserve(len(line)+need+len("END\r\n")) {
+		return rr.skipValue(need, n)
+	}
+	out.keep(line)
+	if out.Dropped {
+		return rr.skipValue(need, n)
+	}
 	if err := rr.readBlock(out, n); err != nil {
 		return err
 	}
@@ -163,16 +233,19 @@ func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
 	return nil
 }
 
-// readBlock appends a data block of n bytes and its CRLF to out.Raw.
+// readBlock appends a data block of n bytes and its CRLF to out.Raw: first
+// what is buffered, then the rest straight from the connection. Without a
+// budget out.Raw grows only as bytes arrive.
 func (rr *ReplyReader) readBlock(out *Reply, n int) error {
-	// The data block and its CRLF: first what is buffered, then the rest
-	// straight from the connection, growing out.Raw only as bytes arrive.
 	need := n + 2
 	got := min(need, rr.w-rr.r)
 	out.Raw = append(out.Raw, rr.buf[rr.r:rr.r+got]...)
 	rr.r += got
 	for need -= got; need > 0; {
-		step := min(need, valueChunk)
+		step := need
+		if out.Budget == nil {
+			step = min(need, valueChunk)
+		}
 		have := len(out.Raw)
 		out.Raw = grow(out.Raw, step)
 		if _, err := io.ReadFull(rr.rd, out.Raw[have:]); err != nil {
@@ -184,6 +257,37 @@ func (rr *ReplyReader) readBlock(out *Reply, n int) error {
 		need -= step
 	}
 	if out.Raw[len(out.Raw)-2] != '\r' || out.Raw[len(out.Raw)-1] != '\n' {
+		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
+	}
+	return nil
+}
+
+// skipValue reads a data block of need bytes (n and its CRLF) through the
+// read buffer and throws it away, checking only the CRLF at its end: the
+// reply is being dropped, but the connection must stay in step.
+func (rr *ReplyReader) skipValue(need, n int) error {
+	var tail [2]byte
+	for need > 0 {
+		if rr.r == rr.w {
+			rr.r, rr.w = 0, 0
+			if err := rr.fill(); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		got := min(need, rr.w-rr.r)
+		chunk := rr.buf[rr.r : rr.r+got]
+		if got >= 2 {
+			tail[0], tail[1] = chunk[got-2], chunk[got-1]
+		} else {
+			tail[0], tail[1] = tail[1], chunk[0]
+		}
+		rr.r += got
+		need -= got
+	}
+	if tail != [2]byte{'\r', '\n'} {
 		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
 	}
 	return nil

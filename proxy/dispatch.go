@@ -64,6 +64,10 @@ const errMetaNotSupported = "SERVER_ERROR meta commands not supported"
 // A gat/gats line is also split wherever it would pass protocol.MaxGatLine,
 // which memcached cannot be relied on to read.
 func (s *session) dispatchRetrieval(req *protocol.Request) {
+	if len(req.Keys) > s.window {
+		s.dispatchPieces(req)
+		return
+	}
 	keys := req.Keys
 	s.p.stats.countCommand(req.Op, len(keys))
 	if len(keys) == 0 { // "gat <exptime>" with no key: memcached answers END
@@ -96,6 +100,7 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 	if single && (lineLimit == 0 || lineLen <= lineLimit) {
 		r := newRequest(s, req.Op)
 		r.nkeys = len(keys)
+		r.more = s.morePiece
 		r.out = protocol.AppendRetrieval(r.out, req.Op, req.Exptime, keys)
 		s.enqueue(r)
 		s.sendTo(t.members[first], r)
@@ -104,6 +109,7 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 
 	parent := newRequest(s, req.Op)
 	parent.nkeys = len(keys)
+	parent.more = s.morePiece
 	// The keys point into the read buffer, which the next command reuses:
 	// keep a copy for the merge.
 	for _, k := range keys {

@@ -105,6 +105,8 @@ var (
 		"Config reloads refused (the file did not load or validate).", nil, nil)
 	descReloadTime = prometheus.NewDesc("mcproxy_config_last_reload_timestamp_seconds",
 		"Unix time the config in force was applied.", nil, nil)
+	descOutputLimitDisconnects = prometheus.NewDesc("mcproxy_client_output_limit_disconnects_total",
+		"Clients disconnected because the replies held for them passed twice limits.client_output_limit.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -114,6 +116,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
 		descBackendInfo, descEjectionCapped, descEjectionsCapped,
+		descOutputLimitDisconnects,
 	} {
 		ch <- d
 	}
@@ -179,6 +182,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, gen-1)
 	counter(descReloadFailures, st.reloadFailures.Load())
 	gauge(descReloadTime, float64(at.UnixNano())/1e9)
+	counter(descOutputLimitDisconnects, st.outputLimitDisconnects.Total())
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}

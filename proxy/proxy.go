@@ -59,6 +59,10 @@ type Options struct {
 	MaxItemSize int
 	// ClientIdleTimeout closes a client idle this long; 0 never does.
 	ClientIdleTimeout time.Duration
+	// ClientOutputLimit is the reply memory held for one client past which
+	// its commands are no longer read; twice as much disconnects it
+	// (DefaultClientOutputLimit; see output_limit.go).
+	ClientOutputLimit int
 
 	// Health configures the checker; HealthDisabled turns it off (tests).
 	Health         health.Config
@@ -99,6 +103,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxItemSize <= 0 {
 		o.MaxItemSize = 1 << 20
+	}
+	if o.ClientOutputLimit <= 0 {
+		o.ClientOutputLimit = DefaultClientOutputLimit
 	}
 	if o.Version == "" {
 		o.Version = "dev"

@@ -58,10 +58,16 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 	hits, failed := 0, 0
 	if len(r.subs) == 0 {
 		if r.ok() {
-			_, _ = w.Write(r.reply.Raw)
+			raw := r.reply.Raw
+			if r.more { // a piece of a longer multi-get: END comes with the last
+				raw = raw[:len(raw)-len(endLine)]
+			}
+			_, _ = w.Write(raw)
 			hits = len(r.reply.Values)
 		} else {
-			_, _ = w.Write(endLine)
+			if !r.more {
+				_, _ = w.Write(endLine)
+			}
 			failed = r.nkeys
 		}
 		s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
@@ -87,7 +93,9 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 			hits++
 		}
 	}
-	_, _ = w.Write(endLine)
+	if !r.more {
+		_, _ = w.Write(endLine)
+	}
 	s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
 }
 

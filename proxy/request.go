@@ -38,8 +38,14 @@ type request struct {
 	keys    [][]byte
 	owner   []int
 
+	// charged is the reply memory charged to sess for this request (see
+	// Charge); written by the backend reader, read by the writer once done.
+	charged int
+	// more marks a piece of a multi-get that is not its last: it is
+	// rendered without the END line (multiget_pieces.go).
+	more bool
+
 	done bool     // guarded by sess.mu
-	size int      // reply bytes held once done, guarded by sess.mu
 	next *request // session FIFO link, guarded by sess.mu
 }
 
@@ -52,6 +58,7 @@ const maxRetainedBuffer = 64 << 10
 func newRequest(s *session, op protocol.Op) *request {
 	r := requestPool.Get().(*request)
 	r.sess, r.op, r.kind = s, op, protocol.KindOf(op)
+	r.reply.Budget = r
 	if s != nil {
 		r.start = s.now
 	}
@@ -88,6 +95,9 @@ func (r *request) release() {
 // backend reader with a reply, the backend connection with an error, or the
 // dispatcher when it could not send it.
 func (r *request) complete() {
+	if r.reply.Dropped && r.err == nil {
+		r.err = errOutputLimit
+	}
 	if p := r.parent; p != nil {
 		if p.pending.Add(-1) == 0 {
 			p.finish()
@@ -110,22 +120,14 @@ func (r *request) finish() {
 		r.release()
 		return
 	}
-	size := r.heldBytes()
 	s.mu.Lock()
 	r.done = true
-	r.size = size
-	s.doneBytes += size
+	s.keysInFlight -= r.nkeys
+	if r.nkeys > 0 {
+		s.wakeReaderLocked()
+	}
 	s.mu.Unlock()
 	s.wakeWriter()
-}
-
-// heldBytes is the memory r's reply holds, for the session's bound.
-func (r *request) heldBytes() int {
-	n := len(r.reply.Raw) + len(r.local)
-	for _, sub := range r.subs {
-		n += len(sub.reply.Raw)
-	}
-	return n
 }
 
 // ok reports whether the backend answered r with a reply that is not an

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcproxy/mcproxy/protocol"
@@ -14,20 +15,18 @@ import (
 
 // maxPendingReplies bounds the replies one client may have outstanding. A
 // client that pipelines without reading is stopped here rather than making
-// the proxy buffer without limit.
+// the proxy buffer without limit. The memory of those replies is bounded
+// by the output limit (output_limit.go).
 const maxPendingReplies = 1024
-
-// maxPendingBytes bounds the bytes of replies that have arrived from the
-// backends but not yet been written to a client that reads slowly. Past it
-// the session stops reading commands until the client catches up, as
-// memcached stops reading a connection whose replies it cannot send.
-const maxPendingBytes = 4 << 20
 
 // session is one client connection. Its reader parses every command as soon
 // as it arrives and dispatches it at once, leaving a request in the reply
 // FIFO; its writer writes replies in FIFO order as they complete and flushes
 // the socket only when the next reply is not ready yet. That is where
-// batching comes from: many replies leave in one write.
+// batching comes from: many replies leave in one write. The reader waits
+// before dispatching while the client is over its output limit
+// (output_limit.go): held is charged by the backend readers and released by
+// the writer.
 type session struct {
 	p         *Proxy
 	conn      net.Conn
@@ -39,16 +38,25 @@ type session struct {
 	subOf     []int            // dispatch scratch: sub-request per backend
 	lineHead  []byte           // dispatch scratch: a retrieval line before its keys
 	cursors   []int            // writer scratch: merge position per sub
+	morePiece bool             // dispatch: the retrieval being sent is not the command's last piece
 
-	mu          sync.Mutex
-	head, tail  *request // reply FIFO
-	pending     int      // requests in the FIFO
-	doneBytes   int      // reply bytes of finished requests in the FIFO
-	readerDone  bool
-	waitSpace   bool
-	wake        chan struct{} // writer: a request is done or the reader ended
-	space       chan struct{} // reader: the FIFO has room again
-	closeReader sync.Once
+	// Output limit (output_limit.go), fixed when the session starts.
+	softLimit, hardLimit int64
+	window               int // retrieval keys in flight at most
+
+	held atomic.Int64 // reply memory charged for this client
+	cut  atomic.Bool  // over the hard limit: disconnected, replies dropped
+	gone atomic.Bool  // the client can no longer be written to
+
+	mu           sync.Mutex
+	head, tail   *request // reply FIFO
+	pending      int      // requests in the FIFO
+	keysInFlight int      // retrieval keys of FIFO requests not done yet
+	readerDone   bool
+	waitSpace    bool
+	wake         chan struct{} // writer: a request is done or the reader ended
+	space        chan struct{} // reader: the FIFO has room again
+	closeReader  sync.Once
 }
 
 func newSession(p *Proxy, conn net.Conn, id uint64) *session {
@@ -56,6 +64,9 @@ func newSession(p *Proxy, conn net.Conn, id uint64) *session {
 		p:         p,
 		conn:      conn,
 		connIndex: int(id % uint64(max(p.opts.Connections, 1))),
+		softLimit: int64(p.opts.ClientOutputLimit),
+		hardLimit: hardLimitFactor * int64(p.opts.ClientOutputLimit),
+		window:    p.opts.outputWindow(),
 		wake:      make(chan struct{}, 1),
 		space:     make(chan struct{}, 1),
 	}
@@ -82,6 +93,9 @@ func (s *session) serve() {
 	go s.readLoop()
 	s.writeLoop()
 	_ = s.conn.Close()
+	if s.cut.Load() {
+		s.logCutOff()
+	}
 }
 
 // stopReading makes the reader return; used by quit, errors and shutdown.
@@ -127,16 +141,28 @@ func (s *session) readLoop() {
 	}
 }
 
-// enqueue appends r to the reply FIFO, waiting while the FIFO is full.
+// enqueue appends r to the reply FIFO, waiting while the FIFO is full, the
+// client is over its output limit, or r's keys would overfill the window of
+// keys in flight. It stops waiting once the client is gone: what is
+// enqueued then is dropped by the writer.
 func (s *session) enqueue(r *request) {
 	s.mu.Lock()
-	for s.pending >= maxPendingReplies || s.doneBytes >= maxPendingBytes {
+	waited := false
+	for !s.gone.Load() && (s.pending >= maxPendingReplies || s.held.Load() >= s.softLimit ||
+		s.keysInFlight > 0 && s.keysInFlight+r.nkeys > s.window) {
 		s.waitSpace = true
 		s.mu.Unlock()
 		<-s.space
+		waited = true
 		s.mu.Lock()
 	}
+	if waited {
+		// The backend timeout counts from when the command is sent, not
+		// from when it was read and then held back for the client.
+		s.now = timeNow()
+	}
 	s.pending++
+	s.keysInFlight += r.nkeys
 	if s.tail == nil {
 		s.head = r
 	} else {
@@ -167,8 +193,16 @@ func (s *session) wakeWriter() {
 func (s *session) writeLoop() {
 	bw := bufio.NewWriterSize(&clientWriter{s: s}, 16<<10)
 	var werr error
+	var written int64 // reply memory of the last reply written, to release
 	for {
 		s.mu.Lock()
+		if written > 0 {
+			// Released under mu, so a reader that saw the old total and
+			// is about to wait is sure to be woken below.
+			s.held.Add(-written)
+			written = 0
+			s.wakeReaderLocked()
+		}
 		r := s.head
 		if r != nil && r.done {
 			s.head = r.next
@@ -176,17 +210,13 @@ func (s *session) writeLoop() {
 				s.tail = nil
 			}
 			s.pending--
-			s.doneBytes -= r.size
-			if s.waitSpace {
-				s.waitSpace = false
-				select {
-				case s.space <- struct{}{}:
-				default:
-				}
-			}
+			s.wakeReaderLocked()
 			s.mu.Unlock()
-			if l := s.p.latency; l != nil && r.op != protocol.OpNone {
+			if l := s.p.latency; l != nil && r.op != protocol.OpNone && !r.more {
 				l.observe(r.op, r.start)
+			}
+			if werr == nil && s.cut.Load() {
+				werr = errOutputLimit
 			}
 			if werr == nil {
 				s.render(bw, r)
@@ -197,6 +227,10 @@ func (s *session) writeLoop() {
 					s.stopReading()
 				}
 			}
+			if werr != nil {
+				s.gone.Store(true)
+			}
+			written = r.chargedBytes()
 			r.release()
 			continue
 		}
@@ -205,6 +239,7 @@ func (s *session) writeLoop() {
 		if werr == nil && bw.Buffered() > 0 {
 			if err := bw.Flush(); err != nil {
 				werr = err
+				s.gone.Store(true)
 				s.stopReading()
 			}
 		}
@@ -212,6 +247,17 @@ func (s *session) writeLoop() {
 			return
 		}
 		<-s.wake
+	}
+}
+
+// wakeReaderLocked lets a reader waiting in enqueue check again.
+func (s *session) wakeReaderLocked() {
+	if s.waitSpace {
+		s.waitSpace = false
+		select {
+		case s.space <- struct{}{}:
+		default:
+		}
 	}
 }
 

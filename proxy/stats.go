@@ -27,6 +27,9 @@ type counters struct {
 	bytesRead, bytesWritten               statCounter
 	clientErrors                          statCounter
 	reloadFailures                        atomic.Uint64
+	// outputLimitDisconnects counts clients disconnected for going over
+	// the hard output limit (output_limit.go).
+	outputLimitDisconnects statCounter
 
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
@@ -55,7 +58,7 @@ func (c *counters) reset() {
 		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
-		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
+		&c.bytesRead, &c.bytesWritten, &c.clientErrors, &c.outputLimitDisconnects,
 	} {
 		v.reset()
 	}
@@ -193,6 +196,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("bytes_read", c.bytesRead.Load())
 	w.u("bytes_written", c.bytesWritten.Load())
 	w.u("client_errors", c.clientErrors.Load())
+	w.u("output_limit_disconnects", c.outputLimitDisconnects.Load())
 
 	t := p.table.Load()
 	var requests, errs, timeouts uint64
@@ -338,6 +342,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.i("maxconns", int64(o.MaxConnections))
 	w.i("item_size_max", int64(o.MaxItemSize))
 	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
+	w.i("client_output_limit", int64(o.ClientOutputLimit))
 	w.i("backend_connections", int64(o.Connections))
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())

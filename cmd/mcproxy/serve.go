@@ -140,6 +140,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		MaxConnections:    cfg.Limits.MaxConnections,
 		MaxItemSize:       cfg.Limits.MaxItemSize,
 		ClientIdleTimeout: cfg.Limits.ClientIdleTimeout,
+		ClientOutputLimit: cfg.Limits.ClientOutputLimit,
 		Health:            healthFrom(cfg),
 		AutoEject:         cfg.Health.AutoEject,
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,

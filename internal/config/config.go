@@ -144,6 +144,11 @@ type Limits struct {
 	// ClientIdleTimeout closes client connections idle this long; 0 means
 	// never.
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
+	// ClientOutputLimit is the memory, in bytes, the proxy holds for the
+	// replies of one client before it stops reading that client's
+	// commands; twice as much disconnects the client. 1m..4096m; in YAML a
+	// size like MaxItemSize.
+	ClientOutputLimit int `yaml:"client_output_limit"`
 }
 
 // Default returns the config with every default applied and no backends.
@@ -176,6 +181,7 @@ func Default() Config {
 			MaxConnections:    10000,
 			MaxItemSize:       1 << 20,
 			ClientIdleTimeout: 0,
+			ClientOutputLimit: 64 << 20,
 		},
 	}
 }

@@ -45,6 +45,7 @@ limits:
   max_connections: 500
   max_item_size: 2m
   client_idle_timeout: 5m
+  client_output_limit: 256m
 `
 
 func fullConfig() Config {
@@ -61,7 +62,7 @@ func fullConfig() Config {
 		Health: Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false,
 			MaxEjected: "1"},
 		Backend: BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
-		Limits:  Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute},
+		Limits:  Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20},
 	}
 }
 
@@ -155,7 +156,7 @@ func TestDefaultsApplied(t *testing.T) {
 		d.Ring != (Ring{7919, 160, 1.25}) ||
 		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true, "50%"}) ||
 		d.Backend != (BackendOptions{2, time.Second, 500 * time.Millisecond}) ||
-		d.Limits != (Limits{10000, 1 << 20, 0}) {
+		d.Limits != (Limits{10000, 1 << 20, 0, 64 << 20}) {
 		t.Errorf("Default() = %+v", d)
 	}
 }
@@ -291,6 +292,9 @@ func TestParseErrors(t *testing.T) {
 		{"name with a space", "backends:\n  - {name: 'cache a', addr: 'b:1'}\n",
 			[]string{`backends[0].name: "cache a" must not contain spaces`}},
 		{"name not a string", "backends:\n  - {name: [a], addr: 'b:1'}\n", []string{"backends[0].name: want a string, got a list"}},
+		{"client_output_limit 512k", ok + "limits: {client_output_limit: 512k}\n", []string{"line 2: limits.client_output_limit: 512k is out of range 1m..4096m"}},
+		{"client_output_limit 5g", ok + "limits: {client_output_limit: 5120m}\n", []string{"limits.client_output_limit: 5120m is out of range"}},
+		{"client_output_limit 1x", ok + "limits: {client_output_limit: 1x}\n", []string{"limits.client_output_limit: want a size in bytes"}},
 		{"repeated key", ok + "listen: :1\nlisten: :2\n", []string{"line 3: listen: key repeated (first at line 2)"}},
 		{"syntax error", "backends: [a:1\n", []string{"load config bad.yaml: line"}},
 		{"two documents", ok + "---\nlisten: :1\n", []string{"one YAML document"}},
@@ -400,9 +404,11 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 	c.Limits.MaxItemSize = 100
+	c.Limits.ClientOutputLimit = 0
 	c.Backends[0].Weight = 0
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "limits.max_item_size: 100 is out of range") ||
+		!strings.Contains(err.Error(), "limits.client_output_limit: 0 is out of range 1m..4096m") ||
 		!strings.Contains(err.Error(), "backends[0].weight: 0 is out of range") {
 		t.Errorf("Validate = %v", err)
 	}

@@ -155,8 +155,9 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		}),
 		"limits": p.section(map[string]field{
 			"max_connections":     p.integer(&c.Limits.MaxConnections),
-			"max_item_size":       p.size(&c.Limits.MaxItemSize),
+			"max_item_size":       p.size(&c.Limits.MaxItemSize, minItemSize, maxItemSize),
 			"client_idle_timeout": p.duration(&c.Limits.ClientIdleTimeout),
+			"client_output_limit": p.size(&c.Limits.ClientOutputLimit, minClientOutputLimit, maxClientOutputLimit),
 		}),
 	}
 }
@@ -340,7 +341,7 @@ func (p *parser) duration(dst *time.Duration) field {
 }
 
 // size reads a byte size: an integer, or a string with suffix k or m.
-func (p *parser) size(dst *int) field {
+func (p *parser) size(dst *int, lo, hi int64) field {
 	return func(key string, v *yaml.Node) {
 		if v.Kind != yaml.ScalarNode {
 			p.typeError(key, v, "a size such as 1m, 512k or 1048576")
@@ -358,11 +359,11 @@ func (p *parser) size(dst *int) field {
 			p.errorf(v.Line, "%s: %v", key, err)
 			return
 		}
-		if n < minItemSize || n > maxItemSize {
+		if n < lo || n > hi {
 			// Checked here, while the value still fits in an int on every platform.
 			p.bad[key] = true
 			p.errorf(v.Line, "%s: %s is out of range %s..%s (%d..%d bytes)", key, v.Value,
-				formatSize(minItemSize), formatSize(maxItemSize), minItemSize, maxItemSize)
+				formatSize(lo), formatSize(hi), lo, hi)
 			return
 		}
 		*dst = int(n)

@@ -102,6 +102,10 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.errorf("limits.max_item_size", "%s is out of range %s..%s (%d..%d bytes)",
 			formatSize(n), formatSize(minItemSize), formatSize(maxItemSize), minItemSize, maxItemSize)
 	}
+	if n := int64(c.Limits.ClientOutputLimit); !v.skip("limits.client_output_limit") && (n < minClientOutputLimit || n > maxClientOutputLimit) {
+		v.errorf("limits.client_output_limit", "%s is out of range %s..%s (%d..%d bytes)",
+			formatSize(n), formatSize(minClientOutputLimit), formatSize(maxClientOutputLimit), minClientOutputLimit, maxClientOutputLimit)
+	}
 	if d := c.Limits.ClientIdleTimeout; d < 0 && !v.skip("limits.client_idle_timeout") {
 		v.errorf("limits.client_idle_timeout", "%v must not be negative (0 means never)", d)
 	}

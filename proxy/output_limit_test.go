@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// waitBound bounds how long a test waits for the proxy to reach a state.
+// Generous: the machine is shared and loaded.
+const waitBound = 30 * time.Second
+
+// waitFor polls cond until it holds, failing the test after waitBound.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitBound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", waitBound, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sessionOf returns the proxy's session of client connection c.
+func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
+	t.Helper()
+	var found *session
+	waitFor(t, "the proxy to accept the client", func() bool {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		for s := range tp.sessions {
+			if s.conn.RemoteAddr().String() == c.LocalAddr().String() {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// parked reports whether s has stopped reading its client for the output
+// limit: its reader waits for room and nothing it sent is still waiting
+// for a backend, so nothing changes until the client reads.
+func parked(s *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.waitSpace {
+		return false
+	}
+	for r := s.head; r != nil; r = r.next {
+		if !r.done {
+			return false
+		}
+	}
+	return true
+}
+
+// heldBound is the most reply memory the output limit lets the proxy hold
+// for a client whose replies are values of valueLen bytes: the soft limit,
+// plus a window of values that were on their way when it was reached.
+func heldBound(s *session, valueLen int) int64 {
+	return s.softLimit + int64(s.window)*int64(valueLen+valueOverhead)
+}
+
+// readReplies reads exactly len(want) bytes from c and compares them.
+func readReplies(t *testing.T, c net.Conn, want []byte) {
+	t.Helper()
+	got := make([]byte, 0, len(want))
+	buf := make([]byte, 256<<10)
+	for len(got) < len(want) {
+		_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
+		n, err := c.Read(buf[:min(len(buf), len(want)-len(got))])
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("read %d of %d reply bytes: %v", len(got), len(want), err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		i := 0
+		for i < len(got) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("replies differ at byte %d of %d: got %.80q, want %.80q", i, len(want), got[i:], want[i:])
+	}
+}
+
+// roundTrips makes n set/get round trips on a fresh client and returns when
+// every one has been answered correctly.
+func roundTrips(t *testing.T, addr string, n int) {
+	t.Helper()
+	c := dial(t, addr)
+	for i := 0; i < n; i++ {
+		k, v := "other:"+strconv.Itoa(i%10), strconv.Itoa(i)
+		roundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n")
+		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
+		if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != want {
+			t.Fatalf("round trip %d: got %q, want %q", i, got, want)
+		}
+	}
+}
+
+// TestSlowReaderDoesNotStallOthers: while one client that pipelines gets of
+// large values without reading is stalled by its output limit, another
+// client on the same backend connection keeps being answered, and the slow
+// one is neither disconnected nor given more than its bound.
+func TestSlowReaderDoesNotStallOthers(t *testing.T) {
+	tp := startProxy(t, 1, func(o *Options) {
+		o.Connections = 1 // both clients share the one backend connection
+		o.ClientOutputLimit = 1 << 20
+	})
+	value := strings.Repeat("s", 256<<10)
+	slow := dial(t, tp.addr)
+	roundTrip(t, slow, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n")
+	const n = 400 // 100 MiB of replies
+	if _, err := slow.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
+		t.Fatal(err)
+	}
+	s := sessionOf(t, tp, slow)
+	waitFor(t, "the proxy to stop reading the slow client", func() bool { return parked(s) })
+
+	roundTrips(t, tp.addr, 200)
+
+	if held, bound := s.held.Load(), heldBound(s, len(value)); held > bound {
+		t.Errorf("%d reply bytes held for the slow client, bound %d", held, bound)
+	}
+	if s.cut.Load() {
+		t.Fatal("the slow client was disconnected; the window should keep it under the hard limit")
+	}
+	want := []byte(strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n))
+	readReplies(t, slow, want)
+	waitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
+}
+
+// TestOutputLimitDisconnect: items larger than max_item_size (stored on the
+// backend directly) can take a client that does not read past the hard
+// limit; it is disconnected, counted and logged, the rest of its replies
+// are dropped as they arrive, and the backend connection stays in step.
+func TestOutputLimitDisconnect(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	tp := startProxy(t, 1, func(o *Options) {
+		o.Connections = 1
+		o.ClientOutputLimit = 1 << 20 // hard limit 2 MiB
+		o.MaxItemSize = 64 << 10      // a window of 15 keys
+		o.Logger = zap.New(core)
+	})
+	value := strings.Repeat("h", 512<<10)
+	direct := dial(t, tp.backends[0].Addr)
+	roundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n")
+
+	c := dial(t, tp.addr)
+	if _, err := c.Write([]byte(strings.Repeat("get huge\r\n", 100))); err != nil {
+		t.Fatal(err)
+	}
+	s := sessionOf(t, tp, c)
+	// Nothing is read until the proxy has cut the client off: a client
+	// that reads would keep itself under the limit.
+	waitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
+	// Then the connection is closed: reading ends in EOF or a reset after
+	// what the proxy had written before.
+	buf := make([]byte, 256<<10)
+	_ = c.SetReadDeadline(time.Now().Add(waitBound))
+	for {
+		if _, err := c.Read(buf); err != nil {
+			if isTimeout(err) {
+				t.Fatal("the client cut off for its output limit is still connected")
+			}
+			break
+		}
+	}
+	stats := dial(t, tp.addr)
+	waitFor(t, "the disconnect to be counted", func() bool {
+		return parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["output_limit_disconnects"] == "1"
+	})
+	waitFor(t, "the session to end and log", func() bool {
+		return logs.FilterMessageSnippet("hard output limit").Len() == 1
+	})
+	if e := logs.FilterMessageSnippet("hard output limit").All()[0]; e.ContextMap()["client"] != c.LocalAddr().String() {
+		t.Errorf("log names client %v, want %s", e.ContextMap()["client"], c.LocalAddr())
+	}
+	if held := s.held.Load(); held != 0 {
+		t.Errorf("%d bytes still charged to a finished session", held)
+	}
+	// The shared connection was kept in step through the dropped replies:
+	// another client gets every answer right, the huge value included, and
+	// the backend connection was never reset.
+	roundTrips(t, tp.addr, 20)
+	want := fmt.Sprintf("VALUE huge 0 %d\r\n%s\r\nEND\r\n", len(value), value)
+	if got := roundTrip(t, stats, "get huge\r\n", "END\r\n"); got != want {
+		t.Fatalf("get huge after the disconnect: %d bytes, want %d", len(got), len(want))
+	}
+	st := parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))
+	if st["backend_errors"] != "0" {
+		t.Errorf("backend_errors %s: dropping a client's replies broke the backend connection", st["backend_errors"])
+	}
+}
+
+// TestMultiGetStreams: one get of many large values, from a client that
+// does not read, is sent to the backends piece by piece as the client
+// reads, never held whole; other clients are answered meanwhile; and when
+// the client reads, it gets exactly memcached's reply.
+func TestMultiGetStreams(t *testing.T) {
+	tp := startProxy(t, 3, func(o *Options) {
+		o.Connections = 1
+		o.ClientOutputLimit = 1 << 20
+		o.MaxItemSize = 128 << 10 // a window of 7 keys
+		o.Timeout = time.Second
+	})
+	const nkeys = 300
+	value := strings.Repeat("m", 100<<10)
+	c := dial(t, tp.addr)
+	var keys []string
+	var want bytes.Buffer
+	for i := 0; i < nkeys; i++ {
+		k := "stream:" + strconv.Itoa(i)
+		keys = append(keys, k)
+		if i%10 == 3 {
+			continue // a miss now and then
+		}
+		v := value[:len(value)-i]
+		roundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n")
+		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\n", k, len(v), v)
+	}
+	want.WriteString("END\r\n")
+	stats := dial(t, tp.addr)
+	roundTrip(t, stats, "stats reset\r\n", "RESET\r\n")
+
+	if _, err := c.Write([]byte("get " + strings.Join(keys, " ") + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s := sessionOf(t, tp, c)
+	waitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
+	parkedAt := time.Now()
+	sent, _ := strconv.Atoi(parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["cmd_get"])
+	if sent >= nkeys {
+		t.Errorf("all %d keys were sent to the backends for a client that reads nothing", sent)
+	}
+	if held, bound := s.held.Load(), heldBound(s, len(value)); held > bound {
+		t.Errorf("%d reply bytes held for the client, bound %d", held, bound)
+	}
+	t.Logf("parked after sending %d of %d keys, holding %d bytes (soft limit %d, window %d)",
+		sent, nkeys, s.held.Load(), s.softLimit, s.window)
+
+	roundTrips(t, tp.addr, 100)
+	// The client reads late, longer after its command than the backend
+	// timeout: the pieces held back meanwhile must still be answered, their
+	// timeout counting from when they are sent.
+	if late := time.Until(parkedAt.Add(2 * tp.opts.Timeout)); late > 0 {
+		time.Sleep(late)
+	}
+
+	readReplies(t, c, want.Bytes())
+	if s.cut.Load() {
+		t.Fatal("the streaming client was disconnected")
+	}
+	if st := parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n")); st["output_limit_disconnects"] != "0" {
+		t.Errorf("output_limit_disconnects %s", st["output_limit_disconnects"])
+	}
+	// The client can go on: the command after the long get is answered.
+	if got := roundTrip(t, c, "get stream:0\r\n", "END\r\n"); !strings.HasPrefix(got, "VALUE stream:0 ") {
+		t.Fatalf("next command: %.60q", got)
+	}
+}
