@@ -49,15 +49,21 @@ func (r *reloader) reload(trigger string) {
 		r.log.Warn("config keys changed that apply only after a restart; their running values stay",
 			zap.Strings("keys", restart))
 	}
+	// The settings that Reconfigure does not take go first, so that the
+	// generation it publishes (stats config_generation) is only seen once
+	// everything of the new file is in force. If Reconfigure refuses, they
+	// are put back.
+	r.proxy.SetHealthConfig(healthFrom(next))
+	r.proxy.SetMaxEjected(maxEjectedFrom(next))
 	res, err := r.proxy.Reconfigure(backendsFrom(next), ringFrom(next))
 	if err != nil {
+		r.proxy.SetHealthConfig(healthFrom(r.running))
+		r.proxy.SetMaxEjected(maxEjectedFrom(r.running))
 		r.proxy.CountReloadFailure()
 		r.log.Error("config reload refused; the running config stays in force",
 			zap.String("trigger", trigger), zap.Error(err))
 		return
 	}
-	r.proxy.SetHealthConfig(healthFrom(next))
-	r.proxy.SetMaxEjected(maxEjectedFrom(next))
 	r.running.Health.MaxEjected = next.Health.MaxEjected
 	r.running.Backends, r.running.Ring = next.Backends, next.Ring
 	r.running.Health.Interval, r.running.Health.Timeout = next.Health.Interval, next.Health.Timeout
