@@ -65,7 +65,7 @@ type Options struct {
 	CommandLatency bool
 
 	// Version is the proxy's version; "version" answers
-	// "VERSION <ProtocolLevel>-mcproxy-<Version>".
+	// "VERSION " + FullVersion(Version), and "stats" shows the same string.
 	Version string
 	Logger  *zap.Logger
 }
@@ -147,7 +147,7 @@ func New(opts Options) (*Proxy, error) {
 		started:  time.Now(),
 		sessions: make(map[*session]struct{}),
 	}
-	p.versionLine = "VERSION " + ProtocolLevel + "-mcproxy-" + opts.Version
+	p.versionLine = "VERSION " + FullVersion(opts.Version)
 	if opts.CommandLatency {
 		p.latency = newCommandLatency()
 	}

@@ -162,7 +162,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", int64(now.Sub(p.started)/time.Second))
 	w.i("time", now.Unix())
-	w.str("version", p.opts.Version)
+	w.str("version", FullVersion(p.opts.Version))
 	w.i("pointer_size", 64)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
