@@ -59,6 +59,10 @@ type Options struct {
 	// backend before it rejoins the ring (config: health.flush_on_readd).
 	KeepDataOnReadd bool
 
+	// DisableFlushAll answers clients' flush_all with memcached -F's
+	// refusal instead of flushing every backend (config: disable_flush_all).
+	DisableFlushAll bool
+
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
 	// so it is on only when metrics are scraped.

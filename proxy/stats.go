@@ -332,6 +332,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
 	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
+	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
 	if p.health != nil {
 		hc := p.health.Config()
 		w.str("health_interval", hc.Interval.String())

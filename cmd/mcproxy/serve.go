@@ -119,6 +119,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		Health:            healthFrom(cfg),
 		AutoEject:         cfg.Health.AutoEject,
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
+		DisableFlushAll:   cfg.DisableFlushAll,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
 		Version:           buildVersion(),
 		Logger:            log,
