@@ -40,7 +40,8 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	var adm *admin.Server
 	if cfg.Admin != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), collectors.NewGoCollector(),
+		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		adm, err = admin.Start(cfg.Admin, admin.Handler(reg, p.Ready, cfg.Pprof))
 		if err != nil {

@@ -17,3 +17,13 @@ func BuildInfo(version string) prometheus.Collector {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	}, func() float64 { return 1 })
 }
+
+// ConnectionLimit returns the mcproxy_client_connections_limit gauge:
+// limits.max_connections, which applies at start, so that alerts can relate
+// mcproxy_client_connections to it.
+func ConnectionLimit(max int) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mcproxy_client_connections_limit",
+		Help: "Client connections served at once before new ones are refused (limits.max_connections).",
+	}, func() float64 { return float64(max) })
+}
