@@ -3,13 +3,16 @@ package deploytest
 import (
 	"net"
 	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/memctest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -190,4 +193,50 @@ func TestContainerOperations(t *testing.T) {
 			t.Errorf("Dockerfile: go build should set -X main.version=${VERSION}")
 		}
 	})
+}
+
+// TestMemcachedHealthcheckCommand runs the compose file's memcached
+// healthcheck with busybox (the alpine image's sh, nc and grep) against a
+// real memcached, then against a closed port: it passes, then fails.
+func TestMemcachedHealthcheckCommand(t *testing.T) {
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox not installed (Debian package busybox): the memcached image's healthcheck is not run")
+	}
+	compose := loadCompose(t)
+	var svc composeService
+	var name string
+	for n, s := range compose.Services {
+		if isMemcachedImage(s.Image) {
+			svc, name = s, n
+			break
+		}
+	}
+	test := healthTest(t, name, svc.Healthcheck)
+	if len(test) != 3 || test[0] != "sh" {
+		t.Fatalf("%s.healthcheck %q: want a CMD-SHELL command", name, test)
+	}
+	// The alpine image's nc, grep and printf are busybox applets.
+	bin := t.TempDir()
+	for _, applet := range []string{"nc", "grep", "printf"} {
+		if err := os.Symlink(busybox, filepath.Join(bin, applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := strconv.Itoa(commandPort(t, name, svc.Command))
+	run := func(addrPort string) error {
+		cmd := exec.Command(busybox, "sh", "-c", strings.ReplaceAll(test[2], port, addrPort))
+		cmd.Env = []string{"PATH=" + bin}
+		cmd.WaitDelay = waitBound
+		return cmd.Run()
+	}
+	mc := memctest.Start(t)
+	if err := run(strconv.Itoa(mc.Port)); err != nil {
+		t.Errorf("healthcheck %q against a running memcached: %v", test[2], err)
+	}
+	closed := freeLoopback(t)
+	_, closedPort, _ := net.SplitHostPort(closed)
+	if err := run(closedPort); err == nil {
+		t.Errorf("healthcheck %q passed with nothing listening", test[2])
+	}
 }
