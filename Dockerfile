@@ -1,12 +1,19 @@
 # mcproxy container image: a static binary on distroless, running as nonroot (65532).
 #   docker build --build-arg VERSION=$(git describe --always --dirty) -t mcproxy .
-# The default config is configs/docker.yaml; mount your own at /etc/mcproxy/mcproxy.yaml.
+# The default config is configs/docker.yaml, copied to /etc/mcproxy/mcproxy.yaml.
+# Mount your own config *directory* at /etc/mcproxy (read-only is fine), not a
+# single file: a single-file bind mount hides in-place edits and keeps the old
+# file after an editor's rename, so live reload and SIGHUP would see nothing.
 
-# Keep GO_VERSION at or above the go line in go.mod (internal/deploytest checks it).
-ARG GO_VERSION=1.23
+# GO_VERSION is the go.mod toolchain line's version (internal/deploytest
+# checks that they agree): the one Go that builds, tests and is scanned by
+# govulncheck. Raise both together.
+ARG GO_VERSION=1.27.3
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
+# Build with exactly the image's Go, never a toolchain download.
+ENV GOTOOLCHAIN=local
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
@@ -14,10 +21,18 @@ ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" \
         -o /out/mcproxy ./cmd/mcproxy
 
+# distroless publishes no version tags, only rolling ones (and digests, which
+# were not pinned because they could not be checked against the registry
+# from where this file was written).
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/mcproxy /mcproxy
 COPY configs/docker.yaml /etc/mcproxy/mcproxy.yaml
 USER nonroot:nonroot
 # 11211: memcached protocol; 9111: admin HTTP (/metrics, /healthz, /readyz).
 EXPOSE 11211 9111
-ENTRYPOINT ["/mcproxy", "-config", "/etc/mcproxy/mcproxy.yaml"]
+# distroless has no shell or nc: the binary probes itself ("version" on the
+# memcached port; the proxy answers it without a backend).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+        CMD ["/mcproxy", "-probe", "127.0.0.1:11211", "-probe-timeout", "3s"]
+ENTRYPOINT ["/mcproxy"]
+CMD ["-config", "/etc/mcproxy/mcproxy.yaml"]

@@ -2,6 +2,8 @@ module github.com/mcproxy/mcproxy
 
 go 1.23.0
 
+toolchain go1.27.3
+
 require (
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/buraksezer/consistent v1.0.0

@@ -19,7 +19,14 @@ func (s *session) dispatch(req *protocol.Request) bool {
 		s.p.stats.countCommand(op, 1)
 		s.routeByKey(r, req.Key())
 	case op == protocol.OpFlushAll:
-		s.p.stats.cmdFlush.Add(1)
+		s.p.stats.cmdFlush.Add(1) // memcached -F counts refused flushes too
+		if s.p.opts.DisableFlushAll {
+			s.p.stats.countResult(op, resError, 1)
+			if !req.NoReply {
+				s.enqueueLocal(flushAllNotAllowed)
+			}
+			return true
+		}
 		s.dispatchToAll(req, protocol.AppendFlushAll(nil, req))
 	case op == protocol.OpStats:
 		s.dispatchStats(req)
@@ -238,6 +245,9 @@ func (s *session) dispatchToAll(req *protocol.Request, cmd []byte) {
 	}
 }
 
+// flushAllNotAllowed is memcached -F's answer to flush_all, byte for byte.
+const flushAllNotAllowed = "CLIENT_ERROR flush_all not allowed"
+
 // dispatchStats answers stats from the proxy's own counters. Plain "stats"
 // also asks every live backend for its stats, to add up the fields that
 // describe stored data (curr_items, bytes, ...).
@@ -271,9 +281,16 @@ func (s *session) dispatchStats(req *protocol.Request) {
 	case "settings":
 		s.enqueueLocalBytes(s.p.appendSettings(nil))
 	case "reset":
+		// Only the proxy's own "stats" counters: a client cannot zero the
+		// backends' counters, which the views above add up, and metrics
+		// (counters that only grow) are not affected.
 		s.p.stats.reset()
 		s.enqueueLocal("RESET")
 	default:
+		if backendStatsGroups[sub] {
+			s.dispatchBackendStats(sub)
+			return
+		}
 		s.enqueueLocal("ERROR")
 	}
 }

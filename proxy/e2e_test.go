@@ -187,7 +187,7 @@ func TestStatsCounts(t *testing.T) {
 	want := map[string]string{
 		"cmd_get": "4", "get_hits": "3", "get_misses": "1", "cmd_set": "2",
 		"cmd_touch": "1", "touch_hits": "1", "delete_misses": "1",
-		"curr_items": "2", "backends": "3", "live_backends": "3", "version": "test",
+		"curr_items": "2", "backends": "3", "live_backends": "3", "version": "1.6.0-mcproxy-test", // as "version" answers
 		"curr_connections": "1", "total_connections": "1",
 	}
 	for k, v := range want {

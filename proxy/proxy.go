@@ -77,13 +77,17 @@ type Options struct {
 	// (config: health.max_ejected; half the pool).
 	MaxEjected EjectionCap
 
+	// DisableFlushAll answers clients' flush_all with memcached -F's
+	// refusal instead of flushing every backend (config: disable_flush_all).
+	DisableFlushAll bool
+
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
 	// so it is on only when metrics are scraped.
 	CommandLatency bool
 
 	// Version is the proxy's version; "version" answers
-	// "VERSION <ProtocolLevel>-mcproxy-<Version>".
+	// "VERSION " + FullVersion(Version), and "stats" shows the same string.
 	Version string
 	Logger  *zap.Logger
 }
@@ -169,7 +173,7 @@ func New(opts Options) (*Proxy, error) {
 		started:  time.Now(),
 		sessions: make(map[*session]struct{}),
 	}
-	p.versionLine = "VERSION " + ProtocolLevel + "-mcproxy-" + opts.Version
+	p.versionLine = "VERSION " + FullVersion(opts.Version)
 	if opts.CommandLatency {
 		p.latency = newCommandLatency()
 	}

@@ -30,7 +30,7 @@ func (s *session) render(w *bufio.Writer, r *request) {
 		s.renderFlushAll(w, r)
 	case r.op == protocol.OpStats:
 		s.p.stats.countResult(r.op, resOK, 1)
-		_, _ = w.Write(s.p.appendStats(w.AvailableBuffer(), r))
+		_, _ = w.Write(s.p.appendStatsReply(w.AvailableBuffer(), r))
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
 	default:
 		s.p.stats.countReply(r)

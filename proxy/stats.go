@@ -165,7 +165,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", int64(now.Sub(p.started)/time.Second))
 	w.i("time", now.Unix())
-	w.str("version", p.opts.Version)
+	w.str("version", FullVersion(p.opts.Version))
 	w.i("pointer_size", 64)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -353,6 +353,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	p.mu.Unlock()
 	w.str("max_ejected", maxEjected.String())
 	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
+	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
 	if p.health != nil {
 		hc := p.health.Config()
 		w.str("health_interval", hc.Interval.String())

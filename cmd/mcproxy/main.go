@@ -4,49 +4,69 @@
 // follows edits of the config file (and SIGHUP) without a restart.
 //
 //	mcproxy -config configs/local.yaml -log-format console
+//	mcproxy -check -config /etc/mcproxy/mcproxy.yaml   # validate and exit
+//	mcproxy -probe 127.0.0.1:11211                     # health check and exit
+//
+// Exit status: 0 on success (and for -help), 1 on an error, 2 for a bad
+// command line.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+	"github.com/mcproxy/mcproxy/internal/config"
+)
 
 // shutdownGrace bounds how long a stopping proxy waits for clients to
 // receive the replies they are owed.
 const shutdownGrace = 10 * time.Second
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "mcproxy:", err)
-		os.Exit(1)
+func main() { os.Exit(exitCode(run(os.Args[1:]), os.Stderr)) }
+
+// exitCode prints err, if any, and maps it to the exit status.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.printed {
+			fmt.Fprintln(stderr, "mcproxy:", err)
+		}
+		return 2
 	}
+	fmt.Fprintln(stderr, "mcproxy:", err)
+	return 1
 }
 
 func run(args []string) error {
-	fs := flag.NewFlagSet("mcproxy", flag.ContinueOnError)
-	configPath := fs.String("config", "configs/local.yaml", "path of the YAML config file")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	logFormat := fs.String("log-format", "json", "log format: json (for machines) or console (for people)")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	f, err := parseFlags(args, os.Stderr)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *showVersion {
-		fmt.Println("mcproxy", version)
+	switch {
+	case f.version:
+		fmt.Println("mcproxy", fullVersion())
 		return nil
+	case f.probe != "":
+		return probe(f.probe, f.probeTimeout)
 	}
-	log, err := newLogger(*logLevel, *logFormat)
+	configPath, err := f.configPath()
+	if err != nil {
+		return err
+	}
+	if f.check {
+		return check(configPath, os.Stdout)
+	}
+	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
@@ -66,5 +86,16 @@ func run(args []string) error {
 			}
 		}
 	}()
-	return serve(ctx, *configPath, reload, log)
+	return serve(ctx, configPath, reload, log)
+}
+
+// check loads and validates the config at path, as a start or a reload
+// would, and says so; the error lists every problem with its key and line.
+func check(path string, out io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends\n", path, cfg.Listen, len(cfg.Backends))
+	return nil
 }

@@ -75,7 +75,8 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	var adm *admin.Server
 	if cfg.Admin != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(p.Collector(), collectors.NewGoCollector(),
+		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		adm, err = admin.Start(cfg.Admin, admin.Handler(reg, p.Ready, cfg.Pprof))
 		if err != nil {
@@ -89,8 +90,9 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 			_ = adm.Shutdown(ctx)
 		}()
 	}
-	log.Info("mcproxy started", zap.String("version", version), zap.String("listen", l.Addr().String()),
-		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)))
+	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
+		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
+		zap.Strings("backend_addrs", backendAddrs(cfg)))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- p.Serve(l) }()
@@ -145,8 +147,9 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		AutoEject:         cfg.Health.AutoEject,
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
 		MaxEjected:        maxEjectedFrom(cfg),
+		DisableFlushAll:   cfg.DisableFlushAll,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
-		Version:           version,
+		Version:           buildVersion(),
 		Logger:            log,
 	}
 }
@@ -166,6 +169,15 @@ func maxEjectedFrom(cfg config.Config) proxy.EjectionCap {
 		return proxy.MaxEjectedPercent(n)
 	}
 	return proxy.MaxEjectedBackends(n)
+}
+
+// backendAddrs lists the configured backends for the start-up log.
+func backendAddrs(cfg config.Config) []string {
+	addrs := make([]string, len(cfg.Backends))
+	for i, b := range cfg.Backends {
+		addrs[i] = b.Addr
+	}
+	return addrs
 }
 
 func ringFrom(cfg config.Config) ring.Config {

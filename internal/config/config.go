@@ -34,6 +34,10 @@ type Config struct {
 	// Pprof also serves /debug/pprof/ on the Admin address. It requires
 	// Admin to be set.
 	Pprof bool `yaml:"pprof"`
+	// DisableFlushAll refuses flush_all from clients, as memcached -F does:
+	// they get "CLIENT_ERROR flush_all not allowed". The proxy's own flush
+	// of a backend rejoining the ring (health.flush_on_readd) still runs.
+	DisableFlushAll bool `yaml:"disable_flush_all"`
 	// Backends are the memcached servers keys are sharded over; at least
 	// one, no address twice.
 	Backends []Backend `yaml:"backends"`
@@ -158,6 +162,8 @@ func Default() Config {
 		Listen: "127.0.0.1:11211",
 		Admin:  "",
 		Pprof:  false,
+
+		DisableFlushAll: false,
 		Ring: Ring{
 			Partitions:        7919,
 			ReplicationFactor: 160,

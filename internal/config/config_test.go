@@ -19,6 +19,7 @@ const fullYAML = `
 listen: 0.0.0.0:12000
 admin: 127.0.0.1:9999
 pprof: true
+disable_flush_all: true
 backends:
   - addr: 10.0.0.1:11211
     weight: 3
@@ -53,6 +54,8 @@ func fullConfig() Config {
 		Listen: "0.0.0.0:12000",
 		Admin:  "127.0.0.1:9999",
 		Pprof:  true,
+
+		DisableFlushAll: true,
 		Backends: []Backend{
 			{Name: "cache-a", Addr: "10.0.0.1:11211", Weight: 3},
 			{Addr: "10.0.0.2:11211", Weight: 1},

@@ -103,7 +103,7 @@ func (p *parser) document(data []byte, cfg *Config) bool {
 		if errors.Is(err, io.EOF) {
 			return true // an empty file: all defaults, and validation reports the missing backends
 		}
-		p.errorf(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+		p.problems = append(p.problems, syntaxProblem(data, err))
 		return false
 	}
 	var extra yaml.Node
@@ -130,10 +130,11 @@ func (p *parser) document(data []byte, cfg *Config) bool {
 // sections; the key names here are the public contract.
 func (p *parser) topLevel(c *Config) map[string]field {
 	return map[string]field{
-		"listen":   p.str(&c.Listen),
-		"admin":    p.str(&c.Admin),
-		"pprof":    p.boolean(&c.Pprof),
-		"backends": p.backends(&c.Backends),
+		"listen":            p.str(&c.Listen),
+		"admin":             p.str(&c.Admin),
+		"pprof":             p.boolean(&c.Pprof),
+		"disable_flush_all": p.boolean(&c.DisableFlushAll),
+		"backends":          p.backends(&c.Backends),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&c.Ring.Partitions),
 			"replication_factor": p.integer(&c.Ring.ReplicationFactor),

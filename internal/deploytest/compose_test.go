@@ -1,6 +1,10 @@
-// Package deploytest checks that the deployment files agree with each other:
-// docker-compose.yml, the Dockerfile and configs/docker.yaml. Docker is not
-// needed; the files are parsed and compared.
+// Package deploytest checks that the deployment files agree with each other
+// and with the code: docker-compose.yml, the Dockerfile, configs/docker.yaml,
+// the Kubernetes manifests, the systemd unit, the Grafana dashboard and the
+// Prometheus rules. Docker and Kubernetes are not needed: the files are
+// parsed and compared, and where a real process can stand in for the
+// container (config reload through the mounted directory, the ConfigMap
+// symlink layout, /metrics) one is started.
 package deploytest
 
 import (
@@ -55,6 +59,9 @@ type composeService struct {
 	Expose    []yaml.Node `yaml:"expose"`
 	Volumes   []yaml.Node `yaml:"volumes"`
 	DependsOn yaml.Node   `yaml:"depends_on"`
+
+	Healthcheck     yaml.Node `yaml:"healthcheck"`
+	StopGracePeriod string    `yaml:"stop_grace_period"`
 }
 
 // portMapping is one entry of a service's ports list.
@@ -73,10 +80,15 @@ type mount struct {
 
 // dockerImage is what the final stage of the Dockerfile says.
 type dockerImage struct {
-	Entrypoint []string
-	Expose     map[int]bool
-	Copies     [][]string // COPY arguments without flags, e.g. [configs/docker.yaml /etc/...]
-	BuilderGo  string     // Go version of the golang builder image, e.g. "1.23"
+	Entrypoint  []string
+	Cmd         []string
+	Healthcheck []string        // the exec form after HEALTHCHECK ... CMD
+	Args        map[string]bool // ARG names declared in the final build stage or before
+	BuildArgs   map[string]bool // ARG names declared in the golang build stage
+	Expose      map[int]bool
+	Copies      [][]string // COPY arguments without flags, e.g. [configs/docker.yaml /etc/...]
+	BuilderGo   string     // Go version of the golang builder image, e.g. "1.23"
+	Bases       []string   // every FROM image, ARGs expanded
 }
 
 func TestComposeMatchesDockerConfig(t *testing.T) {
@@ -127,38 +139,29 @@ func TestComposeMatchesDockerConfig(t *testing.T) {
 		}
 	})
 
-	t.Run("config is mounted where the entrypoint reads it", func(t *testing.T) {
-		cfgPath := flagValue(img.Entrypoint, "config")
-		if cfgPath == "" {
-			t.Fatalf("Dockerfile: ENTRYPOINT %q has no -config flag", img.Entrypoint)
-		}
-		var found *mount
-		for _, v := range proxy.Volumes {
-			m := parseMount(t, v)
-			if m.Target == cfgPath {
-				found = &m
-				break
-			}
-		}
-		if found == nil {
-			t.Fatalf("docker-compose.yml: service %q mounts nothing at %s, the -config path of the Dockerfile's ENTRYPOINT",
+	t.Run("config directory is mounted where -config reads it", func(t *testing.T) {
+		cfgPath := proxyConfigPath(t, proxy, img)
+		m, rel := configMount(t, proxy, cfgPath)
+		if m.Target == cfgPath {
+			t.Fatalf("docker-compose.yml: service %q bind-mounts the file %s; mount its directory instead "+
+				"(a single-file mount hides in-place edits and keeps the old file after an editor's rename, so live reload never sees them)",
 				proxyService, cfgPath)
 		}
-		if got := filepath.Clean(filepath.Join(repoRoot, found.Source)); got != filepath.Clean(dockerYAML) {
-			t.Errorf("docker-compose.yml: service %q mounts %q at %s, want ./configs/docker.yaml",
-				proxyService, found.Source, cfgPath)
+		if got := filepath.Clean(filepath.Join(repoRoot, m.Source, rel)); got != filepath.Clean(dockerYAML) {
+			t.Errorf("docker-compose.yml: service %q reads %s from %s, want ./configs/docker.yaml", proxyService, cfgPath, got)
 		}
-		if !found.ReadOnly {
-			t.Errorf("docker-compose.yml: service %q should mount %s read-only (:ro)", proxyService, cfgPath)
+		if !m.ReadOnly {
+			t.Errorf("docker-compose.yml: service %q should mount %s read-only (:ro)", proxyService, m.Target)
 		}
+		imgCfg := flagValue(append(append([]string{}, img.Entrypoint...), img.Cmd...), "config")
 		copied := false
 		for _, c := range img.Copies {
-			if len(c) == 2 && path.Clean(c[0]) == "configs/docker.yaml" && c[1] == cfgPath {
+			if len(c) == 2 && path.Clean(c[0]) == "configs/docker.yaml" && c[1] == imgCfg {
 				copied = true
 			}
 		}
-		if !copied {
-			t.Errorf("Dockerfile: final stage should COPY configs/docker.yaml %s (the ENTRYPOINT's -config)", cfgPath)
+		if imgCfg == "" || !copied {
+			t.Errorf("Dockerfile: final stage should COPY configs/docker.yaml to the -config path of its ENTRYPOINT/CMD (%q)", imgCfg)
 		}
 	})
 
@@ -223,10 +226,17 @@ func TestComposeMatchesDockerConfig(t *testing.T) {
 	t.Run("builder Go is new enough for go.mod", func(t *testing.T) {
 		want := goModVersion(t)
 		if img.BuilderGo == "" {
-			t.Skip("Dockerfile builder is not a golang:<version> image; cannot compare with go.mod")
+			t.Fatalf("Dockerfile builder is not a golang:<version> image; cannot compare with go.mod")
 		}
 		if compareVersions(img.BuilderGo, want) < 0 {
 			t.Errorf("Dockerfile: builder image has Go %s, but go.mod says go %s (raise GO_VERSION)", img.BuilderGo, want)
+		}
+	})
+
+	t.Run("builder Go is go.mod's toolchain", func(t *testing.T) {
+		tc := goModToolchain(t)
+		if img.BuilderGo != tc {
+			t.Errorf("Dockerfile: builder image has Go %s, go.mod's toolchain line says go%s; keep them one version (GO_VERSION)", img.BuilderGo, tc)
 		}
 	})
 }
@@ -548,19 +558,35 @@ func loadDockerfile(t *testing.T) dockerImage {
 		rest = strings.TrimSpace(rest)
 		switch strings.ToUpper(instr) {
 		case "ARG":
+			k, v, _ := strings.Cut(rest, "=")
 			if !seenFrom {
-				k, v, _ := strings.Cut(rest, "=")
 				globalArgs[k] = strings.Trim(v, `"`)
+			} else {
+				img.Args[k] = true
+			}
+		case "CMD":
+			if err := json.Unmarshal([]byte(rest), &img.Cmd); err != nil {
+				t.Fatalf("Dockerfile: CMD %s is not in exec (JSON) form: %v", rest, err)
+			}
+		case "HEALTHCHECK":
+			_, execForm, ok := strings.Cut(rest, "CMD ")
+			if !ok || json.Unmarshal([]byte(strings.TrimSpace(execForm)), &img.Healthcheck) != nil {
+				t.Fatalf("Dockerfile: HEALTHCHECK %s: want CMD in exec (JSON) form (distroless has no shell)", rest)
 			}
 		case "FROM":
 			seenFrom = true
 			base := strings.Fields(rest)[0]
 			base = os.Expand(base, func(k string) string { return globalArgs[k] })
+			img.Bases = append(img.Bases, base)
+			if img.Args != nil && goImage.MatchString(img.Bases[len(img.Bases)-2]) {
+				img.BuildArgs = img.Args // the stage just ended was the Go build
+			}
 			if m := goImage.FindStringSubmatch(base); m != nil {
 				img.BuilderGo = m[1]
 			}
 			// A new stage: only the final one's instructions count.
-			img.Entrypoint, img.Expose, img.Copies = nil, map[int]bool{}, nil
+			img.Entrypoint, img.Cmd, img.Healthcheck, img.Expose, img.Copies = nil, nil, nil, map[int]bool{}, nil
+			img.Args = map[string]bool{}
 		case "ENTRYPOINT":
 			if err := json.Unmarshal([]byte(rest), &img.Entrypoint); err != nil {
 				t.Fatalf("Dockerfile: ENTRYPOINT %s is not in exec (JSON) form: %v", rest, err)
@@ -621,4 +647,20 @@ func compareVersions(image, mod string) int {
 		}
 	}
 	return 0
+}
+
+var toolchainDirective = regexp.MustCompile(`(?m)^toolchain\s+go(\d+\.\d+\.\d+)\s*$`)
+
+// goModToolchain is the version of go.mod's toolchain line, e.g. "1.26.8".
+func goModToolchain(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(goModPath)
+	if err != nil {
+		t.Fatalf("read go.mod: %v", err)
+	}
+	m := toolchainDirective.FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("go.mod: no toolchain goX.Y.Z line; it names the one Go the project builds with (and the Dockerfile's GO_VERSION)")
+	}
+	return string(m[1])
 }
