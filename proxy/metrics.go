@@ -96,6 +96,12 @@ var (
 		"Config reloads refused (the file did not load or validate).", nil, nil)
 	descReloadTime = prometheus.NewDesc("mcproxy_config_last_reload_timestamp_seconds",
 		"Unix time the config in force was applied.", nil, nil)
+	descFailoverCapped = prometheus.NewDesc("mcproxy_failover_capped_writes_total",
+		"Commands (set, add, replace, cas, touch) and gat/gats keys sent to a stand-in backend, their exptime capped at failover.ttl.", nil, nil)
+	descFailoverInvalidations = prometheus.NewDesc("mcproxy_failover_invalidations_total",
+		"Deletes sent beside a change of a key to drop its copies on backends that held it before a ring change.", nil, nil)
+	descFailoverInvalidationErrors = prometheus.NewDesc("mcproxy_failover_invalidation_errors_total",
+		"Invalidating deletes that failed (no reply or an error reply).", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -104,6 +110,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
+		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors,
 	} {
 		ch <- d
 	}
@@ -166,6 +173,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, gen-1)
 	counter(descReloadFailures, st.reloadFailures.Load())
 	gauge(descReloadTime, float64(at.UnixNano())/1e9)
+	counter(descFailoverCapped, st.failoverCappedWrites.Total())
+	counter(descFailoverInvalidations, st.failoverInvalidations.Total())
+	counter(descFailoverInvalidationErrors, st.failoverInvalidationErrors.Total())
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}

@@ -37,6 +37,10 @@ type request struct {
 	keyBuf  []byte
 	keys    [][]byte
 	owner   []int
+	// invalidation marks a delete sent beside a client's command to drop
+	// the key's copy on a backend that held it before a ring change
+	// (failover.go); its parent is that command.
+	invalidation bool
 
 	done bool     // guarded by sess.mu
 	size int      // reply bytes held once done, guarded by sess.mu
@@ -89,9 +93,17 @@ func (r *request) release() {
 // dispatcher when it could not send it.
 func (r *request) complete() {
 	if p := r.parent; p != nil {
+		if r.invalidation {
+			r.countInvalidation()
+		}
 		if p.pending.Add(-1) == 0 {
 			p.finish()
 		}
+		return
+	}
+	// A command sent with invalidating deletes (failover.go) counts itself
+	// in pending too: the last of it and them finishes it.
+	if r.pending.Load() != 0 && r.pending.Add(-1) != 0 {
 		return
 	}
 	r.finish()

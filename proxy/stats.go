@@ -28,6 +28,11 @@ type counters struct {
 	clientErrors                          statCounter
 	reloadFailures                        atomic.Uint64
 
+	// Failover (failover.go): commands and gat keys sent to a stand-in
+	// with their exptime capped, invalidating deletes sent, and those that
+	// failed.
+	failoverCappedWrites, failoverInvalidations, failoverInvalidationErrors statCounter
+
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
 }
@@ -56,6 +61,7 @@ func (c *counters) reset() {
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
+		&c.failoverCappedWrites, &c.failoverInvalidations, &c.failoverInvalidationErrors,
 	} {
 		v.reset()
 	}
@@ -206,6 +212,9 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("backend_requests", requests)
 	w.u("backend_errors", errs)
 	w.u("backend_timeouts", timeouts)
+	w.u("failover_capped_writes", c.failoverCappedWrites.Load())
+	w.u("failover_invalidations", c.failoverInvalidations.Load())
+	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
 
 	sums := make([]uint64, len(summedBackendStats))
 	answered := 0
@@ -332,6 +341,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
 	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
+	w.str("failover_ttl", o.FailoverTTL.String())
 	if p.health != nil {
 		hc := p.health.Config()
 		w.str("health_interval", hc.Interval.String())

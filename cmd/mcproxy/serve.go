@@ -118,6 +118,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		Health:            healthFrom(cfg),
 		AutoEject:         cfg.Health.AutoEject,
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
+		FailoverTTL:       cfg.Failover.TTL,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
 		Version:           version,
 		Logger:            log,

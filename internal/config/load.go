@@ -157,6 +157,9 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"max_item_size":       p.size(&c.Limits.MaxItemSize),
 			"client_idle_timeout": p.duration(&c.Limits.ClientIdleTimeout),
 		}),
+		"failover": p.section(map[string]field{
+			"ttl": p.duration(&c.Failover.TTL),
+		}),
 	}
 }
 
