@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -133,5 +134,181 @@ func TestNoStaleReadAcrossTwoOutages(t *testing.T) {
 				t.Fatalf("second outage: %q answered %q, the value from the first outage", strings.ReplaceAll(tc.read, "%[1]s", k), got)
 			}
 		})
+	}
+}
+
+// homeOf returns the address of key's home: its backend on the ring of
+// every configured backend.
+func homeOf(tp *testProxy, key string) string {
+	tab := tp.table.Load()
+	if h := tab.fo.home; h != nil {
+		return h.members[h.ring.Locate([]byte(key))].addr
+	}
+	return locationOf(tp, key)
+}
+
+// keyAtHome returns a key whose location is its home and not on avoid.
+func keyAtHome(t *testing.T, tp *testProxy, avoid, prefix string) string {
+	t.Helper()
+	for i := 0; i < 100000; i++ {
+		k := prefix + strconv.Itoa(i)
+		if loc := locationOf(tp, k); loc != avoid && loc == homeOf(tp, k) {
+			return k
+		}
+	}
+	t.Fatalf("no key at home off %s", avoid)
+	return ""
+}
+
+// TestFailoverCapsStandInExptime: while a backend is out, every command
+// that gives one of its keys an expiry on the stand-in gets at most
+// failover.ttl, checked on the stand-in memcached itself; keys at home
+// keep theirs.
+func TestFailoverCapsStandInExptime(t *testing.T) {
+	const ttl = 20
+	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = ttl * time.Second })
+	victim := tp.backends[0]
+	var keys []string
+	for i := 0; i < 12; i++ {
+		keys = append(keys, keyOn(t, tp, victim.Addr, fmt.Sprintf("cap%d:", i)))
+	}
+	outage(t, tp, victim)
+	c := dial(t, tp.addr)
+	now := time.Now().Unix()
+	cases := []struct {
+		name string
+		cmds string // %s is the key
+		n    int    // reply lines
+		max  int    // largest remaining ttl allowed; 0: the key must be gone
+		min  int    // smallest remaining ttl expected
+	}{
+		{"set never", "set %s 0 0 1\r\nx\r\n", 1, ttl, ttl - 3},
+		{"set past ttl", "set %s 0 3600 1\r\nx\r\n", 1, ttl, ttl - 3},
+		{"set within ttl", "set %s 0 10 1\r\nx\r\n", 1, 10, 7},
+		{"set absolute past ttl", fmt.Sprintf("set %%s 0 %d 1\r\nx\r\n", now+3600), 1, ttl, ttl - 3},
+		{"set absolute within ttl", fmt.Sprintf("set %%s 0 %d 1\r\nx\r\n", now+8), 1, 9, 4},
+		{"set negative", "set %s 0 0 1\r\nx\r\nset %s 0 -1 1\r\ny\r\n", 2, 0, 0},
+		{"add", "add %s 0 0 1\r\nx\r\n", 1, ttl, ttl - 3},
+		{"replace", "set %s 0 5 1\r\nx\r\nreplace %s 0 0 1\r\ny\r\n", 2, ttl, ttl - 3},
+		{"touch", "set %s 0 5 1\r\nx\r\ntouch %s 0\r\n", 2, ttl, ttl - 3},
+		{"touch absolute", fmt.Sprintf("set %%s 0 5 1\r\nx\r\ntouch %%s %d\r\n", now+86400), 2, ttl, ttl - 3},
+		{"gat", "set %s 0 5 1\r\nx\r\ngat 0 %s\r\n", 4, ttl, ttl - 3},
+		{"gats", "set %s 0 5 1\r\nx\r\ngats 7200 %s\r\n", 4, ttl, ttl - 3},
+	}
+	before := proxyStat(t, tp, "failover_capped_writes")
+	for i, tc := range cases {
+		k := keys[i]
+		cmds := strings.ReplaceAll(tc.cmds, "%s", k)
+		got := expectLines(t, c, cmds, tc.n)
+		if strings.Contains(got, "ERROR") || strings.Contains(got, "NOT_") {
+			t.Fatalf("%s: %q answered %q", tc.name, cmds, got)
+		}
+		left, ok := remainingTTL(t, locationOf(tp, k), k)
+		switch {
+		case tc.max == 0 && ok:
+			t.Errorf("%s: the key is still on the stand-in, %ds left", tc.name, left)
+		case tc.max > 0 && !ok:
+			t.Errorf("%s: the key is not on the stand-in", tc.name)
+		case tc.max > 0 && (left < tc.min || left > tc.max):
+			t.Errorf("%s: %ds left on the stand-in, want %d..%d", tc.name, left, tc.min, tc.max)
+		}
+	}
+	if n := proxyStat(t, tp, "failover_capped_writes") - before; n < len(cases) {
+		t.Errorf("failover_capped_writes rose by %d, want at least %d", n, len(cases))
+	}
+
+	// A gat over a key at home and a key on a stand-in: only the second
+	// is capped, although both may live on the same backend.
+	home := keyAtHome(t, tp, victim.Addr, "home:")
+	var away string
+	for i := 0; ; i++ {
+		away = keys[0] + "m" + strconv.Itoa(i)
+		if homeOf(tp, away) == victim.Addr && locationOf(tp, away) == locationOf(tp, home) {
+			break
+		}
+		if i > 100000 {
+			t.Fatal("no stand-in key shares a backend with the home key")
+		}
+	}
+	expectLines(t, c, fmt.Sprintf("set %s 0 0 1\r\nh\r\nset %s 0 5 1\r\na\r\n", home, away), 2)
+	got := expectLines(t, c, fmt.Sprintf("gat 0 %s %s\r\n", home, away), 5)
+	if want := fmt.Sprintf("VALUE %s 0 1\r\nh\r\nVALUE %s 0 1\r\na\r\nEND\r\n", home, away); got != want {
+		t.Fatalf("mixed gat: %q, want %q", got, want)
+	}
+	if left, _ := remainingTTL(t, locationOf(tp, home), home); left != -1 {
+		t.Errorf("key at home after gat 0: %ds left, want never (-1)", left)
+	}
+	if left, ok := remainingTTL(t, locationOf(tp, away), away); !ok || left < ttl-3 || left > ttl {
+		t.Errorf("stand-in key after gat 0: %ds left (present %v), want %d..%d", left, ok, ttl-3, ttl)
+	}
+}
+
+// TestFailoverSteadyPathUntouched: with every backend in the ring and no
+// ring change, nothing is capped and no delete is added.
+func TestFailoverSteadyPathUntouched(t *testing.T) {
+	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = 5 * time.Second })
+	c := dial(t, tp.addr)
+	for i := 0; i < 50; i++ {
+		k := fmt.Sprintf("steady:%d", i)
+		got := expectLines(t, c, fmt.Sprintf("set %s 0 0 1\r\n1\r\ntouch %s 0\r\nincr %s 1\r\ngat 0 %s\r\n", k, k, k, k), 6)
+		if !strings.HasPrefix(got, "STORED\r\nTOUCHED\r\n2\r\nVALUE") {
+			t.Fatalf("%s: %q", k, got)
+		}
+		if left, _ := remainingTTL(t, locationOf(tp, k), k); left != -1 {
+			t.Fatalf("%s: %ds left, want never (-1)", k, left)
+		}
+		expectLines(t, c, "delete "+k+"\r\n", 1)
+	}
+	for _, name := range []string{"failover_capped_writes", "failover_invalidations", "failover_invalidation_errors"} {
+		if n := proxyStat(t, tp, name); n != 0 {
+			t.Errorf("%s %d with every backend in the ring, want 0", name, n)
+		}
+	}
+}
+
+// TestFailoverWindow: within the window after a re-add, a change of a key
+// deletes its stand-in copy (and the client's reply waits for that);
+// past the window no delete is added, and the stand-in copy has expired
+// by itself.
+func TestFailoverWindow(t *testing.T) {
+	const ttl = 2 * time.Second
+	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = ttl })
+	victim := tp.backends[2]
+	early := keyOn(t, tp, victim.Addr, "early:")
+	late := keyOn(t, tp, victim.Addr, "late:")
+	c := dial(t, tp.addr)
+	outage(t, tp, victim)
+	earlyStandIn, lateStandIn := locationOf(tp, early), locationOf(tp, late)
+	expectLines(t, c, fmt.Sprintf("set %s 0 0 2\r\nv1\r\nset %s 0 0 2\r\nv1\r\n", early, late), 2)
+	recoverBackend(t, tp, victim)
+
+	before := proxyStat(t, tp, "failover_invalidations")
+	if got := expectLines(t, c, "set "+early+" 0 0 2\r\nv2\r\n", 1); got != "STORED\r\n" {
+		t.Fatalf("set at home: %q", got)
+	}
+	if n := proxyStat(t, tp, "failover_invalidations") - before; n != 1 {
+		t.Errorf("a set within the window sent %d invalidating deletes, want 1", n)
+	}
+	if _, ok := remainingTTL(t, earlyStandIn, early); ok {
+		t.Errorf("the stand-in still holds %s after the set at home was answered", early)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for tp.table.Load().fo.active(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the invalidation window never closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, ok := remainingTTL(t, lateStandIn, late); ok {
+		t.Errorf("the stand-in copy of %s outlived the window", late)
+	}
+	before = proxyStat(t, tp, "failover_invalidations")
+	expectLines(t, c, "set "+late+" 0 0 2\r\nv2\r\ndelete "+late+"\r\n", 2)
+	if n := proxyStat(t, tp, "failover_invalidations") - before; n != 0 {
+		t.Errorf("%d invalidating deletes past the window, want 0", n)
+	}
+	if n := proxyStat(t, tp, "failover_invalidation_errors"); n != 0 {
+		t.Errorf("failover_invalidation_errors %d, want 0", n)
 	}
 }
