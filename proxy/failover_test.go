@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/ring"
 )
 
 // locationOf returns the address the proxy's current ring sends key to.
@@ -310,5 +311,70 @@ func TestFailoverWindow(t *testing.T) {
 	}
 	if n := proxyStat(t, tp, "failover_invalidation_errors"); n != 0 {
 		t.Errorf("failover_invalidation_errors %d, want 0", n)
+	}
+}
+
+// TestNoStaleReadDisplacedKey: the bounded-load ring can move a key off
+// its home when some other backend leaves, although its home is still in
+// the ring. The home copy is not capped, so a change on the stand-in must
+// delete it there, or the key would read its old value once the other
+// backend is back and the key goes home again, however long after.
+func TestNoStaleReadDisplacedKey(t *testing.T) {
+	// A tight load bound makes such moves common.
+	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = time.Second; o.Ring.Load = 1.01 })
+	victim := tp.backends[0]
+	// Find a key that the ring without the victim moves between the two
+	// others, by building that ring here.
+	full := tp.table.Load()
+	var others []ring.Member
+	for _, b := range full.members {
+		if b.addr != victim.Addr {
+			others = append(others, ring.Member{Addr: b.addr, Weight: 1})
+		}
+	}
+	without, err := ring.New(others, full.ringCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k string
+	for i := 0; i < 100000 && k == ""; i++ {
+		cand := "moved:" + strconv.Itoa(i)
+		home := full.members[full.ring.Locate([]byte(cand))].addr
+		if home != victim.Addr && without.LocateAddr([]byte(cand)) != home {
+			k = cand
+		}
+	}
+	if k == "" {
+		t.Fatal("no key moves off a home that stays in the ring")
+	}
+	c := dial(t, tp.addr)
+	expectLines(t, c, "set "+k+" 0 0 2\r\nv1\r\n", 1)
+	outage(t, tp, victim)
+	if locationOf(tp, k) == homeOf(tp, k) {
+		t.Fatalf("%s did not move off its home", k)
+	}
+	home := homeOf(tp, k)
+	// Past the window of the ejection only the home rule can delete the
+	// old copy.
+	deadline := time.Now().Add(30 * time.Second)
+	for now := time.Now(); now.Before(tp.table.Load().fo.windowEnd); now = time.Now() {
+		if now.After(deadline) {
+			t.Fatal("the invalidation window never closed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := expectLines(t, c, "set "+k+" 0 0 2\r\nv3\r\n", 1); got != "STORED\r\n" {
+		t.Fatalf("set on the stand-in: %q", got)
+	}
+	if _, ok := remainingTTL(t, home, k); ok {
+		t.Errorf("the home %s still holds %s after a set on the stand-in", home, k)
+	}
+	recoverBackend(t, tp, victim)
+	got := expectLines(t, c, "get "+k+"\r\n", 1)
+	if strings.HasPrefix(got, "VALUE") {
+		got += expectLines(t, c, "", 2)
+	}
+	if strings.Contains(got, "v1") {
+		t.Fatalf("back home the key reads %q, the value from before the outage", got)
 	}
 }
