@@ -203,6 +203,9 @@ func (s *session) routeByKey(r *request, req *protocol.Request) {
 	}
 	key := req.Key()
 	b := t.members[t.ring.Locate(key)]
+	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
+		r.routed = t // for repairAfterSwap
+	}
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, req, key)
 		return

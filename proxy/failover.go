@@ -334,6 +334,76 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 	copy(r.out, line)
 }
 
+// repairAfterSwap closes the race around a table swap. A set or add routed
+// with one table can reach its backend after the table was replaced and
+// after a command routed with the new table deleted the key there (rule
+// 2): it would plant a copy where the new ring does not look, which a
+// later ring could serve although newer writes were acknowledged. Only set
+// and add can do that: every other command needs the item to exist, and a
+// delete leaves nothing. So when such a command is answered STORED and the
+// table changed since it was routed, it is treated as a write made under
+// the current table: the key is deleted on the backend it went to, unless
+// that is the key's location now, and on the current table's invalidation
+// targets, before the client gets its reply. It runs on the goroutine
+// that completes r, before r counts itself done.
+func (r *request) repairAfterSwap() {
+	s := r.sess
+	if s == nil || r.err != nil || !bytes.HasPrefix(r.reply.Raw, storedLine) {
+		return
+	}
+	cur := s.p.table.Load()
+	if cur == r.routed || cur.ring == nil {
+		return
+	}
+	key := lineKey(r.out)
+	loc := cur.members[cur.ring.Locate(key)]
+	var buf [8]*backend
+	targets := cur.invalidationTargets(buf[:0], key, loc, time.Now())
+	targets = cur.addTarget(targets, r.backend, loc)
+	if len(targets) == 0 {
+		return
+	}
+	// r's own share of pending is still counted, so pending cannot reach
+	// 0 under us; 0 means r has no deletes in flight at all.
+	if r.pending.Load() == 0 {
+		r.pending.Store(int32(1 + len(targets)))
+	} else {
+		r.pending.Add(int32(len(targets)))
+	}
+	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
+	s.p.stats.failoverLateWrites.Add(1)
+	for _, b := range targets {
+		// Not in r.subs, which the dispatching goroutine may still be
+		// reading; nobody releases it to the pool, the collector frees it.
+		d := newRequest(nil, protocol.OpDelete)
+		d.parent = r
+		d.invalidation = true
+		d.out = protocol.AppendDelete(d.out, key)
+		b.sendLate(s, d)
+	}
+}
+
+var storedLine = []byte("STORED\r\n")
+
+// lineKey returns the key of a command line: its second word.
+func lineKey(line []byte) []byte {
+	_, rest, _ := bytes.Cut(line, []byte(" "))
+	end := bytes.IndexAny(rest, " \r")
+	if end < 0 {
+		return rest
+	}
+	return rest[:end]
+}
+
+// sendLate is backend.send for a goroutine other than the session's own
+// reader, which owns s.now: the deadline counts from the clock.
+func (b *backend) sendLate(s *session, r *request) {
+	r.backend = b
+	r.deadline = requestDeadline(time.Now(), b.p.opts.Timeout)
+	b.requests.Add(1)
+	b.conns[s.connIndex%len(b.conns)].send(r)
+}
+
 // countInvalidation counts the outcome of an invalidating delete; DELETED
 // and NOT_FOUND both mean the copy is gone.
 func (r *request) countInvalidation() {

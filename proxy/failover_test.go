@@ -335,28 +335,37 @@ func TestFailoverWindow(t *testing.T) {
 // delete it there, or the key would read its old value once the other
 // backend is back and the key goes home again, however long after.
 func TestNoStaleReadDisplacedKey(t *testing.T) {
-	// A tight load bound makes such moves common.
-	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = time.Second; o.Ring.Load = 1.01 })
-	victim := tp.backends[0]
+	// A tight load bound over few points makes such moves common; any of
+	// the three may be the one to leave.
+	tp := startProxy(t, 3, func(o *Options) {
+		o.FailoverTTL = time.Second
+		o.Ring = ring.Config{Partitions: 1009, ReplicationFactor: 5, Load: 1.01}
+	})
 	// Find a key that the ring without the victim moves between the two
 	// others, by building that ring here.
 	full := tp.table.Load()
-	var others []ring.Member
-	for _, b := range full.members {
-		if b.addr != victim.Addr {
-			others = append(others, ring.Member{Addr: b.addr, Weight: 1})
-		}
-	}
-	without, err := ring.New(others, full.ringCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var victim *memctest.Server
 	var k string
-	for i := 0; i < 100000 && k == ""; i++ {
-		cand := "moved:" + strconv.Itoa(i)
-		home := full.members[full.ring.Locate([]byte(cand))].addr
-		if home != victim.Addr && without.LocateAddr([]byte(cand)) != home {
-			k = cand
+	for _, v := range tp.backends {
+		var others []ring.Member
+		for _, b := range full.members {
+			if b.addr != v.Addr {
+				others = append(others, ring.Member{Addr: b.addr, Weight: 1})
+			}
+		}
+		without, err := ring.New(others, full.ringCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100000 && k == ""; i++ {
+			cand := "moved:" + strconv.Itoa(i)
+			home := full.members[full.ring.Locate([]byte(cand))].addr
+			if home != v.Addr && without.LocateAddr([]byte(cand)) != home {
+				k, victim = cand, v
+			}
+		}
+		if k != "" {
+			break
 		}
 	}
 	if k == "" {
@@ -583,5 +592,82 @@ func randomWorker(t *testing.T, addr string, w, nkeys int, stop chan struct{}, o
 				violate("get %s answered %s, want %s", k, v, model[i])
 			}
 		}
+	}
+}
+
+// TestLateWriteAfterSwap: a set routed with the old table reaches its
+// backend only after the table was replaced (the backend was frozen
+// meanwhile), so the new table's invalidations may already have passed
+// there. Its copy off the new ring must be gone by the time the client
+// has its STORED.
+func TestLateWriteAfterSwap(t *testing.T) {
+	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t)}
+	tp := startProxyFor(t, servers[:2], func(o *Options) {
+		o.HealthDisabled = true // the swap comes from Reconfigure alone
+		o.Timeout = 10 * time.Second
+	})
+	slow, added := servers[1], servers[2]
+	grown := []ring.Member{{Addr: servers[0].Addr, Weight: 1}, {Addr: slow.Addr, Weight: 1}, {Addr: added.Addr, Weight: 1}}
+	next, err := ring.New(grown, tp.table.Load().ringCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k string
+	for i := 0; i < 100000 && k == ""; i++ {
+		cand := "late:" + strconv.Itoa(i)
+		if locationOf(tp, cand) == slow.Addr && next.LocateAddr([]byte(cand)) == added.Addr {
+			k = cand
+		}
+	}
+	if k == "" {
+		t.Fatal("no key moves from the slow backend to the added one")
+	}
+	c := dial(t, tp.addr)
+	expectLines(t, c, "set warm 0 0 1\r\nw\r\nset "+k+" 0 0 2\r\nv0\r\n", 2) // connections up
+	var sb *backend
+	for _, b := range tp.table.Load().members {
+		if b.addr == slow.Addr {
+			sb = b
+		}
+	}
+	sent := sb.requests.Load()
+
+	if err := slow.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slow.Thaw() })
+	_ = c.SetDeadline(time.Now().Add(exchangeBound + 10*time.Second))
+	if _, err := c.Write([]byte("set " + k + " 0 0 2\r\nv1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(exchangeBound)
+	for sb.requests.Load() == sent {
+		if time.Now().After(deadline) {
+			t.Fatal("the set never left for the slow backend")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var bs []Backend
+	for _, m := range grown {
+		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})
+	}
+	if _, err := tp.Reconfigure(bs, tp.table.Load().ringCfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := locationOf(tp, k); got != added.Addr {
+		t.Fatalf("after the reload %s is on %s, want %s", k, got, added.Addr)
+	}
+	if err := slow.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("STORED\r\n"))
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "STORED\r\n" {
+		t.Fatalf("late set: %q, %v", buf, err)
+	}
+	if _, ok := remainingTTL(t, slow.Addr, k); ok {
+		t.Errorf("the late set left its copy on %s, off the new ring", slow.Addr)
+	}
+	if n := proxyStat(t, tp, "failover_late_writes"); n != 1 {
+		t.Errorf("failover_late_writes %d, want 1", n)
 	}
 }

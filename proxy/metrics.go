@@ -102,6 +102,8 @@ var (
 		"Deletes sent beside a change of a key to drop its copies on backends that held it before a ring change.", nil, nil)
 	descFailoverInvalidationErrors = prometheus.NewDesc("mcproxy_failover_invalidation_errors_total",
 		"Invalidating deletes that failed (no reply or an error reply).", nil, nil)
+	descFailoverLateWrites = prometheus.NewDesc("mcproxy_failover_late_writes_total",
+		"Sets and adds answered after the ring changed under them, whose copy off the new ring was then deleted.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -110,7 +112,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
-		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors,
+		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors, descFailoverLateWrites,
 	} {
 		ch <- d
 	}
@@ -176,6 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFailoverCapped, st.failoverCappedWrites.Total())
 	counter(descFailoverInvalidations, st.failoverInvalidations.Total())
 	counter(descFailoverInvalidationErrors, st.failoverInvalidationErrors.Total())
+	counter(descFailoverLateWrites, st.failoverLateWrites.Total())
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}

@@ -41,6 +41,10 @@ type request struct {
 	// the key's copy on a backend that held it before a ring change
 	// (failover.go); its parent is that command.
 	invalidation bool
+	// routed is the route table a set or add was routed with, so that its
+	// completion can tell whether the ring changed while it was in flight
+	// (failover.go, repairAfterSwap).
+	routed *routeTable
 
 	done bool     // guarded by sess.mu
 	size int      // reply bytes held once done, guarded by sess.mu
@@ -100,6 +104,9 @@ func (r *request) complete() {
 			p.finish()
 		}
 		return
+	}
+	if r.routed != nil {
+		r.repairAfterSwap()
 	}
 	// A command sent with invalidating deletes (failover.go) counts itself
 	// in pending too: the last of it and them finishes it.

@@ -29,9 +29,10 @@ type counters struct {
 	reloadFailures                        atomic.Uint64
 
 	// Failover (failover.go): commands and gat keys sent to a stand-in
-	// with their exptime capped, invalidating deletes sent, and those that
-	// failed.
+	// with their exptime capped, invalidating deletes sent, those that
+	// failed, and sets answered after the ring changed under them.
 	failoverCappedWrites, failoverInvalidations, failoverInvalidationErrors statCounter
+	failoverLateWrites                                                      statCounter
 
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
@@ -62,6 +63,7 @@ func (c *counters) reset() {
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
 		&c.failoverCappedWrites, &c.failoverInvalidations, &c.failoverInvalidationErrors,
+		&c.failoverLateWrites,
 	} {
 		v.reset()
 	}
@@ -215,6 +217,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("failover_capped_writes", c.failoverCappedWrites.Load())
 	w.u("failover_invalidations", c.failoverInvalidations.Load())
 	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
+	w.u("failover_late_writes", c.failoverLateWrites.Load())
 
 	sums := make([]uint64, len(summedBackendStats))
 	answered := 0
