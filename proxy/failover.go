@@ -48,12 +48,16 @@ import (
 // (rule 1: the window outlasts the cap, the backend timeout a write can
 // take, and memcached's one-second clock).
 //
-// What remains (README, "Failover and stale reads"): a write routed with
-// the previous table a moment before a swap can reach its old location
-// after a write routed with the new table has deleted the key there; with
-// health.flush_on_readd false an ejected home keeps its copies; and a key
-// whose home moves to a backend added by a reload keeps its old, uncapped
-// copy on its previous home.
+// Around a table swap: a set or add routed with the previous table can
+// reach its backend after a command routed with the new table deleted the
+// key there; repairAfterSwap deletes such a copy before the client gets
+// STORED. No other command can leave a copy behind a delete.
+//
+// What remains (README, "Failover and stale reads"): with
+// health.flush_on_readd false an ejected home keeps its copies; a write
+// that timed out may still be applied by a hung backend (it was never
+// acknowledged); and a key whose home moves to a backend added by a reload
+// keeps its old, uncapped copy on its previous home.
 //
 // Cost: with every backend in the ring and no ring change in the last
 // window, a command pays one time comparison. During an outage or a window
