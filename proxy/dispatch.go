@@ -17,7 +17,7 @@ func (s *session) dispatch(req *protocol.Request) bool {
 		r.noreply = req.NoReply
 		r.out = protocol.AppendKeyCommand(r.out, req)
 		s.p.stats.countCommand(op, 1)
-		s.routeByKey(r, req.Key())
+		s.routeByKey(r, req)
 	case op == protocol.OpFlushAll:
 		s.p.stats.cmdFlush.Add(1) // memcached -F counts refused flushes too
 		if s.p.opts.DisableFlushAll {
@@ -103,15 +103,31 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		single = single && i == first
 		lineLen += 1 + len(k)
 	}
+	// A gat on a stand-in has its exptime capped like a write there
+	// (failover.go): such keys get sub-requests of their own, owner n+i.
+	n := len(t.members)
+	standIns := t.fo.standIns && (req.Op == protocol.OpGat || req.Op == protocol.OpGats)
+	if standIns {
+		owners, single = s.gatStandIns(t, keys, owners)
+		first = owners[0]
+	}
 	s.owners = owners
 	if single && (lineLimit == 0 || lineLen <= lineLimit) {
 		r := newRequest(s, req.Op)
 		r.nkeys = len(keys)
 		r.more = s.morePiece
-		r.out = protocol.AppendRetrieval(r.out, req.Op, req.Exptime, keys)
+		exptime := req.Exptime
+		if first >= n {
+			exptime = capExptime(exptime, t.fo.ttl, s.now)
+		}
+		r.out = protocol.AppendRetrieval(r.out, req.Op, exptime, keys)
 		s.enqueue(r)
-		s.sendTo(t.members[first], r)
+		s.sendTo(t.members[first%n], r)
 		return
+	}
+	var capHead []byte
+	if standIns {
+		capHead = gatHead(nil, req, t.fo.ttl, s.now)
 	}
 
 	parent := newRequest(s, req.Op)
@@ -123,8 +139,12 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		parent.keyBuf = append(parent.keyBuf, k...)
 	}
 	off := 0
-	subOf := s.subOf[:0] // backend index -> its current sub-request
-	for range t.members {
+	subOf := s.subOf[:0] // owner (backend index, +n on a stand-in) -> its current sub-request
+	slots := n
+	if standIns {
+		slots = 2 * n
+	}
+	for range slots {
 		subOf = append(subOf, -1)
 	}
 	for i, k := range keys {
@@ -137,8 +157,12 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 			subOf[b] = j
 			sub := newRequest(s, req.Op)
 			sub.parent = parent
-			sub.backend = t.members[b]
-			sub.out = append(sub.out, head...)
+			sub.backend = t.members[b%n]
+			if b >= n {
+				sub.out = append(sub.out, capHead...)
+			} else {
+				sub.out = append(sub.out, head...)
+			}
 			parent.subs = append(parent.subs, sub)
 		}
 		// Each sub's line is built as its keys come, in the client's order,
@@ -192,19 +216,30 @@ func (s *session) dispatchStorage(req *protocol.Request) bool {
 	}
 	s.now = timeNow() // a large block can take a while to arrive
 	s.p.stats.countCommand(req.Op, 1)
-	s.routeByKey(r, req.Key())
+	s.routeByKey(r, req)
 	return true
 }
 
-// routeByKey queues r for the client and sends it to the key's backend.
-func (s *session) routeByKey(r *request, key []byte) {
+// routeByKey queues r, encoded from req, for the client and sends it to
+// the key's backend. While a backend is out of the ring or the ring changed
+// recently, routeFailover adds what keeps reads fresh (failover.go).
+func (s *session) routeByKey(r *request, req *protocol.Request) {
 	s.enqueue(r)
 	t := s.p.table.Load()
 	if t.ring == nil {
 		r.fail(errNoBackends)
 		return
 	}
-	s.sendTo(t.members[t.ring.Locate(key)], r)
+	key := req.Key()
+	b := t.members[t.ring.Locate(key)]
+	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
+		r.routed = t // for repairAfterSwap
+	}
+	if t.fo.active(s.now) {
+		s.routeFailover(t, b, r, req, key)
+		return
+	}
+	s.sendTo(b, r)
 }
 
 // sendTo sends r to b unless b is known to be down. With auto_eject off a
@@ -324,5 +359,10 @@ func (s *session) dropStaleValue(key []byte) {
 	}
 	r := newRequest(nil, protocol.OpDelete)
 	r.out = protocol.AppendDelete(r.out, key)
-	s.sendTo(t.members[t.ring.Locate(key)], r)
+	b := t.members[t.ring.Locate(key)]
+	if t.fo.active(s.now) {
+		s.routeFailover(t, b, r, nil, key) // a delete like any other
+		return
+	}
+	s.sendTo(b, r)
 }

@@ -107,6 +107,14 @@ var (
 		"Unix time the config in force was applied.", nil, nil)
 	descOutputLimitDisconnects = prometheus.NewDesc("mcproxy_client_output_limit_disconnects_total",
 		"Clients disconnected because the replies held for them passed twice limits.client_output_limit.", nil, nil)
+	descFailoverCapped = prometheus.NewDesc("mcproxy_failover_capped_writes_total",
+		"Commands (set, add, replace, cas, touch) and gat/gats keys sent to a stand-in backend, their exptime capped at failover.ttl.", nil, nil)
+	descFailoverInvalidations = prometheus.NewDesc("mcproxy_failover_invalidations_total",
+		"Deletes sent beside a change of a key to drop its copies on backends that held it before a ring change.", nil, nil)
+	descFailoverInvalidationErrors = prometheus.NewDesc("mcproxy_failover_invalidation_errors_total",
+		"Invalidating deletes that failed (no reply or an error reply).", nil, nil)
+	descFailoverLateWrites = prometheus.NewDesc("mcproxy_failover_late_writes_total",
+		"Sets and adds answered after the ring changed under them, whose copy off the new ring was then deleted.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -117,6 +125,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
 		descBackendInfo, descEjectionCapped, descEjectionsCapped,
 		descOutputLimitDisconnects,
+		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors, descFailoverLateWrites,
 	} {
 		ch <- d
 	}
@@ -183,6 +192,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloadFailures, st.reloadFailures.Load())
 	gauge(descReloadTime, float64(at.UnixNano())/1e9)
 	counter(descOutputLimitDisconnects, st.outputLimitDisconnects.Total())
+	counter(descFailoverCapped, st.failoverCappedWrites.Total())
+	counter(descFailoverInvalidations, st.failoverInvalidations.Total())
+	counter(descFailoverInvalidationErrors, st.failoverInvalidationErrors.Total())
+	counter(descFailoverLateWrites, st.failoverLateWrites.Total())
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}

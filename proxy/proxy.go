@@ -80,6 +80,10 @@ type Options struct {
 	// DisableFlushAll answers clients' flush_all with memcached -F's
 	// refusal instead of flushing every backend (config: disable_flush_all).
 	DisableFlushAll bool
+	// FailoverTTL caps the expiry of writes to stand-in backends and sets
+	// the invalidation window after a ring change (failover.go;
+	// DefaultFailoverTTL). Whole seconds count.
+	FailoverTTL time.Duration
 
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
@@ -114,6 +118,11 @@ func (o *Options) setDefaults() {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.FailoverTTL <= 0 {
+		o.FailoverTTL = DefaultFailoverTTL
+	}
+	// A cap of 0 seconds would mean "never expires" to memcached.
+	o.FailoverTTL = max(o.FailoverTTL, MinFailoverTTL)
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
@@ -131,6 +140,7 @@ type routeTable struct {
 	members []*backend // members[i] is the backend of ring member i
 	all     []*backend // every configured backend, live or not
 	ringCfg ring.Config
+	fo      failoverRoutes // home ring and recent rings (failover.go)
 }
 
 // Proxy is a running mcproxy data path.
@@ -310,6 +320,7 @@ func (p *Proxy) rebuildLocked() error {
 		}
 		t.ring = r
 	}
+	p.attachFailover(t, p.table.Load())
 	old := p.table.Swap(t)
 	if old != nil && len(old.members) != len(t.members) {
 		p.log.Info("ring rebuilt", zap.Int("live_backends", len(t.members)), zap.Int("backends", len(t.all)))

@@ -37,6 +37,14 @@ type request struct {
 	keyBuf  []byte
 	keys    [][]byte
 	owner   []int
+	// invalidation marks a delete sent beside a client's command to drop
+	// the key's copy on a backend that held it before a ring change
+	// (failover.go); its parent is that command.
+	invalidation bool
+	// routed is the route table a set or add was routed with, so that its
+	// completion can tell whether the ring changed while it was in flight
+	// (failover.go, repairAfterSwap).
+	routed *routeTable
 
 	// charged is the reply memory charged to sess for this request (see
 	// Charge); written by the backend reader, read by the writer once done.
@@ -99,9 +107,20 @@ func (r *request) complete() {
 		r.err = errOutputLimit
 	}
 	if p := r.parent; p != nil {
+		if r.invalidation {
+			r.countInvalidation()
+		}
 		if p.pending.Add(-1) == 0 {
 			p.finish()
 		}
+		return
+	}
+	if r.routed != nil {
+		r.repairAfterSwap()
+	}
+	// A command sent with invalidating deletes (failover.go) counts itself
+	// in pending too: the last of it and them finishes it.
+	if r.pending.Load() != 0 && r.pending.Add(-1) != 0 {
 		return
 	}
 	r.finish()

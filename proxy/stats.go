@@ -31,6 +31,12 @@ type counters struct {
 	// the hard output limit (output_limit.go).
 	outputLimitDisconnects statCounter
 
+	// Failover (failover.go): commands and gat keys sent to a stand-in
+	// with their exptime capped, invalidating deletes sent, those that
+	// failed, and sets answered after the ring changed under them.
+	failoverCappedWrites, failoverInvalidations, failoverInvalidationErrors statCounter
+	failoverLateWrites                                                      statCounter
+
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
 }
@@ -59,6 +65,8 @@ func (c *counters) reset() {
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
 		&c.bytesRead, &c.bytesWritten, &c.clientErrors, &c.outputLimitDisconnects,
+		&c.failoverCappedWrites, &c.failoverInvalidations, &c.failoverInvalidationErrors,
+		&c.failoverLateWrites,
 	} {
 		v.reset()
 	}
@@ -210,6 +218,10 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("backend_requests", requests)
 	w.u("backend_errors", errs)
 	w.u("backend_timeouts", timeouts)
+	w.u("failover_capped_writes", c.failoverCappedWrites.Load())
+	w.u("failover_invalidations", c.failoverInvalidations.Load())
+	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
+	w.u("failover_late_writes", c.failoverLateWrites.Load())
 
 	sums := make([]uint64, len(summedBackendStats))
 	answered := 0
@@ -354,6 +366,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("max_ejected", maxEjected.String())
 	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
 	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
+	w.str("failover_ttl", o.FailoverTTL.String())
 	if p.health != nil {
 		hc := p.health.Config()
 		w.str("health_interval", hc.Interval.String())

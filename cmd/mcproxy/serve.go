@@ -148,6 +148,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
 		MaxEjected:        maxEjectedFrom(cfg),
 		DisableFlushAll:   cfg.DisableFlushAll,
+		FailoverTTL:       cfg.Failover.TTL,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
 		Version:           buildVersion(),
 		Logger:            log,

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcproxy/mcproxy/proxy"
 )
 
 // Config is mcproxy's whole configuration. A Config returned by Load or Parse
@@ -49,6 +51,9 @@ type Config struct {
 	Backend BackendOptions `yaml:"backend"`
 	// Limits bounds what clients may do.
 	Limits Limits `yaml:"limits"`
+	// Failover tunes how keys are kept fresh while they are served by a
+	// stand-in backend.
+	Failover Failover `yaml:"failover"`
 }
 
 // Backend is one memcached server. In YAML it is either a mapping
@@ -155,6 +160,15 @@ type Limits struct {
 	ClientOutputLimit int `yaml:"client_output_limit"`
 }
 
+// Failover tunes failover without stale reads (proxy/failover.go).
+type Failover struct {
+	// TTL caps the expiry of writes that land on a stand-in backend while
+	// a key's own backend is out of the ring, and (plus the backend timeout
+	// and 2s) is how long after a ring change writes also delete the key on
+	// the backends that held it before; whole seconds, 1s..24h.
+	TTL time.Duration `yaml:"ttl"`
+}
+
 // Default returns the config with every default applied and no backends.
 // It does not pass validation until at least one backend is added.
 func Default() Config {
@@ -188,6 +202,9 @@ func Default() Config {
 			MaxItemSize:       1 << 20,
 			ClientIdleTimeout: 0,
 			ClientOutputLimit: 64 << 20,
+		},
+		Failover: Failover{
+			TTL: proxy.DefaultFailoverTTL,
 		},
 	}
 }

@@ -47,6 +47,8 @@ limits:
   max_item_size: 2m
   client_idle_timeout: 5m
   client_output_limit: 256m
+failover:
+  ttl: 10s
 `
 
 func fullConfig() Config {
@@ -64,8 +66,9 @@ func fullConfig() Config {
 		Ring: Ring{Partitions: 10007, ReplicationFactor: 40, Load: 1.5},
 		Health: Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false,
 			MaxEjected: "1"},
-		Backend: BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
-		Limits:  Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20},
+		Backend:  BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
+		Limits:   Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20},
+		Failover: Failover{TTL: 10 * time.Second},
 	}
 }
 
@@ -278,6 +281,9 @@ func TestParseErrors(t *testing.T) {
 		{"max_item_size 3x", ok + "limits:\n  max_item_size: 3x\n", []string{`line 3: limits.max_item_size: want a size in bytes`, `"3x"`}},
 		{"max_item_size 512", ok + "limits: {max_item_size: 512}\n", []string{"line 2: limits.max_item_size: 512 is out of range 1k..1024m"}},
 		{"max_item_size 2g", ok + "limits: {max_item_size: 2048m}\n", []string{"limits.max_item_size: 2048m is out of range"}},
+		{"failover.ttl 0", ok + "failover: {ttl: 0}\n", []string{"line 2: failover.ttl: 0s is out of range 1s..24h0m0s"}},
+		{"failover.ttl 25h", ok + "failover: {ttl: 25h}\n", []string{"failover.ttl: 25h0m0s is out of range 1s..24h0m0s"}},
+		{"failover.ttl 1500ms", ok + "failover: {ttl: 1500ms}\n", []string{"failover.ttl: 1.5s must be whole seconds"}},
 		{"max_item_size huge", ok + "limits: {max_item_size: 99999999999999999999}\n", []string{"limits.max_item_size:"}},
 		{"max_ejected word", ok + "health: {max_ejected: half}\n", []string{`line 2: health.max_ejected: want a number of backends such as 1 or a share of the pool such as "50%", got "half"`}},
 		{"max_ejected fraction", ok + "health: {max_ejected: 0.5}\n", []string{`health.max_ejected: want a number of backends`}},

@@ -160,6 +160,9 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"client_idle_timeout": p.duration(&c.Limits.ClientIdleTimeout),
 			"client_output_limit": p.size(&c.Limits.ClientOutputLimit, minClientOutputLimit, maxClientOutputLimit),
 		}),
+		"failover": p.section(map[string]field{
+			"ttl": p.duration(&c.Failover.TTL),
+		}),
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcproxy/mcproxy/proxy"
 )
 
 // Value ranges; README-config.md documents the same numbers.
@@ -108,6 +110,13 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	}
 	if d := c.Limits.ClientIdleTimeout; d < 0 && !v.skip("limits.client_idle_timeout") {
 		v.errorf("limits.client_idle_timeout", "%v must not be negative (0 means never)", d)
+	}
+	if d := c.Failover.TTL; !v.skip("failover.ttl") {
+		if d < proxy.MinFailoverTTL || d > proxy.MaxFailoverTTL {
+			v.errorf("failover.ttl", "%v is out of range %v..%v", d, proxy.MinFailoverTTL, proxy.MaxFailoverTTL)
+		} else if d%time.Second != 0 {
+			v.errorf("failover.ttl", "%v must be whole seconds: memcached expiry times are", d)
+		}
 	}
 	return v.problems
 }

@@ -1,0 +1,443 @@
+package proxy
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+// Failover without stale reads.
+//
+// While a backend is out of the ring its keys live on stand-ins: the
+// backends the ring of live members sends them to. When it rejoins it is
+// flushed (health.flush_on_readd), but the stand-ins keep what was written
+// to them, and the next time the same backend leaves, the same deterministic
+// ring sends the same keys to the same stand-ins, which would serve those
+// old copies. Two rules make that impossible:
+//
+//  1. Short lives on stand-ins. A key's home is its backend on the ring of
+//     every configured backend, the ring with nothing ejected. A command
+//     that gives an item an expiry (set, add, replace, cas, touch, gat,
+//     gats) and goes to a backend other than the key's home has that expiry
+//     capped at failover.ttl. Every copy on a backend that is not the key's
+//     home therefore dies within failover.ttl of its last write.
+//
+//  2. Invalidation after a ring change. For a window of failover.ttl plus
+//     the backend timeout plus failoverClockMargin after any ring change,
+//     every command that changes a key (set, add, replace, append, prepend,
+//     cas, incr, decr, touch, delete) also deletes the key on every backend
+//     that was its location in a ring in force during the window and is in
+//     the ring now but not its location. And whenever the key is on a
+//     stand-in while its home is in the ring (the bounded-load ring moved it
+//     off its home because some other backend left), the change also
+//     deletes it at home, whose copy is not capped. The client's reply waits
+//     for those deletes, so once a client has its answer no other backend
+//     holds an older copy that a later ring could route a read to.
+//
+// Why that suffices: a read at backend L returns an older copy than the
+// latest acknowledged write W (made at L' != L) only if L kept the copy
+// past W. If L is the key's home, W was on a stand-in and deleted the home
+// copy (rule 2, home clause), or the home was out of the ring and is
+// flushed before it comes back. If L is a stand-in, its copy was written
+// before a ring change that moved the key to L' before W; if W came within
+// the window after that change, W deleted it (or L was out of the ring and
+// is flushed on its return); if W came later, the copy had already expired
+// (rule 1: the window outlasts the cap, the backend timeout a write can
+// take, and memcached's one-second clock).
+//
+// Around a table swap: a set or add routed with the previous table can
+// reach its backend after a command routed with the new table deleted the
+// key there; repairAfterSwap deletes such a copy before the client gets
+// STORED. No other command can leave a copy behind a delete.
+//
+// What remains (README, "Failover and stale reads"): with
+// health.flush_on_readd false an ejected home keeps its copies; a write
+// that timed out may still be applied by a hung backend (it was never
+// acknowledged); and a key whose home moves to a backend added by a reload
+// keeps its old, uncapped copy on its previous home.
+//
+// Cost: with every backend in the ring and no ring change in the last
+// window, a command pays one time comparison. During an outage or a window
+// it pays a second ring lookup per ring in the history and one delete per
+// other location it had.
+
+// Failover TTL default and range; internal/config takes them from here.
+const (
+	// DefaultFailoverTTL is mcrouter's failover_exptime.
+	DefaultFailoverTTL = 60 * time.Second
+	MinFailoverTTL     = time.Second
+	MaxFailoverTTL     = 24 * time.Hour
+)
+
+// failoverClockMargin covers memcached's clock, which advances once a
+// second, so an item can outlive its exptime by up to a second, plus one
+// second of slack for a loaded host.
+const failoverClockMargin = 2 * time.Second
+
+// maxRelativeExptime is memcached's REALTIME_MAXDELTA: a larger exptime is
+// an absolute unix time.
+const maxRelativeExptime = 60 * 60 * 24 * 30
+
+// pastRing is a ring that was in force until retired.
+type pastRing struct {
+	ring    *ring.Ring
+	members []*backend
+	retired time.Time
+}
+
+// homeRing is the ring of every configured backend, as built for the
+// weights and ring config it records (a reload may change them).
+type homeRing struct {
+	ring    *ring.Ring
+	members []*backend
+	weights []int64
+	cfg     ring.Config
+}
+
+func (h *homeRing) matches(all []*backend, cfg ring.Config) bool {
+	if h == nil || h.cfg != cfg || len(h.members) != len(all) {
+		return false
+	}
+	for i, b := range all {
+		if h.members[i] != b || h.weights[i] != b.weight.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// failoverRoutes is the failover part of a route table. It is built by
+// attachFailover under Proxy.mu before the table is published and is
+// immutable afterwards, so sessions read it without locks.
+type failoverRoutes struct {
+	// home is kept from table to table while the backend list stands; it
+	// is consulted only when standIns is set.
+	home *homeRing
+	// standIns: some configured backend is not in the ring, so some keys
+	// are away from home.
+	standIns bool
+	// history holds the rings in force during the last window, newest
+	// first; windowEnd is when the newest of them leaves the window.
+	history   []pastRing
+	windowEnd time.Time
+	window    time.Duration
+	// live is the set of ring members, for picking invalidation targets.
+	live map[*backend]bool
+	// ttl is failover.ttl in whole seconds, as exptimes are written.
+	ttl int32
+}
+
+// active reports whether a command read at now needs the failover path.
+// It is the only cost the steady path pays.
+func (fo *failoverRoutes) active(now time.Time) bool {
+	return fo.standIns || now.Before(fo.windowEnd)
+}
+
+// attachFailover fills t.fo, keeping the home ring and the recent history
+// of old, the table t replaces (nil at start). It runs under p.mu.
+func (p *Proxy) attachFailover(t, old *routeTable) {
+	now := time.Now()
+	fo := &t.fo
+	fo.ttl = int32(p.opts.FailoverTTL / time.Second)
+	fo.window = time.Duration(fo.ttl)*time.Second + p.opts.Timeout + failoverClockMargin
+	fo.live = make(map[*backend]bool, len(t.members))
+	for _, b := range t.members {
+		fo.live[b] = true
+	}
+	if old != nil && old.fo.home.matches(t.all, t.ringCfg) {
+		fo.home = old.fo.home
+	}
+	fo.standIns = t.ring != nil && len(t.members) < len(t.all)
+	if fo.standIns && fo.home == nil {
+		h, err := buildHomeRing(t.all, t.ringCfg)
+		if err != nil {
+			// ring.New accepted this backend list when it was configured,
+			// so this cannot happen; without a home nothing is capped.
+			p.log.Error("build the ring of all backends for failover", zap.Error(err))
+			fo.standIns = false
+		}
+		fo.home = h
+	}
+	if old == nil {
+		return
+	}
+	if sameRing(old, t) {
+		fo.history, fo.windowEnd = old.fo.history, old.fo.windowEnd
+		return
+	}
+	if old.ring != nil {
+		fo.history = append(fo.history, pastRing{ring: old.ring, members: old.members, retired: now})
+	}
+	for _, h := range old.fo.history {
+		if now.Before(h.retired.Add(fo.window)) {
+			fo.history = append(fo.history, h)
+		}
+	}
+	fo.windowEnd = now.Add(fo.window)
+}
+
+func buildHomeRing(all []*backend, cfg ring.Config) (*homeRing, error) {
+	h := &homeRing{members: all, weights: make([]int64, len(all)), cfg: cfg}
+	ms := make([]ring.Member, len(all))
+	for i, b := range all {
+		h.weights[i] = b.weight.Load()
+		// Ring identity is the backend's name, as in rebuildLocked.
+		ms[i] = ring.Member{Addr: b.name, Weight: int(h.weights[i])}
+	}
+	r, err := ring.New(ms, cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.ring = r
+	return h, nil
+}
+
+// sameRing reports whether a and b route every key the same way.
+func sameRing(a, b *routeTable) bool {
+	if (a.ring == nil) != (b.ring == nil) {
+		return false
+	}
+	if a.ring == nil {
+		return true
+	}
+	if a.ringCfg != b.ringCfg || len(a.members) != len(b.members) {
+		return false
+	}
+	am, bm := a.ring.Members(), b.ring.Members()
+	for i := range a.members {
+		if a.members[i] != b.members[i] || am[i] != bm[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// standIn reports whether b, the key's location in t, is not its home.
+func (t *routeTable) standIn(key []byte, b *backend) bool {
+	h := t.fo.home
+	return t.fo.standIns && h.members[h.ring.Locate(key)] != b
+}
+
+// invalidationTargets appends to dst the backends that must lose key when
+// it changes at cur: its home, when cur stands in for a home in the ring,
+// and its locations in the rings of the window, each once, if in the ring
+// now and not cur.
+func (t *routeTable) invalidationTargets(dst []*backend, key []byte, cur *backend, now time.Time) []*backend {
+	if t.fo.standIns {
+		h := t.fo.home
+		dst = t.addTarget(dst, h.members[h.ring.Locate(key)], cur)
+	}
+	for _, h := range t.fo.history {
+		if !now.Before(h.retired.Add(t.fo.window)) {
+			break // newest first: the rest are older still
+		}
+		dst = t.addTarget(dst, h.members[h.ring.Locate(key)], cur)
+	}
+	return dst
+}
+
+func (t *routeTable) addTarget(dst []*backend, b, cur *backend) []*backend {
+	if b == cur || !t.fo.live[b] {
+		return dst
+	}
+	for _, x := range dst {
+		if x == b {
+			return dst
+		}
+	}
+	return append(dst, b)
+}
+
+// capExptime returns the exptime a command to a stand-in carries: at most
+// ttl seconds from now. 0 (never), a relative time past ttl and an
+// absolute unix time past now+ttl become ttl; a negative exptime (expire at
+// once) and an absolute time already past stay as they are.
+func capExptime(e, ttl int32, now time.Time) int32 {
+	switch {
+	case e < 0:
+		return e
+	case e == 0:
+		return ttl
+	case e <= maxRelativeExptime:
+		return min(e, ttl)
+	case int64(e) > now.Unix()+int64(ttl):
+		return ttl
+	}
+	return e
+}
+
+// carriesExptime reports whether op sets an item's expiry.
+func carriesExptime(op protocol.Op) bool {
+	switch op {
+	case protocol.OpSet, protocol.OpAdd, protocol.OpReplace, protocol.OpCas, protocol.OpTouch:
+		return true
+	}
+	return false
+}
+
+// routeFailover sends r, a command on key whose location in t is b, when
+// t.fo is active: it caps the exptime of a write to a stand-in and sends
+// the invalidating deletes beside r, which then completes when they all
+// have. req is the parsed command r.out was encoded from; nil for an
+// internal delete.
+func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *protocol.Request, key []byte) {
+	if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
+		s.p.stats.failoverCappedWrites.Add(1)
+		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
+			recapLine(r, req, e)
+		}
+	}
+	var buf [8]*backend
+	targets := t.invalidationTargets(buf[:0], key, b, s.now)
+	if len(targets) == 0 {
+		s.sendTo(b, r)
+		return
+	}
+	// r is the client's request and also the parent of the deletes: it is
+	// finished by the last of them and itself (request.complete). The
+	// client sees r's own reply; a delete that fails is counted, not
+	// shown.
+	r.pending.Store(int32(1 + len(targets)))
+	for _, tb := range targets {
+		d := newRequest(s, protocol.OpDelete)
+		d.parent = r
+		d.invalidation = true
+		d.backend = tb
+		d.out = protocol.AppendDelete(d.out, key)
+		r.subs = append(r.subs, d)
+	}
+	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
+	s.sendTo(b, r)
+	for _, d := range r.subs {
+		s.sendTo(d.backend, d)
+	}
+}
+
+// recapLine re-encodes the command line at the head of r.out with exptime
+// e, moving the data block of a storage command behind it.
+func recapLine(r *request, req *protocol.Request, e int32) {
+	rq := *req
+	rq.Exptime = e
+	var scratch [512]byte
+	var line []byte
+	if rq.Op.IsStorage() {
+		line = protocol.AppendStorageLine(scratch[:0], &rq)
+	} else {
+		line = protocol.AppendKeyCommand(scratch[:0], &rq)
+	}
+	oldN := bytes.IndexByte(r.out, '\n') + 1
+	size := len(r.out)
+	newSize := size - oldN + len(line)
+	if newSize > size {
+		r.out = growBytes(r.out, newSize-size)
+	}
+	copy(r.out[len(line):newSize], r.out[oldN:size])
+	r.out = r.out[:newSize]
+	copy(r.out, line)
+}
+
+// repairAfterSwap closes the race around a table swap. A set or add routed
+// with one table can reach its backend after the table was replaced and
+// after a command routed with the new table deleted the key there (rule
+// 2): it would plant a copy where the new ring does not look, which a
+// later ring could serve although newer writes were acknowledged. Only set
+// and add can do that: every other command needs the item to exist, and a
+// delete leaves nothing. So when such a command is answered STORED and the
+// table changed since it was routed, it is treated as a write made under
+// the current table: the key is deleted on the backend it went to, unless
+// that is the key's location now, and on the current table's invalidation
+// targets, before the client gets its reply. It runs on the goroutine
+// that completes r, before r counts itself done.
+func (r *request) repairAfterSwap() {
+	s := r.sess
+	if s == nil || r.err != nil || !bytes.HasPrefix(r.reply.Raw, storedLine) {
+		return
+	}
+	cur := s.p.table.Load()
+	if cur == r.routed || cur.ring == nil {
+		return
+	}
+	key := lineKey(r.out)
+	loc := cur.members[cur.ring.Locate(key)]
+	var buf [8]*backend
+	targets := cur.invalidationTargets(buf[:0], key, loc, time.Now())
+	targets = cur.addTarget(targets, r.backend, loc)
+	if len(targets) == 0 {
+		return
+	}
+	// r's own share of pending is still counted, so pending cannot reach
+	// 0 under us; 0 means r has no deletes in flight at all.
+	if r.pending.Load() == 0 {
+		r.pending.Store(int32(1 + len(targets)))
+	} else {
+		r.pending.Add(int32(len(targets)))
+	}
+	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
+	s.p.stats.failoverLateWrites.Add(1)
+	for _, b := range targets {
+		// Not in r.subs, which the dispatching goroutine may still be
+		// reading; nobody releases it to the pool, the collector frees it.
+		d := newRequest(nil, protocol.OpDelete)
+		d.parent = r
+		d.invalidation = true
+		d.out = protocol.AppendDelete(d.out, key)
+		b.sendLate(s, d)
+	}
+}
+
+var storedLine = []byte("STORED\r\n")
+
+// lineKey returns the key of a command line: its second word.
+func lineKey(line []byte) []byte {
+	_, rest, _ := bytes.Cut(line, []byte(" "))
+	end := bytes.IndexAny(rest, " \r")
+	if end < 0 {
+		return rest
+	}
+	return rest[:end]
+}
+
+// sendLate is backend.send for a goroutine other than the session's own
+// reader, which owns s.now: the deadline counts from the clock.
+func (b *backend) sendLate(s *session, r *request) {
+	r.backend = b
+	r.deadline = requestDeadline(time.Now(), b.p.opts.Timeout)
+	b.requests.Add(1)
+	b.conns[s.connIndex%len(b.conns)].send(r)
+}
+
+// countInvalidation counts the outcome of an invalidating delete; DELETED
+// and NOT_FOUND both mean the copy is gone.
+func (r *request) countInvalidation() {
+	if r.err != nil || r.reply.IsError {
+		r.backend.p.stats.failoverInvalidationErrors.Add(1)
+	}
+}
+
+// gatStandIns marks the keys of a gat or gats that go to a stand-in, by
+// adding n (the number of ring members) to their owner, so that they get a
+// sub-request of their own whose exptime is capped. It returns the owners
+// and whether they are all the same.
+func (s *session) gatStandIns(t *routeTable, keys [][]byte, owners []int) ([]int, bool) {
+	n := len(t.members)
+	single := true
+	for i, k := range keys {
+		if t.standIn(k, t.members[owners[i]]) {
+			owners[i] += n
+			s.p.stats.failoverCappedWrites.Add(1)
+		}
+		single = single && owners[i] == owners[0]
+	}
+	return owners, single
+}
+
+// gatHead appends "gat <exptime>" or "gats <exptime>" with the exptime a
+// stand-in gets.
+func gatHead(dst []byte, req *protocol.Request, ttl int32, now time.Time) []byte {
+	dst = append(dst, req.Op.String()...)
+	dst = append(dst, ' ')
+	return protocol.AppendInt32(dst, capExptime(req.Exptime, ttl, now))
+}
