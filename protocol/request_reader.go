@@ -15,6 +15,7 @@ type RequestReader struct {
 	maxItemSize int
 	swallow     int // bytes of a refused data block still to throw away
 	toks        [][]byte
+	started     bool // the stream's first bytes were found to be text
 }
 
 // NewRequestReader returns a reader of client commands from rd that refuses
@@ -37,9 +38,16 @@ func (rr *RequestReader) Buffered() int { return rr.w - rr.r }
 // command: the caller answers ReplyError.Line unless req.NoReply is set (then
 // memcached answers nothing) and carries on with the next command; the
 // reader has already arranged for a refused data block to be skipped where
-// memcached skips it. ErrLineTooLong and any other error end the connection.
+// memcached skips it. ErrLineTooLong, a *ForeignError (the client speaks
+// HTTP, the binary protocol or TLS) and any other error end the connection.
 func (rr *RequestReader) Next(req *Request) error {
 	req.reset()
+	if !rr.started {
+		if err := rr.checkStart(); err != nil {
+			return err
+		}
+		rr.started = true
+	}
 	if rr.swallow > 0 {
 		if err := rr.discard(); err != nil {
 			return err
@@ -289,6 +297,9 @@ func (rr *RequestReader) parse(req *Request, toks [][]byte) error {
 		return nil
 	case "verbosity":
 		return parseVerbosity(req, toks, n)
+	}
+	if isHTTPLine(toks) {
+		return errHTTP
 	}
 	return ErrUnknownCommand
 }

@@ -28,6 +28,10 @@ type counters struct {
 	clientErrors                          statCounter
 	reloadFailures                        atomic.Uint64
 
+	// protocolRejects counts connections closed for speaking another
+	// protocol, by protocol.Foreign.
+	protocolRejects [protocol.NumForeign]statCounter
+
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
 }
@@ -58,6 +62,9 @@ func (c *counters) reset() {
 		&c.bytesRead, &c.bytesWritten, &c.clientErrors,
 	} {
 		v.reset()
+	}
+	for i := range c.protocolRejects {
+		c.protocolRejects[i].reset()
 	}
 }
 
@@ -193,6 +200,9 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("bytes_read", c.bytesRead.Load())
 	w.u("bytes_written", c.bytesWritten.Load())
 	w.u("client_errors", c.clientErrors.Load())
+	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
+		w.u("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
+	}
 
 	t := p.table.Load()
 	var requests, errs, timeouts uint64

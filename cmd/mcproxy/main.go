@@ -14,14 +14,20 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
 // shutdownGrace bounds how long a stopping proxy waits for clients to
-// receive the replies they are owed.
+// receive the replies they are owed (the default of -shutdown-grace).
 const shutdownGrace = 10 * time.Second
+
+// exitForced is the exit status after a second SIGTERM or SIGINT cut the
+// drain short.
+const exitForced = 1
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -36,6 +42,8 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "log format: json (for machines) or console (for people)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	grace := fs.Duration("shutdown-grace", shutdownGrace,
+		"on SIGTERM or SIGINT, how long to wait for clients to get the replies they are owed; a second signal exits at once")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,8 +60,7 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx := stopOnSignal(log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -66,5 +73,24 @@ func run(args []string) error {
 			}
 		}
 	}()
-	return serve(ctx, *configPath, reload, log)
+	return serve(ctx, *configPath, reload, log, *grace)
+}
+
+// stopOnSignal returns a context that ends at the first SIGTERM or SIGINT,
+// which starts the graceful drain. A second one exits at once: the
+// operator has decided not to wait for the drain.
+func stopOnSignal(log *zap.Logger) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		log.Info("signal received: stopping", zap.Stringer("signal", sig))
+		cancel()
+		sig = <-sigs
+		log.Warn("second signal: exiting without finishing the drain", zap.Stringer("signal", sig))
+		_ = log.Sync()
+		os.Exit(exitForced)
+	}()
+	return ctx
 }
