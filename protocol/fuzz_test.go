@@ -19,7 +19,8 @@ const fuzzMaxItem = 64
 //   - it never panics or stops making progress, and its buffer never grows
 //     past MaxRetrievalLineLength+2 bytes;
 //   - every error is one of memcached's replies (then parsing carries on),
-//     ErrLineTooLong (the connection closes) or the end of the stream;
+//     ErrLineTooLong or a *ForeignError (the connection closes) or the end
+//     of the stream;
 //   - what it accepts is well formed (valid keys, a storage size within the
 //     limit, the right number of keys) and, for ErrTooLarge, names the key
 //     the proxy must drop;
@@ -79,6 +80,10 @@ func requestTranscript(t *testing.T, in []byte, rd io.Reader) []string {
 				return out
 			}
 			continue
+		}
+		var fe *ForeignError
+		if errors.As(err, &fe) {
+			return append(out, fmt.Sprintf("foreign %v reply=%q", fe.Kind, fe.Reply))
 		}
 		if err != nil {
 			if err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -319,6 +324,10 @@ func checkRecovery(t *testing.T, in []byte) {
 				t.Fatalf("line %q: data block: %v", garbage, err)
 			}
 		case err != nil:
+			var fe *ForeignError
+			if errors.As(err, &fe) {
+				return // the connection closes
+			}
 			var re *ReplyError
 			if !errors.As(err, &re) {
 				t.Fatalf("line %q: %v", garbage, err)

@@ -17,6 +17,7 @@ type RequestReader struct {
 	toks        [][]byte
 	meta        MetaRequest        // the flags of the last meta command
 	keyBuf      [MaxKeyLength]byte // the last base64 key, decoded
+	started     bool               // the stream's first bytes were found to be text
 }
 
 // NewRequestReader returns a reader of client commands from rd that refuses
@@ -39,9 +40,16 @@ func (rr *RequestReader) Buffered() int { return rr.w - rr.r }
 // command: the caller answers ReplyError.Line unless req.NoReply is set (then
 // memcached answers nothing) and carries on with the next command; the
 // reader has already arranged for a refused data block to be skipped where
-// memcached skips it. ErrLineTooLong and any other error end the connection.
+// memcached skips it. ErrLineTooLong, a *ForeignError (the client speaks
+// HTTP, the binary protocol or TLS) and any other error end the connection.
 func (rr *RequestReader) Next(req *Request) error {
 	req.reset()
+	if !rr.started {
+		if err := rr.checkStart(); err != nil {
+			return err
+		}
+		rr.started = true
+	}
 	if rr.swallow > 0 {
 		if err := rr.discard(); err != nil {
 			return err
@@ -313,6 +321,9 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 		return rr.parseMetaNoop(req, line)
 	case "me":
 		return rr.parseMetaDebug(req, line, toks)
+	}
+	if isHTTPLine(toks) {
+		return errHTTP
 	}
 	return ErrUnknownCommand
 }

@@ -65,6 +65,9 @@ var (
 		"Client connections refused because limits.max_connections was reached.", nil, nil)
 	descClientErrors = prometheus.NewDesc("mcproxy_client_errors_total",
 		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).", nil, nil)
+	descProtocolRejects = prometheus.NewDesc("mcproxy_client_protocol_rejects_total",
+		"Client connections closed for speaking another protocol: http (a request line, such as a browser sends), binary (memcached's binary protocol), tls.",
+		[]string{"kind"}, nil)
 	descBytesRead = prometheus.NewDesc("mcproxy_client_read_bytes_total",
 		"Bytes read from clients.", nil, nil)
 	descBytesWritten = prometheus.NewDesc("mcproxy_client_written_bytes_total",
@@ -119,7 +122,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descCommands, descConnections, descConnectionsTotal, descRejected, descClientErrors,
+		descCommands, descConnections, descConnectionsTotal, descRejected, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
@@ -154,6 +157,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descConnectionsTotal, st.totalConnections.Total())
 	counter(descRejected, st.rejectedConnections.Total())
 	counter(descClientErrors, st.clientErrors.Total())
+	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
+		counter(descProtocolRejects, st.protocolRejects[f].Total(), f.String())
+	}
 	counter(descBytesRead, st.bytesRead.Total())
 	counter(descBytesWritten, st.bytesWritten.Total())
 

@@ -401,9 +401,13 @@ func (p *Proxy) accept(conn net.Conn) {
 	}()
 }
 
-// Shutdown stops accepting, lets every client get the replies it is owed
-// for commands already read, and closes backends and health checking. When
-// ctx ends first, remaining client connections are closed at once.
+// Shutdown stops accepting and drains every client: each session goes on
+// reading and answering what its client has already sent, until the client
+// has been quiet for a moment (drainQuiet) or leaves, then writes the last
+// of its replies and half-closes, so the client reads every reply it is
+// owed and then EOF. Then it closes backends and health checking. When ctx
+// ends first, remaining client connections are closed at once and
+// Shutdown returns ctx's error.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -414,24 +418,33 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, l := range p.listeners {
 		_ = l.Close()
 	}
+	draining := len(p.sessions)
 	for s := range p.sessions {
-		s.stopReading()
+		s.drain()
 	}
 	p.mu.Unlock()
+	start := time.Now()
 
 	done := make(chan struct{})
 	go func() { p.sessWG.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
+		p.log.Info("clients drained", zap.Int("sessions", draining), zap.Duration("took", time.Since(start)))
 	case <-ctx.Done():
 		err = ctx.Err()
 		p.mu.Lock()
+		left := len(p.sessions)
 		for s := range p.sessions {
 			_ = s.conn.Close()
 		}
 		p.mu.Unlock()
-		<-done // writers drain within the backend timeout once conns are closed
+		// Fail what is still waiting for a backend, so that the grace bounds
+		// the shutdown rather than the grace plus a backend timeout.
+		p.closeBackends()
+		p.log.Warn("drain cut short: closed the clients still draining", zap.Int("sessions", draining),
+			zap.Int("still_draining", left), zap.Duration("took", time.Since(start)))
+		<-done // writers finish at once: their requests have all failed
 	}
 	if p.health != nil {
 		p.health.Close()

@@ -56,7 +56,13 @@ type session struct {
 	waitSpace    bool
 	wake         chan struct{} // writer: a request is done or the reader ended
 	space        chan struct{} // reader: the FIFO has room again
-	closeReader  sync.Once
+
+	// readState is readOpen, readDraining or readStopped; it only moves
+	// forward. Shutdown and the writer set it, clientReader obeys it.
+	readState atomic.Int32
+	// lingerClose, set by the reader before it ends, asks for the gentle
+	// close of closeDrained: the last reply is one the client must read.
+	lingerClose bool
 }
 
 func newSession(p *Proxy, conn net.Conn, id uint64) *session {
@@ -74,13 +80,19 @@ func newSession(p *Proxy, conn net.Conn, id uint64) *session {
 	return s
 }
 
-// clientReader counts bytes read and applies the idle timeout.
+// clientReader counts bytes read and applies the read deadline of the
+// session's read state: the idle timeout while open, the quiet period while
+// draining, at once when stopped.
 type clientReader struct{ s *session }
 
 func (cr *clientReader) Read(b []byte) (int, error) {
 	s := cr.s
-	if d := s.p.opts.ClientIdleTimeout; d > 0 {
-		_ = s.conn.SetReadDeadline(time.Now().Add(d))
+	st := s.readState.Load()
+	s.setReadDeadline(st)
+	// Shutdown or the writer may have moved the state on, and set their
+	// deadline, between the load and ours; theirs must win.
+	if now := s.readState.Load(); now != st {
+		s.setReadDeadline(now)
 	}
 	n, err := s.conn.Read(b)
 	s.p.stats.bytesRead.Add(uint64(n))
@@ -91,16 +103,21 @@ func (cr *clientReader) Read(b []byte) (int, error) {
 // owed has been written or dropped.
 func (s *session) serve() {
 	go s.readLoop()
-	s.writeLoop()
+	if werr := s.writeLoop(); werr == nil && (s.lingerClose || s.readState.Load() == readDraining) {
+		s.closeDrained()
+		return
+	}
 	_ = s.conn.Close()
 	if s.cut.Load() {
 		s.logCutOff()
 	}
 }
 
-// stopReading makes the reader return; used by quit, errors and shutdown.
+// stopReading makes the reader return; used by quit and write errors.
 func (s *session) stopReading() {
-	s.closeReader.Do(func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	if s.readState.Swap(readStopped) != readStopped {
+		s.setReadDeadline(readStopped)
+	}
 }
 
 func (s *session) readLoop() {
@@ -118,6 +135,17 @@ func (s *session) readLoop() {
 				return
 			}
 			continue
+		}
+		var fe *protocol.ForeignError
+		if errors.As(err, &fe) {
+			s.p.stats.protocolRejects[fe.Kind].Add(1)
+			s.p.log.Debug("client speaks another protocol; closing", zap.Stringer("protocol", fe.Kind),
+				zap.Stringer("client", s.conn.RemoteAddr()))
+			if len(fe.Reply) > 0 {
+				s.enqueueLocalBytes(fe.Reply)
+				s.lingerClose = true
+			}
+			return // the writer sends what is owed, then the connection closes
 		}
 		var re *protocol.ReplyError
 		if !errors.As(err, &re) {
@@ -189,8 +217,10 @@ func (s *session) wakeWriter() {
 
 // writeLoop writes replies in order. After the client goes away it keeps
 // draining (and discarding) until every outstanding request has completed,
-// which the backend timeout bounds, so no request is leaked.
-func (s *session) writeLoop() {
+// which the backend timeout bounds, so no request is leaked. It returns the
+// error that ended writing to the client (errQuit after quit), or nil when
+// every reply was written.
+func (s *session) writeLoop() error {
 	bw := bufio.NewWriterSize(&clientWriter{s: s}, 16<<10)
 	var werr error
 	var written int64 // reply memory of the last reply written, to release
@@ -244,7 +274,7 @@ func (s *session) writeLoop() {
 			}
 		}
 		if finished {
-			return
+			return werr
 		}
 		<-s.wake
 	}

@@ -37,6 +37,10 @@ type counters struct {
 	failoverCappedWrites, failoverInvalidations, failoverInvalidationErrors statCounter
 	failoverLateWrites                                                      statCounter
 
+	// protocolRejects counts connections closed for speaking another
+	// protocol, by protocol.Foreign.
+	protocolRejects [protocol.NumForeign]statCounter
+
 	// results counts outcomes by command, for metrics.
 	results [protocol.NumOps][numResults]atomic.Uint64
 }
@@ -69,6 +73,9 @@ func (c *counters) reset() {
 		&c.failoverLateWrites,
 	} {
 		v.reset()
+	}
+	for i := range c.protocolRejects {
+		c.protocolRejects[i].reset()
 	}
 }
 
@@ -205,6 +212,9 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("bytes_written", c.bytesWritten.Load())
 	w.u("client_errors", c.clientErrors.Load())
 	w.u("output_limit_disconnects", c.outputLimitDisconnects.Load())
+	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
+		w.u("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
+	}
 
 	t := p.table.Load()
 	var requests, errs, timeouts uint64

@@ -38,6 +38,7 @@ type flags struct {
 	check        bool
 	probe        string
 	probeTimeout time.Duration
+	grace        time.Duration // -shutdown-grace
 }
 
 // parseFlags parses args. -help returns flag.ErrHelp after printing the
@@ -54,6 +55,8 @@ func parseFlags(args []string, out io.Writer) (flags, error) {
 	fs.BoolVar(&f.check, "check", false, "check the config file and exit: 0 when it is valid, 1 with every problem")
 	fs.StringVar(&f.probe, "probe", "", "health-check the mcproxy (or memcached) at `host:port` and exit: 0 when it answers \"version\", else 1")
 	fs.DurationVar(&f.probeTimeout, "probe-timeout", defaultProbeTimeout, "bound on one -probe")
+	fs.DurationVar(&f.grace, "shutdown-grace", shutdownGrace,
+		"on SIGTERM or SIGINT, how long to wait for clients to get the replies they are owed; a second signal exits at once")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: mcproxy [flags]\n\nmcproxy is a memcached-protocol sharding proxy. Flags:\n")
 		fs.PrintDefaults()

@@ -23,11 +23,16 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/config"
+	"go.uber.org/zap"
 )
 
 // shutdownGrace bounds how long a stopping proxy waits for clients to
-// receive the replies they are owed.
+// receive the replies they are owed (the default of -shutdown-grace).
 const shutdownGrace = 10 * time.Second
+
+// exitForced is the exit status after a second SIGTERM or SIGINT cut the
+// drain short.
+const exitForced = 1
 
 func main() { os.Exit(exitCode(run(os.Args[1:]), os.Stderr)) }
 
@@ -72,8 +77,7 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx := stopOnSignal(log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -86,7 +90,7 @@ func run(args []string) error {
 			}
 		}
 	}()
-	return serve(ctx, configPath, reload, log)
+	return serve(ctx, configPath, reload, log, f.grace)
 }
 
 // check loads and validates the config at path, as a start or a reload
@@ -98,4 +102,23 @@ func check(path string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends\n", path, cfg.Listen, len(cfg.Backends))
 	return nil
+}
+
+// stopOnSignal returns a context that ends at the first SIGTERM or SIGINT,
+// which starts the graceful drain. A second one exits at once: the
+// operator has decided not to wait for the drain.
+func stopOnSignal(log *zap.Logger) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		log.Info("signal received: stopping", zap.Stringer("signal", sig))
+		cancel()
+		sig = <-sigs
+		log.Warn("second signal: exiting without finishing the drain", zap.Stringer("signal", sig))
+		_ = log.Sync()
+		os.Exit(exitForced)
+	}()
+	return ctx
 }

@@ -21,9 +21,10 @@ import (
 const reloadDebounce = 200 * time.Millisecond
 
 // serve runs mcproxy with the config at path until ctx ends, then shuts
-// down gracefully. A value on reload (SIGHUP) or an edit of the file
-// reloads the config.
-func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Logger) error {
+// down gracefully, draining clients for at most grace; it returns an error
+// when grace ran out first. A value on reload (SIGHUP) or an edit of the
+// file reloads the config.
+func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Logger, grace time.Duration) error {
 	// The watcher starts before the file is read, so that no edit falls
 	// between reading it and watching it: an edit before the watcher is
 	// ready is in what Load reads, one after it reaches the reloader. The
@@ -118,14 +119,18 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 		}
 		break
 	}
-	log.Info("shutting down", zap.Duration("grace", shutdownGrace))
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	log.Info("shutting down: draining clients", zap.Duration("grace", grace))
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := p.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
+	shutErr := p.Shutdown(sctx)
 	if err := <-serveErr; err != nil {
 		return err
+	}
+	if errors.Is(shutErr, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown grace of %v ran out before every client was drained", grace)
+	}
+	if shutErr != nil {
+		return shutErr
 	}
 	log.Info("mcproxy stopped")
 	return nil

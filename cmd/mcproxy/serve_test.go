@@ -34,7 +34,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 	in.write(t, configText(listen, admin, backends...))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, in.path, in.reload, zaptest.NewLogger(t)) }()
+	go func() { done <- serve(ctx, in.path, in.reload, zaptest.NewLogger(t), shutdownGrace) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
