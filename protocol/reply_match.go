@@ -63,11 +63,12 @@ func (a *asked) take(key []byte, hasCas bool) error {
 		return fmt.Errorf("%w: VALUE for %q with a cas unique not asked for", ErrBadReply, clip(key))
 	}
 	for len(a.keys) > 0 {
-		var k []byte
-		k, a.keys, _ = bytes.Cut(a.keys, space)
-		if bytes.Equal(k, key) {
+		// The usual case first: the next key asked is the one answered.
+		if n := len(key); len(a.keys) >= n && bytes.Equal(a.keys[:n], key) && (len(a.keys) == n || a.keys[n] == ' ') {
+			a.keys = a.keys[min(n+1, len(a.keys)):]
 			return nil
 		}
+		_, a.keys, _ = bytes.Cut(a.keys, space)
 	}
 	return fmt.Errorf("%w: VALUE for %q: not asked, out of order, or repeated", ErrBadReply, clip(key))
 }
