@@ -240,8 +240,13 @@ func TestRepliesOfMemcached(t *testing.T) {
 	var r protocol.Reply
 	var framed []byte
 	for i, s := range steps {
-		if err := rr.ReadReply(s.kind, &r); err != nil {
+		// Every reply of memcached's answers its command, as ReadReplyTo
+		// checks it: keys in order, cas uniques where due, the right line.
+		if err := rr.ReadReplyTo(opOf(s.cmd), s.cmd, &r); err != nil {
 			t.Fatalf("step %d (%.40q): %v", i, s.cmd, err)
+		}
+		if k := protocol.KindOf(opOf(s.cmd)); k != s.kind {
+			t.Fatalf("step %d: kind %d, want %d", i, k, s.kind)
 		}
 		framed = append(framed, r.Raw...)
 		raw := string(r.Raw)
@@ -265,5 +270,58 @@ func TestRepliesOfMemcached(t *testing.T) {
 	if rr.Buffered() != 0 || !bytes.Equal(framed, rec.got) {
 		t.Fatalf("the replies do not cover exactly what memcached sent: %d bytes framed, %d received, %d left",
 			len(framed), len(rec.got), rr.Buffered())
+	}
+}
+
+// opOf returns the command of an encoded line.
+func opOf(cmd []byte) protocol.Op {
+	name, _, _ := bytes.Cut(cmd, []byte(" "))
+	name, _, _ = bytes.Cut(name, []byte("\r"))
+	for op := protocol.Op(1); op < protocol.NumOps; op++ {
+		if op.String() == string(name) {
+			return op
+		}
+	}
+	return protocol.OpNone
+}
+
+// TestCasUniqueWithCasDisabled: memcached started with -C (no cas) still
+// writes a cas unique, 0, for gets and gats, and none for get and gat;
+// ReadReplyTo, which insists on that, accepts its replies.
+func TestCasUniqueWithCasDisabled(t *testing.T) {
+	if _, err := memctest.Binary(); err != nil {
+		t.Skip(err)
+	}
+	mc := memctest.Start(t, "-C")
+	c, err := net.DialTimeout("tcp", mc.Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	a := [][]byte{[]byte("a")}
+	steps := []struct {
+		op   protocol.Op
+		cmd  []byte
+		want string
+	}{
+		{protocol.OpSet, []byte("set a 0 0 1\r\nx\r\n"), "STORED\r\n"},
+		{protocol.OpGets, protocol.AppendRetrieval(nil, protocol.OpGets, 0, a), "VALUE a 0 1 0\r\nx\r\nEND\r\n"},
+		{protocol.OpGats, protocol.AppendRetrieval(nil, protocol.OpGats, 0, a), "VALUE a 0 1 0\r\nx\r\nEND\r\n"},
+		{protocol.OpGet, protocol.AppendRetrieval(nil, protocol.OpGet, 0, a), "VALUE a 0 1\r\nx\r\nEND\r\n"},
+		{protocol.OpGat, protocol.AppendRetrieval(nil, protocol.OpGat, 0, a), "VALUE a 0 1\r\nx\r\nEND\r\n"},
+	}
+	rr := protocol.NewReplyReader(c, 0)
+	var r protocol.Reply
+	for _, s := range steps {
+		if _, err := c.Write(s.cmd); err != nil {
+			t.Fatal(err)
+		}
+		if err := rr.ReadReplyTo(s.op, s.cmd, &r); err != nil {
+			t.Fatalf("%q: %v", s.cmd, err)
+		}
+		if string(r.Raw) != s.want {
+			t.Fatalf("%q: %q, want %q", s.cmd, r.Raw, s.want)
+		}
 	}
 }

@@ -145,6 +145,10 @@ func NewReplyReader(rd io.Reader, maxValue int) *ReplyReader {
 // Buffered returns how many received bytes are not parsed yet.
 func (rr *ReplyReader) Buffered() int { return rr.w - rr.r }
 
+// Pending returns the received bytes not parsed yet, for an error message;
+// they are valid until the next call.
+func (rr *ReplyReader) Pending() []byte { return rr.buf[rr.r:rr.w] }
+
 // Fill blocks until at least one more byte is buffered; a reader uses it to
 // notice a closed connection while no reply is expected.
 func (rr *ReplyReader) Fill() error {
@@ -168,6 +172,12 @@ func (rr *ReplyReader) Fill() error {
 // a refusal turns the rest of the reply into bytes that are parsed and
 // thrown away (see Reply.Dropped).
 func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
+	return rr.readReply(kind, nil, out)
+}
+
+// readReply is ReadReply that, when ask is not nil, also checks each VALUE
+// against the keys asked for (see ReadReplyTo).
+func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, out *Reply) error {
 	out.Reset()
 	if kind == ReplyMeta {
 		return rr.readMeta(out)
@@ -180,7 +190,7 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 		body := line[:len(line)-2]
 		switch {
 		case kind == ReplyRetrieval && bytes.HasPrefix(body, []byte("VALUE ")):
-			if err := rr.readValue(body, line, out); err != nil {
+			if err := rr.readValue(body, line, ask, out); err != nil {
 				return err
 			}
 		case kind == ReplyStats && bytes.HasPrefix(body, []byte("STAT ")):
@@ -207,11 +217,17 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 const valueChunk = 256 << 10
 
 // readValue appends one "VALUE <key> <flags> <bytes> [<cas>]" header and
-// its data block to out.
-func (rr *ReplyReader) readValue(body, line []byte, out *Reply) error {
-	keyLen, n, ok := parseValueHeader(body, rr.maxValue)
+// its data block to out. With ask, a value that does not answer the command
+// is refused on its header, before its data is read.
+func (rr *ReplyReader) readValue(body, line []byte, ask *asked, out *Reply) error {
+	keyLen, n, hasCas, ok := parseValueHeader(body, rr.maxValue)
 	if !ok {
 		return fmt.Errorf("%w: bad VALUE line %q", ErrBadReply, clip(body))
+	}
+	if ask != nil {
+		if err := ask.take(body[len("VALUE "):len("VALUE ")+keyLen], hasCas); err != nil {
+			return err
+		}
 	}
 	start := len(out.Raw)
 	keyStart := start + len("VALUE ")
@@ -298,15 +314,15 @@ func (rr *ReplyReader) skipValue(need, n int) error {
 // spaces and plain decimal numbers, and returns the key's length and the
 // data length. A number with a sign, a stray byte or a value over maxValue
 // is refused: the data length decides where the reply ends, so it must mean
-// exactly what memcached meant.
-func parseValueHeader(body []byte, maxValue int) (keyLen, n int, ok bool) {
+// exactly what memcached meant. hasCas tells whether the cas field is there.
+func parseValueHeader(body []byte, maxValue int) (keyLen, n int, hasCas, ok bool) {
 	rest := body[len("VALUE "):]
 	var f [4][]byte // key, flags, bytes, cas
 	nf := 0
 	for {
 		i := bytes.IndexByte(rest, ' ')
 		if nf == len(f) {
-			return 0, 0, false // a fifth field
+			return 0, 0, false, false // a fifth field
 		}
 		if i < 0 {
 			f[nf] = rest
@@ -317,21 +333,21 @@ func parseValueHeader(body []byte, maxValue int) (keyLen, n int, ok bool) {
 		nf++
 	}
 	if nf < 3 || !validKey(f[0]) {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	if _, ok := parseDecimal(f[1]); !ok { // flags
-		return 0, 0, false
+		return 0, 0, false, false
 	}
 	if nf == 4 {
 		if _, ok := parseDecimal(f[3]); !ok { // cas unique
-			return 0, 0, false
+			return 0, 0, false, false
 		}
 	}
 	v, ok := parseDecimal(f[2])
 	if !ok || v > uint64(maxValue) {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	return len(f[0]), int(v), true
+	return len(f[0]), int(v), nf == 4, true
 }
 
 // parseDecimal reads a non-empty run of decimal digits that fits in 64

@@ -72,11 +72,16 @@ const (
 	failTimeout    failKind = iota // no reply within backend.timeout
 	failConnection                 // refused, reset, or closed under it
 	failDown                       // not sent: the backend is known down
+	// failProtocol: in flight on a connection closed because a reply did
+	// not answer its command (a VALUE for a key not asked, a reply of the
+	// wrong kind, bytes that are no reply). A reply that came with nothing
+	// in flight fails no command but is counted once.
+	failProtocol
 	numFailKinds
 )
 
 // failKindNames label the kinds in stats and metrics.
-var failKindNames = [numFailKinds]string{"timeout", "connection", "down"}
+var failKindNames = [numFailKinds]string{"timeout", "connection", "down", "protocol"}
 
 // countFailed counts n commands that failed with reason. A backend removed
 // by a reload is not a failure of the backend and is not counted.
@@ -89,6 +94,8 @@ func (b *backend) countFailed(reason error, n int) {
 		k = failConnection
 	case errBackendDown:
 		k = failDown
+	case errBackendProtocol:
+		k = failProtocol
 	default:
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/protocol"
+	"go.uber.org/zap"
 )
 
 // Errors a client sees, after "SERVER_ERROR ", when its backend fails.
@@ -21,7 +22,15 @@ var (
 	errBackendDown    = errors.New("backend unavailable")
 	errNoBackends     = errors.New("no backends available")
 	errBackendClosed  = errors.New("backend removed")
+	// errBackendProtocol: a reply on the connection did not answer its
+	// command, so none of the replies after it can be trusted.
+	errBackendProtocol = errors.New("backend protocol error")
 )
+
+// protocolLogInterval spaces out the warnings about one connection's
+// protocol errors: a backend that lies on every reply is redialled after
+// each, and one line a second says as much as a line per reply.
+const protocolLogInterval = time.Second
 
 // Reconnect backoff of one backend connection.
 const (
@@ -62,6 +71,11 @@ type backendConn struct {
 	kick chan struct{} // the backend is known up again: stop backing off
 	stop chan struct{} // closed to end the connection for good
 	done chan struct{} // closed when run has returned
+
+	// Owned by the run goroutine: when a protocol error was last logged,
+	// and how many came since without a line of their own.
+	protoLogged time.Time
+	protoQuiet  int
 }
 
 func newBackendConn(b *backend) *backendConn {
@@ -173,8 +187,11 @@ func (c *backendConn) run() {
 			err = rerr
 		}
 		reason := errBackendConn
-		if isTimeout(err) {
+		switch {
+		case isTimeout(err):
 			reason = errBackendTimeout
+		case errors.Is(err, protocol.ErrBadReply):
+			reason = errBackendProtocol
 		}
 
 		c.mu.Lock()
@@ -194,7 +211,12 @@ func (c *backendConn) run() {
 			c.queue = c.queue[:0]
 		}
 		c.mu.Unlock()
-		c.b.countFailed(reason, len(failed))
+		n := len(failed)
+		if reason == errBackendProtocol {
+			c.logProtocolError(err)
+			n = max(n, 1) // a reply nobody asked for fails no command, but counts
+		}
+		c.b.countFailed(reason, n)
 		for _, r := range failed {
 			r.fail(reason)
 		}
@@ -211,6 +233,20 @@ func (c *backendConn) run() {
 	for _, r := range append(queued, failed...) {
 		r.fail(errBackendClosed)
 	}
+}
+
+// logProtocolError warns that a reply did not answer its command, at most
+// once per protocolLogInterval; err says what was wrong, with the reply and
+// the command quoted and clipped.
+func (c *backendConn) logProtocolError(err error) {
+	now := time.Now()
+	if !c.protoLogged.IsZero() && now.Sub(c.protoLogged) < protocolLogInterval {
+		c.protoQuiet++
+		return
+	}
+	c.b.p.log.Warn("backend reply does not answer its command; connection closed",
+		zap.String("backend", c.b.addr), zap.Error(err), zap.Int("more_since_last_warning", c.protoQuiet))
+	c.protoLogged, c.protoQuiet = now, 0
 }
 
 // connect dials the backend and checks that it answers before any request
@@ -341,13 +377,17 @@ func (c *backendConn) writeLoop(conn net.Conn, readerDone chan error) error {
 			r.fail(errBackendTimeout)
 		}
 
+		// The deadline goes on before any byte can reach the socket: a
+		// command larger than bw's free space is written by bw.Write
+		// itself, and the deadline left from the last batch has long
+		// passed on a connection that was idle.
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 		for _, r := range live {
 			// Once written, a request may complete and be recycled at any
 			// moment: touch nothing of it after this Write.
 			_, _ = bw.Write(r.out)
 		}
 		clear(batch)
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
 		err := bw.Flush()
 		c.spare = batch[:0]
 		if err != nil {
@@ -373,10 +413,15 @@ func (c *backendConn) readLoop(conn net.Conn, done chan<- error) {
 		head := c.inflight.peek()
 		c.mu.Unlock()
 		if head == nil {
-			done <- fmt.Errorf("%w: reply with no request outstanding", protocol.ErrBadReply)
+			done <- fmt.Errorf("%w: %q with no request outstanding", protocol.ErrBadReply, clip64(rr.Pending()))
 			return
 		}
-		if err := rr.ReadReply(head.kind, &head.reply); err != nil {
+		// The reply must answer head's command, its keys in order, or
+		// nothing after it on this connection can be trusted.
+		if err := rr.ReadReplyTo(head.op, head.out, &head.reply); err != nil {
+			if errors.Is(err, protocol.ErrBadReply) {
+				err = fmt.Errorf("reply to %q: %w", clip64(commandLine(head.out)), err)
+			}
 			done <- err
 			return
 		}
@@ -413,6 +458,18 @@ func requestDeadline(now time.Time, timeout time.Duration) time.Time {
 	}
 	return d.Truncate(deadlineQuantum)
 }
+
+// commandLine is the first line of cmd, without its CRLF: a storage
+// command's data block stays out of the logs.
+func commandLine(cmd []byte) []byte {
+	if i := bytes.IndexByte(cmd, '\r'); i >= 0 {
+		return cmd[:i]
+	}
+	return cmd
+}
+
+// clip64 bounds what a log line quotes of the backend's bytes.
+func clip64(b []byte) []byte { return b[:min(len(b), 64)] }
 
 func isTimeout(err error) bool {
 	var ne net.Error

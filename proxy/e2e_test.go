@@ -312,7 +312,7 @@ func TestSlowReaderBounded(t *testing.T) {
 	}
 	// Now read: every reply arrives, in full.
 	want := fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value)
-	readReplies(t, c, []byte(strings.Repeat(want, n)))
+	readExactly(t, c, []byte(strings.Repeat(want, n)))
 	waitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 

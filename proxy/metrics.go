@@ -75,7 +75,7 @@ var (
 	descBackendRequests = prometheus.NewDesc("mcproxy_backend_requests_total",
 		"Commands sent to a backend.", []string{"backend"}, nil)
 	descBackendErrors = prometheus.NewDesc("mcproxy_backend_errors_total",
-		"Commands that got no reply from a backend, by kind: timeout, connection (refused, reset, closed), down (not sent: known down).",
+		"Commands that got no reply from a backend, by kind: timeout, connection (refused, reset, closed), down (not sent: known down), protocol (the backend's reply did not answer the command; a reply with nothing asked counts once).",
 		[]string{"backend", "kind"}, nil)
 	descBackendUp = prometheus.NewDesc("mcproxy_backend_up",
 		"1 when the health checker considers the backend up, else 0.", []string{"backend"}, nil)

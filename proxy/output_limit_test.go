@@ -18,18 +18,6 @@ import (
 // Generous: the machine is shared and loaded.
 const waitBound = 30 * time.Second
 
-// waitFor polls cond until it holds, failing the test after waitBound.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitBound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", waitBound, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // sessionOf returns the proxy's session of client connection c.
 func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 	t.Helper()
@@ -72,8 +60,8 @@ func heldBound(s *session, valueLen int) int64 {
 	return s.softLimit + int64(s.window)*int64(valueLen+valueOverhead)
 }
 
-// readReplies reads exactly len(want) bytes from c and compares them.
-func readReplies(t *testing.T, c net.Conn, want []byte) {
+// readExactly reads exactly len(want) bytes from c and compares them.
+func readExactly(t *testing.T, c net.Conn, want []byte) {
 	t.Helper()
 	got := make([]byte, 0, len(want))
 	buf := make([]byte, 256<<10)
@@ -137,7 +125,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		t.Fatal("the slow client was disconnected; the window should keep it under the hard limit")
 	}
 	want := []byte(strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n))
-	readReplies(t, slow, want)
+	readExactly(t, slow, want)
 	waitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 
@@ -258,7 +246,7 @@ func TestMultiGetStreams(t *testing.T) {
 		time.Sleep(late)
 	}
 
-	readReplies(t, c, want.Bytes())
+	readExactly(t, c, want.Bytes())
 	if s.cut.Load() {
 		t.Fatal("the streaming client was disconnected")
 	}

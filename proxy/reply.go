@@ -53,7 +53,10 @@ func writeServerError(w *bufio.Writer, err error) {
 
 // renderRetrieval writes the hits and END. A backend that failed
 // contributes misses: a miss is safe, the application falls back to its
-// database.
+// database. A reply that got here answers its command: the backend reader
+// (protocol.ReadReplyTo) refused any VALUE for a key not asked for, out of
+// the order asked, or repeated, so a single command's reply goes out as it
+// came and the merge below can take each sub's values in order.
 func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 	hits, failed := 0, 0
 	if len(r.subs) == 0 {
