@@ -95,7 +95,12 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "mcsoak:", err)
 		return 2
 	}
-	fmt.Printf("wall time %s\n", time.Since(start).Round(time.Second))
+	fmt.Printf("wall time %s", time.Since(start).Round(time.Second))
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		fmt.Printf(", mcsoak max RSS %d MiB", ru.Maxrss/1024) // Linux reports KiB
+	}
+	fmt.Println()
 	if rep.Failed() {
 		return 1
 	}

@@ -102,6 +102,7 @@ type Finding struct {
 	Verdict Verdict
 	Key     string
 	Op      string // the read: get, gets or incr
+	Reason  string // short class, e.g. "resurrection"
 	Sent    int64  // when the read was sent
 	Recv    int64  // when its reply was read
 	Read    string // what came back
@@ -109,8 +110,8 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
-	return fmt.Sprintf("%s %s %q sent %s, answered %s: read %s; %s",
-		f.Verdict, f.Op, f.Key, fmtNanos(f.Sent), fmtNanos(f.Recv), f.Read, f.Why)
+	return fmt.Sprintf("%s (%s): %s %q sent %s, answered %s: read %s; %s",
+		f.Verdict, f.Reason, f.Op, f.Key, fmtNanos(f.Sent), fmtNanos(f.Recv), f.Read, f.Why)
 }
 
 // fmtNanos formats a checker time as seconds since the base.
@@ -140,6 +141,8 @@ type Checker struct {
 	mu       sync.Mutex
 	verdicts [numVerdicts]int64
 	findings [numVerdicts][]Finding
+	reasons  map[string]int64 // stale and bogus reads by "verdict: reason"
+	perSec   map[int64]int64  // stale and bogus reads by second of the run
 }
 
 // NewChecker returns a checker for the given register and counter key
@@ -148,7 +151,8 @@ type Checker struct {
 // valueSize is the size the workload writes register values at.
 func NewChecker(base time.Time, maxReadAge time.Duration, valueSize int, registerKeys, counterKeys []string) *Checker {
 	c := &Checker{base: base, maxReadAge: maxReadAge.Nanoseconds(), valueSize: valueSize,
-		registers: make([]register, len(registerKeys)), counters: make([]counter, len(counterKeys))}
+		registers: make([]register, len(registerKeys)), counters: make([]counter, len(counterKeys)),
+		reasons: map[string]int64{}, perSec: map[int64]int64{}}
 	for i, k := range registerKeys {
 		c.registers[i].key = k
 	}
@@ -175,17 +179,46 @@ func (c *Checker) Findings(v Verdict) []Finding {
 	return append([]Finding(nil), c.findings[v]...)
 }
 
-// note counts a verdict and keeps its finding if it is among the first.
-func (c *Checker) note(v Verdict, f func() Finding) Verdict {
+// note counts a verdict. A stale or bogus one is also counted by reason and
+// by the second of its answer at, and its finding (built by f) kept if it is
+// among the first.
+func (c *Checker) note(v Verdict, reason string, at int64, f func() Finding) Verdict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.verdicts[v]++
-	if (v == VerdictStale || v == VerdictBogus) && len(c.findings[v]) < maxFindings {
+	if v != VerdictStale && v != VerdictBogus {
+		return v
+	}
+	c.reasons[v.String()+": "+reason]++
+	c.perSec[at/1e9]++
+	if len(c.findings[v]) < maxFindings {
 		fd := f()
 		fd.Verdict = v
 		c.findings[v] = append(c.findings[v], fd)
 	}
 	return v
+}
+
+// Reasons returns the stale and bogus reads by "verdict: reason".
+func (c *Checker) Reasons() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[string]int64, len(c.reasons))
+	for k, n := range c.reasons {
+		m[k] = n
+	}
+	return m
+}
+
+// PerSecond returns the stale and bogus reads by second of the run.
+func (c *Checker) PerSecond() map[int64]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := make(map[int64]int64, len(c.perSec))
+	for k, n := range c.perSec {
+		m[k] = n
+	}
+	return m
 }
 
 // witness is the acknowledged write with the latest sent time of a key:
@@ -204,8 +237,12 @@ func (w witness) String() string {
 	if !w.valid {
 		return "nothing acknowledged"
 	}
-	return fmt.Sprintf("%s version %d by conn %d, sent %s, acknowledged %s %s",
-		w.kind, w.ver, w.writer, fmtNanos(w.sent), w.result, fmtNanos(w.ack))
+	unit := "version"
+	if w.kind == KindAdd || w.kind == KindIncr {
+		unit = "epoch"
+	}
+	return fmt.Sprintf("%s %s %d by conn %d, sent %s, acknowledged %s %s",
+		w.kind, unit, w.ver, w.writer, fmtNanos(w.sent), w.result, fmtNanos(w.ack))
 }
 
 // settledBy returns the time before which a witness must have been
@@ -224,7 +261,7 @@ func (w witness) later(sent int64) bool { return !w.valid || sent > w.sent }
 // Bogus counts a read whose reply could not come from any write of the key
 // it was for, such as a VALUE for a key the command did not ask for.
 func (c *Checker) Bogus(f Finding) {
-	c.note(VerdictBogus, func() Finding { return f })
+	c.note(VerdictBogus, f.Reason, f.Recv, func() Finding { return f })
 }
 
 // fmtDur formats nanoseconds as a duration.

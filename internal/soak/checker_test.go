@@ -122,7 +122,7 @@ func TestRegisterResurrectionAfterDelete(t *testing.T) {
 		after := c.BeginRead(0)
 		want(t, result+": miss after delete", c.EndRead(0, "get", after, 0, 0, false, 0, nil), VerdictMiss)
 		want(t, result+": value back after an acked delete", read(c, after, 1, v1), VerdictStale)
-		if f := c.Findings(VerdictStale); len(f) != 1 || !strings.HasPrefix(f[0].Why, "resurrection") {
+		if f := c.Findings(VerdictStale); len(f) != 1 || f[0].Reason != "resurrection" {
 			t.Errorf("%s: finding %+v, want a resurrection", result, f)
 		}
 		// A set in flight after the delete may be seen; the old value not.

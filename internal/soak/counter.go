@@ -108,12 +108,12 @@ func (c *Checker) BeginCounterRead(k int) CounterSnap {
 // becomes a lower bound for later reads.
 func (c *Checker) EndIncr(k int, writer int, snap CounterSnap, sent, ack int64, found bool, v uint64) Verdict {
 	if !found {
-		return c.note(VerdictMiss, nil)
+		return c.note(VerdictMiss, "", 0, nil)
 	}
 	ct := &c.counters[k]
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	verdict, fd := ct.classify("incr", snap, sent, ack, v, true)
+	verdict, reason, why := ct.classify("incr", snap, v, true)
 	if verdict == VerdictOK {
 		epoch, count := splitCounter(v)
 		ct.seq++
@@ -132,51 +132,70 @@ func (c *Checker) EndIncr(k int, writer int, snap CounterSnap, sent, ack int64, 
 			ct.last = witness{valid: true, kind: KindIncr, ver: epoch, writer: writer, sent: sent, ack: ack,
 				result: strconv.FormatUint(v, 10)}
 		}
+		return c.note(verdict, "", 0, nil)
 	}
-	return c.note(verdict, func() Finding { return fd })
+	return c.note(verdict, reason, ack, counterFinding(ct.key, "incr", sent, ack, v, reason, why()))
 }
 
 // EndCounterRead classifies a get or gets of counter k.
 func (c *Checker) EndCounterRead(k int, op string, snap CounterSnap, sent, recv int64, found bool, data []byte) Verdict {
 	if !found {
-		return c.note(VerdictMiss, nil)
+		return c.note(VerdictMiss, "", 0, nil)
 	}
 	ct := &c.counters[k]
 	v, ok := parseCounter(data)
 	if !ok {
-		return c.note(VerdictBogus, func() Finding {
-			return Finding{Key: ct.key, Op: op, Sent: sent, Recv: recv, Read: fmt.Sprintf("%.60q", data), Why: "not a counter value"}
+		return c.note(VerdictBogus, "not a counter value", recv, func() Finding {
+			return Finding{Key: ct.key, Op: op, Sent: sent, Recv: recv, Reason: "not a counter value",
+				Read: fmt.Sprintf("%.60q", data), Why: "not a decimal number"}
 		})
 	}
 	ct.mu.Lock()
-	verdict, fd := ct.classify(op, snap, sent, recv, v, false)
+	verdict, reason, why := ct.classify(op, snap, v, false)
+	if verdict == VerdictOK {
+		ct.mu.Unlock()
+		return c.note(verdict, "", 0, nil)
+	}
+	text := why()
 	ct.mu.Unlock()
-	return c.note(verdict, func() Finding { return fd })
+	return c.note(verdict, reason, recv, counterFinding(ct.key, op, sent, recv, v, reason, text))
+}
+
+func counterFinding(key, op string, sent, recv int64, v uint64, reason, why string) func() Finding {
+	return func() Finding {
+		epoch, count := splitCounter(v)
+		return Finding{Key: key, Op: op, Sent: sent, Recv: recv, Reason: reason,
+			Read: fmt.Sprintf("%d (epoch %d, count %d)", v, epoch, count), Why: why}
+	}
 }
 
 // classify judges the value v seen by op against snap. For an incr (isIncr)
-// the state it was applied to, v-1, is what must not be stale. ct.mu must
-// be held.
-func (ct *counter) classify(op string, snap CounterSnap, sent, recv int64, v uint64, isIncr bool) (Verdict, Finding) {
+// the state it was applied to, v-1, is what must not be stale. It returns
+// the verdict and, unless it is ok, a short reason and the explanation
+// (to be called with ct.mu held). ct.mu must be held.
+func (ct *counter) classify(op string, snap CounterSnap, v uint64, isIncr bool) (Verdict, string, func() string) {
 	epoch, count := splitCounter(v)
-	fd := Finding{Key: ct.key, Op: op, Sent: sent, Recv: recv, Read: fmt.Sprintf("%d (epoch %d, count %d)", v, epoch, count)}
-	bogus := func(why string) (Verdict, Finding) { fd.Why = why; return VerdictBogus, fd }
 	switch {
 	case epoch == 0 || epoch > uint64(len(ct.epochs)):
-		return bogus("that epoch was never sent by an add")
+		return VerdictBogus, "counter epoch never sent", func() string { return "that epoch was never sent by an add" }
 	case count > ct.incrs:
-		return bogus(fmt.Sprintf("count above the %d incrs sent to the key", ct.incrs))
+		return VerdictBogus, "count above incrs sent", func() string {
+			return fmt.Sprintf("count above the %d incrs sent to the key", ct.incrs)
+		}
 	case isIncr && count == 0:
-		return bogus("an incr cannot answer a count of 0")
+		return VerdictBogus, "incr answered count 0", func() string { return "an incr cannot answer a count of 0" }
 	}
 	e := &ct.epochs[epoch-1]
 	if e.out == Rejected {
-		return bogus(fmt.Sprintf("the add of that epoch was refused (%s %s)", e.result, fmtNanos(e.ack)))
+		return VerdictBogus, "refused add", func() string {
+			return fmt.Sprintf("the add of that epoch was refused (%s %s)", e.result, fmtNanos(e.ack))
+		}
 	}
 	if e.out == Applied && snap.last.valid && snap.last.ver != epoch && e.ack < snap.last.sent {
-		fd.Why = fmt.Sprintf("the add of epoch %d was acknowledged %s %s, then the %s showed epoch %d, sent after it and acknowledged before this %s",
-			epoch, e.result, fmtNanos(e.ack), snap.last, snap.last.ver, op)
-		return VerdictStale, fd
+		return VerdictStale, "old counter epoch", func() string {
+			return fmt.Sprintf("the add of epoch %d was acknowledged %s %s, then the %s showed epoch %d, sent after it and acknowledged before this %s",
+				epoch, e.result, fmtNanos(e.ack), snap.last, snap.last.ver, op)
+		}
 	}
 	// The highest count of this epoch acknowledged before the snapshot.
 	i := sort.Search(len(e.counts), func(i int) bool { return e.counts[i].seq > snap.seq })
@@ -187,9 +206,10 @@ func (ct *counter) classify(op string, snap CounterSnap, sent, recv int64, v uin
 			seen = count - 1
 		}
 		if seen < floor {
-			fd.Why = fmt.Sprintf("counter went backwards: an incr had answered count %d in this epoch before this %s was sent", floor, op)
-			return VerdictStale, fd
+			return VerdictStale, "counter below an acked incr", func() string {
+				return fmt.Sprintf("counter went backwards: an incr had answered count %d in this epoch before this %s was sent", floor, op)
+			}
 		}
 	}
-	return VerdictOK, fd
+	return VerdictOK, "", nil
 }

@@ -142,21 +142,29 @@ func (c *Checker) BeginRead(k int) RegisterSnap {
 // else the value with its flags.
 func (c *Checker) EndRead(k int, op string, snap RegisterSnap, sent, recv int64, found bool, flags uint32, data []byte) Verdict {
 	if !found {
-		return c.note(VerdictMiss, nil)
+		return c.note(VerdictMiss, "", 0, nil)
 	}
 	r := &c.registers[k]
-	finding := func(read, why string) func() Finding {
-		return func() Finding {
-			return Finding{Key: r.key, Op: op, Sent: sent, Recv: recv, Read: read, Why: why}
-		}
-	}
 	writer, ver, ok := parseRegisterValue(r.key, data, c.valueSize)
-	if !ok {
-		return c.note(VerdictBogus, finding(fmt.Sprintf("%.60q (flags %d)", data, flags), "not a value written for this key"))
+	// bad notes a stale or bogus read; the text is built only for the
+	// findings kept.
+	bad := func(v Verdict, reason string, why func() string) Verdict {
+		return c.note(v, reason, recv, func() Finding {
+			read := fmt.Sprintf("version %d by conn %d", ver, writer)
+			if !ok {
+				read = fmt.Sprintf("%.60q (flags %d)", data, flags)
+			}
+			return Finding{Key: r.key, Op: op, Sent: sent, Recv: recv, Reason: reason, Read: read, Why: why()}
+		})
 	}
-	read := fmt.Sprintf("version %d by conn %d", ver, writer)
+	text := func(s string) func() string { return func() string { return s } }
+	if !ok {
+		return bad(VerdictBogus, "not a value of this key", text("not a value written for this key at this size"))
+	}
 	if uint32(writer) != flags {
-		return c.note(VerdictBogus, finding(read, fmt.Sprintf("flags %d, but the writer sets its id %d as flags", flags, writer)))
+		return bad(VerdictBogus, "wrong flags", func() string {
+			return fmt.Sprintf("flags %d, but the writer sets its id %d as flags", flags, writer)
+		})
 	}
 	r.mu.Lock()
 	var w write
@@ -169,38 +177,48 @@ func (c *Checker) EndRead(k int, op string, snap RegisterSnap, sent, recv int64,
 	case known:
 		w = r.writes[ver-r.folded-1]
 	}
+	settled := r.settled
 	r.mu.Unlock()
 	if folded {
 		switch fc {
 		case foldStale:
-			return c.note(VerdictStale, finding(read, fmt.Sprintf(
-				"its write was acknowledged, then superseded by a write acknowledged more than %s before this read (details folded)",
-				fmtDur(c.maxReadAge))))
+			reason := "older value"
+			if settled.kind == KindDelete {
+				reason = "resurrection"
+			}
+			return bad(VerdictStale, reason, func() string {
+				return fmt.Sprintf("its write was acknowledged (time folded) before the %s, which was acknowledged more than %s before this read was sent",
+					settled, fmtDur(c.maxReadAge))
+			})
 		case foldRefused:
-			return c.note(VerdictBogus, finding(read, "its write was refused (details folded)"))
+			return bad(VerdictBogus, "refused write", text("its write was refused (details folded)"))
 		case foldDelete:
-			return c.note(VerdictBogus, finding(read, "that version is a delete, not a value"))
+			return bad(VerdictBogus, "a delete's version", text("that version is a delete, not a value"))
 		}
-		return c.note(VerdictOK, nil) // its write failed: possibly written
+		return c.note(VerdictOK, "", 0, nil) // its write failed: possibly written
 	}
 	switch {
 	case !known:
-		return c.note(VerdictBogus, finding(read, "that version was never sent"))
+		return bad(VerdictBogus, "version never sent", text("that version was never sent"))
 	case int(w.writer) != writer:
-		return c.note(VerdictBogus, finding(read, fmt.Sprintf("version %d was sent by conn %d", ver, w.writer)))
+		return bad(VerdictBogus, "wrong writer", func() string { return fmt.Sprintf("version %d was sent by conn %d", ver, w.writer) })
 	case w.kind == KindDelete:
-		return c.note(VerdictBogus, finding(read, "that version is a delete, not a value"))
+		return bad(VerdictBogus, "a delete's version", text("that version is a delete, not a value"))
 	case w.out == Rejected:
-		return c.note(VerdictBogus, finding(read, fmt.Sprintf("its %s was refused (%s %s)", w.kind, w.result, fmtNanos(w.ack))))
+		return bad(VerdictBogus, "refused write", func() string {
+			return fmt.Sprintf("its %s was refused (%s %s)", w.kind, w.result, fmtNanos(w.ack))
+		})
 	case w.out == Applied && snap.last.valid && w.ack < snap.last.sent:
-		why := fmt.Sprintf("its %s was acknowledged %s %s; then the %s: sent after that ack, acknowledged before this read was sent",
-			w.kind, w.result, fmtNanos(w.ack), snap.last)
+		reason := "older value"
 		if snap.last.kind == KindDelete {
-			why = "resurrection: " + why
+			reason = "resurrection"
 		}
-		return c.note(VerdictStale, finding(read, why))
+		return bad(VerdictStale, reason, func() string {
+			return fmt.Sprintf("its %s was acknowledged %s %s; then the %s: sent after that ack, acknowledged before this read was sent",
+				w.kind, w.result, fmtNanos(w.ack), snap.last)
+		})
 	}
 	// In flight when read, failed (possibly written), or applied and not
 	// superseded by anything acknowledged before the read was sent.
-	return c.note(VerdictOK, nil)
+	return c.note(VerdictOK, "", 0, nil)
 }

@@ -8,6 +8,9 @@ import (
 	"text/tabwriter"
 )
 
+// maxSecondsShown bounds the per-second breakdown of stale and bogus reads.
+const maxSecondsShown = 60
+
 // Report is what one run found.
 type Report struct {
 	Config   Config
@@ -26,6 +29,8 @@ type Report struct {
 	Unknown   int64 // writes with no answer: possibly applied
 
 	Verdicts map[string]int64
+	Reasons  map[string]int64 // stale and bogus reads by "verdict: reason"
+	PerSec   map[int64]int64  // stale and bogus reads by second of the run
 	Stale    []Finding
 	Bogus    []Finding
 
@@ -87,6 +92,7 @@ func (r *Report) fill(chk *Checker, cn *counts, mon *monitor, chaos []Event) {
 		r.Verdicts[k.String()] = v[k]
 	}
 	r.Stale, r.Bogus = chk.Findings(VerdictStale), chk.Findings(VerdictBogus)
+	r.Reasons, r.PerSec = chk.Reasons(), chk.PerSecond()
 	events, pv := mon.view()
 	r.Proxy = pv
 	r.Timeline = append(events, chaos...)
@@ -135,6 +141,33 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t\n", k, r.Verdicts[k.String()])
 	}
 	tw.Flush()
+	reasons := make([]string, 0, len(r.Reasons))
+	for k := range r.Reasons {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(&b, "  %s: %d\n", k, r.Reasons[k])
+	}
+	if len(r.PerSec) > 0 {
+		secs := make([]int64, 0, len(r.PerSec))
+		for s := range r.PerSec {
+			secs = append(secs, s)
+		}
+		sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+		b.WriteString("  stale+bogus by second of the run:")
+		for i, s := range secs {
+			if i == maxSecondsShown {
+				fmt.Fprintf(&b, " ... (%d more seconds)", len(secs)-i)
+				break
+			}
+			if i%10 == 0 {
+				b.WriteString("\n   ")
+			}
+			fmt.Fprintf(&b, " %ds:%d", s, r.PerSec[s])
+		}
+		b.WriteString("\n")
+	}
 	for _, fs := range [][]Finding{r.Stale, r.Bogus} {
 		for i, f := range fs {
 			fmt.Fprintf(&b, "  %d. %s\n", i+1, f)

@@ -432,7 +432,7 @@ func (w *worker) readValues(p *pending, sent int64) (err error) {
 			j++
 		}
 		if j == len(p.reads) {
-			w.chk.Bogus(Finding{Key: string(w.v.Key), Op: cmdNames[p.kind], Sent: sent, Recv: recv,
+			w.chk.Bogus(Finding{Key: string(w.v.Key), Op: cmdNames[p.kind], Sent: sent, Recv: recv, Reason: "key not requested",
 				Read: fmt.Sprintf("%.60q", w.v.Data), Why: "VALUE for a key not requested, or out of request order"})
 			return fmt.Errorf("%w: VALUE for key %q not requested (or out of order)", errDesync, w.v.Key)
 		}
