@@ -15,10 +15,12 @@ DOC      ?=
 BENCH    ?= .
 # Extra flags for mcproxy under `make run`, e.g. make run RUN_ARGS='-log-level debug'.
 RUN_ARGS ?=
+# Flags for cmd/mcsoak under `make soak`, e.g. make soak SOAK_ARGS='-duration 10m'.
+SOAK_ARGS ?=
 
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test fuzz bench compare docker clean
+.PHONY: help deps build run test fuzz bench compare soak docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +60,10 @@ bench: ## run all benchmarks with allocation counts (BENCH=regexp to narrow)
 
 compare: build ## memcached, twemproxy and mcproxy side by side (scripts/compare.sh); DOC=docs/benchmarks.md writes the page
 	MCPROXY=$(BIN) DOC='$(DOC)' bash scripts/compare.sh
+
+soak: build ## build, then soak bin/mcproxy for ~3 min under backend kills and freezes (SOAK_ARGS); fails on a stale read
+	$(GO) build -o bin/mcsoak ./cmd/mcsoak
+	bin/mcsoak -mcproxy $(BIN) $(SOAK_ARGS)
 
 docker: ## build the container image (docker build -t mcproxy .)
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .

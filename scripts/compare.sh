@@ -108,7 +108,7 @@ used_ports=" "
 free_port() {
 	local port
 	while :; do
-		port=$((20000 + RANDOM % 40000))
+		port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768+), so no client socket holds it
 		[[ $used_ports == *" $port "* ]] && continue
 		port_open "$port" && continue
 		used_ports+="$port "

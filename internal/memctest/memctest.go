@@ -48,22 +48,12 @@ func Binary() (string, error) {
 // with t.Cleanup. It fails the test if memcached cannot be started.
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
-		if err != nil {
-			t.Fatalf("memctest: %v", err)
-		}
-		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, args: extraArgs}
-		if err := s.start(); err != nil {
-			lastErr = err
-			continue // most likely another process took the port first
-		}
-		t.Cleanup(s.Kill)
-		return s
+	s, err := Launch(extraArgs...)
+	if err != nil {
+		t.Fatalf("memctest: %v", err)
 	}
-	t.Fatalf("memctest: start memcached: %v", lastErr)
-	return nil
+	t.Cleanup(s.Kill)
+	return s
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -185,13 +175,7 @@ func (s *Server) signal(sig syscall.Signal) error {
 // gone, as after a real crash.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.Kill()
-	var err error
-	for i := 0; i < 50; i++ { // the port can linger briefly after a kill
-		if err = s.start(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := s.Relaunch(); err != nil {
+		t.Fatalf("memctest: %v", err)
 	}
-	t.Fatalf("memctest: restart memcached on %s: %v", s.Addr, err)
 }

@@ -1,0 +1,108 @@
+// Command mcsoak soaks mcproxy: real memcached backends and the real
+// mcproxy binary on loopback, pipelined traffic on many connections for a
+// few minutes while backends are killed, restarted, frozen and thawed, and
+// every read checked against the writes the clients were told about. It
+// exits 1 if any read was stale or bogus, 2 if the run could not be done.
+//
+//	make soak SOAK_ARGS='-duration 5m -conns 32'
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mcproxy/mcproxy/internal/soak"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func run(args []string) int {
+	cfg := soak.DefaultConfig()
+	fs := flag.NewFlagSet("mcsoak", flag.ContinueOnError)
+	fs.StringVar(&cfg.Mcproxy, "mcproxy", cfg.Mcproxy, "mcproxy binary (make build)")
+	fs.IntVar(&cfg.Backends, "backends", cfg.Backends, "memcached processes")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the load")
+	w := &cfg.Workload
+	fs.IntVar(&w.Conns, "conns", w.Conns, "client connections")
+	fs.IntVar(&w.Pipeline, "pipeline", w.Pipeline, "commands per write")
+	fs.IntVar(&w.MultiGet, "multiget", w.MultiGet, "most keys in one get or gets")
+	fs.IntVar(&w.RegisterKeys, "keys", w.RegisterKeys, "keys written by set, cas and delete")
+	fs.IntVar(&w.CounterKeys, "counters", w.CounterKeys, "counter keys (add and incr)")
+	fs.IntVar(&w.ValueSize, "value-size", w.ValueSize, "bytes per value")
+	fs.DurationVar(&w.ReplyTimeout, "reply-timeout", w.ReplyTimeout, "bound on the replies of one batch")
+	ch := &cfg.Chaos
+	fs.IntVar(&ch.KillBackend, "kill", ch.KillBackend, "index of the backend to SIGKILL and restart (-1: none)")
+	fs.IntVar(&ch.FreezeBackend, "freeze", ch.FreezeBackend, "index of the backend to SIGSTOP and SIGCONT (-1: none)")
+	fs.DurationVar(&ch.Start, "chaos-start", ch.Start, "time of the first kill")
+	fs.DurationVar(&ch.Period, "chaos-period", ch.Period, "time between kills (a freeze half way between)")
+	fs.DurationVar(&ch.KillDown, "kill-down", ch.KillDown, "time a killed backend stays dead")
+	fs.DurationVar(&ch.FreezeFor, "freeze-for", ch.FreezeFor, "time a frozen backend stays frozen")
+	fs.DurationVar(&ch.QuietTail, "quiet-tail", ch.QuietTail, "no failure starts in this last part of the run")
+	pc := &cfg.Proxy
+	fs.DurationVar(&pc.HealthInterval, "health-interval", pc.HealthInterval, "proxy health.interval")
+	fs.DurationVar(&pc.HealthTimeout, "health-timeout", pc.HealthTimeout, "proxy health.timeout")
+	fs.IntVar(&pc.FailureLimit, "failure-limit", pc.FailureLimit, "proxy health.failure_limit")
+	fs.IntVar(&pc.SuccessLimit, "success-limit", pc.SuccessLimit, "proxy health.success_limit")
+	fs.BoolVar(&pc.FlushOnReadd, "flush-on-readd", pc.FlushOnReadd, "proxy health.flush_on_readd")
+	fs.DurationVar(&pc.BackendTimeout, "backend-timeout", pc.BackendTimeout, "proxy backend.timeout")
+	fs.DurationVar(&pc.ConnectTimeout, "connect-timeout", pc.ConnectTimeout, "proxy backend.connect_timeout")
+	failoverTTL := fs.Duration("failover-ttl", 0, "proxy failover.ttl; 0 leaves the key out (for a proxy without it)")
+	var extra stringList
+	fs.Var(&extra, "set", "further proxy config key, section.key=value (repeatable), e.g. -set health.max_ejected=1")
+	fs.DurationVar(&cfg.PollInterval, "poll", cfg.PollInterval, "interval of the stats backends poll")
+	fs.DurationVar(&cfg.SettleWait, "settle", cfg.SettleWait, "after the load, wait up to this for every backend to be back in the ring")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed of the workload")
+	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the temp dir with the proxy's config and log")
+	quiet := fs.Bool("q", false, "no progress lines")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "mcsoak: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *failoverTTL > 0 {
+		pc.Extra = append(pc.Extra, "failover.ttl="+failoverTTL.String())
+	}
+	pc.Extra = append(pc.Extra, extra...)
+	if !*quiet {
+		cfg.Progress = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "mcsoak: "+format+"\n", a...) }
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	rep, err := soak.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcsoak:", err)
+		return 2
+	}
+	if err := rep.WriteText(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "mcsoak:", err)
+		return 2
+	}
+	fmt.Printf("wall time %s", time.Since(start).Round(time.Second))
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		fmt.Printf(", mcsoak max RSS %d MiB", ru.Maxrss/1024) // Linux reports KiB
+	}
+	fmt.Println()
+	if rep.Failed() {
+		return 1
+	}
+	return 0
+}
