@@ -116,7 +116,9 @@ func TestShutdownGraceBoundsStuckDrain(t *testing.T) {
 	const backendTimeout = time.Minute
 	tp := startProxy(t, 1, func(o *Options) { o.Timeout = backendTimeout; o.HealthDisabled = true })
 	c := dial(t, tp.addr)
-	roundTrip(t, c, "version\r\n", "\r\n")
+	// A get, not a version: the backend connection must be up before the
+	// freeze, or its dial check times out and the stuck get fails fast.
+	roundTrip(t, c, "get warm\r\n", "END\r\n")
 	if err := tp.backends[0].Freeze(); err != nil {
 		t.Fatal(err)
 	}
