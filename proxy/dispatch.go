@@ -257,24 +257,31 @@ func (s *session) sendTo(b *backend, r *request) {
 
 // dispatchToAll sends the same command to every live backend (flush_all).
 func (s *session) dispatchToAll(req *protocol.Request, cmd []byte) {
-	t := s.p.table.Load()
 	parent := newRequest(s, req.Op)
 	parent.noreply = req.NoReply
-	if len(t.members) == 0 {
-		parent.err = errNoBackends
-		s.enqueue(parent)
-		parent.finish()
-		return
-	}
+	s.sendToEveryBackend(parent, cmd, errNoBackends)
+}
+
+// sendToEveryBackend queues parent for the client and sends cmd to every
+// live backend, one sub-request each (flush_all, stats and its backend
+// groups). parent finishes when the last sub-request does, or at once when
+// no backend is live, with noLive as its error if that is not nil.
+func (s *session) sendToEveryBackend(parent *request, cmd []byte, noLive error) {
+	t := s.p.table.Load()
 	for _, b := range t.members {
-		sub := newRequest(s, req.Op)
+		sub := newRequest(s, parent.op)
 		sub.parent = parent
 		sub.backend = b
 		sub.out = append(sub.out, cmd...)
 		parent.subs = append(parent.subs, sub)
 	}
-	parent.pending.Store(int32(len(parent.subs)))
 	s.enqueue(parent)
+	if len(parent.subs) == 0 {
+		parent.err = noLive
+		parent.finish()
+		return
+	}
+	parent.pending.Store(int32(len(parent.subs)))
 	for _, sub := range parent.subs {
 		s.sendTo(sub.backend, sub)
 	}
@@ -293,24 +300,7 @@ func (s *session) dispatchStats(req *protocol.Request) {
 	}
 	switch sub {
 	case "":
-		t := s.p.table.Load()
-		parent := newRequest(s, protocol.OpStats)
-		for _, b := range t.members {
-			r := newRequest(s, protocol.OpStats)
-			r.parent = parent
-			r.backend = b
-			r.out = append(r.out, "stats\r\n"...)
-			parent.subs = append(parent.subs, r)
-		}
-		s.enqueue(parent)
-		if len(parent.subs) == 0 {
-			parent.finish()
-			return
-		}
-		parent.pending.Store(int32(len(parent.subs)))
-		for _, r := range parent.subs {
-			s.sendTo(r.backend, r)
-		}
+		s.sendToEveryBackend(newRequest(s, protocol.OpStats), statsCommand, nil)
 	case "backends":
 		s.enqueueLocalBytes(s.p.appendBackendStats(nil))
 	case "settings":

@@ -14,6 +14,9 @@ var timeNow = time.Now
 var (
 	endLine = []byte("END\r\n")
 	okLine  = []byte("OK\r\n")
+	// statsCommand asks a backend for its general stats, which plain
+	// "stats" adds up.
+	statsCommand = []byte("stats\r\n")
 )
 
 // render writes the reply the client is owed for r, exactly as memcached

@@ -33,25 +33,9 @@ var backendStatsGroups = map[string]bool{"items": true, "slabs": true, "sizes": 
 // dispatchBackendStats sends "stats <group>" to every live backend; the
 // parent's out holds the command, which tells render to merge the replies.
 func (s *session) dispatchBackendStats(group string) {
-	t := s.p.table.Load()
 	parent := newRequest(s, protocol.OpStats)
 	parent.out = append(append(append(parent.out, "stats "...), group...), "\r\n"...)
-	for _, b := range t.members {
-		r := newRequest(s, protocol.OpStats)
-		r.parent = parent
-		r.backend = b
-		r.out = append(r.out, parent.out...)
-		parent.subs = append(parent.subs, r)
-	}
-	s.enqueue(parent)
-	if len(parent.subs) == 0 {
-		parent.finish()
-		return
-	}
-	parent.pending.Store(int32(len(parent.subs)))
-	for _, r := range parent.subs {
-		s.sendTo(r.backend, r)
-	}
+	s.sendToEveryBackend(parent, parent.out, nil)
 }
 
 // appendStatsReply renders a finished stats request: the proxy's own
