@@ -29,3 +29,10 @@ var ErrLineTooLong = &ReplyError{Line: "CLIENT_ERROR line too long"}
 // ErrBadReply is wrapped by ReplyReader errors for a backend reply that does
 // not follow the protocol; the backend connection must be closed.
 var ErrBadReply = errors.New("malformed backend reply")
+
+// ErrWouldBlock is what the stream under a RequestReader or ReplyReader
+// returns from Read when it has no more bytes for now (a non-blocking
+// socket). The readers pass it on having consumed nothing they cannot
+// resume from: call again, with the same arguments, once more bytes can be
+// read.
+var ErrWouldBlock = errors.New("protocol: no bytes available yet")

@@ -144,6 +144,9 @@ func (rr *RequestReader) checkStart() error {
 func (rr *RequestReader) binaryStart() error {
 	for rr.w-rr.r < binaryHeaderLen {
 		if err := rr.fill(binaryHeaderLen); err != nil {
+			if err == ErrWouldBlock {
+				return err // the header may yet arrive
+			}
 			return &ForeignError{Kind: ForeignBinary}
 		}
 	}

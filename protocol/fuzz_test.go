@@ -38,8 +38,12 @@ func FuzzRequestReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		whole := requestTranscript(t, in, bytes.NewReader(in))
 		split := requestTranscript(t, in, oneByteReader{bytes.NewReader(in)})
+		stutter := requestTranscript(t, in, newStutterReader(bytes.NewReader(in)))
 		if a, b := strings.Join(whole, "\n"), strings.Join(split, "\n"); a != b {
 			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		if a, b := strings.Join(whole, "\n"), strings.Join(stutter, "\n"); a != b {
+			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
 		}
 		checkRecovery(t, in)
 	})
@@ -68,7 +72,7 @@ func requestTranscript(t *testing.T, in []byte, rd io.Reader) []string {
 	var out []string
 	for i := 0; i < 10000; i++ {
 		start := cr.n - rr.Buffered()
-		err := rr.Next(&req)
+		err := retry(func() error { return rr.Next(&req) })
 		if len(rr.buf) > MaxRetrievalLineLength+2 {
 			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
 		}
@@ -431,9 +435,13 @@ func FuzzReplyReader(f *testing.F) {
 		const maxValue = 1024
 		got := replyTranscript(t, k, bytes.NewReader(in), maxValue)
 		split := replyTranscript(t, k, oneByteReader{bytes.NewReader(in)}, maxValue)
+		stutter := replyTranscript(t, k, newStutterReader(bytes.NewReader(in)), maxValue)
 		want := refReplyTranscript(k, in, maxValue)
 		if a, b := strings.Join(got, "\n"), strings.Join(split, "\n"); a != b {
 			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		if a, b := strings.Join(got, "\n"), strings.Join(stutter, "\n"); a != b {
+			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
 		}
 		if a, b := strings.Join(got, "\n"), strings.Join(want, "\n"); a != b {
 			t.Fatalf("kind %d: reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", k, a, b)
@@ -449,7 +457,7 @@ func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int) []st
 	var r Reply
 	var out []string
 	for i := 0; i < 10000; i++ {
-		err := rr.ReadReply(k, &r)
+		err := retry(func() error { return rr.ReadReply(k, &r) })
 		if len(rr.buf) > maxReplyLine {
 			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
 		}

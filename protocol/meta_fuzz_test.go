@@ -27,8 +27,12 @@ func FuzzMetaRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		whole := requestTranscript(t, in, bytes.NewReader(in))
 		split := requestTranscript(t, in, oneByteReader{bytes.NewReader(in)})
+		stutter := requestTranscript(t, in, newStutterReader(bytes.NewReader(in)))
 		if a, b := strings.Join(whole, "\n"), strings.Join(split, "\n"); a != b {
 			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		if a, b := strings.Join(whole, "\n"), strings.Join(stutter, "\n"); a != b {
+			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
 		}
 		checkRecovery(t, in)
 	})
@@ -188,9 +192,13 @@ func FuzzMetaReply(f *testing.F) {
 		const maxValue = 1024
 		got := metaReplyTranscript(t, bytes.NewReader(in), maxValue)
 		split := metaReplyTranscript(t, oneByteReader{bytes.NewReader(in)}, maxValue)
+		stutter := metaReplyTranscript(t, newStutterReader(bytes.NewReader(in)), maxValue)
 		want := refMetaReplyTranscript(in, maxValue)
 		if a, b := strings.Join(got, "\n"), strings.Join(split, "\n"); a != b {
 			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
+		}
+		if a, b := strings.Join(got, "\n"), strings.Join(stutter, "\n"); a != b {
+			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
 		}
 		if a, b := strings.Join(got, "\n"), strings.Join(want, "\n"); a != b {
 			t.Fatalf("reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", a, b)
@@ -206,7 +214,7 @@ func metaReplyTranscript(t *testing.T, rd io.Reader, maxValue int) []string {
 	var r Reply
 	var out []string
 	for i := 0; i < 10000; i++ {
-		err := rr.ReadReply(ReplyMeta, &r)
+		err := retry(func() error { return rr.ReadReply(ReplyMeta, &r) })
 		if len(rr.buf) > maxReplyLine {
 			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
 		}

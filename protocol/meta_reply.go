@@ -98,7 +98,7 @@ func (rr *ReplyReader) readMeta(out *Reply) error {
 	body := line[:len(line)-2]
 	if isErrorLine(body) {
 		out.IsError = true
-		out.Raw = append(out.Raw, line...)
+		out.keep(line)
 		return nil
 	}
 	if len(line) > maxMetaReplyLine {
@@ -108,11 +108,15 @@ func (rr *ReplyReader) readMeta(out *Reply) error {
 	if err := parseMetaHeader(body, rr.maxValue, m); err != nil {
 		return err
 	}
-	out.Raw = append(out.Raw, line...)
-	m.Flags.line = out.Raw[:len(body)]
-	m.HeaderEnd = len(out.Raw)
+	// The header is kept (and charged) like any reply line; once the
+	// budget has refused, the reply is parsed to its end and dropped.
+	out.keep(line)
+	if !out.Dropped {
+		m.Flags.line = out.Raw[:len(body)]
+		m.HeaderEnd = len(out.Raw)
+	}
 	if m.Code == MetaVA {
-		return rr.readBlock(out, m.Size)
+		return rr.startMetaBlock(out, m.Size)
 	}
 	return nil
 }

@@ -126,11 +126,32 @@ func (out *Reply) reserve(n int) bool {
 }
 
 // ReplyReader parses replies from a backend connection.
+//
+// It reads from a blocking stream or from a non-blocking one: when the
+// stream's Read returns ErrWouldBlock, ReadReply and ReadReplyTo return it
+// with the reply partly read into out and the reader's place in it kept, and
+// the caller calls again with the same out once more bytes have arrived.
 type ReplyReader struct {
 	rd       io.Reader
 	buf      []byte
 	r, w     int
 	maxValue int
+	part     replyPart // where a reply cut short by ErrWouldBlock stands
+}
+
+// replyPart is the state of a reply being read across calls.
+type replyPart struct {
+	active bool // a reply is under way: out holds its beginning
+	first  bool // no line of it has been read yet
+	ask    asked
+	hasAsk bool
+	// block counts the bytes of a data block (its CRLF included) still to
+	// come; 0 between lines. n is the block's announced length, for errors.
+	block, n int
+	skipping bool    // the block is thrown away (the budget refused it)
+	tail     [2]byte // the last two bytes of a skipped block so far
+	value    Value   // the VALUE whose block is being read
+	meta     bool    // the block is a meta VA's: the reply ends with it
 }
 
 // NewReplyReader returns a reader of backend replies from rd that accepts
@@ -149,17 +170,26 @@ func (rr *ReplyReader) Buffered() int { return rr.w - rr.r }
 // they are valid until the next call.
 func (rr *ReplyReader) Pending() []byte { return rr.buf[rr.r:rr.w] }
 
-// Fill blocks until at least one more byte is buffered; a reader uses it to
-// notice a closed connection while no reply is expected.
+// InReply reports whether a reply is partly read: a call cut short by
+// ErrWouldBlock left it to be finished by the next one.
+func (rr *ReplyReader) InReply() bool { return rr.part.active }
+
+// Fill reads at least one more byte into the buffer (it blocks on a
+// blocking stream); a reader uses it to notice a closed connection, or
+// bytes nobody asked for, while no reply is expected.
 func (rr *ReplyReader) Fill() error {
 	if rr.r == rr.w {
 		rr.r, rr.w = 0, 0
+	}
+	if rr.w == len(rr.buf) {
+		return nil // already full: there are bytes to look at
 	}
 	return rr.fill()
 }
 
 // ReadReply reads one whole reply of the given kind into out, replacing its
-// contents. Any error leaves the connection out of step: close it.
+// contents. Any error but ErrWouldBlock leaves the connection out of step:
+// close it.
 //
 // The reader accepts only what memcached sends, so that it can never take a
 // reply to end anywhere but where memcached ends it: every line ends in
@@ -176,17 +206,48 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 }
 
 // readReply is ReadReply that, when ask is not nil, also checks each VALUE
-// against the keys asked for (see ReadReplyTo).
+// against the keys asked for (see ReadReplyTo). ask is taken only when a
+// reply starts; a resumed call goes on with the one it started with.
 func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, out *Reply) error {
-	out.Reset()
+	p := &rr.part
+	if !p.active {
+		out.Reset()
+		*p = replyPart{active: true, first: true}
+		if ask != nil {
+			p.ask, p.hasAsk = *ask, true
+		}
+	}
+	err := rr.continueReply(kind, out)
+	if err != ErrWouldBlock {
+		*p = replyPart{}
+	}
+	return err
+}
+
+func (rr *ReplyReader) continueReply(kind ReplyKind, out *Reply) error {
+	p := &rr.part
+	if p.block > 0 {
+		if err := rr.continueBlock(out); err != nil {
+			return err
+		}
+		if p.meta {
+			return nil
+		}
+	}
 	if kind == ReplyMeta {
 		return rr.readMeta(out)
 	}
-	for first := true; ; first = false {
+	var ask *asked
+	if p.hasAsk {
+		ask = &p.ask
+	}
+	for {
 		line, err := rr.readLine()
 		if err != nil {
 			return err
 		}
+		first := p.first
+		p.first = false
 		body := line[:len(line)-2]
 		switch {
 		case kind == ReplyRetrieval && bytes.HasPrefix(body, []byte("VALUE ")):
@@ -231,59 +292,76 @@ func (rr *ReplyReader) readValue(body, line []byte, ask *asked, out *Reply) erro
 	}
 	start := len(out.Raw)
 	keyStart := start + len("VALUE ")
-	need := n + 2 // the data block and its CRLF
+	p := &rr.part
+	p.block, p.n, p.meta = n+2, n, false // the data block and its CRLF
+	p.value = Value{KeyStart: keyStart, KeyEnd: keyStart + keyLen, Start: start}
 	// With a budget the whole block (and room for the END after it) is
 	// charged and allocated at once: the charge, not the arrival of the
 	// bytes, bounds what a header announcing a huge value can cost.
-	if out.Budget != nil && !out.reserve(len(line)+need+len("END\r\n")) {
-		return rr.skipValue(need, n)
+	if out.Budget != nil && !out.reserve(len(line)+p.block+len("END\r\n")) {
+		p.skipping = true
+	} else if out.keep(line); out.Dropped {
+		p.skipping = true
 	}
-	out.keep(line)
-	if out.Dropped {
-		return rr.skipValue(need, n)
-	}
-	if err := rr.readBlock(out, n); err != nil {
-		return err
-	}
-	out.Values = append(out.Values, Value{KeyStart: keyStart, KeyEnd: keyStart + keyLen, Start: start, End: len(out.Raw)})
-	return nil
+	return rr.continueBlock(out)
 }
 
-// readBlock appends a data block of n bytes and its CRLF to out.Raw: first
-// what is buffered, then the rest straight from the connection. Without a
-// budget out.Raw grows only as bytes arrive.
-func (rr *ReplyReader) readBlock(out *Reply, n int) error {
-	need := n + 2
-	got := min(need, rr.w-rr.r)
+// startMetaBlock reads VA's data block into out, like a VALUE's.
+func (rr *ReplyReader) startMetaBlock(out *Reply, n int) error {
+	p := &rr.part
+	p.block, p.n, p.meta = n+2, n, true
+	if out.Budget != nil && !out.reserve(p.block) {
+		p.skipping = true
+	}
+	return rr.continueBlock(out)
+}
+
+// continueBlock reads what it can of the data block under way: into out.Raw
+// (first what is buffered, then straight from the stream), or, when
+// skipping, through the read buffer and away. When the block is complete it
+// checks the CRLF that ends it and, for a VALUE, records the value.
+func (rr *ReplyReader) continueBlock(out *Reply) error {
+	p := &rr.part
+	if p.skipping {
+		return rr.continueSkip()
+	}
+	got := min(p.block, rr.w-rr.r)
 	out.Raw = append(out.Raw, rr.buf[rr.r:rr.r+got]...)
 	rr.r += got
-	for need -= got; need > 0; {
-		step := need
+	p.block -= got
+	for p.block > 0 {
+		step := p.block
 		if out.Budget == nil {
-			step = min(need, valueChunk)
+			step = min(step, valueChunk)
 		}
 		have := len(out.Raw)
 		out.Raw = grow(out.Raw, step)
-		if _, err := io.ReadFull(rr.rd, out.Raw[have:]); err != nil {
+		k, err := rr.rd.Read(out.Raw[have:])
+		out.Raw = out.Raw[:have+k]
+		p.block -= k
+		if p.block > 0 && err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return err
 		}
-		need -= step
 	}
 	if out.Raw[len(out.Raw)-2] != '\r' || out.Raw[len(out.Raw)-1] != '\n' {
-		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
+		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, p.n)
+	}
+	if !p.meta {
+		p.value.End = len(out.Raw)
+		out.Values = append(out.Values, p.value)
 	}
 	return nil
 }
 
-// skipValue reads a data block of need bytes (n and its CRLF) through the
-// read buffer and throws it away, checking only the CRLF at its end: the
-// reply is being dropped, but the connection must stay in step.
-func (rr *ReplyReader) skipValue(need, n int) error {
-	var tail [2]byte
-	for need > 0 {
+// continueSkip reads the rest of a data block through the read buffer and
+// throws it away, checking only the CRLF at its end: the reply is being
+// dropped, but the connection must stay in step.
+func (rr *ReplyReader) continueSkip() error {
+	p := &rr.part
+	for p.block > 0 {
 		if rr.r == rr.w {
 			rr.r, rr.w = 0, 0
 			if err := rr.fill(); err != nil {
@@ -293,18 +371,18 @@ func (rr *ReplyReader) skipValue(need, n int) error {
 				return err
 			}
 		}
-		got := min(need, rr.w-rr.r)
+		got := min(p.block, rr.w-rr.r)
 		chunk := rr.buf[rr.r : rr.r+got]
 		if got >= 2 {
-			tail[0], tail[1] = chunk[got-2], chunk[got-1]
+			p.tail[0], p.tail[1] = chunk[got-2], chunk[got-1]
 		} else {
-			tail[0], tail[1] = tail[1], chunk[0]
+			p.tail[0], p.tail[1] = p.tail[1], chunk[0]
 		}
 		rr.r += got
-		need -= got
+		p.block -= got
 	}
-	if tail != [2]byte{'\r', '\n'} {
-		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, n)
+	if p.tail != [2]byte{'\r', '\n'} {
+		return fmt.Errorf("%w: value of %d bytes not followed by CRLF", ErrBadReply, p.n)
 	}
 	return nil
 }

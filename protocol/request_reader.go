@@ -73,20 +73,36 @@ func (rr *RequestReader) Next(req *Request) error {
 // returns ErrBadDataChunk when the block does not end in CRLF; as in
 // memcached the bytes are consumed either way.
 func (rr *RequestReader) ReadData(dst []byte) error {
-	n := copy(dst, rr.buf[rr.r:rr.w])
+	n, err := rr.ContinueData(dst, 0)
+	for err == ErrWouldBlock && n < len(dst) {
+		n, err = rr.ContinueData(dst, n)
+	}
+	return err
+}
+
+// ContinueData is ReadData for a non-blocking stream: it fills dst[have:],
+// first from the buffer, then straight from the stream, and returns how
+// much of dst is filled. On ErrWouldBlock call it again with that count
+// once more bytes can be read; the request's byte slices are no longer
+// valid by then, since the buffer is reused.
+func (rr *RequestReader) ContinueData(dst []byte, have int) (int, error) {
+	n := copy(dst[have:], rr.buf[rr.r:rr.w])
 	rr.r += n
-	if n < len(dst) {
-		if _, err := io.ReadFull(rr.rd, dst[n:]); err != nil {
+	have += n
+	for have < len(dst) {
+		k, err := rr.rd.Read(dst[have:])
+		have += k
+		if err != nil && have < len(dst) {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return err
+			return have, err
 		}
 	}
 	if len(dst) < 2 || dst[len(dst)-2] != '\r' || dst[len(dst)-1] != '\n' {
-		return ErrBadDataChunk
+		return have, ErrBadDataChunk
 	}
-	return nil
+	return have, nil
 }
 
 // DiscardData skips the data block of the command Next just returned

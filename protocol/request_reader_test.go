@@ -250,6 +250,33 @@ type oneByteReader struct{ r io.Reader }
 
 func (o oneByteReader) Read(p []byte) (int, error) { return o.r.Read(p[:1]) }
 
+// stutterReader is a non-blocking stream that has one byte at a time: every
+// other Read returns ErrWouldBlock, as a socket with nothing more to read
+// does. Readers on it must resume where they stopped.
+type stutterReader struct {
+	r       io.Reader
+	blocked *bool
+}
+
+func newStutterReader(r io.Reader) stutterReader { return stutterReader{r: r, blocked: new(bool)} }
+
+func (s stutterReader) Read(p []byte) (int, error) {
+	if *s.blocked = !*s.blocked; *s.blocked {
+		return 0, ErrWouldBlock
+	}
+	return s.r.Read(p[:1])
+}
+
+// retry calls f until it returns something other than ErrWouldBlock, as an
+// event loop calls a reader again once its socket is readable.
+func retry(f func() error) error {
+	for {
+		if err := f(); err != ErrWouldBlock {
+			return err
+		}
+	}
+}
+
 func TestRequestReaderByteAtATime(t *testing.T) {
 	in := "get a b\r\nset k 0 0 5\r\nhello\r\nset big 0 0 30\r\n012345678901234567890123456789\r\nincr k 1\r\n"
 	rr := NewRequestReader(oneByteReader{strings.NewReader(in)}, 10)
