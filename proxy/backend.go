@@ -11,21 +11,23 @@ import (
 	"go.uber.org/zap"
 )
 
-// backend is one memcached server: a small pool of long-lived connections
-// onto which the commands of all client sessions are pipelined, and the
-// counters `stats backends` reports.
+// backend is one memcached server: its connections, one set per event
+// loop, onto which the commands of that loop's client sessions are
+// pipelined, and the counters `stats backends` reports.
 type backend struct {
 	p *Proxy
 	// name is the backend's identity on the ring and to the health
 	// checker (config: backends[].name, by default the address).
-	name  string
-	addr  string // where the connections dial
+	name string
+	addr string // where the connections dial
+	// conns holds connsPerLoop connections for each loop, loop by loop;
+	// a connection is used only by its loop.
 	conns []*backendConn
 	// weight is the backend's share of the ring; a reload may change it.
 	weight atomic.Int64
 
-	requests atomic.Uint64               // commands sent
-	failed   [numFailKinds]atomic.Uint64 // commands that got no reply, by why
+	requestsBase atomic.Uint64               // commands sent by a backend this one replaced (inherit)
+	failed       [numFailKinds]atomic.Uint64 // commands that got no reply, by why
 
 	// capped: down, but kept in the ring by health.max_ejected; commands
 	// to it fail fast. Written by rebuilds (under Proxy.mu), read by
@@ -38,20 +40,24 @@ type backend struct {
 	retired atomic.Bool
 }
 
+// newBackend makes a backend and starts its connections on every loop.
 func newBackend(p *Proxy, name, addr string, weight int) *backend {
 	b := &backend{p: p, name: name, addr: addr}
 	b.weight.Store(int64(weight))
-	n := max(p.opts.Connections, 1)
-	b.conns = make([]*backendConn, n)
-	for i := range b.conns {
-		b.conns[i] = newBackendConn(b)
+	for _, l := range p.loops {
+		for range p.connsPerLoop {
+			c := newBackendConn(b, l)
+			b.conns = append(b.conns, c)
+			l.post(c.start)
+		}
 	}
 	return b
 }
 
-// send forwards r on the connection this session is pinned to. Pinning keeps
-// one client's commands to one backend in order, so a client reads its own
-// writes even though connections are shared.
+// send forwards r on the connection of the session's loop that the session
+// is pinned to. Pinning keeps one client's commands to one backend in
+// order, so a client reads its own writes even though connections are
+// shared.
 func (b *backend) send(s *session, r *request) {
 	r.backend = b
 	if b.capped.Load() {
@@ -61,8 +67,21 @@ func (b *backend) send(s *session, r *request) {
 		return
 	}
 	r.deadline = requestDeadline(s.now, b.p.opts.Timeout)
-	b.requests.Add(1)
-	b.conns[s.connIndex%len(b.conns)].send(r)
+	b.connOf(s).send(r)
+}
+
+// connOf returns the connection s sends on.
+func (b *backend) connOf(s *session) *backendConn {
+	return b.conns[s.l.id*b.p.connsPerLoop+s.connIndex]
+}
+
+// requests returns the commands sent to b.
+func (b *backend) requests() uint64 {
+	n := b.requestsBase.Load()
+	for _, c := range b.conns {
+		n += c.requests.Load()
+	}
+	return n
 }
 
 // failKind says why a command got no reply from its backend.
@@ -123,7 +142,7 @@ func (b *backend) reportFailure(err error) {
 // that a reload respelled to b's address: stats and metrics of one server
 // go on counting.
 func (b *backend) inherit(old *backend) {
-	b.requests.Store(old.requests.Load())
+	b.requestsBase.Store(old.requests())
 	for i := range b.failed {
 		b.failed[i].Store(old.failed[i].Load())
 	}
@@ -134,14 +153,15 @@ func (b *backend) inherit(old *backend) {
 // retryNow makes connections in reconnect backoff dial again at once.
 func (b *backend) retryNow() {
 	for _, c := range b.conns {
-		c.retryNow()
+		c.l.post(c.retryNow)
 	}
 }
 
-// close ends every connection; queued and in-flight requests fail.
+// close ends every connection; queued and in-flight requests fail. It
+// returns once each loop has done so.
 func (b *backend) close() {
 	for _, c := range b.conns {
-		c.close()
+		c.l.call(c.close)
 	}
 }
 

@@ -65,6 +65,20 @@ func (s *session) dispatch(req *protocol.Request) bool {
 // not CLIENT_ERROR: the command is well formed; this server cannot serve it.
 const errMetaNotSupported = "SERVER_ERROR meta commands not supported"
 
+// dispatchParked dispatches the command that waited for room, once there
+// is room; it returns false while there still is none.
+func (s *session) dispatchParked() bool {
+	if !s.hasRoom() {
+		return false
+	}
+	s.parked = false
+	s.now = s.l.now // the backend timeout counts from when it is sent
+	if !s.dispatch(&s.req) {
+		s.stopReading()
+	}
+	return !s.parked
+}
+
 // dispatchRetrieval sends a get/gets/gat/gats. Keys that live on one
 // backend go as one command; otherwise the command is split into one
 // command per backend and the replies are merged in the client's key order.
@@ -76,6 +90,10 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		return
 	}
 	keys := req.Keys
+	if !s.keysFit(len(keys)) {
+		s.parked = true // sent when earlier keys have been answered
+		return
+	}
 	s.p.stats.countCommand(req.Op, len(keys))
 	if len(keys) == 0 { // "gat <exptime>" with no key: memcached answers END
 		s.enqueueLocal("END")
@@ -193,31 +211,39 @@ func retrievalHead(dst []byte, req *protocol.Request) []byte {
 	return dst
 }
 
-// dispatchStorage reads the data block straight into the outgoing command
-// (the value's only copy) and routes it by key.
+// dispatchStorage starts a storage command: its line goes into the
+// outgoing command and its data block is read straight after it (the
+// value's only copy), as it arrives (session.continueData); then
+// storageArrived routes it.
 func (s *session) dispatchStorage(req *protocol.Request) bool {
 	r := newRequest(s, req.Op)
 	r.noreply = req.NoReply
 	r.out = protocol.AppendStorageLine(r.out, req)
-	n := len(r.out)
 	r.out = growBytes(r.out, req.Bytes+2)
-	err := s.rr.ReadData(r.out[n:])
+	s.data, s.dataHave = r, 0
+	return true
+}
+
+// storageArrived routes a storage command whose data block has been read,
+// or refuses it when the block was bad. err is ContinueData's.
+func (s *session) storageArrived(r *request, err error) {
+	req := &s.req
 	if err == protocol.ErrBadDataChunk {
 		s.p.stats.clientErrors.Add(1)
 		r.release()
 		if !req.NoReply {
 			s.enqueueLocal(err.Error())
 		}
-		return true
+		return
 	}
 	if err != nil {
 		r.release()
-		return false
+		s.readError(err)
+		return
 	}
-	s.now = timeNow() // a large block can take a while to arrive
+	s.now = s.l.now // a large block can take a while to arrive
 	s.p.stats.countCommand(req.Op, 1)
 	s.routeByKey(r, req)
-	return true
 }
 
 // routeByKey queues r, encoded from req, for the client and sends it to
@@ -318,14 +344,6 @@ func (s *session) dispatchStats(req *protocol.Request) {
 		}
 		s.enqueueLocal("ERROR")
 	}
-}
-
-// enqueueLocalBytes queues a multi-line reply the proxy made itself.
-func (s *session) enqueueLocalBytes(b []byte) {
-	r := newRequest(s, protocol.OpNone)
-	r.local = append(r.local, b...)
-	s.enqueue(r)
-	r.finish()
 }
 
 func growBytes(b []byte, n int) []byte {

@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // drainQuiet is how long a client of a stopping proxy may stay silent
 // before the proxy takes it that the client has sent everything it is
@@ -15,48 +19,57 @@ const drainQuiet = 200 * time.Millisecond
 const (
 	readOpen     int32 = iota // reading, with the idle timeout if set
 	readDraining              // shutting down: reading until quiet for drainQuiet
-	readStopped               // not reading: quit or a write error
 )
-
-// setReadDeadline applies the read deadline of state st to the client
-// connection. It is called by the reader before every read and by whoever
-// moves the state on, to wake a read blocked under the old deadline.
-func (s *session) setReadDeadline(st int32) {
-	switch st {
-	case readOpen:
-		if d := s.p.opts.ClientIdleTimeout; d > 0 {
-			_ = s.conn.SetReadDeadline(time.Now().Add(d))
-		}
-	case readDraining:
-		_ = s.conn.SetReadDeadline(time.Now().Add(drainQuiet))
-	default:
-		_ = s.conn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
 
 // drain starts a graceful end of the session, on Shutdown: the session
 // keeps reading and answering commands until the client has been quiet for
 // drainQuiet (or leaves), then writes the replies it owes and half-closes.
+// It runs on the session's loop.
 func (s *session) drain() {
-	if s.readState.CompareAndSwap(readOpen, readDraining) {
-		s.setReadDeadline(readDraining)
+	if s.ended || s.readState != readOpen {
+		return
 	}
+	s.readState = readDraining
+	s.drainSince = s.l.now
+	if s.readerDone {
+		s.maybeEnd()
+		return
+	}
+	s.l.timers.wantScan(s.l.now)
 }
 
-// closeDrained ends a drained session whose replies have all been written.
-// It half-closes first, so the client reads EOF after its last reply, then
-// reads and throws away whatever the client still sends for up to
-// drainQuiet: closing a socket with unread bytes makes the kernel send a
-// reset, which can destroy replies the client has not read yet.
-func (s *session) closeDrained() {
-	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		_ = s.conn.SetReadDeadline(time.Now().Add(drainQuiet))
-		buf := make([]byte, 4096)
-		for {
-			if _, err := s.conn.Read(buf); err != nil {
-				break // EOF, the deadline, or Shutdown closing the connection
-			}
+// startLinger begins the gentle close of a session whose replies have all
+// been written: it half-closes, so the client reads EOF after its last
+// reply, then reads and throws away whatever the client still sends for up
+// to drainQuiet, because closing a socket with unread bytes makes the
+// kernel send a reset, which can destroy replies the client has not read
+// yet.
+func (s *session) startLinger() {
+	if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
+		s.end()
+		return
+	}
+	s.lingerUntil = s.l.now.Add(drainQuiet)
+	s.paused, s.wantWrite = false, false
+	s.setInterest()
+	s.l.timers.wantScan(s.l.now)
+	s.lingerRead()
+}
+
+// lingerRead throws away what a half-closed client sends; its end of the
+// stream (or an error) ends the session.
+func (s *session) lingerRead() {
+	var buf [4096]byte
+	for {
+		n, err := unix.Read(s.fd, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return
+		case err != nil || n == 0:
+			s.end()
+			return
 		}
 	}
-	_ = s.conn.Close()
 }

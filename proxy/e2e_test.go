@@ -342,21 +342,21 @@ func TestLongGatSplit(t *testing.T) {
 			fmt.Fprintf(&want, "\r\nv%02d\r\n", i%100)
 		}
 		want.WriteString("END\r\n")
-		before := b.requests.Load()
+		before := b.requests()
 		line := op + " 1000 " + strings.Join(keys, " ") + "\r\n"
 		got := maskCas([]byte(roundTrip(t, c, line, "END\r\n")))
 		if string(got) != want.String() {
 			t.Fatalf("%s of 300 keys:\n got %q\nwant %q", op, got, want.String())
 		}
-		sent := b.requests.Load() - before
+		sent := b.requests() - before
 		if minimum := uint64(len(line)/protocol.MaxGatLine + 1); sent < minimum {
 			t.Fatalf("a %d-byte %s line went as %d commands, want at least %d", len(line), op, sent, minimum)
 		}
 	}
 	// Short gat lines are not split.
-	before := b.requests.Load()
+	before := b.requests()
 	roundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n")
-	if sent := b.requests.Load() - before; sent != 1 {
+	if sent := b.requests() - before; sent != 1 {
 		t.Fatalf("a short gat went as %d commands", sent)
 	}
 }

@@ -400,13 +400,13 @@ func lineKey(line []byte) []byte {
 	return rest[:end]
 }
 
-// sendLate is backend.send for a goroutine other than the session's own
-// reader, which owns s.now: the deadline counts from the clock.
+// sendLate is backend.send for a request made while another completes,
+// after the session's command was dispatched: the deadline counts from the
+// loop's clock.
 func (b *backend) sendLate(s *session, r *request) {
 	r.backend = b
-	r.deadline = requestDeadline(time.Now(), b.p.opts.Timeout)
-	b.requests.Add(1)
-	b.conns[s.connIndex%len(b.conns)].send(r)
+	r.deadline = requestDeadline(s.l.now, b.p.opts.Timeout)
+	b.connOf(s).send(r)
 }
 
 // countInvalidation counts the outcome of an invalidating delete; DELETED

@@ -630,7 +630,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 			sb = b
 		}
 	}
-	sent := sb.requests.Load()
+	sent := sb.requests()
 
 	if err := slow.Freeze(); err != nil {
 		t.Fatal(err)
@@ -641,7 +641,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(exchangeBound)
-	for sb.requests.Load() == sent {
+	for sb.requests() == sent {
 		if time.Now().After(deadline) {
 			t.Fatal("the set never left for the slow backend")
 		}

@@ -175,7 +175,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, b := range t.all {
-		counter(descBackendRequests, b.requests.Load(), b.name)
+		counter(descBackendRequests, b.requests(), b.name)
 		for k, name := range failKindNames {
 			counter(descBackendErrors, b.failed[k].Load(), b.name, name)
 		}

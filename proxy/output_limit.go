@@ -36,9 +36,12 @@ import (
 //     of its replies are read and thrown away as they arrive, so the
 //     shared backend connection stays in step and keeps flowing.
 //
-// The backend reader never waits for a client: charging is an atomic add,
-// and going over the hard limit closes the client's socket, which unblocks
-// the session's writer.
+// The backend connection never waits for a client: charging is an add,
+// and going over the hard limit closes the client's socket at once.
+//
+// Rendered replies stay charged until the socket has taken them, so a
+// client that does not read is held to the same bound whether its replies
+// wait in requests or in its output buffer.
 
 // hardLimitFactor is the hard limit as a multiple of the soft limit; see
 // above for why twice is enough for any item within max_item_size.
@@ -75,8 +78,8 @@ func (r *request) Charge(n int) bool {
 	return true
 }
 
-// charged returns the reply memory charged for r and its sub-requests.
-// Called by the session's writer once r is done.
+// chargedBytes returns the reply memory charged for r and its
+// sub-requests. Called by the session when it renders r.
 func (r *request) chargedBytes() int64 {
 	n := int64(r.charged)
 	for _, sub := range r.subs {
@@ -91,35 +94,31 @@ func (s *session) charge(n int) bool {
 	if s.cut.Load() {
 		return false
 	}
-	if s.held.Add(int64(n)) > s.hardLimit {
-		s.held.Add(-int64(n))
+	if s.held.Load()+int64(n) > s.hardLimit {
 		s.cutOff()
 		return false
 	}
+	s.held.Add(int64(n))
 	return true
 }
 
-// cutOff disconnects a client over its hard output limit. It runs on a
-// backend reader's goroutine, so it only flips flags, counts, and closes
-// the socket (which makes the session's reader and writer return from
-// their blocking calls); serve logs it once the session ends.
+// cutOff disconnects a client over its hard output limit. It runs on the
+// loop while a backend connection reads a reply, so it only marks the
+// session, counts, and closes the socket; the session ends once its
+// requests have finished, and the rest of their replies are read and
+// dropped.
 func (s *session) cutOff() {
 	if s.cut.Swap(true) {
 		return
 	}
-	s.gone.Store(true)
 	s.p.stats.outputLimitDisconnects.Add(1)
-	_ = s.conn.Close()
-	select { // the reader may wait for room that will now never come
-	case s.space <- struct{}{}:
-	default:
-	}
+	s.lost()
 }
 
 // logCutOff reports a disconnect for the output limit, once per client.
 func (s *session) logCutOff() {
 	s.p.log.Info("client disconnected: its replies passed the hard output limit",
-		zap.String("client", s.conn.RemoteAddr().String()),
+		zap.String("client", s.remote),
 		zap.Int64("hard_limit_bytes", s.hardLimit),
 		zap.Int64("soft_limit_bytes", s.softLimit))
 }

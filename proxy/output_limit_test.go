@@ -26,7 +26,7 @@ func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 		tp.mu.Lock()
 		defer tp.mu.Unlock()
 		for s := range tp.sessions {
-			if s.conn.RemoteAddr().String() == c.LocalAddr().String() {
+			if s.remote == c.LocalAddr().String() {
 				found = s
 				return true
 			}
@@ -37,20 +37,23 @@ func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 }
 
 // parked reports whether s has stopped reading its client for the output
-// limit: its reader waits for room and nothing it sent is still waiting
-// for a backend, so nothing changes until the client reads.
+// limit: it does not read the socket and nothing it sent is still waiting
+// for a backend, so nothing changes until the client reads. It asks s's
+// loop, which owns that state.
 func parked(s *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.waitSpace {
-		return false
-	}
-	for r := s.head; r != nil; r = r.next {
-		if !r.done {
-			return false
+	var ok bool
+	s.l.call(func() {
+		if !s.paused {
+			return
 		}
-	}
-	return true
+		for r := s.head; r != nil; r = r.next {
+			if !r.done {
+				return
+			}
+		}
+		ok = true
+	})
+	return ok
 }
 
 // heldBound is the most reply memory the output limit lets the proxy hold

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -46,7 +47,12 @@ type Options struct {
 	Backends []Backend
 	Ring     ring.Config
 
-	// Connections is the number of connections per backend (2).
+	// EventLoops is the number of event loops, each serving its share of
+	// the clients with its own backend connections (runtime.GOMAXPROCS).
+	EventLoops int
+	// Connections is the number of connections to each backend, shared
+	// out among the loops: each loop gets ceil(Connections/EventLoops), at
+	// least one (2).
 	Connections int
 	// Timeout bounds how long a command waits for its backend (1s).
 	Timeout time.Duration
@@ -97,6 +103,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.EventLoops <= 0 {
+		o.EventLoops = runtime.GOMAXPROCS(0)
+	}
 	if o.Connections <= 0 {
 		o.Connections = 2
 	}
@@ -143,7 +152,8 @@ type routeTable struct {
 	fo      failoverRoutes // home ring and recent rings (failover.go)
 }
 
-// Proxy is a running mcproxy data path.
+// Proxy is a running mcproxy data path: its event loops (loop.go), the
+// backends they share, and the route table that says where keys go.
 type Proxy struct {
 	opts    Options
 	log     *zap.Logger
@@ -155,6 +165,17 @@ type Proxy struct {
 	// versionLine is the reply to "version", without CRLF.
 	versionLine string
 
+	loops        []*eventLoop
+	connsPerLoop int // connections from each loop to each backend
+	loopWG       sync.WaitGroup
+	nextLoop     atomic.Uint64
+	// dialCtx ends with Shutdown, cutting short backend dials under way;
+	// dials counts them, so that Shutdown returns after the last.
+	dialCtx    context.Context
+	cancelDial context.CancelFunc
+	dials      sync.WaitGroup
+	draining   atomic.Bool // Shutdown has begun: new sessions drain at once
+
 	mu           sync.Mutex // guards everything below and ring rebuilds
 	backends     []*backend // configured, in config order
 	ringCfg      ring.Config
@@ -164,14 +185,16 @@ type Proxy struct {
 	generation   uint64         // config generation: 1 + successful reconfigurations
 	lastReload   time.Time      // when the last reconfiguration was applied
 	listeners    []net.Listener
+	acceptors    sync.WaitGroup
 	sessions     map[*session]struct{}
 	closed       bool
 	nextID       uint64
 	sessWG       sync.WaitGroup
 }
 
-// New builds a proxy for the given backends and starts connecting to them
-// and, unless disabled, health checking them. Call Serve to accept clients.
+// New builds a proxy for the given backends, starts its event loops and
+// starts connecting to the backends and, unless disabled, health checking
+// them. Call Serve to accept clients.
 func New(opts Options) (*Proxy, error) {
 	opts.setDefaults()
 	if len(opts.Backends) == 0 {
@@ -203,6 +226,21 @@ func New(opts Options) (*Proxy, error) {
 	p.stopRetiring = make(chan struct{})
 	p.generation = 1
 	p.lastReload = p.started
+	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
+	p.connsPerLoop = max((opts.Connections+opts.EventLoops-1)/opts.EventLoops, 1)
+	for i := range opts.EventLoops {
+		l, err := newEventLoop(p, i)
+		if err != nil {
+			p.stopLoops()
+			return nil, fmt.Errorf("proxy: event loop: %w", err)
+		}
+		p.loops = append(p.loops, l)
+		p.loopWG.Add(1)
+		go func() {
+			defer p.loopWG.Done()
+			l.run()
+		}()
+	}
 	// The checker exists before the backends, whose connections report
 	// failures to it from their first dial; it tracks no backend until
 	// SetBackends, so no event can arrive before the first ring is built.
@@ -224,12 +262,24 @@ func New(opts Options) (*Proxy, error) {
 		if p.health != nil {
 			p.health.Close()
 		}
+		p.stopLoops()
 		return nil, err
 	}
 	if p.health != nil {
 		p.health.SetBackends(healthTargets(p.backends))
 	}
 	return p, nil
+}
+
+// stopLoops ends the event loops and waits for them and for backend dials
+// still under way.
+func (p *Proxy) stopLoops() {
+	p.cancelDial()
+	for _, l := range p.loops {
+		l.stop()
+	}
+	p.loopWG.Wait()
+	p.dials.Wait()
 }
 
 // checkBackends refuses a name or an address listed twice. (Two spellings
@@ -328,8 +378,8 @@ func (p *Proxy) rebuildLocked() error {
 	return nil
 }
 
-// Serve accepts clients on l until l is closed or Shutdown is called. It
-// returns nil after Shutdown.
+// Serve accepts clients on l until l is closed or Shutdown is called, and
+// hands each to an event loop, round robin. It returns nil after Shutdown.
 func (p *Proxy) Serve(l net.Listener) error {
 	p.mu.Lock()
 	if p.closed {
@@ -337,7 +387,9 @@ func (p *Proxy) Serve(l net.Listener) error {
 		return errors.New("proxy: serve after shutdown")
 	}
 	p.listeners = append(p.listeners, l)
+	p.acceptors.Add(1)
 	p.mu.Unlock()
+	defer p.acceptors.Done()
 
 	var tempDelay time.Duration
 	for {
@@ -367,6 +419,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 // tooManyConnections is memcached's own answer when -c is exceeded.
 const tooManyConnections = "ERROR Too many open connections\r\n"
 
+// accept hands a new client connection to an event loop.
 func (p *Proxy) accept(conn net.Conn) {
 	if p.stats.currConnections.Load() >= int64(p.opts.MaxConnections) {
 		p.stats.rejectedConnections.Add(1)
@@ -378,36 +431,49 @@ func (p *Proxy) accept(conn net.Conn) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
+	remote := conn.RemoteAddr().String()
+	fd, err := takeFd(conn)
+	if err != nil {
+		p.log.Warn("accept: take the client's socket", zap.String("client", remote), zap.Error(err))
+		return
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		_ = conn.Close()
+		_ = syscall.Close(fd)
 		return
 	}
 	p.nextID++
-	s := newSession(p, conn, p.nextID)
+	l := p.loops[p.nextLoop.Add(1)%uint64(len(p.loops))]
+	s := newSession(p, l, fd, p.nextID, remote)
 	p.sessions[s] = struct{}{}
 	p.sessWG.Add(1)
 	p.mu.Unlock()
 	p.stats.currConnections.Add(1)
 	p.stats.totalConnections.Add(1)
-	go func() {
-		defer p.sessWG.Done()
-		s.serve()
-		p.stats.currConnections.Add(-1)
-		p.mu.Lock()
-		delete(p.sessions, s)
-		p.mu.Unlock()
-	}()
+	if !l.post(s.start) {
+		s.ended = true
+		_ = syscall.Close(fd)
+		p.sessionEnded(s)
+	}
+}
+
+// sessionEnded forgets a session that has closed.
+func (p *Proxy) sessionEnded(s *session) {
+	p.stats.currConnections.Add(-1)
+	p.mu.Lock()
+	delete(p.sessions, s)
+	p.mu.Unlock()
+	p.sessWG.Done()
 }
 
 // Shutdown stops accepting and drains every client: each session goes on
 // reading and answering what its client has already sent, until the client
 // has been quiet for a moment (drainQuiet) or leaves, then writes the last
 // of its replies and half-closes, so the client reads every reply it is
-// owed and then EOF. Then it closes backends and health checking. When ctx
-// ends first, remaining client connections are closed at once and
-// Shutdown returns ctx's error.
+// owed and then EOF. Then it closes backends, health checking and the
+// event loops. When ctx ends first, remaining client connections are
+// closed at once and Shutdown returns ctx's error.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if p.closed {
@@ -415,14 +481,19 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	p.draining.Store(true)
 	for _, l := range p.listeners {
 		_ = l.Close()
 	}
 	draining := len(p.sessions)
-	for s := range p.sessions {
-		s.drain()
-	}
 	p.mu.Unlock()
+	for _, l := range p.loops {
+		l.post(func() {
+			for s := range l.sessions {
+				s.drain()
+			}
+		})
+	}
 	start := time.Now()
 
 	done := make(chan struct{})
@@ -435,23 +506,30 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		p.mu.Lock()
 		left := len(p.sessions)
-		for s := range p.sessions {
-			_ = s.conn.Close()
-		}
 		p.mu.Unlock()
+		for _, l := range p.loops {
+			l.post(func() {
+				for s := range l.sessions {
+					s.lost()
+					s.maybeEnd()
+				}
+			})
+		}
 		// Fail what is still waiting for a backend, so that the grace bounds
 		// the shutdown rather than the grace plus a backend timeout.
 		p.closeBackends()
 		p.log.Warn("drain cut short: closed the clients still draining", zap.Int("sessions", draining),
 			zap.Int("still_draining", left), zap.Duration("took", time.Since(start)))
-		<-done // writers finish at once: their requests have all failed
+		<-done // sessions end at once: their requests have all failed
 	}
+	p.acceptors.Wait()
 	if p.health != nil {
 		p.health.Close()
 	}
 	close(p.stopRetiring)
 	p.retiring.Wait()
 	p.closeBackends()
+	p.stopLoops()
 	return err
 }
 

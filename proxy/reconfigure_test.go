@@ -211,9 +211,7 @@ func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 				continue
 			}
 			for _, c := range b.conns {
-				c.mu.Lock()
-				n += c.inflight.len()
-				c.mu.Unlock()
+				c.l.call(func() { n += c.inflight.len() })
 			}
 		}
 		if n > 0 {

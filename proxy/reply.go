@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"strconv"
 	"time"
@@ -19,48 +18,46 @@ var (
 	statsCommand = []byte("stats\r\n")
 )
 
-// render writes the reply the client is owed for r, exactly as memcached
-// would have written it, and counts the outcome.
-func (s *session) render(w *bufio.Writer, r *request) {
+// render appends the reply the client is owed for r to dst, exactly as
+// memcached would have written it, and counts the outcome.
+func (s *session) render(dst []byte, r *request) []byte {
 	if len(r.local) > 0 {
-		_, _ = w.Write(r.local)
-		return
+		return append(dst, r.local...)
 	}
 	switch {
 	case r.op.IsRetrieval():
-		s.renderRetrieval(w, r)
+		return s.renderRetrieval(dst, r)
 	case r.op == protocol.OpFlushAll:
-		s.renderFlushAll(w, r)
+		return s.renderFlushAll(dst, r)
 	case r.op == protocol.OpStats:
 		s.p.stats.countResult(r.op, resOK, 1)
-		_, _ = w.Write(s.p.appendStatsReply(w.AvailableBuffer(), r))
+		return s.p.appendStatsReply(dst, r)
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
-	default:
-		s.p.stats.countReply(r)
-		if r.noreply {
-			return
-		}
-		if r.err != nil {
-			writeServerError(w, r.err)
-			return
-		}
-		_, _ = w.Write(r.reply.Raw)
+		return dst
 	}
+	s.p.stats.countReply(r)
+	if r.noreply {
+		return dst
+	}
+	if r.err != nil {
+		return appendServerError(dst, r.err)
+	}
+	return append(dst, r.reply.Raw...)
 }
 
-func writeServerError(w *bufio.Writer, err error) {
-	_, _ = w.WriteString("SERVER_ERROR ")
-	_, _ = w.WriteString(err.Error())
-	_, _ = w.WriteString("\r\n")
+func appendServerError(dst []byte, err error) []byte {
+	dst = append(dst, "SERVER_ERROR "...)
+	dst = append(dst, err.Error()...)
+	return append(dst, "\r\n"...)
 }
 
-// renderRetrieval writes the hits and END. A backend that failed
+// renderRetrieval appends the hits and END. A backend that failed
 // contributes misses: a miss is safe, the application falls back to its
 // database. A reply that got here answers its command: the backend reader
 // (protocol.ReadReplyTo) refused any VALUE for a key not asked for, out of
 // the order asked, or repeated, so a single command's reply goes out as it
 // came and the merge below can take each sub's values in order.
-func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
+func (s *session) renderRetrieval(dst []byte, r *request) []byte {
 	hits, failed := 0, 0
 	if len(r.subs) == 0 {
 		if r.ok() {
@@ -68,16 +65,16 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 			if r.more { // a piece of a longer multi-get: END comes with the last
 				raw = raw[:len(raw)-len(endLine)]
 			}
-			_, _ = w.Write(raw)
+			dst = append(dst, raw...)
 			hits = len(r.reply.Values)
 		} else {
 			if !r.more {
-				_, _ = w.Write(endLine)
+				dst = append(dst, endLine...)
 			}
 			failed = r.nkeys
 		}
 		s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
-		return
+		return dst
 	}
 	cur := s.cursors[:0]
 	for range r.subs {
@@ -94,25 +91,26 @@ func (s *session) renderRetrieval(w *bufio.Writer, r *request) {
 		// A backend answers the hits among its keys in the order asked,
 		// so each key's value, if any, is the next one from its backend.
 		if c := cur[j]; c < len(sub.reply.Values) && bytes.Equal(sub.reply.Key(c), key) {
-			_, _ = w.Write(sub.reply.Block(c))
+			dst = append(dst, sub.reply.Block(c)...)
 			cur[j]++
 			hits++
 		}
 	}
 	if !r.more {
-		_, _ = w.Write(endLine)
+		dst = append(dst, endLine...)
 	}
 	s.p.stats.countRetrieval(r.op, hits, r.nkeys-hits-failed, failed)
+	return dst
 }
 
 // renderFlushAll answers OK only when every backend flushed.
-func (s *session) renderFlushAll(w *bufio.Writer, r *request) {
+func (s *session) renderFlushAll(dst []byte, r *request) []byte {
 	if r.err != nil {
 		s.p.stats.countResult(r.op, resError, 1)
 		if !r.noreply {
-			writeServerError(w, r.err)
+			dst = appendServerError(dst, r.err)
 		}
-		return
+		return dst
 	}
 	failed := 0
 	for _, sub := range r.subs {
@@ -123,17 +121,17 @@ func (s *session) renderFlushAll(w *bufio.Writer, r *request) {
 	if failed == 0 {
 		s.p.stats.countResult(r.op, resOK, 1)
 		if !r.noreply {
-			_, _ = w.Write(okLine)
+			dst = append(dst, okLine...)
 		}
-		return
+		return dst
 	}
 	s.p.stats.countResult(r.op, resError, 1)
 	if r.noreply {
-		return
+		return dst
 	}
-	_, _ = w.WriteString("SERVER_ERROR flush_all failed on ")
-	_, _ = w.WriteString(strconv.Itoa(failed))
-	_, _ = w.WriteString(" of ")
-	_, _ = w.WriteString(strconv.Itoa(len(r.subs)))
-	_, _ = w.WriteString(" backends\r\n")
+	dst = append(dst, "SERVER_ERROR flush_all failed on "...)
+	dst = strconv.AppendInt(dst, int64(failed), 10)
+	dst = append(dst, " of "...)
+	dst = strconv.AppendInt(dst, int64(len(r.subs)), 10)
+	return append(dst, " backends\r\n"...)
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
-// request is one command on its way through the proxy. A client command
+// request is one command on its way through the proxy. It lives on its
+// session's event loop from dispatch to render. A client command
 // becomes one request in its session's reply FIFO; a command that spans
 // several backends (a multi-get, flush_all, stats) gets one sub-request per
 // backend, and the parent completes when the last of them does. Requests are
@@ -47,14 +48,14 @@ type request struct {
 	routed *routeTable
 
 	// charged is the reply memory charged to sess for this request (see
-	// Charge); written by the backend reader, read by the writer once done.
+	// Charge), released when the reply is rendered.
 	charged int
 	// more marks a piece of a multi-get that is not its last: it is
 	// rendered without the END line (multiget_pieces.go).
 	more bool
 
-	done bool     // guarded by sess.mu
-	next *request // session FIFO link, guarded by sess.mu
+	done bool     // finished: ready to render
+	next *request // session FIFO link
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -99,9 +100,9 @@ func (r *request) release() {
 	requestPool.Put(r)
 }
 
-// complete is called exactly once per request, by whoever finishes it: the
-// backend reader with a reply, the backend connection with an error, or the
-// dispatcher when it could not send it.
+// complete is called exactly once per request, on its session's loop, by
+// whoever finishes it: the backend connection with a reply or an error, or
+// the dispatcher when it could not send it.
 func (r *request) complete() {
 	if r.reply.Dropped && r.err == nil {
 		r.err = errOutputLimit
@@ -132,21 +133,15 @@ func (r *request) fail(err error) {
 	r.complete()
 }
 
-// finish marks a top-level request done and wakes its session's writer.
+// finish marks a top-level request done; its session renders it at the
+// end of the loop's turn.
 func (r *request) finish() {
 	s := r.sess
 	if s == nil { // internal request, e.g. the delete after a too-large set
 		r.release()
 		return
 	}
-	s.mu.Lock()
-	r.done = true
-	s.keysInFlight -= r.nkeys
-	if r.nkeys > 0 {
-		s.wakeReaderLocked()
-	}
-	s.mu.Unlock()
-	s.wakeWriter()
+	s.requestDone(r)
 }
 
 // ok reports whether the backend answered r with a reply that is not an

@@ -1,16 +1,14 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"io"
-	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mcproxy/mcproxy/protocol"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // maxPendingReplies bounds the replies one client may have outstanding. A
@@ -19,176 +17,267 @@ import (
 // by the output limit (output_limit.go).
 const maxPendingReplies = 1024
 
-// session is one client connection. Its reader parses every command as soon
-// as it arrives and dispatches it at once, leaving a request in the reply
-// FIFO; its writer writes replies in FIFO order as they complete and flushes
-// the socket only when the next reply is not ready yet. That is where
-// batching comes from: many replies leave in one write. The reader waits
-// before dispatching while the client is over its output limit
-// (output_limit.go): held is charged by the backend readers and released by
-// the writer.
+// maxRetainedOutput caps the output buffer a session keeps between
+// replies, so one large reply does not pin its size for the connection's
+// life.
+const maxRetainedOutput = 64 << 10
+
+// session is one client connection, owned by one event loop: every field
+// is the loop goroutine's, except held (read by HeldReplyBytes) and the
+// identity fields set before the session reaches its loop.
+//
+// When the socket is readable the session parses every command the bytes
+// hold and dispatches each at once (dispatch.go), leaving a request in its
+// reply FIFO. Requests complete as their backends answer; at the end of
+// the loop's turn the session renders the finished head of its FIFO, in
+// order, into one output buffer and writes it in one system call. While
+// the client is over its output limit (output_limit.go) or its FIFO is
+// full, the session stops reading the socket: the command it parsed last
+// waits, parked, until there is room.
 type session struct {
 	p         *Proxy
-	conn      net.Conn
-	connIndex int       // which connection of each backend pool to use
-	now       time.Time // when the command being dispatched was read
+	l         *eventLoop
+	fd        int
+	id        uint64
+	remote    string // the client's address, for logs
+	connIndex int    // which of the loop's connections to each backend to use
+	now       time.Time
+	in        fdReader
 	rr        *protocol.RequestReader
-	req       protocol.Request // parse scratch space
+	req       protocol.Request // the command being dispatched
 	owners    []int            // dispatch scratch: backend index per key
 	subOf     []int            // dispatch scratch: sub-request per backend
 	lineHead  []byte           // dispatch scratch: a retrieval line before its keys
-	cursors   []int            // writer scratch: merge position per sub
+	cursors   []int            // render scratch: merge position per sub
 	morePiece bool             // dispatch: the retrieval being sent is not the command's last piece
 
 	// Output limit (output_limit.go), fixed when the session starts.
 	softLimit, hardLimit int64
 	window               int // retrieval keys in flight at most
 
-	held atomic.Int64 // reply memory charged for this client
-	cut  atomic.Bool  // over the hard limit: disconnected, replies dropped
-	gone atomic.Bool  // the client can no longer be written to
+	held atomic.Int64 // reply memory charged for this client, rendered or not
+	cut  atomic.Bool  // over the hard limit: disconnected, replies dropped (atomic for tests)
+	gone bool         // the client can no longer be written to
 
-	mu           sync.Mutex
 	head, tail   *request // reply FIFO
 	pending      int      // requests in the FIFO
 	keysInFlight int      // retrieval keys of FIFO requests not done yet
-	readerDone   bool
-	waitSpace    bool
-	wake         chan struct{} // writer: a request is done or the reader ended
-	space        chan struct{} // reader: the FIFO has room again
+	out          []byte   // rendered replies; out[outOff:] is not written yet
+	outOff       int
 
-	// readState is readOpen, readDraining or readStopped; it only moves
-	// forward. Shutdown and the writer set it, clientReader obeys it.
-	readState atomic.Int32
-	// lingerClose, set by the reader before it ends, asks for the gentle
-	// close of closeDrained: the last reply is one the client must read.
-	lingerClose bool
+	// Reading state.
+	data       *request // a storage command whose data block is arriving
+	dataHave   int      // bytes of data's block (with its CRLF) read so far
+	parked     bool     // req is parsed but waits for room to be dispatched
+	pieceNext  int      // a parked multi-get sent in pieces: its next key
+	paused     bool     // EPOLLIN is off: the session does not read for now
+	wantWrite  bool     // EPOLLOUT is on: output is waiting for room
+	readerDone bool     // no more commands will be read
+	quit       bool     // quit was rendered: close once out is written
+	// readState is readOpen, readDraining or readStopped (drain.go).
+	readState   int32
+	drainSince  time.Time // readDraining: when the drain began
+	lastRead    time.Time // when bytes last came from the client
+	lingerClose bool      // half-close and linger once everything is written (drain.go)
+	lingerUntil time.Time // lingering: the half-close is done; close by then
+	closed      bool      // fd is closed
+	ended       bool      // the session is over and unregistered
+	dirty       bool      // queued for the end-of-turn flush
 }
 
-func newSession(p *Proxy, conn net.Conn, id uint64) *session {
+func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *session {
 	s := &session{
 		p:         p,
-		conn:      conn,
-		connIndex: int(id % uint64(max(p.opts.Connections, 1))),
+		l:         l,
+		fd:        fd,
+		id:        id,
+		remote:    remote,
+		connIndex: int(id % uint64(p.connsPerLoop)),
 		softLimit: int64(p.opts.ClientOutputLimit),
 		hardLimit: hardLimitFactor * int64(p.opts.ClientOutputLimit),
 		window:    p.opts.outputWindow(),
-		wake:      make(chan struct{}, 1),
-		space:     make(chan struct{}, 1),
 	}
-	s.rr = protocol.NewRequestReader(&clientReader{s: s}, p.opts.MaxItemSize)
+	s.in.fd = fd
+	s.rr = protocol.NewRequestReader(&s.in, p.opts.MaxItemSize)
 	return s
 }
 
-// clientReader counts bytes read and applies the read deadline of the
-// session's read state: the idle timeout while open, the quiet period while
-// draining, at once when stopped.
-type clientReader struct{ s *session }
-
-func (cr *clientReader) Read(b []byte) (int, error) {
-	s := cr.s
-	st := s.readState.Load()
-	s.setReadDeadline(st)
-	// Shutdown or the writer may have moved the state on, and set their
-	// deadline, between the load and ours; theirs must win.
-	if now := s.readState.Load(); now != st {
-		s.setReadDeadline(now)
-	}
-	n, err := s.conn.Read(b)
-	s.p.stats.bytesRead.Add(uint64(n))
-	return n, err
-}
-
-// serve runs the session until the client leaves and every reply it is
-// owed has been written or dropped.
-func (s *session) serve() {
-	go s.readLoop()
-	if werr := s.writeLoop(); werr == nil && (s.lingerClose || s.readState.Load() == readDraining) {
-		s.closeDrained()
+// start registers the session with its loop; it runs on the loop.
+func (s *session) start() {
+	l := s.l
+	s.lastRead = l.now
+	if l.quit {
+		s.end()
 		return
 	}
-	_ = s.conn.Close()
-	if s.cut.Load() {
-		s.logCutOff()
+	if err := l.register(s.fd, s, evRead); err != nil {
+		s.p.log.Warn("register client", zap.Error(err))
+		s.end()
+		return
+	}
+	l.sessions[s] = struct{}{}
+	if s.p.opts.ClientIdleTimeout > 0 {
+		l.timers.wantScan(l.now)
+	}
+	if s.p.draining.Load() {
+		s.drain()
 	}
 }
 
-// stopReading makes the reader return; used by quit and write errors.
-func (s *session) stopReading() {
-	if s.readState.Swap(readStopped) != readStopped {
-		s.setReadDeadline(readStopped)
+// onEvent handles the socket's readiness.
+func (s *session) onEvent(ev uint32) {
+	if s.closed {
+		return
+	}
+	if s.lingerUntil != (time.Time{}) {
+		s.lingerRead()
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.in.ready()
+		s.readCommands()
+	}
+	if ev&unix.EPOLLOUT != 0 && !s.closed {
+		s.l.markSession(s)
 	}
 }
 
-func (s *session) readLoop() {
-	defer func() {
-		s.mu.Lock()
-		s.readerDone = true
-		s.mu.Unlock()
-		s.wakeWriter()
-	}()
-	for {
-		err := s.rr.Next(&s.req)
-		s.now = time.Now()
-		if err == nil {
-			if !s.dispatch(&s.req) {
+// readCommands parses and dispatches commands until the socket has no more
+// bytes, the session has no room for another reply, or it stops reading.
+func (s *session) readCommands() {
+	for !s.readerDone && !s.closed {
+		if s.data != nil {
+			if !s.continueData() {
 				return
 			}
 			continue
 		}
-		var fe *protocol.ForeignError
-		if errors.As(err, &fe) {
-			s.p.stats.protocolRejects[fe.Kind].Add(1)
-			s.p.log.Debug("client speaks another protocol; closing", zap.Stringer("protocol", fe.Kind),
-				zap.Stringer("client", s.conn.RemoteAddr()))
-			if len(fe.Reply) > 0 {
-				s.enqueueLocalBytes(fe.Reply)
-				s.lingerClose = true
+		if s.parked {
+			if !s.dispatchParked() {
+				s.pause()
+				return
 			}
-			return // the writer sends what is owed, then the connection closes
+			continue
 		}
-		var re *protocol.ReplyError
-		if !errors.As(err, &re) {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
-				s.p.log.Debug("client read", zap.Error(err))
-			}
+		if !s.hasRoom() {
+			s.pause()
 			return
 		}
-		s.p.stats.clientErrors.Add(1)
-		if re == protocol.ErrTooLarge && s.req.Op == protocol.OpSet {
-			// memcached drops the old value when a set is refused as too
-			// large, so that a stale value is not served; so do we.
-			s.dropStaleValue(s.req.Key())
+		before := s.in.n
+		err := s.rr.Next(&s.req)
+		s.countRead(before)
+		if err == protocol.ErrWouldBlock {
+			s.resume()
+			return
 		}
-		if !s.req.NoReply || re == protocol.ErrLineTooLong {
-			s.enqueueLocal(re.Line)
+		s.now = s.l.now
+		if err == nil {
+			if !s.dispatch(&s.req) {
+				s.stopReading()
+			}
+			continue
 		}
-		if re == protocol.ErrLineTooLong {
-			return // the rest of the stream cannot be parsed
-		}
+		s.readError(err)
 	}
 }
 
-// enqueue appends r to the reply FIFO, waiting while the FIFO is full, the
-// client is over its output limit, or r's keys would overfill the window of
-// keys in flight. It stops waiting once the client is gone: what is
-// enqueued then is dropped by the writer.
+// readError handles what RequestReader.Next refused.
+func (s *session) readError(err error) {
+	var fe *protocol.ForeignError
+	if errors.As(err, &fe) {
+		s.p.stats.protocolRejects[fe.Kind].Add(1)
+		s.p.log.Debug("client speaks another protocol; closing", zap.Stringer("protocol", fe.Kind),
+			zap.String("client", s.remote))
+		if len(fe.Reply) > 0 {
+			s.enqueueLocalBytes(fe.Reply)
+			s.lingerClose = true
+		}
+		s.stopReading() // what is owed is sent, then the connection closes
+		return
+	}
+	var re *protocol.ReplyError
+	if !errors.As(err, &re) {
+		if !errors.Is(err, io.EOF) {
+			s.p.log.Debug("client read", zap.String("client", s.remote), zap.Error(err))
+		}
+		s.stopReading()
+		return
+	}
+	s.p.stats.clientErrors.Add(1)
+	if re == protocol.ErrTooLarge && s.req.Op == protocol.OpSet {
+		// memcached drops the old value when a set is refused as too
+		// large, so that a stale value is not served; so do we.
+		s.dropStaleValue(s.req.Key())
+	}
+	if !s.req.NoReply || re == protocol.ErrLineTooLong {
+		s.enqueueLocal(re.Line)
+	}
+	if re == protocol.ErrLineTooLong {
+		s.stopReading() // the rest of the stream cannot be parsed
+	}
+}
+
+// hasRoom reports whether the session may take another command: its FIFO
+// is not full and the client is under its soft output limit.
+func (s *session) hasRoom() bool {
+	return s.pending < maxPendingReplies && s.held.Load() < s.softLimit
+}
+
+// keysFit reports whether a retrieval of n keys may be sent now: the keys
+// in flight stay within the window (a single command of more keys than the
+// window is sent in pieces, each of which fits an empty window).
+func (s *session) keysFit(n int) bool {
+	return s.keysInFlight == 0 || s.keysInFlight+n <= s.window
+}
+
+// pause stops reading the socket until there is room again.
+func (s *session) pause() {
+	if !s.paused && !s.closed {
+		s.paused = true
+		s.setInterest()
+	}
+}
+
+// resume reads the socket again.
+func (s *session) resume() {
+	if s.paused && !s.closed {
+		s.paused = false
+		s.setInterest()
+	}
+}
+
+// setInterest applies paused and wantWrite to the epoll set.
+func (s *session) setInterest() {
+	var ev uint32
+	if !s.paused && !s.readerDone || s.lingerUntil != (time.Time{}) {
+		ev |= evRead
+	}
+	if s.wantWrite {
+		ev |= evWrite
+	}
+	s.l.modify(s.fd, ev)
+}
+
+// stopReading ends reading for good: quit, end of stream, an error, or
+// the end of a drain. The session closes once its replies are out.
+func (s *session) stopReading() {
+	if s.readerDone {
+		return
+	}
+	s.readerDone = true
+	s.parked = false
+	if s.data != nil {
+		s.data.release()
+		s.data = nil
+	}
+	if !s.closed {
+		s.setInterest()
+	}
+	s.l.markSession(s)
+}
+
+// enqueue appends r to the reply FIFO. The caller has checked for room.
 func (s *session) enqueue(r *request) {
-	s.mu.Lock()
-	waited := false
-	for !s.gone.Load() && (s.pending >= maxPendingReplies || s.held.Load() >= s.softLimit ||
-		s.keysInFlight > 0 && s.keysInFlight+r.nkeys > s.window) {
-		s.waitSpace = true
-		s.mu.Unlock()
-		<-s.space
-		waited = true
-		s.mu.Lock()
-	}
-	if waited {
-		// The backend timeout counts from when the command is sent, not
-		// from when it was read and then held back for the client.
-		s.now = timeNow()
-	}
 	s.pending++
 	s.keysInFlight += r.nkeys
 	if s.tail == nil {
@@ -197,7 +286,6 @@ func (s *session) enqueue(r *request) {
 		s.tail.next = r
 	}
 	s.tail = r
-	s.mu.Unlock()
 }
 
 // enqueueLocal queues a reply line the proxy makes itself.
@@ -208,96 +296,205 @@ func (s *session) enqueueLocal(line string) {
 	r.finish()
 }
 
-func (s *session) wakeWriter() {
-	select {
-	case s.wake <- struct{}{}:
+// enqueueLocalBytes queues a multi-line reply the proxy made itself.
+func (s *session) enqueueLocalBytes(b []byte) {
+	r := newRequest(s, protocol.OpNone)
+	r.local = append(r.local, b...)
+	s.enqueue(r)
+	r.finish()
+}
+
+// requestDone is called when a request of this session finishes.
+func (s *session) requestDone(r *request) {
+	r.done = true
+	s.keysInFlight -= r.nkeys
+	s.l.markSession(s)
+}
+
+// flush renders the finished head of the FIFO, writes what the socket
+// takes, and reads again if that made room. It runs at the end of a turn.
+func (s *session) flush() {
+	if s.ended {
+		return
+	}
+	for r := s.head; r != nil && r.done; r = s.head {
+		s.head = r.next
+		if s.head == nil {
+			s.tail = nil
+		}
+		s.pending--
+		if l := s.p.latency; l != nil && r.op != protocol.OpNone && !r.more {
+			l.observe(r.op, r.start)
+		}
+		charged := r.chargedBytes()
+		if !s.gone && !s.quit {
+			n := len(s.out)
+			s.out = s.render(s.out, r)
+			charged -= int64(len(s.out) - n) // rendered bytes stay charged until written
+			if r.op == protocol.OpQuit {
+				s.quit = true // everything before quit is still owed to the client
+			}
+		}
+		if charged != 0 {
+			s.held.Add(-charged)
+		}
+		r.release()
+	}
+	s.writeOut()
+	if s.ended {
+		return
+	}
+	if (s.paused || s.parked) && !s.readerDone && !s.closed {
+		s.readCommands()
+	}
+	s.maybeEnd()
+}
+
+// writeOut writes the rendered replies.
+func (s *session) writeOut() {
+	if s.closed || s.outOff == len(s.out) {
+		s.setWantWrite(false)
+		return
+	}
+	n, err := writeSome(s.fd, s.out[s.outOff:])
+	if n > 0 {
+		s.outOff += n
+		s.held.Add(-int64(n))
+		s.p.stats.bytesWritten.Add(uint64(n))
+	}
+	if err != nil {
+		s.p.log.Debug("client write", zap.String("client", s.remote), zap.Error(err))
+		s.lost()
+		return
+	}
+	if s.outOff < len(s.out) {
+		s.setWantWrite(true)
+		return
+	}
+	s.out, s.outOff = s.out[:0], 0
+	if cap(s.out) > maxRetainedOutput {
+		s.out = nil
+	}
+	s.setWantWrite(false)
+}
+
+func (s *session) setWantWrite(on bool) {
+	if s.wantWrite != on && !s.closed {
+		s.wantWrite = on
+		s.setInterest()
+	}
+}
+
+// lost handles a client that can no longer be written to: its pending
+// output is dropped and the socket closed; requests still out at the
+// backends finish and are thrown away.
+func (s *session) lost() {
+	s.gone = true
+	s.held.Add(-int64(len(s.out) - s.outOff))
+	s.out, s.outOff = nil, 0
+	s.stopReading()
+	s.closeFd()
+}
+
+// maybeEnd ends the session once nothing more will be read, every request
+// has finished and every reply is written (or the client is gone).
+func (s *session) maybeEnd() {
+	if s.ended || !s.readerDone && !s.gone || s.head != nil || !s.closed && s.outOff < len(s.out) {
+		return
+	}
+	if s.closed || s.gone {
+		s.end()
+		return
+	}
+	if s.lingerClose || s.readState == readDraining {
+		s.startLinger()
+		return
+	}
+	s.end()
+}
+
+// closeFd closes the client socket; the session may live on until its
+// requests have finished.
+func (s *session) closeFd() {
+	if !s.closed {
+		s.closed = true
+		s.l.unregister(s.fd)
+	}
+}
+
+// end closes the session for good.
+func (s *session) end() {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.closeFd()
+	delete(s.l.sessions, s)
+	if s.cut.Load() {
+		s.logCutOff()
+	}
+	s.p.sessionEnded(s)
+}
+
+// continueData reads more of the data block of the storage command being
+// read; it returns false when the socket has no more bytes for now.
+func (s *session) continueData() bool {
+	r := s.data
+	before := s.in.n
+	n, err := s.rr.ContinueData(r.out[len(r.out)-s.req.Bytes-2:], s.dataHave)
+	s.countRead(before)
+	s.dataHave = n
+	if err == protocol.ErrWouldBlock {
+		s.resume()
+		return false
+	}
+	s.data = nil
+	s.storageArrived(r, err)
+	return true
+}
+
+// countRead notes bytes read from the client since the reader had read
+// before bytes in all.
+func (s *session) countRead(before uint64) {
+	if n := s.in.n - before; n > 0 {
+		s.lastRead = s.l.now
+		s.p.stats.bytesRead.Add(n)
+	}
+}
+
+// checkDeadlines runs the client deadlines that are due: the idle
+// timeout, the quiet period of a drain, the end of a linger.
+func (s *session) checkDeadlines(now time.Time) {
+	if s.ended {
+		return
+	}
+	switch {
+	case s.lingerUntil != (time.Time{}):
+		if !now.Before(s.lingerUntil) {
+			s.end()
+			return
+		}
+	case s.readerDone:
+		return
+	case s.readState == readDraining:
+		if now.Sub(latest(s.lastRead, s.drainSince)) >= drainQuiet {
+			s.stopReading()
+			return
+		}
+	case s.p.opts.ClientIdleTimeout > 0 && !s.paused && !s.parked && s.data == nil:
+		if now.Sub(s.lastRead) >= s.p.opts.ClientIdleTimeout {
+			s.stopReading()
+			return
+		}
 	default:
+		return
 	}
+	s.l.timers.wantScan(now)
 }
 
-// writeLoop writes replies in order. After the client goes away it keeps
-// draining (and discarding) until every outstanding request has completed,
-// which the backend timeout bounds, so no request is leaked. It returns the
-// error that ended writing to the client (errQuit after quit), or nil when
-// every reply was written.
-func (s *session) writeLoop() error {
-	bw := bufio.NewWriterSize(&clientWriter{s: s}, 16<<10)
-	var werr error
-	var written int64 // reply memory of the last reply written, to release
-	for {
-		s.mu.Lock()
-		if written > 0 {
-			// Released under mu, so a reader that saw the old total and
-			// is about to wait is sure to be woken below.
-			s.held.Add(-written)
-			written = 0
-			s.wakeReaderLocked()
-		}
-		r := s.head
-		if r != nil && r.done {
-			s.head = r.next
-			if s.head == nil {
-				s.tail = nil
-			}
-			s.pending--
-			s.wakeReaderLocked()
-			s.mu.Unlock()
-			if l := s.p.latency; l != nil && r.op != protocol.OpNone && !r.more {
-				l.observe(r.op, r.start)
-			}
-			if werr == nil && s.cut.Load() {
-				werr = errOutputLimit
-			}
-			if werr == nil {
-				s.render(bw, r)
-				if r.op == protocol.OpQuit {
-					// Everything before quit is still owed to the client.
-					_ = bw.Flush()
-					werr = errQuit
-					s.stopReading()
-				}
-			}
-			if werr != nil {
-				s.gone.Store(true)
-			}
-			written = r.chargedBytes()
-			r.release()
-			continue
-		}
-		finished := r == nil && s.readerDone
-		s.mu.Unlock()
-		if werr == nil && bw.Buffered() > 0 {
-			if err := bw.Flush(); err != nil {
-				werr = err
-				s.gone.Store(true)
-				s.stopReading()
-			}
-		}
-		if finished {
-			return werr
-		}
-		<-s.wake
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-}
-
-// wakeReaderLocked lets a reader waiting in enqueue check again.
-func (s *session) wakeReaderLocked() {
-	if s.waitSpace {
-		s.waitSpace = false
-		select {
-		case s.space <- struct{}{}:
-		default:
-		}
-	}
-}
-
-var errQuit = errors.New("client quit")
-
-// clientWriter counts bytes written to the client.
-type clientWriter struct{ s *session }
-
-func (cw *clientWriter) Write(b []byte) (int, error) {
-	n, err := cw.s.conn.Write(b)
-	cw.s.p.stats.bytesWritten.Add(uint64(n))
-	return n, err
+	return b
 }

@@ -219,7 +219,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	t := p.table.Load()
 	var requests, errs, timeouts uint64
 	for _, b := range t.all {
-		requests += b.requests.Load()
+		requests += b.requests()
 		errs += b.failures()
 		timeouts += b.failed[failTimeout].Load()
 	}
@@ -305,7 +305,7 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
 		w.i(pre+"weight", b.weight.Load())
 		w.i(pre+"connections", int64(len(b.conns)))
-		w.u(pre+"requests", b.requests.Load())
+		w.u(pre+"requests", b.requests())
 		w.u(pre+"errors", b.failures())
 		for k, name := range failKindNames {
 			w.u(pre+"errors_"+name, b.failed[k].Load())

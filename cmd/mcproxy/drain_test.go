@@ -216,7 +216,9 @@ func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte("version\r\n")); err != nil {
+	// A get, not a version: the backend connection must be up before the
+	// freeze, or its dial check times out and the stuck get fails fast.
+	if _, err := c.Write([]byte("get warm\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Read(make([]byte, 256)); err != nil {
@@ -262,7 +264,9 @@ func TestGraceRunOutExitsNonZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte("version\r\n")); err != nil {
+	// A get, not a version: the backend connection must be up before the
+	// freeze, or its dial check times out and the stuck get fails fast.
+	if _, err := c.Write([]byte("get warm\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Read(make([]byte, 256)); err != nil {
