@@ -17,9 +17,9 @@ import (
 // operators' documentation of every key, to the code: every key of Config
 // has a row and every row a key; each stated default, read by the loader
 // as if written in a file, is Default()'s value; and each stated range
-// "lo..hi" (also "≥ x" and "> 0") is what validation accepts, at both ends
-// and one step outside. A default or limit changed in code only, or in the
-// README only, fails here.
+// "lo..hi" (also "≥ x", "> 0" and "At most n bytes") is what validation
+// accepts, at both ends and one step outside. A default or limit changed
+// in code only, or in the README only, fails here.
 func TestREADMEConfigTable(t *testing.T) {
 	rows := readConfigTable(t, "../../README.md")
 
@@ -256,8 +256,9 @@ func checkDefault(t *testing.T, key, cell string) {
 }
 
 var (
-	rangeRE   = regexp.MustCompile(`\b(\d+[a-z]*)\.\.(\d+[a-z]*)\b`)
-	atLeastRE = regexp.MustCompile(`≥ (\d+(?:\.\d+)?)`)
+	rangeRE       = regexp.MustCompile(`\b(\d+[a-z]*)\.\.(\d+[a-z]*)\b`)
+	atLeastRE     = regexp.MustCompile(`≥ (\d+(?:\.\d+)?)`)
+	atMostBytesRE = regexp.MustCompile(`At most (\d+) bytes`)
 )
 
 // checkRange checks the first range the README's text states for key.
@@ -299,6 +300,15 @@ func checkRange(t *testing.T, key, meaning string) {
 		}
 		accepts(t, key, m[1], "README's lower bound")
 		refuses(t, key, strconv.FormatFloat(lo-0.01, 'f', -1, 64), "", "below README's ≥ "+m[1])
+		return
+	}
+	if m := atMostBytesRE.FindStringSubmatch(meaning); m != nil && typ.Kind() == reflect.String {
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepts(t, key, strings.Repeat("n", n), "README's "+m[0])
+		refuses(t, key, strings.Repeat("n", n+1), "", "README's "+m[0])
 		return
 	}
 	if strings.Contains(meaning, "> 0") && typ == reflect.TypeOf(time.Duration(0)) {
