@@ -2,25 +2,59 @@ package health
 
 import "time"
 
-// Config tunes the checker. Zero fields take the defaults noted.
+// Defaults for the zero fields of Config. The config file's health section
+// takes its defaults from here.
+const (
+	// DefaultInterval probes each backend once a second: a dead backend is
+	// noticed within DefaultFailureLimit seconds or so.
+	DefaultInterval = time.Second
+	// DefaultTimeout is well above a healthy memcached's sub-millisecond
+	// reply and leaves room in the interval for the next probe.
+	DefaultTimeout = 500 * time.Millisecond
+	// DefaultFailureLimit: one lost probe is noise, three in a row is a
+	// backend to take out.
+	DefaultFailureLimit = 3
+	// DefaultSuccessLimit: a backend comes back after two good probes in a
+	// row, not on one lucky answer.
+	DefaultSuccessLimit = 2
+	// DefaultFlapWindow, DefaultMinHoldDown and DefaultMaxHoldDown tune the
+	// hold-down of a flapping backend (see Config).
+	DefaultFlapWindow  = time.Minute
+	DefaultMinHoldDown = 5 * time.Second
+	DefaultMaxHoldDown = 2 * time.Minute
+)
+
+// Ranges of FailureLimit and SuccessLimit, inclusive, as config validation
+// enforces them. The checker itself takes any positive count; the maxima
+// only catch a typo that would leave a backend in or out for hours.
+const (
+	MinFailureLimit = 1
+	MaxFailureLimit = 1000
+	MinSuccessLimit = 1
+	MaxSuccessLimit = 1000
+)
+
+// Config tunes the checker. Zero fields take the Default* values.
 type Config struct {
-	// Interval is the time between probes of one backend (1s).
+	// Interval is the time between probes of one backend
+	// (DefaultInterval).
 	Interval time.Duration
-	// Timeout bounds one probe, dial included (500ms).
+	// Timeout bounds one probe, dial included (DefaultTimeout).
 	Timeout time.Duration
 	// FailureLimit is the number of consecutive failures that takes a
-	// backend down (3).
+	// backend down (DefaultFailureLimit).
 	FailureLimit int
 	// SuccessLimit is the number of consecutive successful probes that
-	// brings a down backend back (2).
+	// brings a down backend back (DefaultSuccessLimit).
 	SuccessLimit int
 	// FlapWindow: a backend that goes down again within this time of
-	// coming back is flapping (1m).
+	// coming back is flapping (DefaultFlapWindow).
 	FlapWindow time.Duration
 	// MinHoldDown is how long a flapping backend stays down at least, the
-	// first time it flaps (5s). It doubles with every further flap.
+	// first time it flaps (DefaultMinHoldDown). It doubles with every
+	// further flap.
 	MinHoldDown time.Duration
-	// MaxHoldDown caps the doubling hold-down (2m).
+	// MaxHoldDown caps the doubling hold-down (DefaultMaxHoldDown).
 	MaxHoldDown time.Duration
 	// BeforeUp, when set, runs after the probe that would bring a down
 	// backend back, before it is marked up; an error counts as a failed
@@ -31,25 +65,25 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
-		c.Interval = time.Second
+		c.Interval = DefaultInterval
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 500 * time.Millisecond
+		c.Timeout = DefaultTimeout
 	}
 	if c.FailureLimit <= 0 {
-		c.FailureLimit = 3
+		c.FailureLimit = DefaultFailureLimit
 	}
 	if c.SuccessLimit <= 0 {
-		c.SuccessLimit = 2
+		c.SuccessLimit = DefaultSuccessLimit
 	}
 	if c.FlapWindow <= 0 {
-		c.FlapWindow = time.Minute
+		c.FlapWindow = DefaultFlapWindow
 	}
 	if c.MinHoldDown <= 0 {
-		c.MinHoldDown = 5 * time.Second
+		c.MinHoldDown = DefaultMinHoldDown
 	}
 	if c.MaxHoldDown <= 0 {
-		c.MaxHoldDown = 2 * time.Minute
+		c.MaxHoldDown = DefaultMaxHoldDown
 	}
 	c.MaxHoldDown = max(c.MaxHoldDown, c.MinHoldDown)
 	return c

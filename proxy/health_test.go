@@ -291,12 +291,12 @@ func TestAutoEjectOff(t *testing.T) {
 
 // TestNoStaleValueAfterReadd: a frozen backend misses the writes made to
 // its keys while it was out of the ring; when it comes back it is flushed
-// first, so it never serves its old value again. With KeepDataOnReadd it
-// does, which is what the option trades away.
+// first, so it never serves its old value again. Without FlushOnReadd it
+// does, which is what turning the option off trades away.
 func TestNoStaleValueAfterReadd(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
-			tp := startProxy(t, 3, func(o *Options) { o.KeepDataOnReadd = keep })
+			tp := startProxy(t, 3, func(o *Options) { o.FlushOnReadd = !keep })
 			victim := tp.backends[0]
 			k := keyOn(t, tp, victim.Addr, "stale")
 			c := dial(t, tp.addr)
@@ -318,7 +318,7 @@ func TestNoStaleValueAfterReadd(t *testing.T) {
 				t.Fatalf("after re-adding a flushed backend: %q, want a miss", got)
 			}
 			if keep && got != stale {
-				t.Fatalf("with KeepDataOnReadd: %q, want the old value %q", got, stale)
+				t.Fatalf("without FlushOnReadd: %q, want the old value %q", got, stale)
 			}
 		})
 	}

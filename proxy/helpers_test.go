@@ -46,6 +46,7 @@ func startProxyFor(t testing.TB, servers []*memctest.Server, mod func(*Options))
 		Timeout:        time.Second,
 		ConnectTimeout: 500 * time.Millisecond,
 		AutoEject:      true,
+		FlushOnReadd:   true,
 		Version:        "test",
 		Logger:         zaptest.NewLogger(t),
 	}

@@ -42,7 +42,8 @@ func (b Backend) name() string {
 	return b.Addr
 }
 
-// Options configure a Proxy. Zero values take the defaults noted.
+// Options configure a Proxy. Zero values take the defaults noted, except
+// the bools, whose zero value is off.
 type Options struct {
 	Backends []Backend
 	Ring     ring.Config
@@ -52,16 +53,19 @@ type Options struct {
 	EventLoops int
 	// Connections is the number of connections to each backend, shared
 	// out among the loops: each loop gets ceil(Connections/EventLoops), at
-	// least one (2).
+	// least one (DefaultBackendConnections).
 	Connections int
-	// Timeout bounds how long a command waits for its backend (1s).
+	// Timeout bounds how long a command waits for its backend
+	// (DefaultBackendTimeout).
 	Timeout time.Duration
-	// ConnectTimeout bounds a dial to a backend (500ms).
+	// ConnectTimeout bounds a dial to a backend (DefaultConnectTimeout).
 	ConnectTimeout time.Duration
 
-	// MaxConnections caps concurrent client connections (10000).
+	// MaxConnections caps concurrent client connections
+	// (DefaultMaxConnections).
 	MaxConnections int
-	// MaxItemSize is the largest value accepted, in bytes (1 MiB).
+	// MaxItemSize is the largest value accepted, in bytes
+	// (DefaultMaxItemSize).
 	MaxItemSize int
 	// ClientIdleTimeout closes a client idle this long; 0 never does.
 	ClientIdleTimeout time.Duration
@@ -74,11 +78,14 @@ type Options struct {
 	Health         health.Config
 	HealthDisabled bool
 	// AutoEject takes down backends out of the ring so their keys move to
-	// the others; when false their keys fail fast instead.
+	// the others; when false their keys fail fast instead (config:
+	// health.auto_eject, default DefaultAutoEject).
 	AutoEject bool
-	// KeepDataOnReadd skips the flush_all that otherwise empties an ejected
-	// backend before it rejoins the ring (config: health.flush_on_readd).
-	KeepDataOnReadd bool
+	// FlushOnReadd, with AutoEject, empties an ejected backend with
+	// flush_all before it rejoins the ring, so that it never serves values
+	// that changed elsewhere while it was out (config: health.flush_on_readd,
+	// default DefaultFlushOnReadd).
+	FlushOnReadd bool
 	// MaxEjected caps the failed backends out of the ring at once
 	// (config: health.max_ejected; half the pool).
 	MaxEjected EjectionCap
@@ -107,19 +114,19 @@ func (o *Options) setDefaults() {
 		o.EventLoops = runtime.GOMAXPROCS(0)
 	}
 	if o.Connections <= 0 {
-		o.Connections = 2
+		o.Connections = DefaultBackendConnections
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = time.Second
+		o.Timeout = DefaultBackendTimeout
 	}
 	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 500 * time.Millisecond
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.MaxConnections <= 0 {
-		o.MaxConnections = 10000
+		o.MaxConnections = DefaultMaxConnections
 	}
 	if o.MaxItemSize <= 0 {
-		o.MaxItemSize = 1 << 20
+		o.MaxItemSize = DefaultMaxItemSize
 	}
 	if o.ClientOutputLimit <= 0 {
 		o.ClientOutputLimit = DefaultClientOutputLimit
@@ -246,7 +253,7 @@ func New(opts Options) (*Proxy, error) {
 	// SetBackends, so no event can arrive before the first ring is built.
 	if !opts.HealthDisabled {
 		hc := opts.Health
-		if opts.AutoEject && !opts.KeepDataOnReadd {
+		if opts.AutoEject && opts.FlushOnReadd {
 			hc.BeforeUp = p.flushBeforeReadd
 		}
 		p.health = health.New(hc, p.onHealthEvent, p.log)

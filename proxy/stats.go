@@ -369,7 +369,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
-	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && !o.KeepDataOnReadd))
+	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && o.FlushOnReadd))
 	p.mu.Lock()
 	maxEjected, pool := p.maxEjected, len(p.backends)
 	p.mu.Unlock()

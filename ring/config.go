@@ -5,7 +5,8 @@ import (
 	"math"
 )
 
-// Defaults for the zero fields of Config.
+// Defaults for the zero fields of Config (and of Member.Weight). The config
+// file's ring section and backends[].weight take theirs from here.
 const (
 	// DefaultPartitions is a prime, as the library advises (after xxhash it
 	// matters little). 7919 is fine-grained enough that ten backends own
@@ -24,27 +25,39 @@ const (
 	// DefaultLoad lets a share own at most 25% more partitions than its fair
 	// share.
 	DefaultLoad = 1.25
+	// DefaultWeight is a member's weight when it gives none: one share.
+	DefaultWeight = 1
 )
 
-// Limits that keep a typo in a config file from building a table of
-// gigabytes or a ring that takes minutes to build.
+// Ranges of Config's fields and of Member.Weight, inclusive. The maxima keep
+// a typo in a config file from building a table of gigabytes or a ring that
+// takes minutes to build; config validation reports the same ranges.
 const (
-	maxPartitions        = 1 << 20
-	maxReplicationFactor = 1000
-	maxWeight            = 1000
-	// maxBuildWork bounds shares x ring points (points = shares x
-	// ReplicationFactor). The library re-sorts all ring points each time it
-	// adds a share, so its build time grows with that product: about 0.5s at
-	// 2e7 (1000 shares at ReplicationFactor 20) and 6s at 1e8. 1<<26 keeps a
-	// rebuild, which delays an ejection, to about 2s at worst.
-	maxBuildWork = 1 << 26
+	MinPartitions        = 1
+	MaxPartitions        = 1 << 20
+	MinReplicationFactor = 1
+	MaxReplicationFactor = 1000
+	// MinLoad is the smallest load bound: 1.0 already forces equal
+	// partition counts per share. Below it, whether a ring fits would
+	// depend on how many backends are live (see Config).
+	MinLoad   = 1.0
+	MinWeight = 1
+	MaxWeight = 1000
 )
 
-// Config tunes the ring. Zero fields take the defaults (Partitions 7919,
-// ReplicationFactor 20, Load 1.25).
+// maxBuildWork bounds shares x ring points (points = shares x
+// ReplicationFactor). The library re-sorts all ring points each time it
+// adds a share, so its build time grows with that product: about 0.5s at
+// 2e7 (1000 shares at ReplicationFactor 20) and 6s at 1e8. 1<<26 keeps a
+// rebuild, which delays an ejection, to about 2s at worst.
+const maxBuildWork = 1 << 26
+
+// Config tunes the ring. Zero fields take the defaults (DefaultPartitions,
+// DefaultReplicationFactor, DefaultLoad).
 //
-// Partitions must be in [1, 1<<20], ReplicationFactor in [1, 1000] and Load
-// at least 1.0. Load 1.0 forces equal partition counts per share (at the
+// Partitions must be in [MinPartitions, MaxPartitions], ReplicationFactor
+// in [MinReplicationFactor, MaxReplicationFactor] and Load at least
+// MinLoad. Load 1.0 forces equal partition counts per share (at the
 // price of more keys moving when a backend joins or leaves); a large Load
 // turns the bound off and gives plain consistent hashing. Load below 1.0 is
 // rejected even where it would happen to fit, because whether it fits
@@ -53,19 +66,17 @@ const (
 //
 // Build time grows with shares^2 x ReplicationFactor, where shares is the
 // sum of the weights; New refuses rings where that passes 2^26 (1000
-// weight-1 backends at ReplicationFactor 67, 647 at the default 160). Both limits only get easier
-// as backends are ejected, so a ring that builds with every backend also
-// builds with any subset of them.
+// weight-1 backends at ReplicationFactor 67, 647 at the default 160). Both
+// limits only get easier as backends are ejected, so a ring that builds
+// with every backend also builds with any subset of them.
 type Config struct {
 	// Partitions is the number of key-space partitions; keys are assigned
 	// to backends a partition at a time. Prefer a prime.
 	Partitions int
 	// ReplicationFactor is how many points each share (one unit of weight)
 	// puts on the ring. The load bound caps the busiest backend but does
-	// nothing for the idlest, whose share depends on these points: at 20
-	// the least-loaded of 10 equal backends gets 0.45-0.75 of its fair
-	// share, at 160 about 0.85-0.9, for ~2.3ms instead of ~1.5ms of build
-	// (see TestBalanceReplicationFactor).
+	// nothing for the idlest, whose share depends on these points (see
+	// DefaultReplicationFactor for the measured trade-off).
 	ReplicationFactor int
 	// Load bounds the partitions a share may own to
 	// ceil(Partitions/shares*Load).
@@ -85,14 +96,14 @@ func (c Config) WithDefaults() (Config, error) {
 		c.Load = DefaultLoad
 	}
 	switch {
-	case c.Partitions < 1 || c.Partitions > maxPartitions:
-		return c, fmt.Errorf("ring: partitions %d out of range [1, %d]", c.Partitions, maxPartitions)
-	case c.ReplicationFactor < 1 || c.ReplicationFactor > maxReplicationFactor:
-		return c, fmt.Errorf("ring: replication factor %d out of range [1, %d]", c.ReplicationFactor, maxReplicationFactor)
-	case math.IsNaN(c.Load) || math.IsInf(c.Load, 0) || c.Load < 1:
+	case c.Partitions < MinPartitions || c.Partitions > MaxPartitions:
+		return c, fmt.Errorf("ring: partitions %d out of range [%d, %d]", c.Partitions, MinPartitions, MaxPartitions)
+	case c.ReplicationFactor < MinReplicationFactor || c.ReplicationFactor > MaxReplicationFactor:
+		return c, fmt.Errorf("ring: replication factor %d out of range [%d, %d]", c.ReplicationFactor, MinReplicationFactor, MaxReplicationFactor)
+	case math.IsNaN(c.Load) || math.IsInf(c.Load, 0) || c.Load < MinLoad:
 		// NaN and +Inf would make the library's capacity NaN or Inf and
 		// every comparison against it meaningless.
-		return c, fmt.Errorf("ring: load %v must be a finite number >= 1.0", c.Load)
+		return c, fmt.Errorf("ring: load %v must be a finite number >= %.1f", c.Load, MinLoad)
 	}
 	return c, nil
 }

@@ -18,7 +18,8 @@ type Member struct {
 	// Addr identifies the backend, usually host:port. It is hashed onto the
 	// ring, so renaming a backend moves its keys.
 	Addr string
-	// Weight is the backend's relative share of the keys, >= 1; 0 means 1.
+	// Weight is the backend's relative share of the keys, MinWeight..MaxWeight;
+	// 0 means DefaultWeight.
 	Weight int
 }
 

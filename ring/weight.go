@@ -49,10 +49,10 @@ func expand(members []Member, replication int) ([]Member, []consistent.Member, e
 		seenAddr[m.Addr] = true
 		w := m.Weight
 		if w == 0 {
-			w = 1
+			w = DefaultWeight
 		}
-		if w < 1 || w > maxWeight {
-			return nil, nil, fmt.Errorf("ring: member %q has weight %d, want 1..%d", m.Addr, m.Weight, maxWeight)
+		if w < MinWeight || w > MaxWeight {
+			return nil, nil, fmt.Errorf("ring: member %q has weight %d, want %d..%d", m.Addr, m.Weight, MinWeight, MaxWeight)
 		}
 		out[i] = Member{Addr: m.Addr, Weight: w}
 		for j := 0; j < w; j++ {

@@ -150,7 +150,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		ClientOutputLimit: cfg.Limits.ClientOutputLimit,
 		Health:            healthFrom(cfg),
 		AutoEject:         cfg.Health.AutoEject,
-		KeepDataOnReadd:   !cfg.Health.FlushOnReadd,
+		FlushOnReadd:      cfg.Health.FlushOnReadd,
 		MaxEjected:        maxEjectedFrom(cfg),
 		DisableFlushAll:   cfg.DisableFlushAll,
 		FailoverTTL:       cfg.Failover.TTL,

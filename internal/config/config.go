@@ -12,7 +12,10 @@
 //     editors' rename-over writes and Kubernetes ConfigMap symlink swaps.
 //
 // The YAML key names are a public contract: they are the yaml tags of the
-// types below and are documented in README-config.md.
+// types below and are documented in the configuration table of README.md.
+// Each default and range is defined once, in the package that owns the
+// setting (ring, health, proxy); Default and validation take them from
+// there, and TestREADMEConfigTable checks the README's table against them.
 package config
 
 import (
@@ -21,8 +24,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
 )
+
+// DefaultListen is the default of listen: memcached's port, on loopback
+// only, so that a proxy started without a config choice is not open to
+// the network.
+const DefaultListen = "127.0.0.1:11211"
 
 // Config is mcproxy's whole configuration. A Config returned by Load or Parse
 // has every default applied and has passed validation.
@@ -68,20 +78,20 @@ type Backend struct {
 	// resolve to the same server.
 	Addr string `yaml:"addr"`
 	// Weight is the backend's share of the keys relative to the others,
-	// 1..1000.
+	// ring.MinWeight..ring.MaxWeight (default ring.DefaultWeight).
 	Weight int `yaml:"weight"`
 }
 
 // Ring tunes the consistent hash ring (github.com/buraksezer/consistent).
 type Ring struct {
-	// Partitions is the number of partitions keys hash into, 1..1048576;
-	// a prime works best.
+	// Partitions is the number of partitions keys hash into,
+	// ring.MinPartitions..ring.MaxPartitions; a prime works best.
 	Partitions int `yaml:"partitions"`
 	// ReplicationFactor is the number of points each ring member gets,
-	// 1..1000.
+	// ring.MinReplicationFactor..ring.MaxReplicationFactor.
 	ReplicationFactor int `yaml:"replication_factor"`
 	// Load caps the partitions per member at Load times the average;
-	// finite and >= 1.0.
+	// finite and >= ring.MinLoad.
 	Load float64 `yaml:"load"`
 }
 
@@ -92,10 +102,10 @@ type Health struct {
 	// Timeout bounds one probe; > 0 and not more than Interval.
 	Timeout time.Duration `yaml:"timeout"`
 	// FailureLimit is the number of failed probes in a row that mark a
-	// backend down, 1..1000.
+	// backend down, health.MinFailureLimit..health.MaxFailureLimit.
 	FailureLimit int `yaml:"failure_limit"`
 	// SuccessLimit is the number of good probes in a row that mark a down
-	// backend up again, 1..1000.
+	// backend up again, health.MinSuccessLimit..health.MaxSuccessLimit.
 	SuccessLimit int `yaml:"success_limit"`
 	// AutoEject takes down backends out of the ring (their keys move to the
 	// others) until they recover.
@@ -133,7 +143,8 @@ func (c EjectionCap) Parse() (n int, percent bool, err error) {
 // BackendOptions tunes the proxy's connections to each backend (the YAML
 // section "backend").
 type BackendOptions struct {
-	// Connections is the number of connections per backend, 1..64.
+	// Connections is the number of connections per backend,
+	// proxy.MinBackendConnections..proxy.MaxBackendConnections.
 	Connections int `yaml:"connections"`
 	// Timeout bounds one request to a backend; > 0.
 	Timeout time.Duration `yaml:"timeout"`
@@ -144,18 +155,20 @@ type BackendOptions struct {
 // Limits bounds what clients may do.
 type Limits struct {
 	// MaxConnections is the most client connections served at once,
-	// 1..1000000.
+	// proxy.MinMaxConnections..proxy.MaxMaxConnections.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxItemSize is the largest value a client may store, in bytes,
-	// 1024..1073741824 (memcached's -I range). In YAML: bytes, or a
-	// number with suffix k or m (1024-based), e.g. "1m".
+	// proxy.MinMaxItemSize..proxy.MaxMaxItemSize (memcached's -I range).
+	// In YAML: bytes, or a number with suffix k or m (1024-based), e.g.
+	// "1m".
 	MaxItemSize int `yaml:"max_item_size"`
 	// ClientIdleTimeout closes client connections idle this long; 0 means
 	// never.
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
 	// ClientOutputLimit is the memory, in bytes, the proxy holds for the
 	// replies of one client before it stops reading that client's
-	// commands; twice as much disconnects the client. 1m..4096m; in YAML a
+	// commands; twice as much disconnects the client.
+	// proxy.MinClientOutputLimit..proxy.MaxClientOutputLimit; in YAML a
 	// size like MaxItemSize.
 	ClientOutputLimit int `yaml:"client_output_limit"`
 }
@@ -165,49 +178,51 @@ type Failover struct {
 	// TTL caps the expiry of writes that land on a stand-in backend while
 	// a key's own backend is out of the ring, and (plus the backend timeout
 	// and 2s) is how long after a ring change writes also delete the key on
-	// the backends that held it before; whole seconds, 1s..24h.
+	// the backends that held it before; whole seconds,
+	// proxy.MinFailoverTTL..proxy.MaxFailoverTTL.
 	TTL time.Duration `yaml:"ttl"`
 }
 
 // Default returns the config with every default applied and no backends.
-// It does not pass validation until at least one backend is added.
+// It does not pass validation until at least one backend is added. Every
+// value comes from the package that owns the setting; the zero values
+// (admin, pprof, disable_flush_all) are written out so that the list is
+// complete.
 func Default() Config {
 	return Config{
-		Listen: "127.0.0.1:11211",
+		Listen: DefaultListen,
 		Admin:  "",
 		Pprof:  false,
 
 		DisableFlushAll: false,
 		Ring: Ring{
-			Partitions:        7919,
-			ReplicationFactor: 160,
-			Load:              1.25,
+			Partitions:        ring.DefaultPartitions,
+			ReplicationFactor: ring.DefaultReplicationFactor,
+			Load:              ring.DefaultLoad,
 		},
 		Health: Health{
-			Interval:     time.Second,
-			Timeout:      500 * time.Millisecond,
-			FailureLimit: 3,
-			SuccessLimit: 2,
-			AutoEject:    true,
-			FlushOnReadd: true,
-			MaxEjected:   "50%",
+			Interval:     health.DefaultInterval,
+			Timeout:      health.DefaultTimeout,
+			FailureLimit: health.DefaultFailureLimit,
+			SuccessLimit: health.DefaultSuccessLimit,
+			AutoEject:    proxy.DefaultAutoEject,
+			FlushOnReadd: proxy.DefaultFlushOnReadd,
+			// The zero proxy.EjectionCap is the default cap.
+			MaxEjected: EjectionCap(proxy.EjectionCap{}.String()),
 		},
 		Backend: BackendOptions{
-			Connections:    2,
-			Timeout:        time.Second,
-			ConnectTimeout: 500 * time.Millisecond,
+			Connections:    proxy.DefaultBackendConnections,
+			Timeout:        proxy.DefaultBackendTimeout,
+			ConnectTimeout: proxy.DefaultConnectTimeout,
 		},
 		Limits: Limits{
-			MaxConnections:    10000,
-			MaxItemSize:       1 << 20,
-			ClientIdleTimeout: 0,
-			ClientOutputLimit: 64 << 20,
+			MaxConnections:    proxy.DefaultMaxConnections,
+			MaxItemSize:       proxy.DefaultMaxItemSize,
+			ClientIdleTimeout: proxy.DefaultClientIdleTimeout,
+			ClientOutputLimit: proxy.DefaultClientOutputLimit,
 		},
 		Failover: Failover{
 			TTL: proxy.DefaultFailoverTTL,
 		},
 	}
 }
-
-// defaultWeight is a backend's weight when the file gives none.
-const defaultWeight = 1

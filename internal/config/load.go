@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -156,9 +158,9 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		}),
 		"limits": p.section(map[string]field{
 			"max_connections":     p.integer(&c.Limits.MaxConnections),
-			"max_item_size":       p.size(&c.Limits.MaxItemSize, minItemSize, maxItemSize),
+			"max_item_size":       p.size(&c.Limits.MaxItemSize, proxy.MinMaxItemSize, proxy.MaxMaxItemSize),
 			"client_idle_timeout": p.duration(&c.Limits.ClientIdleTimeout),
-			"client_output_limit": p.size(&c.Limits.ClientOutputLimit, minClientOutputLimit, maxClientOutputLimit),
+			"client_output_limit": p.size(&c.Limits.ClientOutputLimit, proxy.MinClientOutputLimit, proxy.MaxClientOutputLimit),
 		}),
 		"failover": p.section(map[string]field{
 			"ttl": p.duration(&c.Failover.TTL),
@@ -230,7 +232,7 @@ func (p *parser) backends(dst *[]Backend) field {
 			item = deref(item)
 			ikey := fmt.Sprintf("%s[%d]", key, i)
 			p.lines[ikey] = item.Line
-			b := Backend{Weight: defaultWeight}
+			b := Backend{Weight: ring.DefaultWeight}
 			switch {
 			case isNull(item):
 				p.bad[ikey] = true

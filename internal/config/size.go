@@ -5,19 +5,6 @@ import (
 	"strconv"
 )
 
-// The range of limits.max_item_size: memcached's own -I range, 1k..1g.
-const (
-	minItemSize = 1 << 10
-	maxItemSize = 1 << 30
-)
-
-// The range of limits.client_output_limit. The top keeps twice the limit
-// (the disconnect point) well inside an int on every platform.
-const (
-	minClientOutputLimit = 1 << 20
-	maxClientOutputLimit = 4 << 30
-)
-
 // parseSize reads a size the way memcached's -I does: a whole number of
 // bytes, optionally followed by one suffix k/K (KiB) or m/M (MiB).
 // "1m" is 1048576, "512k" is 524288, "2097152" is 2097152.

@@ -10,18 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
 )
 
-// Value ranges; README-config.md documents the same numbers.
-const (
-	maxWeight            = 1000
-	maxPartitions        = 1 << 20
-	maxReplicationFactor = 1000
-	maxProbeLimit        = 1000
-	maxConnsPerBackend   = 64
-	maxClientConnections = 1_000_000
-)
+// The ranges checked here are the owning packages' Min* and Max* constants
+// (ring, health, proxy); the README's configuration table states the same
+// numbers and TestREADMEConfigTable holds it to them.
 
 // Validate checks a config built in code (Load and Parse already validate
 // what they return). The error joins every problem found, each naming its
@@ -42,7 +38,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	v := &validator{lines: lines, bad: bad}
 
 	if c.Listen == "" {
-		v.errorf("listen", "must not be empty; e.g. 127.0.0.1:11211")
+		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
 	} else {
 		v.addr("listen", c.Listen, true)
 	}
@@ -73,15 +69,15 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 				distinct = append(distinct, i)
 			}
 		}
-		v.intRange(key+".weight", b.Weight, 1, maxWeight)
+		v.intRange(key+".weight", b.Weight, ring.MinWeight, ring.MaxWeight)
 	}
 	v.backendNames(c.Backends)
 	v.sameServers(c.Backends, distinct)
 
-	v.intRange("ring.partitions", c.Ring.Partitions, 1, maxPartitions)
-	v.intRange("ring.replication_factor", c.Ring.ReplicationFactor, 1, maxReplicationFactor)
-	if l := c.Ring.Load; !v.skip("ring.load") && (math.IsNaN(l) || math.IsInf(l, 0) || l < 1) {
-		v.errorf("ring.load", "%v must be a finite number >= 1.0 (1.25 lets a backend hold 25%% more than the average)", l)
+	v.intRange("ring.partitions", c.Ring.Partitions, ring.MinPartitions, ring.MaxPartitions)
+	v.intRange("ring.replication_factor", c.Ring.ReplicationFactor, ring.MinReplicationFactor, ring.MaxReplicationFactor)
+	if l := c.Ring.Load; !v.skip("ring.load") && (math.IsNaN(l) || math.IsInf(l, 0) || l < ring.MinLoad) {
+		v.errorf("ring.load", "%v must be a finite number >= %.1f (1.25 lets a backend hold 25%% more than the average)", l, ring.MinLoad)
 	}
 
 	v.positive("health.interval", c.Health.Interval)
@@ -89,25 +85,19 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	if c.Health.Timeout > c.Health.Interval && c.Health.Interval > 0 && !v.skip("health.timeout") && !v.skip("health.interval") {
 		v.errorf("health.timeout", "%v exceeds health.interval %v", c.Health.Timeout, c.Health.Interval)
 	}
-	v.intRange("health.failure_limit", c.Health.FailureLimit, 1, maxProbeLimit)
-	v.intRange("health.success_limit", c.Health.SuccessLimit, 1, maxProbeLimit)
+	v.intRange("health.failure_limit", c.Health.FailureLimit, health.MinFailureLimit, health.MaxFailureLimit)
+	v.intRange("health.success_limit", c.Health.SuccessLimit, health.MinSuccessLimit, health.MaxSuccessLimit)
 	if _, _, err := c.Health.MaxEjected.Parse(); err != nil && !v.skip("health.max_ejected") {
 		v.errorf("health.max_ejected", "%v", err)
 	}
 
-	v.intRange("backend.connections", c.Backend.Connections, 1, maxConnsPerBackend)
+	v.intRange("backend.connections", c.Backend.Connections, proxy.MinBackendConnections, proxy.MaxBackendConnections)
 	v.positive("backend.timeout", c.Backend.Timeout)
 	v.positive("backend.connect_timeout", c.Backend.ConnectTimeout)
 
-	v.intRange("limits.max_connections", c.Limits.MaxConnections, 1, maxClientConnections)
-	if n := int64(c.Limits.MaxItemSize); !v.skip("limits.max_item_size") && (n < minItemSize || n > maxItemSize) {
-		v.errorf("limits.max_item_size", "%s is out of range %s..%s (%d..%d bytes)",
-			formatSize(n), formatSize(minItemSize), formatSize(maxItemSize), minItemSize, maxItemSize)
-	}
-	if n := int64(c.Limits.ClientOutputLimit); !v.skip("limits.client_output_limit") && (n < minClientOutputLimit || n > maxClientOutputLimit) {
-		v.errorf("limits.client_output_limit", "%s is out of range %s..%s (%d..%d bytes)",
-			formatSize(n), formatSize(minClientOutputLimit), formatSize(maxClientOutputLimit), minClientOutputLimit, maxClientOutputLimit)
-	}
+	v.intRange("limits.max_connections", c.Limits.MaxConnections, proxy.MinMaxConnections, proxy.MaxMaxConnections)
+	v.sizeRange("limits.max_item_size", c.Limits.MaxItemSize, proxy.MinMaxItemSize, proxy.MaxMaxItemSize)
+	v.sizeRange("limits.client_output_limit", c.Limits.ClientOutputLimit, proxy.MinClientOutputLimit, proxy.MaxClientOutputLimit)
 	if d := c.Limits.ClientIdleTimeout; d < 0 && !v.skip("limits.client_idle_timeout") {
 		v.errorf("limits.client_idle_timeout", "%v must not be negative (0 means never)", d)
 	}
@@ -154,6 +144,14 @@ func (v *validator) lineOf(key string) int {
 func (v *validator) intRange(key string, n, lo, hi int) {
 	if !v.skip(key) && (n < lo || n > hi) {
 		v.errorf(key, "%d is out of range %d..%d", n, lo, hi)
+	}
+}
+
+// sizeRange is intRange for byte sizes, which it writes as the file
+// would (1m) and in bytes.
+func (v *validator) sizeRange(key string, size int, lo, hi int64) {
+	if n := int64(size); !v.skip(key) && (n < lo || n > hi) {
+		v.errorf(key, "%s is out of range %s..%s (%d..%d bytes)", formatSize(n), formatSize(lo), formatSize(hi), lo, hi)
 	}
 }
 

@@ -99,9 +99,10 @@ func runScript(t *testing.T, sc clientScript, addr string) string {
 func startProxy(t *testing.T) (addr string, backends []string) {
 	t.Helper()
 	opts := proxy.Options{
-		Ring:      ring.Config{Partitions: 7919, ReplicationFactor: 20, Load: 1.25},
-		AutoEject: true,
-		Logger:    zap.NewNop(),
+		Ring:         ring.Config{Partitions: 7919, ReplicationFactor: 20, Load: 1.25},
+		AutoEject:    true,
+		FlushOnReadd: true,
+		Logger:       zap.NewNop(),
 	}
 	for i := 0; i < 3; i++ {
 		s := memctest.Start(t)

@@ -1,0 +1,340 @@
+package config
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestREADMEConfigTable holds README.md's configuration table, the
+// operators' documentation of every key, to the code: every key of Config
+// has a row and every row a key; each stated default, read by the loader
+// as if written in a file, is Default()'s value; and each stated range
+// "lo..hi" (also "≥ x", "> 0" and "At most n bytes") is what validation
+// accepts, at both ends and one step outside. A default or limit changed
+// in code only, or in the README only, fails here.
+func TestREADMEConfigTable(t *testing.T) {
+	rows := readConfigTable(t, "../../README.md")
+
+	var keys []string
+	yamlKeys(reflect.TypeOf(Config{}), "", &keys)
+	for _, k := range keys {
+		if _, ok := rows[k]; !ok {
+			t.Errorf("README.md's configuration table has no row for %s", k)
+		}
+	}
+	for k := range rows {
+		if !slices.Contains(keys, k) {
+			t.Errorf("README.md's configuration table has a row for %s, which is not a key of Config", k)
+		}
+	}
+
+	for _, k := range keys {
+		row, ok := rows[k]
+		if !ok {
+			continue
+		}
+		t.Run(k, func(t *testing.T) {
+			checkDefault(t, k, row.dflt)
+			checkRange(t, k, row.meaning)
+		})
+	}
+}
+
+// TestREADMEConfigExample: the YAML example at the head of the README's
+// Configuration section writes out every default, as configs/local.yaml
+// does (TestLoadExampleConfigs); only the addresses and backends are its
+// own.
+func TestREADMEConfigExample(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README.md has no ## Configuration section")
+	}
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatal("README.md's Configuration section has no ```yaml example")
+	}
+	cfg, err := Parse([]byte(block), "README.md's example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Listen, want.Admin, want.Backends = cfg.Listen, cfg.Admin, cfg.Backends
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("README.md's example config differs from the defaults in %v", Diff(cfg, want))
+	}
+}
+
+type tableRow struct{ dflt, meaning string }
+
+// readConfigTable returns the rows of the "| Key | Default | Meaning |"
+// table under the README's "## Configuration" heading, by key.
+func readConfigTable(t *testing.T, path string) map[string]tableRow {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows := map[string]tableRow{}
+	section, inTable := false, false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			section = line == "## Configuration"
+			continue
+		}
+		if !section {
+			continue
+		}
+		cells := tableCells(line)
+		switch {
+		case !inTable:
+			inTable = len(cells) == 3 && cells[0] == "Key" && cells[1] == "Default" && cells[2] == "Meaning"
+		case cells == nil:
+			if len(rows) == 0 {
+				t.Fatalf("%s: the configuration table has no rows", path)
+			}
+			return rows
+		case strings.Trim(cells[0], "-") == "":
+			// the |---| line under the header
+		case len(cells) != 3:
+			t.Errorf("%s: configuration table row with %d cells: %s", path, len(cells), line)
+		default:
+			key := strings.Trim(cells[0], "`")
+			if _, dup := rows[key]; dup {
+				t.Errorf("%s: configuration table has two rows for %s", path, key)
+			}
+			rows[key] = tableRow{dflt: cells[1], meaning: cells[2]}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) == 0 {
+		t.Fatalf("%s: no | Key | Default | Meaning | table under ## Configuration", path)
+	}
+	return rows
+}
+
+// tableCells splits a Markdown table row into trimmed cells; nil if line is
+// not a table row. (No cell of this table holds a "|".)
+func tableCells(line string) []string {
+	line = strings.TrimSpace(line)
+	if !strings.HasPrefix(line, "|") || !strings.HasSuffix(line, "|") || len(line) < 2 {
+		return nil
+	}
+	cells := strings.Split(line[1:len(line)-1], "|")
+	for i := range cells {
+		cells[i] = strings.TrimSpace(cells[i])
+	}
+	return cells
+}
+
+// yamlKeys lists the file's keys as the README writes them: "listen",
+// "ring.partitions", and for the list of backends "backends" and
+// "backends[].addr". Sections are not keys of their own.
+func yamlKeys(typ reflect.Type, prefix string, keys *[]string) {
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		name := f.Tag.Get("yaml")
+		if name == "" || name == "-" {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		switch {
+		case f.Type.Kind() == reflect.Struct:
+			yamlKeys(f.Type, key, keys)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			*keys = append(*keys, key)
+			yamlKeys(f.Type.Elem(), key+"[]", keys)
+		default:
+			*keys = append(*keys, key)
+		}
+	}
+}
+
+// valueAt returns the value of key in c: "backends[].weight" is the weight
+// of the first backend.
+func valueAt(c Config, key string) reflect.Value {
+	v := reflect.ValueOf(c)
+	for _, name := range strings.Split(key, ".") {
+		name, elem := strings.CutSuffix(name, "[]")
+		v = fieldByTag(v, name)
+		if elem {
+			v = v.Index(0)
+		}
+	}
+	return v
+}
+
+// testBackend is the one backend of the files built here.
+const testBackend = "127.0.0.1:11311"
+
+// fileWith writes a config file that sets key to value (written as is)
+// and has one backend.
+func fileWith(key, value string) string {
+	if b, ok := strings.CutPrefix(key, "backends[]."); ok {
+		if b == "addr" {
+			return fmt.Sprintf("backends:\n  - {addr: %s}\n", value)
+		}
+		return fmt.Sprintf("backends:\n  - {addr: %s, %s: %s}\n", testBackend, b, value)
+	}
+	doc := "backends: [" + testBackend + "]\n"
+	if section, name, ok := strings.Cut(key, "."); ok {
+		return doc + fmt.Sprintf("%s:\n  %s: %s\n", section, name, value)
+	}
+	return doc + fmt.Sprintf("%s: %s\n", key, value)
+}
+
+// backtick matches the first `code span` of a cell.
+var backtick = regexp.MustCompile("`([^`]*)`")
+
+func checkDefault(t *testing.T, key, cell string) {
+	switch {
+	case cell == "(required)":
+		// Leaving the key out is an error that names it.
+		var doc string
+		switch key {
+		case "backends":
+			doc = "listen: " + DefaultListen + "\n"
+		case "backends[].addr":
+			doc = "backends:\n  - {weight: 1}\n"
+		default:
+			t.Fatalf("default %q: the test knows no way to leave %s out", cell, key)
+		}
+		want := strings.ReplaceAll(key, "[]", "[0]") + ": "
+		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("README says %s is required; a file without it: %v", key, err)
+		}
+		return
+	case cell == "the `addr`":
+		// An unnamed backend is named by its address: naming another
+		// backend by that address is a duplicate name.
+		doc := fmt.Sprintf("backends:\n  - %s\n  - {name: %q, addr: 127.0.0.1:11312}\n", testBackend, testBackend)
+		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), "backends[1].name: ") {
+			t.Errorf("README says %s defaults to the addr; a name equal to an unnamed backend's addr: %v", key, err)
+		}
+		return
+	}
+	m := backtick.FindStringSubmatch(cell)
+	if m == nil {
+		t.Fatalf("default %q: want the value in backticks, (required) or the `addr`", cell)
+	}
+	got, err := Parse([]byte(fileWith(key, m[1])), "readme")
+	if err != nil {
+		t.Fatalf("README's default %s: %s does not load: %v", key, m[1], err)
+	}
+	want := Default()
+	if strings.HasPrefix(key, "backends[].") {
+		// Defaults of a backend's keys are what a backend gets without them.
+		want, err = Parse([]byte(fileWith("backends[].addr", testBackend)), "readme")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if g, w := valueAt(got, key), valueAt(want, key); !reflect.DeepEqual(g.Interface(), w.Interface()) {
+		t.Errorf("README's default of %s is %s, which loads as %v; the code's default is %v", key, m[1], g, w)
+	}
+}
+
+var (
+	rangeRE       = regexp.MustCompile(`\b(\d+[a-z]*)\.\.(\d+[a-z]*)\b`)
+	atLeastRE     = regexp.MustCompile(`≥ (\d+(?:\.\d+)?)`)
+	atMostBytesRE = regexp.MustCompile(`At most (\d+) bytes`)
+)
+
+// checkRange checks the first range the README's text states for key.
+func checkRange(t *testing.T, key, meaning string) {
+	withBackend := Default()
+	withBackend.Backends = []Backend{{}}
+	typ := valueAt(withBackend, key).Type()
+	if m := rangeRE.FindStringSubmatch(meaning); m != nil {
+		lo, hi := m[1], m[2]
+		var below, above string
+		switch typ {
+		case reflect.TypeOf(time.Duration(0)):
+			l, err1 := time.ParseDuration(lo)
+			h, err2 := time.ParseDuration(hi)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("range %s..%s: %v %v", lo, hi, err1, err2)
+			}
+			below, above = (l - time.Second).String(), (h + time.Second).String()
+		case reflect.TypeOf(0):
+			l, err1 := parseSize(lo) // plain numbers read as themselves
+			h, err2 := parseSize(hi)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("range %s..%s: %v %v", lo, hi, err1, err2)
+			}
+			below, above = strconv.FormatInt(l-1, 10), strconv.FormatInt(h+1, 10)
+		default:
+			t.Fatalf("range %s..%s of a %v: the test does not know this kind", lo, hi, typ)
+		}
+		accepts(t, key, lo, "README's lower bound")
+		accepts(t, key, hi, "README's upper bound")
+		refuses(t, key, below, "out of range", "one step below README's range "+m[0])
+		refuses(t, key, above, "out of range", "one step above README's range "+m[0])
+		return
+	}
+	if m := atLeastRE.FindStringSubmatch(meaning); m != nil {
+		lo, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepts(t, key, m[1], "README's lower bound")
+		refuses(t, key, strconv.FormatFloat(lo-0.01, 'f', -1, 64), "", "below README's ≥ "+m[1])
+		return
+	}
+	if m := atMostBytesRE.FindStringSubmatch(meaning); m != nil && typ.Kind() == reflect.String {
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepts(t, key, strings.Repeat("n", n), "README's "+m[0])
+		refuses(t, key, strings.Repeat("n", n+1), "", "README's "+m[0])
+		return
+	}
+	if strings.Contains(meaning, "> 0") && typ == reflect.TypeOf(time.Duration(0)) {
+		accepts(t, key, "1ns", "README's > 0")
+		refuses(t, key, "0s", "", "README's > 0")
+	}
+}
+
+// accepts checks that key set to value draws no problem naming key (a
+// problem of another key, such as health.timeout above a tiny
+// health.interval, is not this key's range).
+func accepts(t *testing.T, key, value, why string) {
+	t.Helper()
+	_, err := Parse([]byte(fileWith(key, value)), "readme")
+	if err != nil && strings.Contains(err.Error(), strings.ReplaceAll(key, "[]", "[0]")+": ") {
+		t.Errorf("%s %s: %s: %v", key, value, why, err)
+	}
+}
+
+// refuses checks that key set to value is an error naming key (and saying
+// want, when given).
+func refuses(t *testing.T, key, value, want, why string) {
+	t.Helper()
+	_, err := Parse([]byte(fileWith(key, value)), "readme")
+	name := strings.ReplaceAll(key, "[]", "[0]") + ": "
+	if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s %s (%s) loads, or not for that reason: %v", key, value, why, err)
+	}
+}

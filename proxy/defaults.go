@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// Defaults and ranges of the Options that the config file's backend,
+// limits and health sections set. Options.setDefaults applies the defaults
+// to zero fields; internal/config builds its defaults and its validation
+// from these same names, and a test there checks them against the README's
+// configuration table. The ones that belong with their mechanism are
+// declared beside it: DefaultClientOutputLimit (output_limit.go),
+// DefaultFailoverTTL and its range (failover.go), DefaultMaxEjectedPercent
+// (ejection.go). Ring and health settings are in ring/ and health/.
+
+// Connections to each backend (config: backend.*).
+const (
+	// DefaultBackendConnections is Options.Connections' default. Every
+	// client's requests are pipelined onto these shared connections.
+	DefaultBackendConnections = 2
+	// MinBackendConnections and MaxBackendConnections bound
+	// Options.Connections. With pipelining a few connections carry the
+	// load; the cap catches a typo that would open thousands per backend.
+	MinBackendConnections = 1
+	MaxBackendConnections = 64
+	// DefaultBackendTimeout is Options.Timeout's default: how long a
+	// command waits for its backend before it fails (or misses).
+	DefaultBackendTimeout = time.Second
+	// DefaultConnectTimeout is Options.ConnectTimeout's default.
+	DefaultConnectTimeout = 500 * time.Millisecond
+)
+
+// Client limits (config: limits.*).
+const (
+	// DefaultMaxConnections is Options.MaxConnections' default.
+	DefaultMaxConnections = 10000
+	// MinMaxConnections and MaxMaxConnections bound Options.MaxConnections.
+	MinMaxConnections = 1
+	MaxMaxConnections = 1_000_000
+	// DefaultMaxItemSize is Options.MaxItemSize's default, memcached's own
+	// (-I 1m).
+	DefaultMaxItemSize = protocol.DefaultMaxItemSize
+	// MinMaxItemSize and MaxMaxItemSize bound Options.MaxItemSize to
+	// memcached's -I range, 1k..1g: a proxy that took larger items than
+	// its backends could store would only turn them into errors.
+	MinMaxItemSize = 1 << 10
+	MaxMaxItemSize = 1 << 30
+	// DefaultClientIdleTimeout is Options.ClientIdleTimeout's default:
+	// never, as memcached (its idle_timeout is 0 unless set).
+	DefaultClientIdleTimeout time.Duration = 0
+	// MinClientOutputLimit and MaxClientOutputLimit bound
+	// Options.ClientOutputLimit (default DefaultClientOutputLimit). The
+	// floor leaves room for a few replies of the default item size; the
+	// top keeps twice the limit, the disconnect point, far from overflow.
+	MinClientOutputLimit = 1 << 20
+	MaxClientOutputLimit = 4 << 30
+)
+
+// Ejection (config: health.auto_eject, health.flush_on_readd). They are
+// bools, so Options' zero value cannot mean them: a caller of New sets
+// AutoEject and FlushOnReadd itself; internal/config defaults them to these.
+const (
+	// DefaultAutoEject takes down backends out of the ring, so their keys
+	// move to live backends instead of failing.
+	DefaultAutoEject = true
+	// DefaultFlushOnReadd flushes a backend before it rejoins the ring: a
+	// backend that was only frozen or cut off would otherwise serve values
+	// that were changed elsewhere while it was out.
+	DefaultFlushOnReadd = true
+)
