@@ -100,8 +100,8 @@ func sendN(t *testing.T, addr, cmds, end string, n int) string {
 // counts in /metrics and in stats, then the health endpoints.
 func TestMetricsAndStatsCount(t *testing.T) {
 	a, b := memctest.Start(t), memctest.Start(t)
-	adminAddr := freeAddr(t)
-	in := startInstance(t, freeAddr(t), adminAddr, a.Addr, b.Addr)
+	adminAddr := memctest.FreeAddr(t)
+	in := startInstance(t, memctest.FreeAddr(t), adminAddr, a.Addr, b.Addr)
 
 	send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n")
 	sendN(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
@@ -150,7 +150,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		t.Error("byte counters are zero")
 	}
 
-	st := stats(t, in.listen, "")
+	st := memctest.Stats(t, in.listen, "")
 	for k, v := range map[string]string{"cmd_get": "5", "get_hits": "3", "get_misses": "2", "cmd_set": "3",
 		"delete_hits": "1", "delete_misses": "1", "touch_hits": "1", "client_errors": "3"} {
 		if st[k] != v {
@@ -159,7 +159,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 	}
 	// stats reset zeroes stats but never a Prometheus counter.
 	send(t, in.listen, "stats reset\r\n", "RESET\r\n")
-	if got := stats(t, in.listen, "")["cmd_get"]; got != "0" {
+	if got := memctest.Stats(t, in.listen, "")["cmd_get"]; got != "0" {
 		t.Errorf("cmd_get after stats reset: %s", got)
 	}
 	if got := scrape(t, adminAddr)[`mcproxy_commands_total{command="get",result="hit"}`]; got != 2 {

@@ -34,7 +34,7 @@ func TestRespellingLiveKeepsKeys(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		be = append(be, memctest.Start(t).Addr)
 	}
-	in := startInstance(t, freeAddr(t), "", be...)
+	in := startInstance(t, memctest.FreeAddr(t), "", be...)
 	const n = 200
 	where := make([]int, n)
 	for i := 0; i < n; i++ {
@@ -46,7 +46,7 @@ func TestRespellingLiveKeepsKeys(t *testing.T) {
 	respelled := "localhost:" + port
 	in.write(t, configText(in.listen, "", fmt.Sprintf("{name: %q, addr: %q}", be[0], respelled), be[1], be[2]))
 	waitStat(t, in.listen, "config_generation", "2")
-	if got := stats(t, in.listen, "backends")["backend:"+be[0]+":addr"]; got != respelled {
+	if got := memctest.Stats(t, in.listen, "backends")["backend:"+be[0]+":addr"]; got != respelled {
 		t.Fatalf("stats backends addr after the respelling: %q", got)
 	}
 	for i := 0; i < n; i++ {
@@ -63,13 +63,13 @@ func TestRespellingLiveKeepsKeys(t *testing.T) {
 	in.write(t, strings.Replace(configText(in.listen, "", fmt.Sprintf("{name: %q, addr: %q}", be[0], respelled), be[1], be[2]),
 		"health: {", "health: {max_ejected: 0, ", 1))
 	waitStat(t, in.listen, "config_generation", "3")
-	if st := stats(t, in.listen, "settings"); st["max_ejected"] != "0" || st["max_ejected_backends"] != "0" {
+	if st := memctest.Stats(t, in.listen, "settings"); st["max_ejected"] != "0" || st["max_ejected_backends"] != "0" {
 		t.Fatalf("stats settings after max_ejected 0: %q %q", st["max_ejected"], st["max_ejected_backends"])
 	}
 
 	in.write(t, configText(in.listen, "", be[0], respelled, be[1]))
 	waitStat(t, in.listen, "config_reload_failures", "1")
-	if got := stats(t, in.listen, "")["config_generation"]; got != "3" {
+	if got := memctest.Stats(t, in.listen, "")["config_generation"]; got != "3" {
 		t.Fatalf("a file listing one server twice was applied: generation %s", got)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // Limits on a Config; they keep a typo from turning into a runaway test.
@@ -32,7 +34,7 @@ const (
 // uses; Run validates every field.
 type Config struct {
 	// Addr is the target, "host:port"; it must be a loopback address (see
-	// ResolveLoopback).
+	// mctext.ResolveLoopback).
 	Addr string
 	// Conns is the number of connections, each driven by one goroutine.
 	Conns int
@@ -104,7 +106,7 @@ func ParseRatio(s string) (get, set int, err error) {
 
 // validate checks c and returns the loopback address to dial.
 func (c *Config) validate() (string, error) {
-	dial, err := ResolveLoopback(c.Addr)
+	dial, err := mctext.ResolveLoopback(c.Addr)
 	if err != nil {
 		return "", err
 	}
@@ -345,7 +347,7 @@ type worker struct {
 	rng      *rand.Rand
 	conn     net.Conn
 	w        *bufio.Writer
-	rr       *ReplyReader
+	rr       *mctext.Reader
 	ops      []op
 	keyBuf   []byte   // the bytes of every key of the current batch
 	keys     [][]byte // slices of keyBuf
@@ -412,7 +414,7 @@ func (w *worker) connect(ctx context.Context, until time.Time, count bool) bool 
 	w.conn = conn
 	if w.w == nil {
 		w.w = bufio.NewWriterSize(conn, ioBufferSize)
-		w.rr = NewReplyReader(conn, ioBufferSize)
+		w.rr = mctext.NewReader(conn, ioBufferSize)
 	} else {
 		w.w.Reset(conn)
 		w.rr.Reset(conn)
@@ -479,7 +481,7 @@ func (w *worker) exchange(t0 time.Time, measure bool) {
 			hits, err = w.rr.ReadGet(w.keys[o.keys:o.keys+o.nkeys], true)
 		}
 		if err != nil {
-			if isErrorReply(err) {
+			if mctext.IsErrorReply(err) {
 				if measure {
 					w.c.errReplies++
 					if w.c.firstErr == "" {
@@ -506,10 +508,6 @@ func (w *worker) exchange(t0 time.Time, measure bool) {
 	}
 }
 
-func isErrorReply(err error) bool {
-	return err == ErrServerError || err == ErrClientError || err == ErrErrorReply
-}
-
 // fail counts lost commands (the failed one and those after it in the batch)
 // by the kind of err, and closes the connection.
 func (w *worker) fail(err error, lost int, measure bool) {
@@ -521,7 +519,7 @@ func (w *worker) fail(err error, lost int, measure bool) {
 	w.c.noteErr(err)
 	n := uint64(lost)
 	switch {
-	case errors.Is(err, ErrProtocol):
+	case errors.Is(err, mctext.ErrProtocol):
 		w.c.protoErrs += n
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		w.c.timeouts += n
@@ -593,7 +591,7 @@ func (w *worker) prefill(ctx context.Context) {
 		}
 		for i := range w.ops {
 			if err := w.rr.ReadStored(); err != nil {
-				if isErrorReply(err) {
+				if mctext.IsErrorReply(err) {
 					w.c.prefillErrs++
 					continue
 				}

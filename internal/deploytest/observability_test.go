@@ -99,7 +99,7 @@ var matcherKey = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
 func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	mc := memctest.Start(t)
-	listen, admin := freeLoopback(t), freeLoopback(t)
+	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
 	file := t.TempDir() + "/mcproxy.yaml"
 	cfg := fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", listen, admin, mc.Addr)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {

@@ -4,42 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// goBinary returns the go command that runs this test.
-func goBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no go command to build mcproxy with: %v", err)
-	}
-	return p
-}
-
-// buildMcproxy builds cmd/mcproxy into a temp dir.
-func buildMcproxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcproxy")
-	cmd := exec.Command(goBinary(t), "build", "-o", bin, "github.com/mcproxy/mcproxy/cmd/mcproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build mcproxy: %v\n%s", err, out)
-	}
-	return bin
+	goleak.VerifyTestMain(proxyproc.WithCleanup(m))
 }
 
 // TestKillScenarioShort runs a shortened kill scenario against real
@@ -54,7 +28,7 @@ func TestKillScenarioShort(t *testing.T) {
 		t.Skip("memcached not in PATH")
 	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = buildMcproxy(t)
+	cfg.Mcproxy = proxyproc.BuildT(t)
 	cfg.Scenario = Kill
 	cfg.Conns = 4
 	cfg.Keys = 2000

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // opKind is the command of a request.
@@ -113,9 +115,9 @@ func countText(m map[string]int, s string) {
 // else that sets keys during the run.
 func startLoad(ctx context.Context, addr string, cfg *Config, ks *keySpace, base time.Time, version *atomic.Uint64) (*load, error) {
 	l := &load{addr: addr, cfg: cfg, ks: ks, base: base, version: version}
-	conns := make([]*textConn, cfg.Conns)
+	conns := make([]*mctext.Conn, cfg.Conns)
 	for i := range conns {
-		t, err := dialText(addr, ioTimeout)
+		t, err := mctext.Dial(addr, ioTimeout)
 		if err != nil {
 			for _, c := range conns[:i] {
 				c.Close()
@@ -150,7 +152,7 @@ func (l *load) stop() {
 	l.wg.Wait()
 }
 
-func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, capSamples int) {
+func (l *load) run(ctx context.Context, w *loadWorker, t *mctext.Conn, id uint64, capSamples int) {
 	defer func() {
 		if t != nil {
 			t.Close()
@@ -159,6 +161,7 @@ func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, c
 	rng := rand.New(rand.NewPCG(l.cfg.Seed, id))
 	nkeys := len(l.ks.names)
 	var val []byte
+	var v mctext.Value
 	for ctx.Err() == nil {
 		k := rng.IntN(nkeys)
 		s := sample{key: int32(k), op: opGet}
@@ -172,7 +175,7 @@ func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, c
 		var err error
 		dialFailed := false
 		if t == nil {
-			if t, err = dialText(l.addr, l.cfg.RequestTimeout); err != nil {
+			if t, err = mctext.Dial(l.addr, l.cfg.RequestTimeout); err != nil {
 				t, dialFailed = nil, true
 				s.out = outClientError
 				countText(w.clientErrs, "connect: "+errorKind(err))
@@ -181,23 +184,22 @@ func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, c
 			}
 		}
 		if t != nil {
-			t.buf = t.buf[:0]
 			if s.op == opSet {
 				s.version = l.version.Add(1)
 				val = appendValue(val[:0], key, s.version, l.cfg.ValueSize)
-				t.appendSet(key, val)
+				t.AppendSet(key, val)
 			} else {
-				t.appendGet(key)
+				t.AppendCommand("get", key)
 			}
-			if err = t.send(start.Add(l.cfg.RequestTimeout)); err == nil {
+			if err = t.Flush(start.Add(l.cfg.RequestTimeout)); err == nil {
 				if s.op == opSet {
-					err = l.readSet(t, w, &s)
+					err = readSet(t, w, &s)
 				} else {
-					err = l.readGet(t, w, &s, key)
+					err = readGet(t, w, &s, key, &v)
 				}
 			}
 			if err != nil {
-				if errors.Is(err, errDesync) {
+				if errors.Is(err, mctext.ErrProtocol) {
 					s.out = outBadReply
 					countText(w.badReplies, err.Error())
 				} else {
@@ -221,47 +223,53 @@ func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, c
 }
 
 // readSet reads the reply to a set into s.
-func (l *load) readSet(t *textConn, w *loadWorker, s *sample) error {
-	line, err := t.readStatus()
-	if err != nil {
-		return err
-	}
+func readSet(t *mctext.Conn, w *loadWorker, s *sample) error {
+	line, err := t.ReadStatus()
 	switch {
-	case line == "STORED":
+	case err == nil && string(line) == "STORED":
 		s.out = outStored
-	case len(line) >= 12 && line[:12] == "SERVER_ERROR":
-		s.out = outServerError
-		countText(w.serverErrs, line)
-	default:
+	case err == nil:
 		s.out = outBadReply
-		countText(w.badReplies, "reply to set: "+line)
+		countText(w.badReplies, "reply to set: "+string(line))
+	default:
+		return errorReply(err, t, w, s, "set")
 	}
 	return nil
 }
 
 // readGet reads the reply to a get of key into s.
-func (l *load) readGet(t *textConn, w *loadWorker, s *sample, key string) error {
-	found, value, errLine, err := t.readOne([]byte(key))
-	if err != nil {
-		return err
-	}
+func readGet(t *mctext.Conn, w *loadWorker, s *sample, key string, v *mctext.Value) error {
+	found, err := t.ReadOne([]byte(key), v)
 	switch {
-	case len(errLine) >= 12 && string(errLine[:12]) == "SERVER_ERROR":
-		s.out = outServerError
-		countText(w.serverErrs, string(errLine))
-	case errLine != nil:
-		s.out = outBadReply
-		countText(w.badReplies, "reply to get: "+string(errLine))
+	case err != nil:
+		return errorReply(err, t, w, s, "get")
 	case !found:
 		s.out = outMiss
 	default:
-		v, ok := parseValue([]byte(key), value)
+		version, ok := parseValue([]byte(key), v.Data)
 		if !ok {
 			s.out = outBadReply
 			countText(w.badReplies, "get returned a value not written for its key")
 			return nil
 		}
-		s.out, s.version = outHit, v
+		s.out, s.version = outHit, version
+	}
+	return nil
+}
+
+// errorReply records an error line in place of the reply to cmd into s: a
+// SERVER_ERROR is the proxy's answer for a failed backend, any other is a
+// bad reply. Other errors are returned: the connection is out of step.
+func errorReply(err error, t *mctext.Conn, w *loadWorker, s *sample, cmd string) error {
+	switch {
+	case err == mctext.ErrServerError:
+		s.out = outServerError
+		countText(w.serverErrs, string(t.LastError()))
+	case mctext.IsErrorReply(err):
+		s.out = outBadReply
+		countText(w.badReplies, "reply to "+cmd+": "+string(t.LastError()))
+	default:
+		return err
 	}
 	return nil
 }

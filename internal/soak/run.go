@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/backendwatch"
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // settlePoll is how often the end of a run checks that every backend is
@@ -119,15 +119,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if _, err := memctest.Binary(); err != nil {
 		return nil, err
 	}
-	proxyBin, err := filepath.Abs(cfg.Mcproxy)
+	proxyBin, err := proxyproc.CheckBinary(cfg.Mcproxy)
 	if err != nil {
-		return nil, fmt.Errorf("mcproxy binary %q: %w", cfg.Mcproxy, err)
-	}
-	if st, err := os.Stat(proxyBin); err != nil || st.IsDir() {
-		return nil, fmt.Errorf("mcproxy binary %q not found (make build): %v", cfg.Mcproxy, err)
-	}
-	if _, err := exec.LookPath(proxyBin); err != nil {
-		return nil, fmt.Errorf("mcproxy binary %q: %w", proxyBin, err)
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "mcsoak-")
 	if err != nil {
@@ -152,14 +146,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		servers = append(servers, s)
 		addrs = append(addrs, s.Addr)
 	}
-	proxy, err := startProxy(proxyBin, dir, &cfg.Proxy, addrs)
+	proxy, err := proxyproc.Launch(proxyproc.Spec{
+		Bin:    proxyBin,
+		Dir:    dir,
+		Admin:  true, // for /metrics: the proxy's goroutines
+		Config: func(listen, admin string) ([]byte, error) { return cfg.Proxy.render(listen, admin, addrs) },
+		Args:   []string{"-log-format", "json"},
+	})
 	if err != nil {
 		return nil, err
 	}
 	stopped := false
 	defer func() {
 		if !stopped {
-			proxy.kill()
+			proxy.Kill()
 		}
 	}()
 
@@ -169,18 +169,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// batch's write, which follows its snapshot at once; the margin covers
 	// a loaded machine.
 	chk := NewChecker(base, cfg.Workload.ReplyTimeout+readAgeMargin, cfg.Workload.ValueSize, ks.registers, ks.counters)
-	mon := startMonitor(ctx, proxy.Addr, addrs, cfg.PollInterval, chk.Now)
-	monStopped := false
-	defer func() {
-		if !monStopped {
-			mon.stop()
-		}
-	}()
+	mon := backendwatch.Start(ctx, proxy.Addr, addrs, cfg.PollInterval, pollTimeout, chk.Now)
+	defer mon.Stop() // Stop may be called again
 	rep := &Report{Config: cfg, Backends: addrs, ProxyPID: proxy.PID()}
 	if cfg.KeepDir {
 		rep.Dir = dir
 	}
-	if rep.Start, err = proxy.sample(ctx, chk.Now()); err != nil {
+	if rep.Start, err = sampleProxy(ctx, proxy, chk.Now()); err != nil {
 		return nil, fmt.Errorf("start sample: %w", err)
 	}
 
@@ -211,16 +206,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// tail for it); wait a bounded time so that the end sample is of a
 	// proxy at rest with its full ring.
 	settle := time.Now().Add(cfg.SettleWait)
-	for !mon.allInRing() && time.Now().Before(settle) && pause(ctx, settlePoll) {
+	for !mon.AllInRing() && time.Now().Before(settle) && pause(ctx, settlePoll) {
 	}
-	rep.AllInRing = mon.allInRing()
-	if rep.End, err = proxy.sample(ctx, chk.Now()); err != nil {
+	rep.AllInRing = mon.AllInRing()
+	if rep.End, err = sampleProxy(ctx, proxy, chk.Now()); err != nil {
 		rep.SampleErr = err.Error()
 	}
-	mon.stop()
-	monStopped = true
+	mon.Stop()
 	stopped = true
-	if err := proxy.stop(); err != nil {
+	if _, err := proxy.Stop(); err != nil {
 		rep.ProxyExit = err.Error()
 	} else {
 		rep.ProxyExit = "clean exit after SIGTERM"

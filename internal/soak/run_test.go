@@ -3,41 +3,17 @@ package soak
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// buildMcproxy builds cmd/mcproxy into a temp dir, or returns
-// $MCSOAK_MCPROXY if set.
-func buildMcproxy(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("MCSOAK_MCPROXY"); p != "" {
-		return p
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			t.Skipf("no go command to build mcproxy with: %v", err)
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "mcproxy")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/mcproxy/mcproxy/cmd/mcproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build mcproxy: %v\n%s", err, out)
-	}
-	return bin
+	goleak.VerifyTestMain(proxyproc.WithCleanup(m))
 }
 
 // TestSoakShort runs a 9-second soak with one kill and restart against
@@ -54,7 +30,7 @@ func TestSoakShort(t *testing.T) {
 		t.Skip("memcached not in PATH")
 	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = buildMcproxy(t)
+	cfg.Mcproxy = proxyproc.BuildT(t)
 	cfg.Duration = 9 * time.Second
 	cfg.Workload.Conns = 8
 	cfg.Workload.RegisterKeys = 1000
