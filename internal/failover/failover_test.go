@@ -107,16 +107,3 @@ func TestFindStale(t *testing.T) {
 		t.Errorf("stale=%d unacked=%d, want 1 and 1", stale, unacked)
 	}
 }
-
-func TestValueRoundTrip(t *testing.T) {
-	v := appendValue(nil, "fo:12", 345, 100)
-	if len(v) != 100 {
-		t.Fatalf("value length %d, want 100", len(v))
-	}
-	if got, ok := parseValue([]byte("fo:12"), v); !ok || got != 345 {
-		t.Errorf("parseValue = %d, %v; want 345, true", got, ok)
-	}
-	if _, ok := parseValue([]byte("fo:1"), v); ok {
-		t.Errorf("value of fo:12 accepted for fo:1")
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/loadgen"
 	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
@@ -95,7 +96,7 @@ func prefillRange(ctx context.Context, addr string, ks *keySpace, lo, hi, valueS
 		}
 		end := min(i+prefillBatch, hi)
 		for k := i; k < end; k++ {
-			val = appendValue(val[:0], ks.names[k], 0, valueSize)
+			val = loadgen.AppendValue(val[:0], ks.names[k], 0, valueSize)
 			t.AppendSet(ks.names[k], val)
 		}
 		if err := t.Flush(time.Now().Add(ioTimeout)); err != nil {
@@ -199,7 +200,7 @@ func presentOn(ctx context.Context, addr string, ks *keySpace, idx []int, want [
 				continue
 			}
 			if want != nil {
-				if version, ok := parseValue(v.Key, v.Data); !ok || version != want[j] {
+				if version, ok := loadgen.ParseValue(v.Key, v.Data); !ok || version != want[j] {
 					continue
 				}
 			}
@@ -224,7 +225,7 @@ func setThrough(ctx context.Context, addr string, ks *keySpace, idx []int, versi
 		if err := ctx.Err(); err != nil {
 			return stored, err
 		}
-		val = appendValue(val[:0], ks.names[i], versions[j], valueSize)
+		val = loadgen.AppendValue(val[:0], ks.names[i], versions[j], valueSize)
 		t.AppendSet(ks.names[i], val)
 		if err := t.Flush(time.Now().Add(ioTimeout)); err != nil {
 			return stored, err

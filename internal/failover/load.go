@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/loadgen"
 	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
@@ -76,18 +76,18 @@ const maxSamples = 8 << 20
 // maxErrorTexts bounds the distinct error texts counted per worker.
 const maxErrorTexts = 32
 
-// reconnectPause is the pause after a failed connect, so a refusing proxy
-// does not turn the load into a busy loop.
+// reconnectPause bounds the pause after a failed connect (loadgen's
+// backoff), so a refusing proxy does not turn the load into a busy loop.
 const reconnectPause = 10 * time.Millisecond
 
 // load is the closed-loop client load: Conns connections, each a goroutine
-// that writes one command, reads its whole reply, records it, and repeats.
+// driving a loadgen.Worker that writes one command, reads its whole reply,
+// records it, and repeats.
 type load struct {
 	addr    string
 	cfg     *Config
-	ks      *keySpace
 	base    time.Time
-	version *atomic.Uint64 // last version handed to a set
+	spec    loadgen.Spec
 	workers []*loadWorker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -95,12 +95,17 @@ type load struct {
 
 // loadWorker is what one connection recorded.
 type loadWorker struct {
+	lw         *loadgen.Worker
+	base       time.Time
+	start      time.Time // of the request being recorded
+	capSamples int
 	samples    []sample
 	dropped    int // samples not kept because of maxSamples
 	reconnects int
 	serverErrs map[string]int // SERVER_ERROR lines
 	clientErrs map[string]int // kinds of client-side errors
 	badReplies map[string]int
+	record     func(*loadgen.Reply) // w.recordReply, made once
 }
 
 func countText(m map[string]int, s string) {
@@ -114,32 +119,41 @@ func countText(m map[string]int, s string) {
 // Sets take their versions from version, which must be shared with anything
 // else that sets keys during the run.
 func startLoad(ctx context.Context, addr string, cfg *Config, ks *keySpace, base time.Time, version *atomic.Uint64) (*load, error) {
-	l := &load{addr: addr, cfg: cfg, ks: ks, base: base, version: version}
-	conns := make([]*mctext.Conn, cfg.Conns)
-	for i := range conns {
-		t, err := mctext.Dial(addr, ioTimeout)
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			return nil, err
-		}
-		conns[i] = t
+	dial, err := mctext.ResolveLoopback(addr)
+	if err != nil {
+		return nil, err
 	}
-	ctx, l.cancel = context.WithCancel(ctx)
+	l := &load{addr: addr, cfg: cfg, base: base, spec: loadgen.Spec{
+		Keys: len(ks.names), KeyPrefix: keyPrefix, ValueSize: cfg.ValueSize,
+		GetWeight: 100 - cfg.SetPercent, SetWeight: cfg.SetPercent, MultiGet: 1,
+		Timeout: cfg.RequestTimeout, Seed: cfg.Seed, Versions: version,
+	}}
 	perWorker := max(maxSamples/cfg.Conns, 1)
-	for i := range conns {
+	for i := 0; i < cfg.Conns; i++ {
 		w := &loadWorker{
+			lw:         loadgen.NewWorker(&l.spec, dial, i, 1),
+			base:       base,
+			capSamples: perWorker,
 			samples:    make([]sample, 0, min(perWorker, 1<<16)),
 			serverErrs: map[string]int{},
 			clientErrs: map[string]int{},
 			badReplies: map[string]int{},
 		}
+		w.record = w.recordReply
+		if err := w.lw.Connect(ctx, time.Now()); err != nil {
+			for _, o := range l.workers {
+				o.lw.Close()
+			}
+			return nil, err
+		}
 		l.workers = append(l.workers, w)
+	}
+	ctx, l.cancel = context.WithCancel(ctx)
+	for _, w := range l.workers {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.run(ctx, w, conns[i], uint64(i), perWorker)
+			w.run(ctx)
 		}()
 	}
 	return l, nil
@@ -152,126 +166,74 @@ func (l *load) stop() {
 	l.wg.Wait()
 }
 
-func (l *load) run(ctx context.Context, w *loadWorker, t *mctext.Conn, id uint64, capSamples int) {
-	defer func() {
-		if t != nil {
-			t.Close()
-		}
-	}()
-	rng := rand.New(rand.NewPCG(l.cfg.Seed, id))
-	nkeys := len(l.ks.names)
-	var val []byte
-	var v mctext.Value
+func (w *loadWorker) run(ctx context.Context) {
+	defer w.lw.Close()
 	for ctx.Err() == nil {
-		k := rng.IntN(nkeys)
-		s := sample{key: int32(k), op: opGet}
-		if rng.IntN(100) < l.cfg.SetPercent {
-			s.op = opSet
-		}
-		key := l.ks.names[k]
-		start := time.Now()
-		s.start = start.Sub(l.base).Nanoseconds()
-
-		var err error
-		dialFailed := false
-		if t == nil {
-			if t, err = mctext.Dial(l.addr, l.cfg.RequestTimeout); err != nil {
-				t, dialFailed = nil, true
-				s.out = outClientError
+		// A request's latency counts from before a reconnect, which the
+		// client would have waited for too.
+		w.start = time.Now()
+		if !w.lw.Connected() {
+			if err := w.lw.Connect(ctx, w.start.Add(reconnectPause)); err != nil {
+				// Recorded as a failed get of key 0: no command was chosen.
 				countText(w.clientErrs, "connect: "+errorKind(err))
-			} else {
-				w.reconnects++
+				w.add(sample{op: opGet, out: outClientError})
+				continue
 			}
+			w.reconnects++
 		}
-		if t != nil {
-			if s.op == opSet {
-				s.version = l.version.Add(1)
-				val = appendValue(val[:0], key, s.version, l.cfg.ValueSize)
-				t.AppendSet(key, val)
-			} else {
-				t.AppendCommand("get", key)
-			}
-			if err = t.Flush(start.Add(l.cfg.RequestTimeout)); err == nil {
-				if s.op == opSet {
-					err = readSet(t, w, &s)
-				} else {
-					err = readGet(t, w, &s, key, &v)
-				}
-			}
-			if err != nil {
-				if errors.Is(err, mctext.ErrProtocol) {
-					s.out = outBadReply
-					countText(w.badReplies, err.Error())
-				} else {
-					s.out = outClientError
-					countText(w.clientErrs, errorKind(err))
-				}
-				t.Close()
-				t = nil
-			}
+		w.lw.Begin()
+		w.lw.AddRandom(1)
+		w.lw.Exchange(w.record)
+	}
+}
+
+// recordReply records the reply to one request.
+func (w *loadWorker) recordReply(r *loadgen.Reply) {
+	s := sample{key: int32(r.Key), op: opGet, version: r.Version}
+	if r.Set {
+		s.op = opSet
+	}
+	switch r.Outcome {
+	case loadgen.OK:
+		switch {
+		case r.Set:
+			s.out = outStored
+		case r.Hits > 0:
+			s.out = outHit
+		default:
+			s.out = outMiss
 		}
-		s.latency = time.Since(start).Nanoseconds()
-		if len(w.samples) < capSamples {
-			w.samples = append(w.samples, s)
+	case loadgen.BadValue:
+		s.out = outBadReply
+		countText(w.badReplies, "get returned a value not written for its key")
+	case loadgen.ErrorReply:
+		if r.Err == mctext.ErrServerError {
+			s.out = outServerError
+			countText(w.serverErrs, string(r.Line))
 		} else {
-			w.dropped++
-		}
-		if dialFailed {
-			pause(ctx, reconnectPause)
-		}
-	}
-}
-
-// readSet reads the reply to a set into s.
-func readSet(t *mctext.Conn, w *loadWorker, s *sample) error {
-	line, err := t.ReadStatus()
-	switch {
-	case err == nil && string(line) == "STORED":
-		s.out = outStored
-	case err == nil:
-		s.out = outBadReply
-		countText(w.badReplies, "reply to set: "+string(line))
-	default:
-		return errorReply(err, t, w, s, "set")
-	}
-	return nil
-}
-
-// readGet reads the reply to a get of key into s.
-func readGet(t *mctext.Conn, w *loadWorker, s *sample, key string, v *mctext.Value) error {
-	found, err := t.ReadOne([]byte(key), v)
-	switch {
-	case err != nil:
-		return errorReply(err, t, w, s, "get")
-	case !found:
-		s.out = outMiss
-	default:
-		version, ok := parseValue([]byte(key), v.Data)
-		if !ok {
 			s.out = outBadReply
-			countText(w.badReplies, "get returned a value not written for its key")
-			return nil
+			countText(w.badReplies, "reply to "+s.op.String()+": "+string(r.Line))
 		}
-		s.out, s.version = outHit, version
+	case loadgen.Protocol:
+		s.out = outBadReply
+		countText(w.badReplies, r.Err.Error())
+	default:
+		s.out = outClientError
+		countText(w.clientErrs, errorKind(r.Err))
 	}
-	return nil
+	w.add(s)
 }
 
-// errorReply records an error line in place of the reply to cmd into s: a
-// SERVER_ERROR is the proxy's answer for a failed backend, any other is a
-// bad reply. Other errors are returned: the connection is out of step.
-func errorReply(err error, t *mctext.Conn, w *loadWorker, s *sample, cmd string) error {
-	switch {
-	case err == mctext.ErrServerError:
-		s.out = outServerError
-		countText(w.serverErrs, string(t.LastError()))
-	case mctext.IsErrorReply(err):
-		s.out = outBadReply
-		countText(w.badReplies, "reply to "+cmd+": "+string(t.LastError()))
-	default:
-		return err
+// add keeps s, stamped with the request's start and latency, unless the
+// worker's share of maxSamples is full.
+func (w *loadWorker) add(s sample) {
+	s.start = w.start.Sub(w.base).Nanoseconds()
+	s.latency = time.Since(w.start).Nanoseconds()
+	if len(w.samples) < w.capSamples {
+		w.samples = append(w.samples, s)
+	} else {
+		w.dropped++
 	}
-	return nil
 }
 
 // errorKind names a client-side error without the addresses in its text,
