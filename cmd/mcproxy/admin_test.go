@@ -10,27 +10,14 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // scrape reads /metrics and returns every sample as "name{labels}" -> value.
 func scrape(t *testing.T, admin string) map[string]float64 {
 	t.Helper()
-	c := &http.Client{Timeout: waitBound}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
 	out := map[string]float64{}
-	for name, mf := range families {
+	for name, mf := range proxyproc.ScrapeT(t, admin) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, lp := range m.GetLabel() {

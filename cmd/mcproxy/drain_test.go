@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,19 +16,6 @@ import (
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
-// startBinary starts the mcproxy binary (built once per test run) on
-// config (text with a %s for the listen address), with extra flags.
-func startBinary(t *testing.T, config string, flags ...string) *proxyproc.TestProxy {
-	t.Helper()
-	listen := memctest.FreeAddr(t)
-	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
-	if err := os.WriteFile(path, []byte(fmt.Sprintf(config, listen)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"-config", path, "-log-format", "console"}, flags...)
-	return proxyproc.StartT(t, proxyproc.BuildT(t), listen, args...)
-}
-
 const drainConfig = "listen: %s\nbackends:\n  - %s\nhealth: {interval: 100ms, timeout: 100ms}\n"
 
 // TestSIGTERMAnswersPipelinedCommands: 2000 sets written in one write, then
@@ -40,19 +25,7 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	const n = 2000
 	mc := memctest.Start(t)
 	p := startBinary(t, fmt.Sprintf(drainConfig, "%s", mc.Addr))
-	c, err := net.DialTimeout("tcp", p.Listen, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound + shutdownGrace))
-	// A reply first: the connection is accepted, not waiting in the backlog.
-	if _, err := c.Write([]byte("version\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 256)); err != nil {
-		t.Fatal(err)
-	}
+	c := dialAccepted(t, p.Listen)
 
 	var stored atomic.Int64
 	var got []byte
@@ -81,7 +54,7 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	}
 	signalled := time.Now()
 	before := stored.Load()
-	err = <-readErr
+	err := <-readErr
 	answered := time.Since(signalled)
 	c.Close() // as a client does at EOF
 	if !errors.Is(err, io.EOF) {
@@ -104,35 +77,54 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	}
 }
 
-// TestSecondSIGTERMExitsAtOnce: a drain stuck on a frozen backend (its
-// timeout longer than the test) ends at a second SIGTERM, long before the
-// grace, with a non-zero status.
-func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
-	mc := memctest.Start(t)
-	const grace = 60 * time.Second
-	p := startBinary(t, fmt.Sprintf(drainConfig+"backend: {timeout: 60s}\n", "%s", mc.Addr),
-		"-shutdown-grace", grace.String())
-	c, err := net.DialTimeout("tcp", p.Listen, time.Second)
+// dialAccepted connects to addr and waits for the reply to a version, so
+// the connection is accepted, not waiting in the backlog. It is closed at
+// the end of the test.
+func dialAccepted(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(waitBound + shutdownGrace))
 	if _, err := c.Write([]byte("version\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Read(make([]byte, 256)); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// stuckDrain starts mcproxy with the given -shutdown-grace in front of a
+// backend whose timeout is longer than any test, leaves a get owed on that
+// backend frozen, and sends SIGTERM: the drain cannot finish by itself.
+func stuckDrain(t *testing.T, grace time.Duration) *proxyproc.TestProxy {
+	t.Helper()
+	mc := memctest.Start(t)
+	p := startBinary(t, fmt.Sprintf(drainConfig+"backend: {timeout: 60s}\n", "%s", mc.Addr),
+		"-shutdown-grace", grace.String())
+	c := dialAccepted(t, p.Listen)
 	if err := mc.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = mc.Thaw() }()
+	t.Cleanup(func() { _ = mc.Thaw() })
 	if _, err := c.Write([]byte("get stuck\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// TestSecondSIGTERMExitsAtOnce: a drain stuck on a frozen backend (its
+// timeout longer than the test) ends at a second SIGTERM, long before the
+// grace, with a non-zero status.
+func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
+	const grace = 60 * time.Second
+	p := stuckDrain(t, grace)
 	p.WaitOutput(t, "shutting down")
 	if p.Exited() {
 		t.Fatalf("mcproxy exited on the first SIGTERM with a reply still owed: %v\n%s", p.Err(), p.Output())
@@ -154,29 +146,7 @@ func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
 // TestGraceRunOutExitsNonZero: a drain that the grace cuts short (a reply
 // stuck on a frozen backend) ends in a non-zero exit and says why.
 func TestGraceRunOutExitsNonZero(t *testing.T) {
-	mc := memctest.Start(t)
-	p := startBinary(t, fmt.Sprintf(drainConfig+"backend: {timeout: 60s}\n", "%s", mc.Addr), "-shutdown-grace", "1s")
-	c, err := net.DialTimeout("tcp", p.Listen, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("version\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 256)); err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = mc.Thaw() }()
-	if _, err := c.Write([]byte("get stuck\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p := stuckDrain(t, time.Second)
 	if code := p.WaitExitCode(t, 30*time.Second); code == 0 {
 		t.Fatalf("exit status 0 after the grace ran out\n%s", p.Output())
 	}

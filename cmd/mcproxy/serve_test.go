@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/childproc"
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	"go.uber.org/goleak"
@@ -46,23 +47,19 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			t.Error("serve did not return after cancel")
 		}
 	})
-	deadline := time.Now().Add(waitBound)
-	for {
-		c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return in
-		}
+	ended := func() error {
 		select {
 		case err := <-done:
-			t.Fatalf("serve ended at start: %v", err)
+			done <- err // for the cleanup
+			return fmt.Errorf("serve ended at start: %v", err)
 		default:
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mcproxy not listening on %s: %v", listen, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	if err := childproc.WaitAccepting(listen, waitBound, ended); err != nil {
+		t.Fatalf("mcproxy not listening: %v", err)
+	}
+	return in
 }
 
 func configText(listen, admin string, backends ...string) string {

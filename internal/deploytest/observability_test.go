@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -14,9 +13,8 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -124,19 +122,7 @@ func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 			t.Fatalf("replies: %q then %v", got, err)
 		}
 	}
-	hc := &http.Client{Timeout: waitBound}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return families
+	return proxyproc.ScrapeT(t, admin)
 }
 
 // TestDashboardAndAlertsUseRealMetrics: every metric name (and every label

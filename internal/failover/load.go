@@ -22,12 +22,9 @@ const (
 	opSet
 )
 
-func (o opKind) String() string {
-	if o == opSet {
-		return "set"
-	}
-	return "get"
-}
+var opNames = [...]string{opGet: "get", opSet: "set"}
+
+func (o opKind) String() string { return opNames[o] }
 
 // outcome is what a request got back.
 type outcome uint8
@@ -41,22 +38,13 @@ const (
 	outBadReply                   // any other reply: wrong value, NOT_STORED, ERROR, a malformed reply
 )
 
-func (o outcome) String() string {
-	switch o {
-	case outHit:
-		return "hit"
-	case outMiss:
-		return "miss"
-	case outStored:
-		return "stored"
-	case outServerError:
-		return "SERVER_ERROR"
-	case outClientError:
-		return "client error"
-	default:
-		return "bad reply"
-	}
+// outcomeNames name the outcomes in the report.
+var outcomeNames = [...]string{
+	outHit: "hit", outMiss: "miss", outStored: "stored", outServerError: "SERVER_ERROR",
+	outClientError: "client error", outBadReply: "bad reply",
 }
+
+func (o outcome) String() string { return outcomeNames[o] }
 
 // sample is one request of the load.
 type sample struct {
