@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -53,36 +52,6 @@ func httpStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// send writes cmds on a new connection and reads until the reply ends with end.
-func send(t *testing.T, addr, cmds, end string) string {
-	t.Helper()
-	return sendN(t, addr, cmds, end, 1)
-}
-
-// sendN is send for replies that hold end n times.
-func sendN(t *testing.T, addr, cmds, end string, n int) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound))
-	if _, err := c.Write([]byte(cmds)); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	buf := make([]byte, 4096)
-	for !strings.HasSuffix(string(got), end) || strings.Count(string(got), end) < n {
-		k, err := c.Read(buf)
-		got = append(got, buf[:k]...)
-		if err != nil {
-			t.Fatalf("reply to %q: %q then %v", cmds, got, err)
-		}
-	}
-	return string(got)
-}
-
 // TestMetricsAndStatsCount runs a known sequence of commands and checks the
 // counts in /metrics and in stats, then the health endpoints.
 func TestMetricsAndStatsCount(t *testing.T) {
@@ -90,11 +59,11 @@ func TestMetricsAndStatsCount(t *testing.T) {
 	adminAddr := memctest.FreeAddr(t)
 	in := startInstance(t, memctest.FreeAddr(t), adminAddr, a.Addr, b.Addr)
 
-	send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n")
-	sendN(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
-	sendN(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
+	memctest.Send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n", 1)
+	memctest.Send(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
+	memctest.Send(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
 	// A bad data chunk: memcached reads the rest of the line as a command.
-	sendN(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
+	memctest.Send(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
 
 	m := scrape(t, adminAddr)
 	want := map[string]float64{
@@ -145,7 +114,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		}
 	}
 	// stats reset zeroes stats but never a Prometheus counter.
-	send(t, in.listen, "stats reset\r\n", "RESET\r\n")
+	memctest.Send(t, in.listen, "stats reset\r\n", "RESET\r\n", 1)
 	if got := memctest.Stats(t, in.listen, "")["cmd_get"]; got != "0" {
 		t.Errorf("cmd_get after stats reset: %s", got)
 	}

@@ -115,7 +115,7 @@ func TestOneVersionString(t *testing.T) {
 	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
 	startInstance(t, listen, admin, mc.Addr)
 	want := fullVersion()
-	if got := send(t, listen, "version\r\n", "\r\n"); got != "VERSION "+want+"\r\n" {
+	if got := memctest.Send(t, listen, "version\r\n", "\r\n", 1); got != "VERSION "+want+"\r\n" {
 		t.Errorf("version command: %q, want VERSION %s", got, want)
 	}
 	if got := memctest.Stats(t, listen, "")["version"]; got != want {

@@ -82,18 +82,9 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 // the end of the test.
 func dialAccepted(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := memctest.Dial(t, addr)
+	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
 	_ = c.SetDeadline(time.Now().Add(waitBound + shutdownGrace))
-	if _, err := c.Write([]byte("version\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 256)); err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 

@@ -14,7 +14,7 @@ func holder(t *testing.T, servers []string, key string) int {
 	t.Helper()
 	at := -1
 	for i, a := range servers {
-		if got := send(t, a, "get "+key+"\r\n", "END\r\n"); got != "END\r\n" {
+		if got := memctest.Send(t, a, "get "+key+"\r\n", "END\r\n", 1); got != "END\r\n" {
 			if at >= 0 {
 				t.Fatalf("%s is on two servers", key)
 			}
@@ -39,7 +39,7 @@ func TestRespellingLiveKeepsKeys(t *testing.T) {
 	where := make([]int, n)
 	for i := 0; i < n; i++ {
 		k := fmt.Sprintf("live%d", i)
-		send(t, in.listen, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
+		memctest.Send(t, in.listen, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
 		where[i] = holder(t, be, k)
 	}
 	_, port, _ := net.SplitHostPort(be[0])
@@ -51,10 +51,10 @@ func TestRespellingLiveKeepsKeys(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		k := fmt.Sprintf("live%d", i)
-		if got := send(t, in.listen, "get "+k+"\r\n", "END\r\n"); got != "VALUE "+k+" 0 3\r\nold\r\nEND\r\n" {
+		if got := memctest.Send(t, in.listen, "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 3\r\nold\r\nEND\r\n" {
 			t.Fatalf("%s after the respelling: %q (flushed or moved)", k, got)
 		}
-		send(t, in.listen, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n")
+		memctest.Send(t, in.listen, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1)
 		if at := holder(t, be, k); at != where[i] {
 			t.Fatalf("%s was on server %d, is on %d after the respelling", k, where[i], at)
 		}

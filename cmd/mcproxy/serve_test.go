@@ -85,15 +85,10 @@ func (in *instance) write(t *testing.T, text string) {
 	}
 }
 
-func freeAddr(t *testing.T) string { return memctest.FreeAddr(t) }
-
-// stats reads the proxy's "stats" (or "stats <group>") as a map.
-func stats(t *testing.T, addr, group string) map[string]string { return memctest.Stats(t, addr, group) }
-
-// waitStat polls a stat until it has the wanted value.
+// waitStat polls a stat of the proxy at addr until it has the wanted value.
 func waitStat(t *testing.T, addr, name, want string) {
 	t.Helper()
-	memctest.WaitStat(t, "wait", addr, name, want)
+	memctest.WaitStat(t, "mcproxy", addr, name, want)
 }
 
 // TestEditConfigUnderLoad edits the config file of a running mcproxy under

@@ -117,23 +117,40 @@ func (rr *Reader) ReadStored() error {
 func (rr *Reader) ReadStats() (map[string]string, error) {
 	m := make(map[string]string, 64)
 	for first := true; ; first = false {
-		l, err := rr.Line()
+		rest, end, err := rr.readItem("STAT ", "stats", first)
 		if err != nil {
 			return nil, err
 		}
-		if bytes.Equal(l, []byte("END")) {
+		if end {
 			return m, nil
-		}
-		rest, ok := bytes.CutPrefix(l, []byte("STAT "))
-		if !ok {
-			if err := rr.errorLine(l); first && err != nil {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w to stats: %.80q", ErrProtocol, l)
 		}
 		name, value, _ := bytes.Cut(rest, []byte(" "))
 		m[string(name)] = string(value)
 	}
+}
+
+// readItem reads one line of a multi-line reply (VALUE or STAT lines until
+// END): end at END, else the rest of a line that begins with prefix. An
+// error line returns one of the Err*Reply errors where errorAllowed (in
+// place of the whole reply), an ErrProtocol error elsewhere, as does any
+// other line; what names the command in the message.
+func (rr *Reader) readItem(prefix, what string, errorAllowed bool) (rest []byte, end bool, err error) {
+	l, err := rr.Line()
+	if err != nil {
+		return nil, false, err
+	}
+	if bytes.Equal(l, []byte("END")) {
+		return nil, true, nil
+	}
+	if rest, ok := bytes.CutPrefix(l, []byte(prefix)); ok {
+		return rest, false, nil
+	}
+	if errorAllowed {
+		if err := rr.errorLine(l); err != nil {
+			return nil, false, err
+		}
+	}
+	return nil, false, fmt.Errorf("%w to %s: %.80q", ErrProtocol, what, l)
 }
 
 func noEOF(err error) error {

@@ -26,23 +26,13 @@ type Value struct {
 // caller decides whether one is allowed where it came (only in place of
 // the whole reply).
 func (rr *Reader) ReadValue(v *Value) (end bool, err error) {
-	l, err := rr.Line()
-	if err != nil {
-		return false, err
-	}
-	if bytes.Equal(l, []byte("END")) {
-		return true, nil
-	}
-	rest, ok := bytes.CutPrefix(l, []byte("VALUE "))
-	if !ok {
-		if err := rr.errorLine(l); err != nil {
-			return false, err
-		}
-		return false, fmt.Errorf("%w to a retrieval: %.80q", ErrProtocol, l)
+	rest, end, err := rr.readItem("VALUE ", "a retrieval", true)
+	if err != nil || end {
+		return end, err
 	}
 	h, ok := parseValueLine(rest)
 	if !ok {
-		return false, fmt.Errorf("%w: malformed %.80q", ErrProtocol, l)
+		return false, fmt.Errorf("%w: malformed VALUE %.80q", ErrProtocol, rest)
 	}
 	// The key lives in the read buffer, which the data read below may
 	// overwrite: keep a copy in front of the data.
@@ -94,24 +84,13 @@ func (rr *Reader) ReadOne(key []byte, v *Value) (found bool, err error) {
 func (rr *Reader) ReadGet(keys [][]byte, checkValue bool) (hits int, err error) {
 	next := 0 // index of the first requested key not yet matched
 	for {
-		l, err := rr.Line()
-		if err != nil {
+		rest, end, err := rr.readItem("VALUE ", "get", hits == 0)
+		if err != nil || end {
 			return hits, err
 		}
-		if bytes.Equal(l, []byte("END")) {
-			return hits, nil
-		}
-		if !bytes.HasPrefix(l, []byte("VALUE ")) {
-			if hits == 0 {
-				if err := rr.errorLine(l); err != nil {
-					return 0, err
-				}
-			}
-			return hits, fmt.Errorf("%w to get: %.80q", ErrProtocol, l)
-		}
-		h, ok := parseValueLine(l[len("VALUE "):])
+		h, ok := parseValueLine(rest)
 		if !ok {
-			return hits, fmt.Errorf("%w: malformed %.80q", ErrProtocol, l)
+			return hits, fmt.Errorf("%w: malformed VALUE %.80q", ErrProtocol, rest)
 		}
 		j := next
 		for j < len(keys) && !bytes.Equal(keys[j], h.key) {
