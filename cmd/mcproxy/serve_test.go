@@ -13,11 +13,10 @@ import (
 	"github.com/mcproxy/mcproxy/internal/childproc"
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
-	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(proxyproc.WithCleanup(m)) }
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // waitBound bounds every wait so nothing hangs.
 const waitBound = 10 * time.Second

@@ -4,31 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(proxyproc.WithCleanup(m))
-}
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // TestKillScenarioShort runs a shortened kill scenario against real
 // memcached and a freshly built mcproxy. It checks only that the run
 // completes and records an ejection and a re-add: timings are figures for
 // the benchmark, not something a test can assert on a shared machine.
 func TestKillScenarioShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts memcached and mcproxy")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not in PATH")
-	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = proxyproc.BuildT(t)
+	cfg.Mcproxy = proxyproc.ClusterTestBinary(t)
 	cfg.Scenario = Kill
 	cfg.Conns = 4
 	cfg.Keys = 2000

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/backendwatch"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // Bounds of the "stats backends" watch: the wait for the first poll that
@@ -35,9 +36,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
-	victim := cl.victim()
-	addrs := cl.addrs()
+	defer cl.Close()
+	victim := cl.Backends[0] // the first backend fails
+	addrs := cl.Addrs()
 
 	base := time.Now()
 	since := func() int64 { return time.Since(base).Nanoseconds() }
@@ -47,8 +48,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		sample = cfg.Keys
 	}
 	ks := newKeySpace(cfg.Keys, sample)
-	cfg.progress("%s: prefilling %d keys through %s", cfg.Scenario, cfg.Keys, cl.proxy.Addr)
-	stored, failed, err := prefill(ctx, cl.proxy.Addr, ks, cfg.ValueSize)
+	cfg.progress("%s: prefilling %d keys through %s", cfg.Scenario, cfg.Keys, cl.Proxy.Addr)
+	stored, failed, err := prefill(ctx, cl.Proxy.Addr, ks, cfg.ValueSize)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	mon := backendwatch.Start(ctx, cl.proxy.Addr, addrs, cfg.PollInterval, pollTimeout, since)
+	mon := backendwatch.Start(ctx, cl.Proxy.Addr, addrs, cfg.PollInterval, pollTimeout, since)
 	defer mon.Stop()
 	for _, a := range addrs {
 		if !mon.WaitFor(ctx, a, func(v backendwatch.View) bool { return v.InRing && v.State == "up" }, watchReadyWait) {
@@ -69,9 +70,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var version atomic.Uint64 // versions of the values set; 0 is the prefill
 	cfg.progress("%s: load of %d connections for %v", cfg.Scenario, cfg.Conns, cfg.Steady)
-	ld, err := startLoad(ctx, cl.proxy.Addr, &cfg, ks, base, &version)
+	ld, err := startLoad(ctx, cl.Proxy.Addr, &cfg, ks, base, &version)
 	if err != nil {
-		return nil, fmt.Errorf("start load on %s: %w", cl.proxy.Addr, err)
+		return nil, fmt.Errorf("start load on %s: %w", cl.Proxy.Addr, err)
 	}
 	m.loadStart = since()
 	var problems []string
@@ -135,11 +136,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Survivors: addrs[1:],
 		Prefill:   Prefill{Stored: stored, Failed: failed},
 	}
-	stopTook, err := cl.proxy.Stop()
+	stopTook, err := cl.Proxy.Stop()
 	problem(err)
 	rep.ProxyStopS, rep.ProxyStopClean = stopTook.Seconds(), err == nil
 	if cfg.KeepDir {
-		rep.Dir = cl.dir
+		rep.Dir = cl.Dir
 	}
 	if ctx.Err() != nil {
 		problem(fmt.Errorf("run cut short: %w", context.Cause(ctx)))
@@ -233,7 +234,7 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 
 // readdCheck sets some of the victim's keys through the proxy, with fresh
 // versions, and looks them up directly on every memcached.
-func readdCheck(ctx context.Context, cl *cluster, ks *keySpace, cfg *Config, version *atomic.Uint64) (*ReaddCheck, error) {
+func readdCheck(ctx context.Context, cl *proxyproc.Cluster, ks *keySpace, cfg *Config, version *atomic.Uint64) (*ReaddCheck, error) {
 	var idx []int
 	for _, i := range ks.sampled {
 		if ks.owner[i] == 0 {
@@ -249,10 +250,10 @@ func readdCheck(ctx context.Context, cl *cluster, ks *keySpace, cfg *Config, ver
 	}
 	c := &ReaddCheck{Keys: len(idx)}
 	var err error
-	if c.Stored, err = setThrough(ctx, cl.proxy.Addr, ks, idx, versions, cfg.ValueSize); err != nil {
+	if c.Stored, err = setThrough(ctx, cl.Proxy.Addr, ks, idx, versions, cfg.ValueSize); err != nil {
 		return c, fmt.Errorf("re-add check: set through the proxy: %w", err)
 	}
-	for b, m := range cl.backends {
+	for b, m := range cl.Backends {
 		found, err := presentOn(ctx, m.Addr, ks, idx, versions)
 		if err != nil {
 			return c, fmt.Errorf("re-add check: get from %s: %w", m.Addr, err)

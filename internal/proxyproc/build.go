@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // mainPackage is the import path of the mcproxy binary.
@@ -88,8 +90,27 @@ func (w withCleanup) Run() int {
 }
 
 // WithCleanup returns m whose Run also removes the binary BuildT built:
-// goleak.VerifyTestMain(proxyproc.WithCleanup(m)).
+// os.Exit(proxyproc.WithCleanup(m).Run()).
 func WithCleanup(m TestingM) TestingM { return withCleanup{m} }
+
+// VerifyTestMain is a TestMain for packages whose tests start processes:
+// it runs the tests, fails them if goroutines leak (goleak), and removes the
+// binary BuildT built.
+func VerifyTestMain(m *testing.M) { goleak.VerifyTestMain(WithCleanup(m)) }
+
+// ClusterTestBinary is BuildT for a long test that starts memcached and
+// mcproxy together: it skips the test under -short, and where memcached is
+// not installed.
+func ClusterTestBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts memcached and mcproxy")
+	}
+	if _, err := exec.LookPath("memcached"); err != nil {
+		t.Skip("memcached not in PATH")
+	}
+	return BuildT(t)
+}
 
 // ErrNoBinary is wrapped by CheckBinary's error.
 var ErrNoBinary = errors.New("mcproxy binary not found (make build)")

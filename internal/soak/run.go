@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/backendwatch"
-	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
@@ -116,52 +114,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := memctest.Binary(); err != nil {
-		return nil, err
-	}
-	proxyBin, err := proxyproc.CheckBinary(cfg.Mcproxy)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "mcsoak-")
-	if err != nil {
-		return nil, fmt.Errorf("make temp dir: %w", err)
-	}
-	if !cfg.KeepDir {
-		defer os.RemoveAll(dir)
-	}
-
-	var servers []*memctest.Server
-	defer func() {
-		for _, s := range servers {
-			s.Kill()
-		}
-	}()
-	addrs := make([]string, 0, cfg.Backends)
-	for i := 0; i < cfg.Backends; i++ {
-		s, err := memctest.Launch(cfg.MemcachedArgs...)
-		if err != nil {
-			return nil, err
-		}
-		servers = append(servers, s)
-		addrs = append(addrs, s.Addr)
-	}
-	proxy, err := proxyproc.Launch(proxyproc.Spec{
-		Bin:    proxyBin,
-		Dir:    dir,
-		Admin:  true, // for /metrics: the proxy's goroutines
-		Config: func(listen, admin string) ([]byte, error) { return cfg.Proxy.render(listen, admin, addrs) },
-		Args:   []string{"-log-format", "json"},
+	cl, err := proxyproc.StartCluster(proxyproc.ClusterSpec{
+		Mcproxy:       cfg.Mcproxy,
+		MemcachedArgs: cfg.MemcachedArgs,
+		Backends:      cfg.Backends,
+		TempPrefix:    "mcsoak-",
+		KeepDir:       cfg.KeepDir,
+		Admin:         true, // for /metrics: the proxy's goroutines
+		Config:        cfg.Proxy.render,
+		Args:          []string{"-log-format", "json"},
 	})
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			proxy.Kill()
-		}
-	}()
+	defer cl.Close()
+	proxy, servers, addrs := cl.Proxy, cl.Backends, cl.Addrs()
 
 	base := time.Now()
 	ks := newKeyspace(cfg.Workload.RegisterKeys, cfg.Workload.CounterKeys)
@@ -173,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer mon.Stop() // Stop may be called again
 	rep := &Report{Config: cfg, Backends: addrs, ProxyPID: proxy.PID()}
 	if cfg.KeepDir {
-		rep.Dir = dir
+		rep.Dir = cl.Dir
 	}
 	if rep.Start, err = sampleProxy(ctx, proxy, chk.Now()); err != nil {
 		return nil, fmt.Errorf("start sample: %w", err)
@@ -213,7 +180,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.SampleErr = err.Error()
 	}
 	mon.Stop()
-	stopped = true
 	if _, err := proxy.Stop(); err != nil {
 		rep.ProxyExit = err.Error()
 	} else {

@@ -3,18 +3,14 @@ package soak
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(proxyproc.WithCleanup(m))
-}
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // TestSoakShort runs a 9-second soak with one kill and restart against
 // real memcached and a freshly built mcproxy, and checks that the tool
@@ -23,14 +19,8 @@ func TestMain(m *testing.M) {
 // proxy's footprint was sampled. It does not require zero stale reads:
 // finding them is the tool's job, and the count is logged.
 func TestSoakShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts memcached and mcproxy")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not in PATH")
-	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = proxyproc.BuildT(t)
+	cfg.Mcproxy = proxyproc.ClusterTestBinary(t)
 	cfg.Duration = 9 * time.Second
 	cfg.Workload.Conns = 8
 	cfg.Workload.RegisterKeys = 1000
