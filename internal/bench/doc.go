@@ -5,8 +5,8 @@
 // library, so the tool's own cost is small and the same for every target:
 //
 //   - Config and Run: the workload. Each connection is one goroutine that
-//     writes up to Pipeline commands in one write, then reads and validates
-//     their replies. Keys are drawn uniformly from a fixed key space with a
+//     drives an internal/loadgen worker: it writes up to Pipeline commands
+//     in one write, then reads and validates their replies. Keys are drawn uniformly from a fixed key space with a
 //     per-goroutine seeded generator; get and set are mixed by a ratio; gets
 //     may ask for several keys at once.
 //   - Histogram: a fixed-size HDR-style log-bucket latency histogram that

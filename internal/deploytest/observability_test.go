@@ -3,14 +3,12 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
@@ -104,24 +102,8 @@ func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	startMcproxy(t, listen, "-config", file)
-	c, err := net.DialTimeout("tcp", listen, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound))
-	if _, err := c.Write([]byte("set a 0 0 1\r\nx\r\nget a\r\nget b\r\nversion\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	var got string
-	for !strings.Contains(got, "VERSION ") {
-		n, err := c.Read(buf)
-		got += string(buf[:n])
-		if err != nil {
-			t.Fatalf("replies: %q then %v", got, err)
-		}
-	}
+	memctest.Send(t, listen, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", "END\r\n", 2)
+	memctest.Send(t, listen, "version\r\n", "\r\n", 1)
 	return proxyproc.ScrapeT(t, admin)
 }
 
