@@ -107,10 +107,6 @@ func countText(m map[string]int, s string) {
 // Sets take their versions from version, which must be shared with anything
 // else that sets keys during the run.
 func startLoad(ctx context.Context, addr string, cfg *Config, ks *keySpace, base time.Time, version *atomic.Uint64) (*load, error) {
-	dial, err := mctext.ResolveLoopback(addr)
-	if err != nil {
-		return nil, err
-	}
 	l := &load{addr: addr, cfg: cfg, base: base, spec: loadgen.Spec{
 		Keys: len(ks.names), KeyPrefix: keyPrefix, ValueSize: cfg.ValueSize,
 		GetWeight: 100 - cfg.SetPercent, SetWeight: cfg.SetPercent, MultiGet: 1,
@@ -119,7 +115,7 @@ func startLoad(ctx context.Context, addr string, cfg *Config, ks *keySpace, base
 	perWorker := max(maxSamples/cfg.Conns, 1)
 	for i := 0; i < cfg.Conns; i++ {
 		w := &loadWorker{
-			lw:         loadgen.NewWorker(&l.spec, dial, i, 1),
+			lw:         loadgen.NewWorker(&l.spec, addr, i, 1),
 			base:       base,
 			capSamples: perWorker,
 			samples:    make([]sample, 0, min(perWorker, 1<<16)),

@@ -101,6 +101,7 @@ type op struct {
 type Worker struct {
 	spec     *Spec
 	addr     string
+	addrErr  error // why addr is refused, if it is not a loopback address
 	rng      *rand.Rand
 	conn     net.Conn
 	w        *bufio.Writer
@@ -118,15 +119,18 @@ type Worker struct {
 	getTotal int
 }
 
-// NewWorker returns a worker number id of the load spec against addr, a
-// loopback "ip:port" (see mctext.ResolveLoopback). depth is the largest
-// batch it will be asked for. It does not connect yet.
+// NewWorker returns a worker number id of the load spec against addr,
+// which must be a loopback address (mctext.ResolveLoopback; Connect refuses
+// any other). depth is the largest batch it will be asked for. It does not
+// connect yet.
 func NewWorker(spec *Spec, addr string, id, depth int) *Worker {
 	keyLen := len(spec.KeyPrefix) + 20
 	keysPerOp := max(spec.MultiGet, 1)
+	dial, addrErr := mctext.ResolveLoopback(addr)
 	return &Worker{
 		spec:     spec,
-		addr:     addr,
+		addr:     dial,
+		addrErr:  addrErr,
 		rng:      rand.New(rand.NewPCG(spec.Seed, uint64(id))),
 		ops:      make([]op, 0, depth),
 		keyBuf:   make([]byte, 0, depth*keysPerOp*keyLen),
@@ -155,6 +159,9 @@ func (w *Worker) Close() {
 func (w *Worker) Connect(ctx context.Context, until time.Time) error {
 	if w.conn != nil {
 		return nil
+	}
+	if w.addrErr != nil {
+		return w.addrErr
 	}
 	conn, err := w.dialer.DialContext(ctx, "tcp", w.addr)
 	if err != nil {
