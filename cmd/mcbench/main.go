@@ -14,16 +14,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mcproxy/mcproxy/internal/bench"
+	"github.com/mcproxy/mcproxy/internal/cli"
 )
 
 func main() {
@@ -32,8 +28,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cfg := bench.DefaultConfig()
-	fs := flag.NewFlagSet("mcbench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("mcbench", "A bounded memcached text-protocol load against one loopback target.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "target host:port; loopback only (127.0.0.0/8, ::1, localhost)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "connections, one goroutine each")
 	fs.IntVar(&cfg.Pipeline, "pipeline", cfg.Pipeline, "commands in flight per connection (sent in one write, then their replies read)")
@@ -52,19 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the result as one line of JSON")
 	report := fs.String("report", "", "do not run: read a results file of scripts/compare.sh and print its medians as markdown")
 	svgOut := fs.String("svg", "", "with -report: also draw the chart into this SVG file")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mcbench [flags]\n\nA bounded memcached text-protocol load against one loopback target.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mcbench: unexpected arguments %q\n", fs.Args())
-		return 2
+	if status, ok := cli.Parse(fs, args); !ok {
+		return status
 	}
 	if *report != "" {
 		return writeReport(*report, *svgOut, stdout, stderr)
@@ -75,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.Interruptible()
 	defer stop()
 	res, err := bench.Run(ctx, cfg)
 	if res == nil {

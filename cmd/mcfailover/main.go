@@ -16,16 +16,13 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
+	"github.com/mcproxy/mcproxy/internal/cli"
 	"github.com/mcproxy/mcproxy/internal/failover"
 )
 
@@ -39,8 +36,7 @@ var notRepro = map[string]bool{"json": true, "json-out": true, "keep": true, "qu
 
 func run(args []string, stdout, stderr io.Writer) int {
 	cfg := failover.DefaultConfig()
-	fs := flag.NewFlagSet("mcfailover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("mcfailover", "Measures mcproxy while one of three memcached backends dies or hangs and recovers.", stderr)
 	fs.StringVar(&cfg.Mcproxy, "mcproxy", cfg.Mcproxy, "mcproxy binary to test (make build)")
 	fs.StringVar(&cfg.Memcached, "memcached", cfg.Memcached, "memcached binary")
 	scenario := fs.String("scenario", "all", "kill, freeze, or all (kill then freeze)")
@@ -61,19 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.String("json-out", "", "also append each report as one line of JSON to this file")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the temp dir with mcproxy's config and log")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mcfailover [flags]\n\nMeasures mcproxy while one of three memcached backends dies or hangs and recovers.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "mcfailover: unexpected arguments %q\n", fs.Args())
-		return 2
+	if status, ok := cli.Parse(fs, args); !ok {
+		return status
 	}
 	scenarios := failover.Scenarios
 	if *scenario != "all" {
@@ -90,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.Interruptible()
 	defer stop()
 	status := 0
 	for _, sc := range scenarios {

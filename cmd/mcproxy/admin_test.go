@@ -3,34 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // scrape reads /metrics and returns every sample as "name{labels}" -> value.
 func scrape(t *testing.T, admin string) map[string]float64 {
 	t.Helper()
-	c := &http.Client{Timeout: waitBound}
-	defer c.CloseIdleConnections()
-	resp, err := c.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
 	out := map[string]float64{}
-	for name, mf := range families {
+	for name, mf := range proxyproc.ScrapeT(t, admin) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, lp := range m.GetLabel() {
@@ -66,48 +52,18 @@ func httpStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// send writes cmds on a new connection and reads until the reply ends with end.
-func send(t *testing.T, addr, cmds, end string) string {
-	t.Helper()
-	return sendN(t, addr, cmds, end, 1)
-}
-
-// sendN is send for replies that hold end n times.
-func sendN(t *testing.T, addr, cmds, end string, n int) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound))
-	if _, err := c.Write([]byte(cmds)); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	buf := make([]byte, 4096)
-	for !strings.HasSuffix(string(got), end) || strings.Count(string(got), end) < n {
-		k, err := c.Read(buf)
-		got = append(got, buf[:k]...)
-		if err != nil {
-			t.Fatalf("reply to %q: %q then %v", cmds, got, err)
-		}
-	}
-	return string(got)
-}
-
 // TestMetricsAndStatsCount runs a known sequence of commands and checks the
 // counts in /metrics and in stats, then the health endpoints.
 func TestMetricsAndStatsCount(t *testing.T) {
 	a, b := memctest.Start(t), memctest.Start(t)
-	adminAddr := freeAddr(t)
-	in := startInstance(t, freeAddr(t), adminAddr, a.Addr, b.Addr)
+	adminAddr := memctest.FreeAddr(t)
+	in := startInstance(t, memctest.FreeAddr(t), adminAddr, a.Addr, b.Addr)
 
-	send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n")
-	sendN(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
-	sendN(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
+	memctest.Send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n", 1)
+	memctest.Send(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
+	memctest.Send(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
 	// A bad data chunk: memcached reads the rest of the line as a command.
-	sendN(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
+	memctest.Send(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
 
 	m := scrape(t, adminAddr)
 	want := map[string]float64{
@@ -150,7 +106,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		t.Error("byte counters are zero")
 	}
 
-	st := stats(t, in.listen, "")
+	st := memctest.Stats(t, in.listen, "")
 	for k, v := range map[string]string{"cmd_get": "5", "get_hits": "3", "get_misses": "2", "cmd_set": "3",
 		"delete_hits": "1", "delete_misses": "1", "touch_hits": "1", "client_errors": "3"} {
 		if st[k] != v {
@@ -158,8 +114,8 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		}
 	}
 	// stats reset zeroes stats but never a Prometheus counter.
-	send(t, in.listen, "stats reset\r\n", "RESET\r\n")
-	if got := stats(t, in.listen, "")["cmd_get"]; got != "0" {
+	memctest.Send(t, in.listen, "stats reset\r\n", "RESET\r\n", 1)
+	if got := memctest.Stats(t, in.listen, "")["cmd_get"]; got != "0" {
 		t.Errorf("cmd_get after stats reset: %s", got)
 	}
 	if got := scrape(t, adminAddr)[`mcproxy_commands_total{command="get",result="hit"}`]; got != 2 {

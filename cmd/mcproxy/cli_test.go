@@ -112,13 +112,13 @@ func TestVersionFromBuildInfo(t *testing.T) {
 // mcproxy_build_info all show the same string.
 func TestOneVersionString(t *testing.T) {
 	mc := memctest.Start(t)
-	listen, admin := freeAddr(t), freeAddr(t)
+	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
 	startInstance(t, listen, admin, mc.Addr)
 	want := fullVersion()
-	if got := send(t, listen, "version\r\n", "\r\n"); got != "VERSION "+want+"\r\n" {
+	if got := memctest.Send(t, listen, "version\r\n", "\r\n", 1); got != "VERSION "+want+"\r\n" {
 		t.Errorf("version command: %q, want VERSION %s", got, want)
 	}
-	if got := stats(t, listen, "")["version"]; got != want {
+	if got := memctest.Stats(t, listen, "")["version"]; got != want {
 		t.Errorf("stats version %q, want %q", got, want)
 	}
 	m := scrape(t, admin)
@@ -138,7 +138,7 @@ func TestOneVersionString(t *testing.T) {
 
 func TestProbe(t *testing.T) {
 	mc := memctest.Start(t)
-	listen := freeAddr(t)
+	listen := memctest.FreeAddr(t)
 	startInstance(t, listen, "", mc.Addr)
 	if err := probe(listen, waitBound); err != nil {
 		t.Errorf("probe of a running mcproxy: %v", err)
@@ -151,7 +151,7 @@ func TestProbe(t *testing.T) {
 	}
 
 	// Nothing listening: refused at once.
-	closed := freeAddr(t)
+	closed := memctest.FreeAddr(t)
 	var stderr bytes.Buffer
 	if code := exitCode(run([]string{"-probe", closed}), &stderr); code != 1 || !strings.Contains(stderr.String(), closed) {
 		t.Errorf("mcproxy -probe %s (nothing listening): exit %d, %q; want 1 naming the address", closed, code, stderr.String())

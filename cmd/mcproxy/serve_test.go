@@ -6,17 +6,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/childproc"
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"go.uber.org/goleak"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	"go.uber.org/zap/zaptest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // waitBound bounds every wait so nothing hangs.
 const waitBound = 10 * time.Second
@@ -46,23 +46,19 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			t.Error("serve did not return after cancel")
 		}
 	})
-	deadline := time.Now().Add(waitBound)
-	for {
-		c, err := net.DialTimeout("tcp", listen, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return in
-		}
+	ended := func() error {
 		select {
 		case err := <-done:
-			t.Fatalf("serve ended at start: %v", err)
+			done <- err // for the cleanup
+			return fmt.Errorf("serve ended at start: %v", err)
 		default:
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mcproxy not listening on %s: %v", listen, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	if err := childproc.WaitAccepting(listen, waitBound, ended); err != nil {
+		t.Fatalf("mcproxy not listening: %v", err)
+	}
+	return in
 }
 
 func configText(listen, admin string, backends ...string) string {
@@ -88,31 +84,10 @@ func (in *instance) write(t *testing.T, text string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	port, err := memctest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "127.0.0.1:" + strconv.Itoa(port)
-}
-
-// stats reads the proxy's "stats" (or "stats <group>") as a map.
-func stats(t *testing.T, addr, group string) map[string]string { return memctest.Stats(t, addr, group) }
-
-// waitStat polls a stat until it has the wanted value.
+// waitStat polls a stat of the proxy at addr until it has the wanted value.
 func waitStat(t *testing.T, addr, name, want string) {
 	t.Helper()
-	deadline := time.Now().Add(waitBound)
-	for {
-		got := stats(t, addr, "")[name]
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stat %s is %q, want %q", name, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	memctest.WaitStat(t, "mcproxy", addr, name, want)
 }
 
 // TestEditConfigUnderLoad edits the config file of a running mcproxy under
@@ -124,7 +99,7 @@ func TestEditConfigUnderLoad(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		be = append(be, memctest.Start(t).Addr)
 	}
-	in := startInstance(t, freeAddr(t), "", be[:3]...)
+	in := startInstance(t, memctest.FreeAddr(t), "", be[:3]...)
 	l := memctest.StartLoad(t, in.listen, 6, "reload:", 4000)
 	l.Check(t, "start", 300)
 
@@ -158,21 +133,21 @@ func TestEditConfigUnderLoad(t *testing.T) {
 	in.write(t, configText(in.listen, "", be[1:]...))
 	waitStat(t, in.listen, "config_generation", "3")
 	l.Check(t, "removed the first backend", 300)
-	if got := stats(t, in.listen, "")["backends"]; got != "3" {
+	if got := memctest.Stats(t, in.listen, "")["backends"]; got != "3" {
 		t.Fatalf("backends after removal: %s", got)
 	}
 
 	in.write(t, configText(in.listen, "", "{addr: "+be[1]+", weight: 3}", be[2], be[3]))
 	waitStat(t, in.listen, "config_generation", "4")
 	l.Check(t, "changed a weight", 300)
-	if got := stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
+	if got := memctest.Stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
 		t.Fatalf("weight after the edit: %q", got)
 	}
 
 	in.write(t, "listen: "+in.listen+"\nbackends:\n  - addr: "+be[1]+"\n    wieght: 2\n")
 	waitStat(t, in.listen, "config_reload_failures", "1")
 	l.Check(t, "invalid file", 300)
-	if got := stats(t, in.listen, "")["config_generation"]; got != "4" {
+	if got := memctest.Stats(t, in.listen, "")["config_generation"]; got != "4" {
 		t.Fatalf("an invalid file changed the generation to %s", got)
 	}
 
@@ -191,11 +166,11 @@ func TestEditConfigUnderLoad(t *testing.T) {
 // applied (it needs a restart) while the backend change in the same edit is.
 func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
 	a, b := memctest.Start(t), memctest.Start(t)
-	in := startInstance(t, freeAddr(t), "", a.Addr)
-	other := freeAddr(t)
+	in := startInstance(t, memctest.FreeAddr(t), "", a.Addr)
+	other := memctest.FreeAddr(t)
 	in.write(t, configText(other, "", a.Addr, b.Addr))
 	waitStat(t, in.listen, "config_generation", "2")
-	if got := stats(t, in.listen, "")["backends"]; got != "2" {
+	if got := memctest.Stats(t, in.listen, "")["backends"]; got != "2" {
 		t.Fatalf("backends: %s", got)
 	}
 	if c, err := net.DialTimeout("tcp", other, 200*time.Millisecond); err == nil {
@@ -208,12 +183,12 @@ func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
 // follow an edit of the file without a restart.
 func TestHealthSettingsApplyLive(t *testing.T) {
 	a := memctest.Start(t)
-	in := startInstance(t, freeAddr(t), "", a.Addr)
+	in := startInstance(t, memctest.FreeAddr(t), "", a.Addr)
 	text := strings.Replace(configText(in.listen, "", a.Addr),
 		"health: {interval: 100ms, timeout: 100ms}", "health: {interval: 250ms, timeout: 50ms, failure_limit: 5, success_limit: 4}", 1)
 	in.write(t, text)
 	waitStat(t, in.listen, "config_generation", "2")
-	st := stats(t, in.listen, "settings")
+	st := memctest.Stats(t, in.listen, "settings")
 	for k, v := range map[string]string{"health_interval": "250ms", "health_timeout": "50ms",
 		"health_failure_limit": "5", "health_success_limit": "4"} {
 		if st[k] != v {

@@ -8,15 +8,13 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/cli"
 	"github.com/mcproxy/mcproxy/internal/soak"
 )
 
@@ -32,7 +30,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func run(args []string) int {
 	cfg := soak.DefaultConfig()
-	fs := flag.NewFlagSet("mcsoak", flag.ContinueOnError)
+	fs := cli.NewFlagSet("mcsoak", "Soaks mcproxy: load through it while backends are killed and frozen; every read is checked.", os.Stderr)
 	fs.StringVar(&cfg.Mcproxy, "mcproxy", cfg.Mcproxy, "mcproxy binary (make build)")
 	fs.IntVar(&cfg.Backends, "backends", cfg.Backends, "memcached processes")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the load")
@@ -68,12 +66,8 @@ func run(args []string) int {
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed of the workload")
 	fs.BoolVar(&cfg.KeepDir, "keep", false, "keep the temp dir with the proxy's config and log")
 	quiet := fs.Bool("q", false, "no progress lines")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "mcsoak: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if status, ok := cli.Parse(fs, args); !ok {
+		return status
 	}
 	if *failoverTTL > 0 {
 		pc.Extra = append(pc.Extra, "failover.ttl="+failoverTTL.String())
@@ -83,7 +77,7 @@ func run(args []string) int {
 		cfg.Progress = func(format string, a ...any) { fmt.Fprintf(os.Stderr, "mcsoak: "+format+"\n", a...) }
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := cli.Interruptible()
 	defer stop()
 	start := time.Now()
 	rep, err := soak.Run(ctx, cfg)

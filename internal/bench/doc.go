@@ -5,16 +5,16 @@
 // library, so the tool's own cost is small and the same for every target:
 //
 //   - Config and Run: the workload. Each connection is one goroutine that
-//     writes up to Pipeline commands in one write, then reads and validates
-//     their replies. Keys are drawn uniformly from a fixed key space with a
+//     drives an internal/loadgen worker: it writes up to Pipeline commands
+//     in one write, then reads and validates their replies. Keys are drawn uniformly from a fixed key space with a
 //     per-goroutine seeded generator; get and set are mixed by a ratio; gets
 //     may ask for several keys at once.
-//   - ReplyReader: a strict, allocation-free parser of the replies the
-//     workload expects (STORED, VALUE ... END, END, and the error lines).
 //   - Histogram: a fixed-size HDR-style log-bucket latency histogram that
 //     records without allocating and merges across goroutines.
-//   - ResolveLoopback: the safety check. A run only ever sends traffic to
-//     127.0.0.0/8, ::1 or localhost.
+//
+// Replies are read by internal/mctext's strict, allocation-free Reader, and
+// a run only ever sends traffic to 127.0.0.0/8, ::1 or localhost
+// (mctext.ResolveLoopback).
 //
 // Every run is bounded: it stops after Duration (and, if set, after Requests
 // operations), every socket operation has a deadline, and errors are counted

@@ -1,18 +1,18 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/loadgen"
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // Limits on a Config; they keep a typo from turning into a runaway test.
@@ -23,7 +23,6 @@ const (
 	maxKeys      = 100_000_000
 	maxValueSize = 1 << 20
 	maxKeyLen    = 250 // memcached's key limit
-	ioBufferSize = 64 << 10
 	// prefillDepth is how many sets a prefill connection keeps in one batch.
 	prefillDepth = 64
 )
@@ -32,7 +31,7 @@ const (
 // uses; Run validates every field.
 type Config struct {
 	// Addr is the target, "host:port"; it must be a loopback address (see
-	// ResolveLoopback).
+	// mctext.ResolveLoopback).
 	Addr string
 	// Conns is the number of connections, each driven by one goroutine.
 	Conns int
@@ -52,7 +51,8 @@ type Config struct {
 	Keys      int
 	KeyPrefix string
 	// ValueSize is the size in bytes of every value set. A value begins with
-	// its key so that get replies can be checked against the key asked for.
+	// its key (loadgen.AppendValue) so that get replies can be checked
+	// against the key asked for.
 	ValueSize int
 	// GetWeight:SetWeight is the mix of commands, e.g. 9:1.
 	GetWeight, SetWeight int
@@ -104,7 +104,7 @@ func ParseRatio(s string) (get, set int, err error) {
 
 // validate checks c and returns the loopback address to dial.
 func (c *Config) validate() (string, error) {
-	dial, err := ResolveLoopback(c.Addr)
+	dial, err := mctext.ResolveLoopback(c.Addr)
 	if err != nil {
 		return "", err
 	}
@@ -137,6 +137,12 @@ func (c *Config) validate() (string, error) {
 		return "", err
 	}
 	return dial, nil
+}
+
+// spec returns the load of one connection.
+func (c *Config) spec() *loadgen.Spec {
+	return &loadgen.Spec{Keys: c.Keys, KeyPrefix: c.KeyPrefix, ValueSize: c.ValueSize,
+		GetWeight: c.GetWeight, SetWeight: c.SetWeight, MultiGet: c.MultiGet, Timeout: c.Timeout, Seed: c.Seed}
 }
 
 // Result is what a run measured. Counts cover only the measured phase.
@@ -231,9 +237,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	probe.Close()
 
 	res := &Result{Config: cfg, Latency: new(Histogram)}
+	spec := cfg.spec()
 	workers := make([]*worker, cfg.Conns)
 	for i := range workers {
-		workers[i] = newWorker(&cfg, dialAddr, i)
+		workers[i] = newWorker(&cfg, spec, dialAddr, i)
 	}
 	defer func() {
 		for _, w := range workers {
@@ -329,204 +336,84 @@ func (p *phase) take(n int) int {
 	}
 }
 
-// op is one command of a batch.
-type op struct {
-	set   bool
-	keys  int // index of its first key in worker.keys
-	nkeys int
-}
-
-// worker drives one connection. Everything it needs per command is allocated
-// once here, so the steady state does not allocate.
+// worker is one connection of the load (a loadgen.Worker) and what it
+// counted.
 type worker struct {
-	cfg      *Config
-	addr     string
-	id       int
-	rng      *rand.Rand
-	conn     net.Conn
-	w        *bufio.Writer
-	rr       *ReplyReader
-	ops      []op
-	keyBuf   []byte   // the bytes of every key of the current batch
-	keys     [][]byte // slices of keyBuf
-	filler   []byte   // the part of a value after its key
-	lenBuf   []byte   // " 0 0 <ValueSize>\r\n" of a set line
-	backoff  time.Duration
-	c        counters
-	dialer   net.Dialer
-	getTotal int
+	cfg *Config
+	id  int
+	lw  *loadgen.Worker
+	c   counters
+	// measure tells whether the current batch counts; lost whether its
+	// connection was lost (counted once per batch as a reconnect).
+	measure, lost bool
+	// record counts one command's reply; made once so that exchange does
+	// not allocate a closure per batch.
+	record func(*loadgen.Reply)
 }
 
-func newWorker(cfg *Config, addr string, id int) *worker {
-	depth := max(cfg.Pipeline, prefillDepth)
-	keyLen := len(cfg.KeyPrefix) + 20
-	w := &worker{
-		cfg:      cfg,
-		addr:     addr,
-		id:       id,
-		rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(id))),
-		ops:      make([]op, 0, depth),
-		keyBuf:   make([]byte, 0, depth*max(cfg.MultiGet, 1)*keyLen),
-		keys:     make([][]byte, 0, depth*max(cfg.MultiGet, 1)),
-		filler:   make([]byte, cfg.ValueSize),
-		lenBuf:   []byte(" 0 0 " + strconv.Itoa(cfg.ValueSize) + "\r\n"),
-		dialer:   net.Dialer{Timeout: cfg.Timeout},
-		getTotal: cfg.GetWeight + cfg.SetWeight,
-	}
-	for i := range w.filler {
-		w.filler[i] = 'a' + byte(i%26)
-	}
+func newWorker(cfg *Config, spec *loadgen.Spec, addr string, id int) *worker {
+	w := &worker{cfg: cfg, id: id, lw: loadgen.NewWorker(spec, addr, id, max(cfg.Pipeline, prefillDepth))}
+	w.record = w.count
 	return w
 }
 
-func (w *worker) close() {
-	if w.conn != nil {
-		w.conn.Close()
-		w.conn = nil
-	}
-}
+func (w *worker) close() { w.lw.Close() }
 
-// connect opens the connection if it is closed. On failure it counts the
-// error (when count is set) and sleeps a growing backoff, never past until.
+// connect opens the connection if it is closed, counting a failure when
+// count is set (loadgen sleeps a backoff after it, never past until).
 func (w *worker) connect(ctx context.Context, until time.Time, count bool) bool {
-	if w.conn != nil {
-		return true
+	err := w.lw.Connect(ctx, until)
+	if err != nil && count {
+		w.c.connErrs++
+		w.c.noteErr(err)
 	}
-	conn, err := w.dialer.DialContext(ctx, "tcp", w.addr)
-	if err != nil {
-		if count {
-			w.c.connErrs++
-			w.c.noteErr(err)
-		}
-		w.backoff = min(max(2*w.backoff, 10*time.Millisecond), 250*time.Millisecond)
-		sleep := min(w.backoff, time.Until(until))
-		if sleep > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(sleep):
-			}
-		}
-		return false
+	return err == nil
+}
+
+// exchange sends the batch and reads its replies, counting each command's
+// outcome when measure is set.
+func (w *worker) exchange(measure bool) {
+	w.measure, w.lost = measure, false
+	w.lw.Exchange(w.record)
+}
+
+// count records one reply of a batch.
+func (w *worker) count(r *loadgen.Reply) {
+	if r.Outcome >= loadgen.Protocol && !w.lost {
+		w.c.reconnects++
+		w.lost = true
 	}
-	w.backoff = 0
-	w.conn = conn
-	if w.w == nil {
-		w.w = bufio.NewWriterSize(conn, ioBufferSize)
-		w.rr = NewReplyReader(conn, ioBufferSize)
-	} else {
-		w.w.Reset(conn)
-		w.rr.Reset(conn)
-	}
-	return true
-}
-
-// reset starts a new, empty batch.
-func (w *worker) reset() {
-	w.ops = w.ops[:0]
-	w.keyBuf = w.keyBuf[:0]
-	w.keys = w.keys[:0]
-}
-
-// addKey appends key number k to the batch's keys.
-func (w *worker) addKey(k int) {
-	start := len(w.keyBuf)
-	w.keyBuf = append(w.keyBuf, w.cfg.KeyPrefix...)
-	w.keyBuf = strconv.AppendUint(w.keyBuf, uint64(k), 10)
-	w.keys = append(w.keys, w.keyBuf[start:len(w.keyBuf):len(w.keyBuf)])
-}
-
-// addSet appends "set <key> 0 0 <n>" and its value to the batch.
-func (w *worker) addSet(k int) {
-	w.ops = append(w.ops, op{set: true, keys: len(w.keys), nkeys: 1})
-	w.addKey(k)
-	key := w.keys[len(w.keys)-1]
-	w.w.WriteString("set ")
-	w.w.Write(key)
-	w.w.Write(w.lenBuf)
-	n := min(len(key), w.cfg.ValueSize)
-	w.w.Write(key[:n])
-	w.w.Write(w.filler[n:])
-	w.w.WriteString("\r\n")
-}
-
-// addGet appends "get <key>..." with MultiGet random keys to the batch.
-func (w *worker) addGet() {
-	w.ops = append(w.ops, op{keys: len(w.keys), nkeys: w.cfg.MultiGet})
-	w.w.WriteString("get")
-	for i := 0; i < w.cfg.MultiGet; i++ {
-		w.addKey(w.rng.IntN(w.cfg.Keys))
-		w.w.WriteByte(' ')
-		w.w.Write(w.keys[len(w.keys)-1])
-	}
-	w.w.WriteString("\r\n")
-}
-
-// exchange sends the batch, begun at t0, and reads its replies. It records each command's
-// outcome when measure is set, and closes the connection after an error that
-// leaves it out of step.
-func (w *worker) exchange(t0 time.Time, measure bool) {
-	if err := w.w.Flush(); err != nil {
-		w.fail(err, len(w.ops), measure)
+	if !w.measure {
 		return
 	}
-	for i := range w.ops {
-		o := &w.ops[i]
-		var err error
-		hits := 0
-		if o.set {
-			err = w.rr.ReadStored()
-		} else {
-			hits, err = w.rr.ReadGet(w.keys[o.keys:o.keys+o.nkeys], true)
+	switch r.Outcome {
+	case loadgen.OK, loadgen.BadValue:
+	case loadgen.ErrorReply:
+		w.c.errReplies++
+		if w.c.firstErr == "" {
+			w.c.noteErr(errors.New(string(r.Line)))
 		}
-		if err != nil {
-			if isErrorReply(err) {
-				if measure {
-					w.c.errReplies++
-					if w.c.firstErr == "" {
-						w.c.noteErr(errors.New(string(w.rr.LastError())))
-					}
-				}
-				continue
-			}
-			w.fail(err, len(w.ops)-i, measure)
-			return
-		}
-		if !measure {
-			continue
-		}
-		w.c.latency.Record(time.Since(t0))
-		w.c.ops++
-		if o.set {
-			w.c.sets++
-		} else {
-			w.c.gets++
-			w.c.hits += uint64(hits)
-			w.c.misses += uint64(o.nkeys - hits)
-		}
-	}
-}
-
-func isErrorReply(err error) bool {
-	return err == ErrServerError || err == ErrClientError || err == ErrErrorReply
-}
-
-// fail counts lost commands (the failed one and those after it in the batch)
-// by the kind of err, and closes the connection.
-func (w *worker) fail(err error, lost int, measure bool) {
-	w.close()
-	w.c.reconnects++
-	if !measure {
 		return
-	}
-	w.c.noteErr(err)
-	n := uint64(lost)
-	switch {
-	case errors.Is(err, ErrProtocol):
-		w.c.protoErrs += n
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		w.c.timeouts += n
 	default:
-		w.c.connErrs += n
+		w.c.noteErr(r.Err)
+		switch r.Outcome {
+		case loadgen.Protocol:
+			w.c.protoErrs++
+		case loadgen.Timeout:
+			w.c.timeouts++
+		default:
+			w.c.connErrs++
+		}
+		return
+	}
+	w.c.latency.Record(time.Since(r.Start))
+	w.c.ops++
+	if r.Set {
+		w.c.sets++
+	} else {
+		w.c.gets++
+		w.c.hits += uint64(r.Hits)
+		w.c.misses += uint64(r.NKeys - r.Hits)
 	}
 }
 
@@ -553,19 +440,9 @@ func (w *worker) load(ctx context.Context, p *phase) {
 				return
 			}
 		}
-		// The deadline is set before the batch is built: a batch larger than
-		// the write buffer starts going out while it is built.
-		t0 := time.Now()
-		_ = w.conn.SetDeadline(t0.Add(w.cfg.Timeout))
-		w.reset()
-		for i := 0; i < n; i++ {
-			if w.rng.IntN(w.getTotal) < w.cfg.GetWeight {
-				w.addGet()
-			} else {
-				w.addSet(w.rng.IntN(w.cfg.Keys))
-			}
-		}
-		w.exchange(t0, measure)
+		w.lw.Begin()
+		w.lw.AddRandom(n)
+		w.exchange(measure)
 	}
 }
 
@@ -580,28 +457,20 @@ func (w *worker) prefill(ctx context.Context) {
 			w.c.prefillErrs += uint64((w.cfg.Keys - next + w.cfg.Conns - 1) / w.cfg.Conns)
 			return
 		}
-		_ = w.conn.SetDeadline(time.Now().Add(w.cfg.Timeout))
-		w.reset()
+		w.lw.Begin()
 		for i := 0; i < prefillDepth && next < w.cfg.Keys; i++ {
-			w.addSet(next)
+			w.lw.AddSet(next)
 			next += w.cfg.Conns
 		}
-		if err := w.w.Flush(); err != nil {
-			w.c.prefillErrs += uint64(len(w.ops))
-			w.close()
-			continue
-		}
-		for i := range w.ops {
-			if err := w.rr.ReadStored(); err != nil {
-				if isErrorReply(err) {
-					w.c.prefillErrs++
-					continue
-				}
-				w.c.prefillErrs += uint64(len(w.ops) - i)
-				w.close()
-				break
-			}
-			w.c.prefilled++
-		}
+		w.lw.Exchange(w.prefilled)
+	}
+}
+
+// prefilled counts one reply of a prefill batch.
+func (w *worker) prefilled(r *loadgen.Reply) {
+	if r.Outcome == loadgen.OK {
+		w.c.prefilled++
+	} else {
+		w.c.prefillErrs++
 	}
 }

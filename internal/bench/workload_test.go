@@ -179,24 +179,22 @@ func TestWorkerBatchDoesNotAllocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWorker(&cfg, dial, 0)
+	w := newWorker(&cfg, cfg.spec(), dial, 0)
 	defer w.close()
 	ctx := context.Background()
 	if !w.connect(ctx, time.Now(), true) {
 		t.Fatalf("connect: %s", w.c.firstErr)
 	}
 	batch := func() {
-		t0 := time.Now()
-		_ = w.conn.SetDeadline(t0.Add(cfg.Timeout))
-		w.reset()
+		w.lw.Begin()
 		for i := 0; i < cfg.Pipeline; i++ {
 			if i%4 == 0 {
-				w.addSet(w.rng.IntN(cfg.Keys))
+				w.lw.AddSet(i % cfg.Keys)
 			} else {
-				w.addGet()
+				w.lw.AddGet()
 			}
 		}
-		w.exchange(t0, true)
+		w.exchange(true)
 	}
 	batch() // warm the buffers
 	if n := testing.AllocsPerRun(200, batch); n != 0 {

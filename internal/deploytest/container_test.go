@@ -234,7 +234,7 @@ func TestMemcachedHealthcheckCommand(t *testing.T) {
 	if err := run(strconv.Itoa(mc.Port)); err != nil {
 		t.Errorf("healthcheck %q against a running memcached: %v", test[2], err)
 	}
-	closed := freeLoopback(t)
+	closed := memctest.FreeAddr(t)
 	_, closedPort, _ := net.SplitHostPort(closed)
 	if err := run(closedPort); err == nil {
 		t.Errorf("healthcheck %q passed with nothing listening", test[2])

@@ -437,18 +437,18 @@ func TestConfigMapUpdateReloads(t *testing.T) {
 	kc := loadKubeConfig(t, loadKube(t))
 	vol := &configMapVolume{dir: t.TempDir()}
 	a, b := memctest.Start(t), memctest.Start(t)
-	listen := freeLoopback(t)
+	listen := memctest.FreeAddr(t)
 	vol.write(t, kc.key, localConfig(listen, a.Addr))
 	cfgPath := filepath.Join(vol.dir, kc.key) // the manifest's -config, under the mount
 	if fi, err := os.Lstat(cfgPath); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("%s should be a symlink through ..data, as the kubelet makes it", cfgPath)
 	}
 	p := startMcproxy(t, listen, "-config", cfgPath)
-	p.waitStat(t, "start", "backends", "1")
+	memctest.WaitStat(t, "start", p.Listen, "backends", "1")
 	vol.write(t, kc.key, localConfig(listen, a.Addr, b.Addr))
-	p.waitStat(t, "first ConfigMap update", "backends", "2")
+	memctest.WaitStat(t, "first ConfigMap update", p.Listen, "backends", "2")
 	vol.write(t, kc.key, localConfig(listen, b.Addr))
-	p.waitStat(t, "second ConfigMap update", "backends", "1")
+	memctest.WaitStat(t, "second ConfigMap update", p.Listen, "backends", "1")
 	if got := memctest.Stats(t, listen, "backends"); got["backend:"+b.Addr+":state"] == "" {
 		t.Errorf("after the second update the backend is not %s: %v", b.Addr, got)
 	}

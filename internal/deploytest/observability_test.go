@@ -3,20 +3,16 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -99,44 +95,16 @@ var matcherKey = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
 func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	mc := memctest.Start(t)
-	listen, admin := freeLoopback(t), freeLoopback(t)
+	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
 	file := t.TempDir() + "/mcproxy.yaml"
 	cfg := fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", listen, admin, mc.Addr)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startMcproxy(t, listen, "-config", file)
-	c, err := net.DialTimeout("tcp", listen, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(waitBound))
-	if _, err := c.Write([]byte("set a 0 0 1\r\nx\r\nget a\r\nget b\r\nversion\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	var got string
-	for !strings.Contains(got, "VERSION ") {
-		n, err := c.Read(buf)
-		got += string(buf[:n])
-		if err != nil {
-			t.Fatalf("replies: %q then %v", got, err)
-		}
-	}
-	hc := &http.Client{Timeout: waitBound}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return families
+	memctest.Send(t, listen, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", "END\r\n", 2)
+	memctest.Send(t, listen, "version\r\n", "\r\n", 1)
+	return proxyproc.ScrapeT(t, admin)
 }
 
 // TestDashboardAndAlertsUseRealMetrics: every metric name (and every label

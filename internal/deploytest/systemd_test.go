@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 const unitPath = "../../deploy/systemd/mcproxy.service"
@@ -71,7 +73,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := filepath.Join(t.TempDir(), "mcproxy.service")
-	text := strings.ReplaceAll(string(data), "/usr/local/bin/mcproxy", mcproxyBinary(t))
+	text := strings.ReplaceAll(string(data), "/usr/local/bin/mcproxy", proxyproc.BuildT(t))
 	if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -4,57 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// goBinary returns the go command that runs this test.
-func goBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no go command to build mcproxy with: %v", err)
-	}
-	return p
-}
-
-// buildMcproxy builds cmd/mcproxy into a temp dir.
-func buildMcproxy(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcproxy")
-	cmd := exec.Command(goBinary(t), "build", "-o", bin, "github.com/mcproxy/mcproxy/cmd/mcproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build mcproxy: %v\n%s", err, out)
-	}
-	return bin
-}
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // TestKillScenarioShort runs a shortened kill scenario against real
 // memcached and a freshly built mcproxy. It checks only that the run
 // completes and records an ejection and a re-add: timings are figures for
 // the benchmark, not something a test can assert on a shared machine.
 func TestKillScenarioShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts memcached and mcproxy")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not in PATH")
-	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = buildMcproxy(t)
+	cfg.Mcproxy = proxyproc.ClusterTestBinary(t)
 	cfg.Scenario = Kill
 	cfg.Conns = 4
 	cfg.Keys = 2000
@@ -131,18 +95,5 @@ func TestFindStale(t *testing.T) {
 	}
 	if stale != 1 || unacked != 1 {
 		t.Errorf("stale=%d unacked=%d, want 1 and 1", stale, unacked)
-	}
-}
-
-func TestValueRoundTrip(t *testing.T) {
-	v := appendValue(nil, "fo:12", 345, 100)
-	if len(v) != 100 {
-		t.Fatalf("value length %d, want 100", len(v))
-	}
-	if got, ok := parseValue([]byte("fo:12"), v); !ok || got != 345 {
-		t.Errorf("parseValue = %d, %v; want 345, true", got, ok)
-	}
-	if _, ok := parseValue([]byte("fo:1"), v); ok {
-		t.Errorf("value of fo:12 accepted for fo:1")
 	}
 }

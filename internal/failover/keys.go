@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/loadgen"
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // keyPrefix begins every key this package stores.
@@ -81,7 +84,7 @@ func prefill(ctx context.Context, addr string, ks *keySpace, valueSize int) (sto
 }
 
 func prefillRange(ctx context.Context, addr string, ks *keySpace, lo, hi, valueSize int) (stored, failed int, err error) {
-	t, err := dialText(addr, ioTimeout)
+	t, err := mctext.Dial(addr, ioTimeout)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -92,20 +95,19 @@ func prefillRange(ctx context.Context, addr string, ks *keySpace, lo, hi, valueS
 			return stored, failed, err
 		}
 		end := min(i+prefillBatch, hi)
-		t.buf = t.buf[:0]
 		for k := i; k < end; k++ {
-			val = appendValue(val[:0], ks.names[k], 0, valueSize)
-			t.appendSet(ks.names[k], val)
+			val = loadgen.AppendValue(val[:0], ks.names[k], 0, valueSize)
+			t.AppendSet(ks.names[k], val)
 		}
-		if err := t.send(time.Now().Add(ioTimeout)); err != nil {
+		if err := t.Flush(time.Now().Add(ioTimeout)); err != nil {
 			return stored, failed, err
 		}
 		for k := i; k < end; k++ {
-			l, err := t.readStatus()
+			ok, err := readStored(t)
 			if err != nil {
 				return stored, failed, err
 			}
-			if l == "STORED" {
+			if ok {
 				stored++
 			} else {
 				failed++
@@ -113,6 +115,17 @@ func prefillRange(ctx context.Context, addr string, ks *keySpace, lo, hi, valueS
 		}
 	}
 	return stored, failed, nil
+}
+
+// readStored reads the reply to a set and reports whether it was STORED.
+// An error line or another status is a failed set, on a connection still
+// in step; other errors are returned.
+func readStored(t *mctext.Conn) (bool, error) {
+	l, err := t.ReadStatus()
+	if mctext.IsErrorReply(err) {
+		return false, nil
+	}
+	return err == nil && string(l) == "STORED", err
 }
 
 // lookupOwners asks every backend directly which of the sampled keys it
@@ -147,11 +160,12 @@ func lookupOwners(ctx context.Context, backends []string, ks *keySpace) error {
 // memcached and reports which it holds. If want is not nil, a key counts
 // only if its value has version want[j].
 func presentOn(ctx context.Context, addr string, ks *keySpace, idx []int, want []uint64) ([]bool, error) {
-	t, err := dialText(addr, ioTimeout)
+	t, err := mctext.Dial(addr, ioTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
+	var v mctext.Value
 	found := make([]bool, len(idx))
 	pos := make(map[string]int, lookupBatch)
 	for lo := 0; lo < len(idx); lo += lookupBatch {
@@ -166,29 +180,31 @@ func presentOn(ctx context.Context, addr string, ks *keySpace, idx []int, want [
 			keys = append(keys, k)
 			pos[k] = j
 		}
-		t.buf = t.buf[:0]
-		t.appendGet(keys...)
-		if err := t.send(time.Now().Add(ioTimeout)); err != nil {
+		t.AppendCommand("get", keys...)
+		if err := t.Flush(time.Now().Add(ioTimeout)); err != nil {
 			return nil, err
 		}
-		errLine, err := t.readValues(func(key, value []byte) {
-			j, ok := pos[string(key)]
+		for {
+			end, err := t.ReadValue(&v)
+			if mctext.IsErrorReply(err) {
+				return nil, fmt.Errorf("get: %s", t.LastError())
+			}
+			if err != nil {
+				return nil, err
+			}
+			if end {
+				break
+			}
+			j, ok := pos[string(v.Key)]
 			if !ok {
-				return
+				continue
 			}
 			if want != nil {
-				v, ok := parseValue(key, value)
-				if !ok || v != want[j] {
-					return
+				if version, ok := loadgen.ParseValue(v.Key, v.Data); !ok || version != want[j] {
+					continue
 				}
 			}
 			found[j] = true
-		})
-		if err != nil {
-			return nil, err
-		}
-		if errLine != "" {
-			return nil, fmt.Errorf("get: %s", errLine)
 		}
 	}
 	return found, nil
@@ -198,7 +214,7 @@ func presentOn(ctx context.Context, addr string, ks *keySpace, idx []int, want [
 // version through the proxy, one at a time, and returns how many were
 // STORED.
 func setThrough(ctx context.Context, addr string, ks *keySpace, idx []int, versions []uint64, valueSize int) (int, error) {
-	t, err := dialText(addr, ioTimeout)
+	t, err := mctext.Dial(addr, ioTimeout)
 	if err != nil {
 		return 0, err
 	}
@@ -209,17 +225,16 @@ func setThrough(ctx context.Context, addr string, ks *keySpace, idx []int, versi
 		if err := ctx.Err(); err != nil {
 			return stored, err
 		}
-		val = appendValue(val[:0], ks.names[i], versions[j], valueSize)
-		t.buf = t.buf[:0]
-		t.appendSet(ks.names[i], val)
-		if err := t.send(time.Now().Add(ioTimeout)); err != nil {
+		val = loadgen.AppendValue(val[:0], ks.names[i], versions[j], valueSize)
+		t.AppendSet(ks.names[i], val)
+		if err := t.Flush(time.Now().Add(ioTimeout)); err != nil {
 			return stored, err
 		}
-		l, err := t.readStatus()
+		ok, err := readStored(t)
 		if err != nil {
 			return stored, err
 		}
-		if l == "STORED" {
+		if ok {
 			stored++
 		}
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/loadgen"
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // opKind is the command of a request.
@@ -20,12 +22,9 @@ const (
 	opSet
 )
 
-func (o opKind) String() string {
-	if o == opSet {
-		return "set"
-	}
-	return "get"
-}
+var opNames = [...]string{opGet: "get", opSet: "set"}
+
+func (o opKind) String() string { return opNames[o] }
 
 // outcome is what a request got back.
 type outcome uint8
@@ -39,22 +38,13 @@ const (
 	outBadReply                   // any other reply: wrong value, NOT_STORED, ERROR, a malformed reply
 )
 
-func (o outcome) String() string {
-	switch o {
-	case outHit:
-		return "hit"
-	case outMiss:
-		return "miss"
-	case outStored:
-		return "stored"
-	case outServerError:
-		return "SERVER_ERROR"
-	case outClientError:
-		return "client error"
-	default:
-		return "bad reply"
-	}
+// outcomeNames name the outcomes in the report.
+var outcomeNames = [...]string{
+	outHit: "hit", outMiss: "miss", outStored: "stored", outServerError: "SERVER_ERROR",
+	outClientError: "client error", outBadReply: "bad reply",
 }
+
+func (o outcome) String() string { return outcomeNames[o] }
 
 // sample is one request of the load.
 type sample struct {
@@ -74,18 +64,18 @@ const maxSamples = 8 << 20
 // maxErrorTexts bounds the distinct error texts counted per worker.
 const maxErrorTexts = 32
 
-// reconnectPause is the pause after a failed connect, so a refusing proxy
-// does not turn the load into a busy loop.
+// reconnectPause bounds the pause after a failed connect (loadgen's
+// backoff), so a refusing proxy does not turn the load into a busy loop.
 const reconnectPause = 10 * time.Millisecond
 
 // load is the closed-loop client load: Conns connections, each a goroutine
-// that writes one command, reads its whole reply, records it, and repeats.
+// driving a loadgen.Worker that writes one command, reads its whole reply,
+// records it, and repeats.
 type load struct {
 	addr    string
 	cfg     *Config
-	ks      *keySpace
 	base    time.Time
-	version *atomic.Uint64 // last version handed to a set
+	spec    loadgen.Spec
 	workers []*loadWorker
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -93,12 +83,17 @@ type load struct {
 
 // loadWorker is what one connection recorded.
 type loadWorker struct {
+	lw         *loadgen.Worker
+	base       time.Time
+	start      time.Time // of the request being recorded
+	capSamples int
 	samples    []sample
 	dropped    int // samples not kept because of maxSamples
 	reconnects int
 	serverErrs map[string]int // SERVER_ERROR lines
 	clientErrs map[string]int // kinds of client-side errors
 	badReplies map[string]int
+	record     func(*loadgen.Reply) // w.recordReply, made once
 }
 
 func countText(m map[string]int, s string) {
@@ -112,32 +107,37 @@ func countText(m map[string]int, s string) {
 // Sets take their versions from version, which must be shared with anything
 // else that sets keys during the run.
 func startLoad(ctx context.Context, addr string, cfg *Config, ks *keySpace, base time.Time, version *atomic.Uint64) (*load, error) {
-	l := &load{addr: addr, cfg: cfg, ks: ks, base: base, version: version}
-	conns := make([]*textConn, cfg.Conns)
-	for i := range conns {
-		t, err := dialText(addr, ioTimeout)
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			return nil, err
-		}
-		conns[i] = t
-	}
-	ctx, l.cancel = context.WithCancel(ctx)
+	l := &load{addr: addr, cfg: cfg, base: base, spec: loadgen.Spec{
+		Keys: len(ks.names), KeyPrefix: keyPrefix, ValueSize: cfg.ValueSize,
+		GetWeight: 100 - cfg.SetPercent, SetWeight: cfg.SetPercent, MultiGet: 1,
+		Timeout: cfg.RequestTimeout, Seed: cfg.Seed, Versions: version,
+	}}
 	perWorker := max(maxSamples/cfg.Conns, 1)
-	for i := range conns {
+	for i := 0; i < cfg.Conns; i++ {
 		w := &loadWorker{
+			lw:         loadgen.NewWorker(&l.spec, addr, i, 1),
+			base:       base,
+			capSamples: perWorker,
 			samples:    make([]sample, 0, min(perWorker, 1<<16)),
 			serverErrs: map[string]int{},
 			clientErrs: map[string]int{},
 			badReplies: map[string]int{},
 		}
+		w.record = w.recordReply
+		if err := w.lw.Connect(ctx, time.Now()); err != nil {
+			for _, o := range l.workers {
+				o.lw.Close()
+			}
+			return nil, err
+		}
 		l.workers = append(l.workers, w)
+	}
+	ctx, l.cancel = context.WithCancel(ctx)
+	for _, w := range l.workers {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.run(ctx, w, conns[i], uint64(i), perWorker)
+			w.run(ctx)
 		}()
 	}
 	return l, nil
@@ -150,120 +150,74 @@ func (l *load) stop() {
 	l.wg.Wait()
 }
 
-func (l *load) run(ctx context.Context, w *loadWorker, t *textConn, id uint64, capSamples int) {
-	defer func() {
-		if t != nil {
-			t.Close()
-		}
-	}()
-	rng := rand.New(rand.NewPCG(l.cfg.Seed, id))
-	nkeys := len(l.ks.names)
-	var val []byte
+func (w *loadWorker) run(ctx context.Context) {
+	defer w.lw.Close()
 	for ctx.Err() == nil {
-		k := rng.IntN(nkeys)
-		s := sample{key: int32(k), op: opGet}
-		if rng.IntN(100) < l.cfg.SetPercent {
-			s.op = opSet
-		}
-		key := l.ks.names[k]
-		start := time.Now()
-		s.start = start.Sub(l.base).Nanoseconds()
-
-		var err error
-		dialFailed := false
-		if t == nil {
-			if t, err = dialText(l.addr, l.cfg.RequestTimeout); err != nil {
-				t, dialFailed = nil, true
-				s.out = outClientError
+		// A request's latency counts from before a reconnect, which the
+		// client would have waited for too.
+		w.start = time.Now()
+		if !w.lw.Connected() {
+			if err := w.lw.Connect(ctx, w.start.Add(reconnectPause)); err != nil {
+				// Recorded as a failed get of key 0: no command was chosen.
 				countText(w.clientErrs, "connect: "+errorKind(err))
-			} else {
-				w.reconnects++
+				w.add(sample{op: opGet, out: outClientError})
+				continue
 			}
+			w.reconnects++
 		}
-		if t != nil {
-			t.buf = t.buf[:0]
-			if s.op == opSet {
-				s.version = l.version.Add(1)
-				val = appendValue(val[:0], key, s.version, l.cfg.ValueSize)
-				t.appendSet(key, val)
-			} else {
-				t.appendGet(key)
-			}
-			if err = t.send(start.Add(l.cfg.RequestTimeout)); err == nil {
-				if s.op == opSet {
-					err = l.readSet(t, w, &s)
-				} else {
-					err = l.readGet(t, w, &s, key)
-				}
-			}
-			if err != nil {
-				if errors.Is(err, errDesync) {
-					s.out = outBadReply
-					countText(w.badReplies, err.Error())
-				} else {
-					s.out = outClientError
-					countText(w.clientErrs, errorKind(err))
-				}
-				t.Close()
-				t = nil
-			}
+		w.lw.Begin()
+		w.lw.AddRandom(1)
+		w.lw.Exchange(w.record)
+	}
+}
+
+// recordReply records the reply to one request.
+func (w *loadWorker) recordReply(r *loadgen.Reply) {
+	s := sample{key: int32(r.Key), op: opGet, version: r.Version}
+	if r.Set {
+		s.op = opSet
+	}
+	switch r.Outcome {
+	case loadgen.OK:
+		switch {
+		case r.Set:
+			s.out = outStored
+		case r.Hits > 0:
+			s.out = outHit
+		default:
+			s.out = outMiss
 		}
-		s.latency = time.Since(start).Nanoseconds()
-		if len(w.samples) < capSamples {
-			w.samples = append(w.samples, s)
+	case loadgen.BadValue:
+		s.out = outBadReply
+		countText(w.badReplies, "get returned a value not written for its key")
+	case loadgen.ErrorReply:
+		if r.Err == mctext.ErrServerError {
+			s.out = outServerError
+			countText(w.serverErrs, string(r.Line))
 		} else {
-			w.dropped++
-		}
-		if dialFailed {
-			pause(ctx, reconnectPause)
-		}
-	}
-}
-
-// readSet reads the reply to a set into s.
-func (l *load) readSet(t *textConn, w *loadWorker, s *sample) error {
-	line, err := t.readStatus()
-	if err != nil {
-		return err
-	}
-	switch {
-	case line == "STORED":
-		s.out = outStored
-	case len(line) >= 12 && line[:12] == "SERVER_ERROR":
-		s.out = outServerError
-		countText(w.serverErrs, line)
-	default:
-		s.out = outBadReply
-		countText(w.badReplies, "reply to set: "+line)
-	}
-	return nil
-}
-
-// readGet reads the reply to a get of key into s.
-func (l *load) readGet(t *textConn, w *loadWorker, s *sample, key string) error {
-	found, value, errLine, err := t.readOne([]byte(key))
-	if err != nil {
-		return err
-	}
-	switch {
-	case len(errLine) >= 12 && string(errLine[:12]) == "SERVER_ERROR":
-		s.out = outServerError
-		countText(w.serverErrs, string(errLine))
-	case errLine != nil:
-		s.out = outBadReply
-		countText(w.badReplies, "reply to get: "+string(errLine))
-	case !found:
-		s.out = outMiss
-	default:
-		v, ok := parseValue([]byte(key), value)
-		if !ok {
 			s.out = outBadReply
-			countText(w.badReplies, "get returned a value not written for its key")
-			return nil
+			countText(w.badReplies, "reply to "+s.op.String()+": "+string(r.Line))
 		}
-		s.out, s.version = outHit, v
+	case loadgen.Protocol:
+		s.out = outBadReply
+		countText(w.badReplies, r.Err.Error())
+	default:
+		s.out = outClientError
+		countText(w.clientErrs, errorKind(r.Err))
 	}
-	return nil
+	w.add(s)
+}
+
+// add keeps s, stamped with the request's start and latency, unless the
+// worker's share of maxSamples is full.
+func (w *loadWorker) add(s sample) {
+	s.start = w.start.Sub(w.base).Nanoseconds()
+	s.latency = time.Since(w.start).Nanoseconds()
+	if len(w.samples) < w.capSamples {
+		w.samples = append(w.samples, s)
+	} else {
+		w.dropped++
+	}
 }
 
 // errorKind names a client-side error without the addresses in its text,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,8 @@ type Report struct {
 	Settings  Settings `json:"settings"`
 	Victim    string   `json:"victim"`
 	Survivors []string `json:"survivors"`
-	// Dir is the kept temp dir with the config and mcproxy's log.
+	// Dir is the kept temp dir with the config and mcproxy's log (kept for
+	// people: the figures never come from the log).
 	Dir string `json:"dir,omitempty"`
 
 	Prefill Prefill `json:"prefill"`
@@ -59,9 +61,6 @@ type Report struct {
 	BadReplies   []string `json:"bad_replies,omitempty"`
 	// VictimStats is the victim's part of the last "stats backends".
 	VictimStats map[string]string `json:"victim_stats,omitempty"`
-	// ProxyWarnings counts the warn and error lines of mcproxy's log by
-	// message.
-	ProxyWarnings []string `json:"proxy_warnings,omitempty"`
 
 	Reconnects     int     `json:"reconnects"`
 	SamplesDropped int     `json:"samples_dropped,omitempty"`
@@ -105,29 +104,32 @@ type Owners struct {
 	Unknown   int `json:"unknown"`
 }
 
-// Ejection is when the victim left the ring, relative to its failure.
+// Ejection is when the victim left the ring, relative to its failure, as
+// the proxy published it in "stats backends" (polled every PollInterval, so
+// each time is late by up to one interval).
 type Ejection struct {
 	Ejected bool `json:"ejected"`
-	// StateDownS and OutOfRingS: the first poll of "stats backends" that
-	// showed state down, and in_ring false.
+	// StateDownS and OutOfRingS: the first poll that showed state down, and
+	// in_ring false.
 	StateDownS *float64 `json:"state_down_s"`
 	OutOfRingS *float64 `json:"out_of_ring_s"`
-	// LogDownS and LogRingS: the log's "backend down" line for the victim
-	// and the first "ring rebuilt" line after it.
-	LogDownS *float64 `json:"log_down_s"`
-	LogRingS *float64 `json:"log_ring_s"`
-	Reason   string   `json:"reason,omitempty"`
+	// Ejections is how much the victim's ejections counter grew over the
+	// run.
+	Ejections uint64 `json:"ejections"`
+	// Reason is the victim's last_error in the poll that first showed it
+	// down.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Readd is when the victim came back into the ring, relative to its
-// recovery.
+// recovery, from the same polls.
 type Readd struct {
-	Readded   bool     `json:"readded"`
-	StateUpS  *float64 `json:"state_up_s"`
-	InRingS   *float64 `json:"in_ring_s"`
-	LogUpS    *float64 `json:"log_up_s"`
-	LogRingS  *float64 `json:"log_ring_s"`
-	WaitLimit float64  `json:"wait_limit_s"`
+	Readded  bool     `json:"readded"`
+	StateUpS *float64 `json:"state_up_s"`
+	InRingS  *float64 `json:"in_ring_s"`
+	// Readds is how much the victim's readds counter grew over the run.
+	Readds    uint64  `json:"readds"`
+	WaitLimit float64 `json:"wait_limit_s"`
 }
 
 // Window is the load in one span of the run.
@@ -227,21 +229,21 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.LoadStartS, r.RecoverS, r.LoadEndS)
 	e := r.Ejection
 	if e.Ejected {
-		fmt.Fprintf(&b, "ejection   out of ring %s after the failure (stats: state down %s; log: backend down %s, ring rebuilt %s)\n",
-			optSec(e.OutOfRingS), optSec(e.StateDownS), optSec(e.LogDownS), optSec(e.LogRingS))
+		fmt.Fprintf(&b, "ejection   out of ring %s after the failure (stats backends: state down %s; ejections +%d)\n",
+			optSec(e.OutOfRingS), optSec(e.StateDownS), e.Ejections)
 	} else {
-		fmt.Fprintf(&b, "ejection   none seen (stats: state down %s; log: backend down %s)\n", optSec(e.StateDownS), optSec(e.LogDownS))
+		fmt.Fprintf(&b, "ejection   none seen (stats backends: state down %s; ejections +%d)\n", optSec(e.StateDownS), e.Ejections)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, "           reason: %s\n", e.Reason)
 	}
 	a := r.Readd
 	if a.Readded {
-		fmt.Fprintf(&b, "re-add     back in ring %s after the recovery (stats: state up %s; log: backend up %s, ring rebuilt %s)\n",
-			optSec(a.InRingS), optSec(a.StateUpS), optSec(a.LogUpS), optSec(a.LogRingS))
+		fmt.Fprintf(&b, "re-add     back in ring %s after the recovery (stats backends: state up %s; readds +%d)\n",
+			optSec(a.InRingS), optSec(a.StateUpS), a.Readds)
 	} else {
-		fmt.Fprintf(&b, "re-add     none seen within %s of the recovery (stats: state up %s; log: backend up %s)\n",
-			secStr(a.WaitLimit), optSec(a.StateUpS), optSec(a.LogUpS))
+		fmt.Fprintf(&b, "re-add     none seen within %s of the recovery (stats backends: state up %s; readds +%d)\n",
+			secStr(a.WaitLimit), optSec(a.StateUpS), a.Readds)
 	}
 	if c := r.ReaddCheck; c != nil {
 		fmt.Fprintf(&b, "re-add chk %d victim keys set through the proxy after re-adding: %d stored, %d found on the victim, %d on a survivor\n",
@@ -292,9 +294,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	list("srv errs", r.ServerErrors)
 	list("cli errs", r.ClientErrors)
 	list("bad", r.BadReplies)
-	list("proxy log", r.ProxyWarnings)
 	if len(r.VictimStats) > 0 {
-		keys := []string{"requests", "errors", "timeouts", "ejections", "readds"}
+		keys := []string{"requests", "errors", "errors_timeout", "errors_connection", "errors_down", "ejections", "readds"}
 		var parts []string
 		for _, k := range keys {
 			if v, ok := r.VictimStats[k]; ok {
@@ -318,6 +319,29 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// countList formats a count map as "text xN" lines, most frequent first.
+func countList(m map[string]int) []string {
+	type kv struct {
+		k string
+		n int
+	}
+	var l []kv
+	for k, n := range m {
+		l = append(l, kv{k, n})
+	}
+	sort.Slice(l, func(i, j int) bool {
+		if l[i].n != l[j].n {
+			return l[i].n > l[j].n
+		}
+		return l[i].k < l[j].k
+	})
+	out := make([]string, len(l))
+	for i, e := range l {
+		out[i] = fmt.Sprintf("%s x%d", strings.TrimSpace(e.k), e.n)
+	}
+	return out
 }
 
 func (q *Request) String() string {

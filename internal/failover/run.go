@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/backendwatch"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
-// monitorReadyWait bounds the wait for the first poll that shows every
-// backend in the ring.
-const monitorReadyWait = 10 * time.Second
+// Bounds of the "stats backends" watch: the wait for the first poll that
+// shows every backend in the ring, and one poll.
+const (
+	watchReadyWait = 10 * time.Second
+	pollTimeout    = time.Second
+)
 
 // Run runs one scenario and returns its report. It returns an error and no
 // report when the cluster cannot be set up (a binary missing, mcproxy
@@ -31,9 +36,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
-	victim := cl.victim()
-	addrs := cl.addrs()
+	defer cl.Close()
+	victim := cl.Backends[0] // the first backend fails
+	addrs := cl.Addrs()
 
 	base := time.Now()
 	since := func() int64 { return time.Since(base).Nanoseconds() }
@@ -43,8 +48,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		sample = cfg.Keys
 	}
 	ks := newKeySpace(cfg.Keys, sample)
-	cfg.progress("%s: prefilling %d keys through %s", cfg.Scenario, cfg.Keys, cl.proxy.Addr)
-	stored, failed, err := prefill(ctx, cl.proxy.Addr, ks, cfg.ValueSize)
+	cfg.progress("%s: prefilling %d keys through %s", cfg.Scenario, cfg.Keys, cl.Proxy.Addr)
+	stored, failed, err := prefill(ctx, cl.Proxy.Addr, ks, cfg.ValueSize)
 	if err != nil {
 		return nil, err
 	}
@@ -54,20 +59,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	mon := startMonitor(ctx, cl.proxy.Addr, addrs, cfg.PollInterval, base)
-	defer mon.stop()
+	mon := backendwatch.Start(ctx, cl.Proxy.Addr, addrs, cfg.PollInterval, pollTimeout, since)
+	defer mon.Stop()
 	for _, a := range addrs {
-		if !mon.waitFor(ctx, a, func(v backendView) bool { return v.InRing && v.State == "up" }, monitorReadyWait) {
-			_, _, _, _, firstErr, _ := mon.snapshot()
-			return nil, fmt.Errorf("backend %s not up and in the ring of mcproxy after %v (poll error: %q)", a, monitorReadyWait, firstErr)
+		if !mon.WaitFor(ctx, a, func(v backendwatch.View) bool { return v.InRing && v.State == "up" }, watchReadyWait) {
+			return nil, fmt.Errorf("backend %s not up and in the ring of mcproxy after %v (poll error: %q)",
+				a, watchReadyWait, mon.Summary().FirstPollError)
 		}
 	}
 
 	var version atomic.Uint64 // versions of the values set; 0 is the prefill
 	cfg.progress("%s: load of %d connections for %v", cfg.Scenario, cfg.Conns, cfg.Steady)
-	ld, err := startLoad(ctx, cl.proxy.Addr, &cfg, ks, base, &version)
+	ld, err := startLoad(ctx, cl.Proxy.Addr, &cfg, ks, base, &version)
 	if err != nil {
-		return nil, fmt.Errorf("start load on %s: %w", cl.proxy.Addr, err)
+		return nil, fmt.Errorf("start load on %s: %w", cl.Proxy.Addr, err)
 	}
 	m.loadStart = since()
 	var problems []string
@@ -79,12 +84,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	pause(ctx, cfg.Steady)
 	cfg.progress("%s: failing %s", cfg.Scenario, victim.Addr)
-	failSig := syscall.SIGKILL
-	if cfg.Scenario == Freeze {
-		failSig = syscall.SIGSTOP
-	}
 	m.fail = since()
-	if err := victim.signal(failSig); err != nil {
+	if cfg.Scenario == Kill {
+		victim.Kill()
+	} else if err := victim.Freeze(); err != nil {
 		problem(fmt.Errorf("fail victim: %w", err))
 	}
 
@@ -92,16 +95,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.progress("%s: recovering %s", cfg.Scenario, victim.Addr)
 	m.recover = since()
 	if cfg.Scenario == Kill {
-		problem(victim.restart())
+		problem(victim.Relaunch())
 	} else {
-		problem(victim.signal(syscall.SIGCONT))
+		problem(victim.Thaw())
 	}
 
-	inRing := func(v backendView) bool { return v.InRing }
-	outOfRing := func(v backendView) bool { return !v.InRing }
+	inRing := func(v backendwatch.View) bool { return v.InRing }
+	outOfRing := func(v backendwatch.View) bool { return !v.InRing }
 	wait := cfg.readdWait()
 	cfg.progress("%s: waiting up to %v for the victim to be in the ring", cfg.Scenario, wait)
-	if !mon.waitFor(ctx, victim.Addr, inRing, wait) {
+	if !mon.WaitFor(ctx, victim.Addr, inRing, wait) {
 		problem(fmt.Errorf("victim not back in the ring %v after recovery", wait))
 	}
 	pause(ctx, cfg.After)
@@ -110,8 +113,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.progress("%s: load stopped", cfg.Scenario)
 	// The ejection is the first in_ring=false after the failure, the
 	// re-adding the first in_ring=true after that.
-	if m.eject, m.ejected = mon.firstAfter(victim.Addr, m.fail, outOfRing); m.ejected {
-		m.readd, m.readded = mon.firstAfter(victim.Addr, m.eject, inRing)
+	if ej, ok := mon.FirstAfter(victim.Addr, m.fail, outOfRing); ok {
+		m.eject, m.ejected = ej.At, true
+		if ra, ok := mon.FirstAfter(victim.Addr, m.eject, inRing); ok {
+			m.readd, m.readded = ra.At, true
+		}
 	}
 
 	var check *ReaddCheck
@@ -121,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	// One more poll's worth of time so the final stats are current.
 	pause(ctx, 2*cfg.PollInterval)
-	mon.stop()
+	mon.Stop()
 
 	rep := &Report{
 		Scenario:  string(cfg.Scenario),
@@ -130,14 +136,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Survivors: addrs[1:],
 		Prefill:   Prefill{Stored: stored, Failed: failed},
 	}
-	stopTook, clean, err := cl.proxy.stop()
+	stopTook, err := cl.Proxy.Stop()
 	problem(err)
-	rep.ProxyStopS, rep.ProxyStopClean = stopTook.Seconds(), clean
-
-	pl, err := readProxyLog(cl.proxy.logPath)
-	problem(err)
+	rep.ProxyStopS, rep.ProxyStopClean = stopTook.Seconds(), err == nil
 	if cfg.KeepDir {
-		rep.Dir = cl.dir
+		rep.Dir = cl.Dir
 	}
 	if ctx.Err() != nil {
 		problem(fmt.Errorf("run cut short: %w", context.Cause(ctx)))
@@ -145,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Problems = problems
 
 	samples, dropped := ld.samples()
-	fill(rep, &cfg, ks, m, samples, mon, pl, victim.Addr)
+	fill(rep, &cfg, ks, m, samples, mon, victim.Addr)
 	rep.SamplesDropped = dropped
 	rep.ReaddCheck = check
 	rep.Readd.WaitLimit = wait.Seconds()
@@ -162,7 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // fill computes the figures of rep from what the run recorded.
-func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, mon *monitor, pl *proxyLog, victim string) {
+func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, mon *backendwatch.Watcher, victim string) {
 	for _, i := range ks.sampled {
 		rep.Owners.Sampled++
 		switch o := ks.owner[i]; {
@@ -177,42 +180,32 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 	rep.LoadStartS, rep.RecoverS, rep.LoadEndS = m.rel(m.loadStart), m.rel(m.recover), m.rel(m.loadEnd)
 
 	sec := func(t int64, from int64) *float64 { v := float64(t-from) / 1e9; return &v }
-	up := func(v backendView) bool { return v.State == "up" }
-	down := func(v backendView) bool { return v.State == "down" }
+	up := func(v backendwatch.View) bool { return v.State == "up" }
+	down := func(v backendwatch.View) bool { return v.State == "down" }
 
 	e := &rep.Ejection
 	e.Ejected = m.ejected
 	if m.ejected {
 		e.OutOfRingS = sec(m.eject, m.fail)
 	}
-	if t, ok := mon.firstAfter(victim, m.fail, down); ok {
-		e.StateDownS = sec(t, m.fail)
+	if c, ok := mon.FirstAfter(victim, m.fail, down); ok {
+		e.StateDownS = sec(c.At, m.fail)
+		e.Reason = c.New.LastError
 	}
 	r := &rep.Readd
 	r.Readded = m.readded
 	if m.readded {
 		r.InRingS = sec(m.readd, m.recover)
 	}
-	if t, ok := mon.firstAfter(victim, m.recover, up); ok {
-		r.StateUpS = sec(t, m.recover)
+	if c, ok := mon.FirstAfter(victim, m.recover, up); ok {
+		r.StateUpS = sec(c.At, m.recover)
 	}
-	if pl != nil {
-		wall := func(t int64) time.Time { return mon.base.Add(time.Duration(t)) }
-		logSec := func(at time.Time, from int64) *float64 { v := at.Sub(wall(from)).Seconds(); return &v }
-		if ev, ok := pl.first("backend down", victim, wall(m.fail)); ok {
-			e.LogDownS = logSec(ev.At, m.fail)
-			e.Reason = ev.Reason
-			if rb, ok := pl.first("ring rebuilt", "", ev.At); ok {
-				e.LogRingS = logSec(rb.At, m.fail)
-			}
-		}
-		if ev, ok := pl.first("backend up", victim, wall(m.recover)); ok {
-			r.LogUpS = logSec(ev.At, m.recover)
-			if rb, ok := pl.first("ring rebuilt", "", ev.At); ok {
-				r.LogRingS = logSec(rb.At, m.recover)
-			}
-		}
-		rep.ProxyWarnings = pl.warningList()
+	// The proxy's own counts over the run: the last poll's less the first's.
+	sum := mon.Summary()
+	if first, ok := mon.FirstAfter(victim, 0, func(backendwatch.View) bool { return true }); ok {
+		last := sum.Views[victim]
+		e.Ejections = last.Ejections - first.New.Ejections
+		r.Readds = last.Readds - first.New.Readds
 	}
 
 	a := newAnalysis(cfg, ks, m, samples)
@@ -227,10 +220,9 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 	rep.TimelineStepS = timelineStep.Seconds()
 	rep.Timeline = a.timeline()
 
-	_, last, polls, pollErrs, _, maxPoll := mon.snapshot()
-	rep.Polls, rep.PollErrors, rep.MaxPollMS = polls, pollErrs, ms(maxPoll)
+	rep.Polls, rep.PollErrors, rep.MaxPollMS = sum.Polls, sum.PollErrors, ms(sum.MaxPoll)
 	pre := "backend:" + victim + ":"
-	for k, v := range last {
+	for k, v := range sum.Last {
 		if name, ok := strings.CutPrefix(k, pre); ok {
 			if rep.VictimStats == nil {
 				rep.VictimStats = map[string]string{}
@@ -242,7 +234,7 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 
 // readdCheck sets some of the victim's keys through the proxy, with fresh
 // versions, and looks them up directly on every memcached.
-func readdCheck(ctx context.Context, cl *cluster, ks *keySpace, cfg *Config, version *atomic.Uint64) (*ReaddCheck, error) {
+func readdCheck(ctx context.Context, cl *proxyproc.Cluster, ks *keySpace, cfg *Config, version *atomic.Uint64) (*ReaddCheck, error) {
 	var idx []int
 	for _, i := range ks.sampled {
 		if ks.owner[i] == 0 {
@@ -258,10 +250,10 @@ func readdCheck(ctx context.Context, cl *cluster, ks *keySpace, cfg *Config, ver
 	}
 	c := &ReaddCheck{Keys: len(idx)}
 	var err error
-	if c.Stored, err = setThrough(ctx, cl.proxy.Addr, ks, idx, versions, cfg.ValueSize); err != nil {
+	if c.Stored, err = setThrough(ctx, cl.Proxy.Addr, ks, idx, versions, cfg.ValueSize); err != nil {
 		return c, fmt.Errorf("re-add check: set through the proxy: %w", err)
 	}
-	for b, m := range cl.backends {
+	for b, m := range cl.Backends {
 		found, err := presentOn(ctx, m.Addr, ks, idx, versions)
 		if err != nil {
 			return c, fmt.Errorf("re-add check: get from %s: %w", m.Addr, err)

@@ -1,82 +1,102 @@
 package memctest
 
 import (
-	"errors"
+	"context"
 	"fmt"
-	"math/rand"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/mcproxy/mcproxy/internal/loadgen"
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
-// loadWait bounds how long Load.Check waits for progress.
-const loadWait = 10 * time.Second
+// Bounds of a test load: how long Load.Check waits for progress, how many
+// commands one client sends at most, and the time one command may take.
+const (
+	loadWait      = 10 * time.Second
+	loadMaxOps    = 1_000_000
+	loadOpTimeout = 3 * time.Second
+)
 
-// Load is a steady client load for tests: clients, each a gomemcache
-// client of its own, alternate sets and gets of random keys until Stop,
-// and every error any of them sees is counted. A miss is not an error: keys
-// that move to another backend are misses there.
+// Load is a steady client load for tests: clients, each a connection of
+// its own (a loadgen.Worker), send random sets and gets one at a time until
+// Stop, and every error any of them sees is counted. A miss is not an
+// error: keys that move to another backend are misses there.
 type Load struct {
 	ops, errs atomic.Int64
 	mu        sync.Mutex
 	firstErr  error
-	stop      chan struct{}
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
 
-// StartLoad starts clients against addr on keys prefix0..prefix(keys-1)
-// and registers Stop with t.Cleanup. Each client stops by itself after a
-// million operations, so nothing runs away.
+// StartLoad starts clients against addr (a loopback address) on keys
+// prefix0..prefix(keys-1) and registers Stop with t.Cleanup. Each client
+// stops by itself after a million commands, so nothing runs away.
 func StartLoad(t testing.TB, addr string, clients int, prefix string, keys int) *Load {
-	l := &Load{stop: make(chan struct{})}
+	t.Helper()
+	dial, err := mctext.ResolveLoopback(addr)
+	if err != nil {
+		t.Fatalf("memctest: load: %v", err)
+	}
+	spec := &loadgen.Spec{Keys: keys, KeyPrefix: prefix, ValueSize: 32, GetWeight: 1, SetWeight: 1,
+		MultiGet: 1, Timeout: loadOpTimeout, Seed: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Load{cancel: cancel}
 	for g := 0; g < clients; g++ {
 		l.wg.Add(1)
-		go func(g int) {
+		go func() {
 			defer l.wg.Done()
-			mc := memcache.New(addr)
-			mc.Timeout = 3 * time.Second
-			defer mc.Close()
-			rnd := rand.New(rand.NewSource(int64(g)))
-			for i := 0; i < 1_000_000; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				k := prefix + strconv.Itoa(rnd.Intn(keys))
-				var err error
-				if i%2 == 0 {
-					err = mc.Set(&memcache.Item{Key: k, Value: []byte(k)})
-				} else if _, err = mc.Get(k); errors.Is(err, memcache.ErrCacheMiss) {
-					err = nil
-				}
-				l.ops.Add(1)
-				if err != nil {
-					l.errs.Add(1)
-					l.mu.Lock()
-					if l.firstErr == nil {
-						l.firstErr = fmt.Errorf("client %d, key %s: %w", g, k, err)
-					}
-					l.mu.Unlock()
-				}
-			}
-		}(g)
+			l.client(ctx, loadgen.NewWorker(spec, dial, g, 1), g)
+		}()
 	}
 	t.Cleanup(l.Stop)
 	return l
 }
 
+// client runs one connection until ctx ends or loadMaxOps.
+func (l *Load) client(ctx context.Context, w *loadgen.Worker, g int) {
+	defer w.Close()
+	count := func(r *loadgen.Reply) {
+		l.ops.Add(1)
+		switch r.Outcome {
+		case loadgen.OK:
+		case loadgen.ErrorReply:
+			l.fail(fmt.Errorf("client %d, key %d: %s", g, r.Key, r.Line))
+		case loadgen.BadValue:
+			l.fail(fmt.Errorf("client %d, key %d: a value not written for its key", g, r.Key))
+		default:
+			l.fail(fmt.Errorf("client %d, key %d: %w", g, r.Key, r.Err))
+		}
+	}
+	for i := 0; i < loadMaxOps && ctx.Err() == nil; i++ {
+		if err := w.Connect(ctx, time.Now().Add(loadOpTimeout)); err != nil {
+			if ctx.Err() == nil {
+				l.ops.Add(1)
+				l.fail(fmt.Errorf("client %d: %w", g, err))
+			}
+			continue
+		}
+		w.Begin()
+		w.AddRandom(1)
+		w.Exchange(count)
+	}
+}
+
+func (l *Load) fail(err error) {
+	l.errs.Add(1)
+	l.mu.Lock()
+	if l.firstErr == nil {
+		l.firstErr = err
+	}
+	l.mu.Unlock()
+}
+
 // Stop ends the load and waits for its clients. It may be called again.
 func (l *Load) Stop() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
+	l.cancel()
 	l.wg.Wait()
 }
 

@@ -1,57 +1,30 @@
 package memctest
 
 import (
-	"bytes"
-	"net"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // statsWait bounds one stats exchange.
 const statsWait = 5 * time.Second
 
 // Stats sends "stats" (or "stats <group>" when group is not empty) to addr,
-// a memcached or an mcproxy, on a new connection and returns the STAT lines
-// as name -> value.
+// a memcached or an mcproxy on a loopback address, on a new connection and
+// returns the STAT lines as name -> value. It fails the test on any error.
 func Stats(t testing.TB, addr, group string) map[string]string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	m, err := mctext.Stats(addr, group, statsWait)
 	if err != nil {
-		t.Fatalf("memctest: stats: dial %s: %v", addr, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(statsWait))
-	cmd := "stats\r\n"
-	if group != "" {
-		cmd = "stats " + group + "\r\n"
-	}
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatalf("memctest: stats: write to %s: %v", addr, err)
-	}
-	var buf []byte
-	tmp := make([]byte, 8192)
-	for !bytes.HasSuffix(buf, []byte("END\r\n")) {
-		n, err := c.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		if err != nil {
-			t.Fatalf("memctest: %s from %s: read %q then %v", strings.TrimSpace(cmd), addr, buf, err)
-		}
-	}
-	return ParseStats(string(buf))
-}
-
-// ParseStats turns STAT lines into name -> value.
-func ParseStats(s string) map[string]string {
-	m := map[string]string{}
-	for _, line := range strings.Split(s, "\r\n") {
-		if f := strings.SplitN(line, " ", 3); len(f) == 3 && f[0] == "STAT" {
-			m[f[1]] = f[2]
-		}
+		t.Fatalf("memctest: %v", err)
 	}
 	return m
 }
+
+// ParseStats turns STAT lines into name -> value.
+func ParseStats(s string) map[string]string { return mctext.ParseStats(s) }
 
 // Stat returns one numeric stat of addr.
 func Stat(t testing.TB, addr, name string) int {
@@ -65,4 +38,24 @@ func Stat(t testing.TB, addr, name string) int {
 		t.Fatalf("memctest: stat %s of %s: %v", name, addr, err)
 	}
 	return n
+}
+
+// statWait bounds WaitStat.
+const statWait = 15 * time.Second
+
+// WaitStat polls the stat name of addr until it is want, and fails the test
+// if it is not within statWait; step names the moment in the message.
+func WaitStat(t testing.TB, step, addr, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(statWait)
+	for {
+		got := Stats(t, addr, "")[name]
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stat %s of %s is %q after %v, want %q", step, name, addr, got, statWait, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // cmdKind is a command the workload sends.
@@ -95,7 +97,7 @@ func (c *counts) noteErr(k errKind, msg string) {
 func classifyErr(err error) errKind {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errDesync):
+	case errors.Is(err, mctext.ErrProtocol):
 		return errProtocol
 	case errors.As(err, &ne) && ne.Timeout():
 		return errTimeout
@@ -103,12 +105,12 @@ func classifyErr(err error) errKind {
 	return errConn
 }
 
-// lineErrKind tells the kind of an error reply line.
-func lineErrKind(l []byte) errKind {
-	switch {
-	case len(l) >= 12 && string(l[:12]) == "SERVER_ERROR":
+// replyErrKind tells the kind of an error reply (one of mctext's Err*Reply).
+func replyErrKind(err error) errKind {
+	switch err {
+	case mctext.ErrServerError:
 		return errServer
-	case len(l) >= 12 && string(l[:12]) == "CLIENT_ERROR":
+	case mctext.ErrClientError:
 		return errClient
 	}
 	return errError

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/mcproxy/mcproxy/internal/backendwatch"
 )
 
 // maxSecondsShown bounds the per-second breakdown of stale and bogus reads.
@@ -70,7 +72,7 @@ func (r *Report) Count(source, what string) int {
 	return n
 }
 
-func (r *Report) fill(chk *Checker, cn *counts, mon *monitor, chaos []Event) {
+func (r *Report) fill(chk *Checker, cn *counts, mon *backendwatch.Watcher, chaos []Event) {
 	r.Sent, r.Replies, r.Errors, r.ErrorText, r.Verdicts = map[string]int64{}, map[string]int64{}, map[string]int64{}, map[string][]string{}, map[string]int64{}
 	for k, name := range cmdNames {
 		r.Sent[name] = cn.sent[k].Load()
@@ -93,7 +95,7 @@ func (r *Report) fill(chk *Checker, cn *counts, mon *monitor, chaos []Event) {
 	}
 	r.Stale, r.Bogus = chk.Findings(VerdictStale), chk.Findings(VerdictBogus)
 	r.Reasons, r.PerSec = chk.Reasons(), chk.PerSecond()
-	events, pv := mon.view()
+	events, pv := proxyTimeline(mon)
 	r.Proxy = pv
 	r.Timeline = append(events, chaos...)
 	sort.SliceStable(r.Timeline, func(i, j int) bool { return r.Timeline[i].At < r.Timeline[j].At })

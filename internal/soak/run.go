@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/backendwatch"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // settlePoll is how often the end of a run checks that every backend is
@@ -116,52 +114,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := memctest.Binary(); err != nil {
-		return nil, err
-	}
-	proxyBin, err := filepath.Abs(cfg.Mcproxy)
-	if err != nil {
-		return nil, fmt.Errorf("mcproxy binary %q: %w", cfg.Mcproxy, err)
-	}
-	if st, err := os.Stat(proxyBin); err != nil || st.IsDir() {
-		return nil, fmt.Errorf("mcproxy binary %q not found (make build): %v", cfg.Mcproxy, err)
-	}
-	if _, err := exec.LookPath(proxyBin); err != nil {
-		return nil, fmt.Errorf("mcproxy binary %q: %w", proxyBin, err)
-	}
-	dir, err := os.MkdirTemp("", "mcsoak-")
-	if err != nil {
-		return nil, fmt.Errorf("make temp dir: %w", err)
-	}
-	if !cfg.KeepDir {
-		defer os.RemoveAll(dir)
-	}
-
-	var servers []*memctest.Server
-	defer func() {
-		for _, s := range servers {
-			s.Kill()
-		}
-	}()
-	addrs := make([]string, 0, cfg.Backends)
-	for i := 0; i < cfg.Backends; i++ {
-		s, err := memctest.Launch(cfg.MemcachedArgs...)
-		if err != nil {
-			return nil, err
-		}
-		servers = append(servers, s)
-		addrs = append(addrs, s.Addr)
-	}
-	proxy, err := startProxy(proxyBin, dir, &cfg.Proxy, addrs)
+	cl, err := proxyproc.StartCluster(proxyproc.ClusterSpec{
+		Mcproxy:       cfg.Mcproxy,
+		MemcachedArgs: cfg.MemcachedArgs,
+		Backends:      cfg.Backends,
+		TempPrefix:    "mcsoak-",
+		KeepDir:       cfg.KeepDir,
+		Admin:         true, // for /metrics: the proxy's goroutines
+		Config:        cfg.Proxy.render,
+		Args:          []string{"-log-format", "json"},
+	})
 	if err != nil {
 		return nil, err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			proxy.kill()
-		}
-	}()
+	defer cl.Close()
+	proxy, servers, addrs := cl.Proxy, cl.Backends, cl.Addrs()
 
 	base := time.Now()
 	ks := newKeyspace(cfg.Workload.RegisterKeys, cfg.Workload.CounterKeys)
@@ -169,18 +136,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// batch's write, which follows its snapshot at once; the margin covers
 	// a loaded machine.
 	chk := NewChecker(base, cfg.Workload.ReplyTimeout+readAgeMargin, cfg.Workload.ValueSize, ks.registers, ks.counters)
-	mon := startMonitor(ctx, proxy.Addr, addrs, cfg.PollInterval, chk.Now)
-	monStopped := false
-	defer func() {
-		if !monStopped {
-			mon.stop()
-		}
-	}()
+	mon := backendwatch.Start(ctx, proxy.Addr, addrs, cfg.PollInterval, pollTimeout, chk.Now)
+	defer mon.Stop() // Stop may be called again
 	rep := &Report{Config: cfg, Backends: addrs, ProxyPID: proxy.PID()}
 	if cfg.KeepDir {
-		rep.Dir = dir
+		rep.Dir = cl.Dir
 	}
-	if rep.Start, err = proxy.sample(ctx, chk.Now()); err != nil {
+	if rep.Start, err = sampleProxy(ctx, proxy, chk.Now()); err != nil {
 		return nil, fmt.Errorf("start sample: %w", err)
 	}
 
@@ -211,16 +173,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// tail for it); wait a bounded time so that the end sample is of a
 	// proxy at rest with its full ring.
 	settle := time.Now().Add(cfg.SettleWait)
-	for !mon.allInRing() && time.Now().Before(settle) && pause(ctx, settlePoll) {
+	for !mon.AllInRing() && time.Now().Before(settle) && pause(ctx, settlePoll) {
 	}
-	rep.AllInRing = mon.allInRing()
-	if rep.End, err = proxy.sample(ctx, chk.Now()); err != nil {
+	rep.AllInRing = mon.AllInRing()
+	if rep.End, err = sampleProxy(ctx, proxy, chk.Now()); err != nil {
 		rep.SampleErr = err.Error()
 	}
-	mon.stop()
-	monStopped = true
-	stopped = true
-	if err := proxy.stop(); err != nil {
+	mon.Stop()
+	if _, err := proxy.Stop(); err != nil {
 		rep.ProxyExit = err.Error()
 	} else {
 		rep.ProxyExit = "clean exit after SIGTERM"

@@ -3,42 +3,14 @@ package soak
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
-
-// buildMcproxy builds cmd/mcproxy into a temp dir, or returns
-// $MCSOAK_MCPROXY if set.
-func buildMcproxy(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("MCSOAK_MCPROXY"); p != "" {
-		return p
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goBin); err != nil {
-			t.Skipf("no go command to build mcproxy with: %v", err)
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "mcproxy")
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/mcproxy/mcproxy/cmd/mcproxy")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build mcproxy: %v\n%s", err, out)
-	}
-	return bin
-}
+func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
 // TestSoakShort runs a 9-second soak with one kill and restart against
 // real memcached and a freshly built mcproxy, and checks that the tool
@@ -47,14 +19,8 @@ func buildMcproxy(t *testing.T) string {
 // proxy's footprint was sampled. It does not require zero stale reads:
 // finding them is the tool's job, and the count is logged.
 func TestSoakShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts memcached and mcproxy")
-	}
-	if _, err := exec.LookPath("memcached"); err != nil {
-		t.Skip("memcached not in PATH")
-	}
 	cfg := DefaultConfig()
-	cfg.Mcproxy = buildMcproxy(t)
+	cfg.Mcproxy = proxyproc.ClusterTestBinary(t)
 	cfg.Duration = 9 * time.Second
 	cfg.Workload.Conns = 8
 	cfg.Workload.RegisterKeys = 1000

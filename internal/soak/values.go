@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strconv"
 
-	"github.com/mcproxy/mcproxy/internal/bench"
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // A register value is "<key>:<writer>:<version>:" followed by padding up to
@@ -44,12 +44,12 @@ func parseRegisterValue(key string, data []byte, size int) (writer int, version 
 	if !found {
 		return 0, 0, false
 	}
-	wv, okw := bench.ParseUint(w, 1<<31-1)
+	wv, okw := mctext.ParseUint(w, 1<<31-1)
 	v, rest, found := bytes.Cut(rest, []byte(":"))
 	if !found || !okw {
 		return 0, 0, false
 	}
-	version, okv := bench.ParseUint(v, 1<<63)
+	version, okv := mctext.ParseUint(v, 1<<63)
 	if !okv || version == 0 {
 		return 0, 0, false
 	}
@@ -79,5 +79,5 @@ func splitCounter(v uint64) (epoch, count uint64) { return v / epochScale, v % e
 
 // parseCounter parses the decimal data of a counter read by get.
 func parseCounter(data []byte) (uint64, bool) {
-	return bench.ParseUint(data, 1<<64-1)
+	return mctext.ParseUint(data, 1<<64-1)
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
 // Bounds on the workload's loops: every connection stops at the end time or
@@ -83,12 +85,13 @@ type worker struct {
 	counts *counts
 	rnd    *rand.Rand
 
-	conn     *textConn
+	conn     *mctext.Conn
 	pend     []pending
 	addQueue []int // counters whose incr answered NOT_FOUND: add them next batch
 	casCands []casCand
 	valBuf   []byte
-	v        value
+	v        mctext.Value
+	keys     []string // the keys of the get being built
 }
 
 // runWorkload runs cfg.Conns connections against addr until ctx ends or
@@ -128,7 +131,7 @@ func (w *worker) run(ctx context.Context, end time.Time) {
 // connect dials the proxy until it answers, ctx ends or end passes.
 func (w *worker) connect(ctx context.Context, end time.Time) bool {
 	for i := 0; i < maxDials; i++ {
-		c, err := dialText(w.addr, w.cfg.DialTimeout)
+		c, err := mctext.Dial(w.addr, w.cfg.DialTimeout)
 		if err == nil {
 			w.conn = c
 			return true
@@ -179,7 +182,7 @@ func (w *worker) build() {
 		p := w.next(cmdAdd)
 		p.k = k
 		p.ver = w.chk.BeginAdd(k, w.id)
-		w.conn.appendStorage("add", w.ks.counters[k], 0, strconv.AppendUint(w.valBuf[:0], counterValue(p.ver), 10), 0, false)
+		w.conn.AppendStorage("add", w.ks.counters[k], 0, strconv.AppendUint(w.valBuf[:0], counterValue(p.ver), 10), 0, false)
 	}
 	w.addQueue = w.addQueue[:copy(w.addQueue, w.addQueue[len(w.pend):])]
 	for len(w.pend) < w.cfg.Pipeline {
@@ -190,7 +193,7 @@ func (w *worker) build() {
 			p := w.next(cmdDelete)
 			p.k = w.rnd.Intn(len(w.ks.registers))
 			p.ver = w.chk.BeginWrite(p.k, KindDelete, w.id)
-			w.conn.appendLine("delete", w.ks.registers[p.k])
+			w.conn.AppendCommand("delete", w.ks.registers[p.k])
 		case r < 48 && len(w.casCands) > 0:
 			w.addCas()
 		case r < 60:
@@ -205,7 +208,7 @@ func (w *worker) build() {
 			p := w.next(cmdIncr)
 			p.k = w.rnd.Intn(len(w.ks.counters))
 			p.csnap = w.chk.BeginIncr(p.k)
-			w.conn.appendLine("incr", w.ks.counters[p.k], "1")
+			w.conn.AppendCommand("incr", w.ks.counters[p.k], "1")
 		}
 	}
 }
@@ -215,7 +218,7 @@ func (w *worker) addSet() {
 	p.k = w.rnd.Intn(len(w.ks.registers))
 	p.ver = w.chk.BeginWrite(p.k, KindSet, w.id)
 	w.valBuf = appendRegisterValue(w.valBuf[:0], w.ks.registers[p.k], w.id, p.ver, w.cfg.ValueSize)
-	w.conn.appendStorage("set", w.ks.registers[p.k], uint32(w.id), w.valBuf, 0, false)
+	w.conn.AppendStorage("set", w.ks.registers[p.k], uint32(w.id), w.valBuf, 0, false)
 }
 
 func (w *worker) addCas() {
@@ -227,7 +230,7 @@ func (w *worker) addCas() {
 	p.k = cand.k
 	p.ver = w.chk.BeginWrite(p.k, KindCas, w.id)
 	w.valBuf = appendRegisterValue(w.valBuf[:0], w.ks.registers[p.k], w.id, p.ver, w.cfg.ValueSize)
-	w.conn.appendStorage("cas", w.ks.registers[p.k], uint32(w.id), w.valBuf, cand.cas, true)
+	w.conn.AppendStorage("cas", w.ks.registers[p.k], uint32(w.id), w.valBuf, cand.cas, true)
 }
 
 // addRead adds a get or gets of 1..MultiGet distinct keys, most of them
@@ -235,8 +238,7 @@ func (w *worker) addCas() {
 func (w *worker) addRead(kind cmdKind) {
 	p := w.next(kind)
 	n := 1 + w.rnd.Intn(w.cfg.MultiGet)
-	t := w.conn
-	t.buf = append(t.buf, cmdNames[kind]...)
+	w.keys = w.keys[:0]
 	for len(p.reads) < n {
 		ref := readRef{counter: len(w.ks.counters) > 0 && w.rnd.Intn(100) < 15}
 		if ref.counter {
@@ -261,10 +263,9 @@ func (w *worker) addRead(kind cmdKind) {
 			key = w.ks.registers[ref.k]
 		}
 		p.reads = append(p.reads, ref)
-		t.buf = append(t.buf, ' ')
-		t.buf = append(t.buf, key...)
+		w.keys = append(w.keys, key)
 	}
-	t.buf = append(t.buf, "\r\n"...)
+	w.conn.AppendCommand(cmdNames[kind], w.keys...)
 	w.counts.keysRead.Add(int64(len(p.reads)))
 }
 
@@ -281,7 +282,7 @@ func (r *readRef) key(ks *keyspace) string {
 // connection is closed.
 func (w *worker) exchange() {
 	sent := w.chk.Now()
-	if err := w.conn.flush(time.Now().Add(w.cfg.ReplyTimeout)); err != nil {
+	if err := w.conn.Flush(time.Now().Add(w.cfg.ReplyTimeout)); err != nil {
 		w.abort(0, sent, err)
 		return
 	}
@@ -328,15 +329,16 @@ func (w *worker) reply(p *pending, sent int64) error {
 	case cmdGet, cmdGets:
 		return w.readValues(p, sent)
 	}
-	l, err := w.conn.line()
+	l, err := w.conn.ReadStatus()
+	ack := w.chk.Now()
+	if mctext.IsErrorReply(err) {
+		errLine := w.conn.LastError()
+		w.counts.noteErr(replyErrKind(err), fmt.Sprintf("%s: %s", cmdNames[p.kind], errLine))
+		w.failed(p, sent, ack, string(errLine))
+		return nil
+	}
 	if err != nil {
 		return err
-	}
-	ack := w.chk.Now()
-	if isErrorLine(l) {
-		w.counts.noteErr(lineErrKind(l), fmt.Sprintf("%s: %s", cmdNames[p.kind], l))
-		w.failed(p, sent, ack, string(l))
-		return nil
 	}
 	result := replyText(l)
 	switch p.kind {
@@ -354,12 +356,12 @@ func (w *worker) reply(p *pending, sent int64) error {
 			w.counts.replies[replyExists].Add(1)
 		case "NOT_FOUND":
 			if p.kind != cmdCas {
-				return fmt.Errorf("%w to %s: %.80q", errDesync, cmdNames[p.kind], l)
+				return fmt.Errorf("%w to %s: %.80q", mctext.ErrProtocol, cmdNames[p.kind], l)
 			}
 			out = Rejected
 			w.counts.replies[replyNotFound].Add(1)
 		default:
-			return fmt.Errorf("%w to %s: %.80q", errDesync, cmdNames[p.kind], l)
+			return fmt.Errorf("%w to %s: %.80q", mctext.ErrProtocol, cmdNames[p.kind], l)
 		}
 		if p.kind == cmdAdd {
 			w.chk.EndAdd(p.k, p.ver, sent, ack, out, result)
@@ -373,7 +375,7 @@ func (w *worker) reply(p *pending, sent int64) error {
 		case "NOT_FOUND":
 			w.counts.replies[replyNotFound].Add(1)
 		default:
-			return fmt.Errorf("%w to delete: %.80q", errDesync, l)
+			return fmt.Errorf("%w to delete: %.80q", mctext.ErrProtocol, l)
 		}
 		// Either way the client was told the key is gone.
 		w.chk.EndWrite(p.k, p.ver, sent, ack, Applied, result)
@@ -388,7 +390,7 @@ func (w *worker) reply(p *pending, sent int64) error {
 		}
 		v, ok := parseCounter(l)
 		if !ok {
-			return fmt.Errorf("%w to incr: %.80q", errDesync, l)
+			return fmt.Errorf("%w to incr: %.80q", mctext.ErrProtocol, l)
 		}
 		w.counts.replies[replyNumber].Add(1)
 		w.chk.EndIncr(p.k, w.id, p.csnap, sent, ack, true, v)
@@ -408,18 +410,19 @@ func (w *worker) readValues(p *pending, sent int64) (err error) {
 		}
 	}()
 	for first := true; ; first = false {
-		end, errLine, err := w.conn.readValue(&w.v)
-		if err != nil {
-			return err
-		}
+		end, err := w.conn.ReadValue(&w.v)
 		recv := w.chk.Now()
-		if errLine != nil {
+		if mctext.IsErrorReply(err) {
+			errLine := w.conn.LastError()
 			if !first {
-				return fmt.Errorf("%w: %.80q inside a %s reply", errDesync, errLine, cmdNames[p.kind])
+				return fmt.Errorf("%w: %.80q inside a %s reply", mctext.ErrProtocol, errLine, cmdNames[p.kind])
 			}
-			w.counts.noteErr(lineErrKind(errLine), fmt.Sprintf("%s: %s", cmdNames[p.kind], errLine))
+			w.counts.noteErr(replyErrKind(err), fmt.Sprintf("%s: %s", cmdNames[p.kind], errLine))
 			w.counts.lostReads.Add(int64(len(p.reads)))
 			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if end {
 			for ; next < len(p.reads); next++ {
@@ -434,10 +437,10 @@ func (w *worker) readValues(p *pending, sent int64) (err error) {
 		if j == len(p.reads) {
 			w.chk.Bogus(Finding{Key: string(w.v.Key), Op: cmdNames[p.kind], Sent: sent, Recv: recv, Reason: "key not requested",
 				Read: fmt.Sprintf("%.60q", w.v.Data), Why: "VALUE for a key not requested, or out of request order"})
-			return fmt.Errorf("%w: VALUE for key %q not requested (or out of order)", errDesync, w.v.Key)
+			return fmt.Errorf("%w: VALUE for key %q not requested (or out of order)", mctext.ErrProtocol, w.v.Key)
 		}
 		if p.kind == cmdGets && !w.v.HasCas {
-			return fmt.Errorf("%w: VALUE without cas unique in a gets reply", errDesync)
+			return fmt.Errorf("%w: VALUE without cas unique in a gets reply", mctext.ErrProtocol)
 		}
 		for ; next < j; next++ {
 			w.judge(p, &p.reads[next], sent, recv, false)

@@ -1,4 +1,4 @@
-package bench
+package mctext
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func TestReadGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// One byte per read, to exercise every partial-read path.
-			rr := NewReplyReader(iotest.OneByteReader(strings.NewReader(tt.in)), 0)
+			rr := NewReader(iotest.OneByteReader(strings.NewReader(tt.in)), 0)
 			hits, err := rr.ReadGet(keyList(tt.keys...), tt.check)
 			if tt.err == nil && err != nil || tt.err != nil && !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
@@ -77,13 +77,13 @@ func TestReadStored(t *testing.T) {
 		"STORED\n":                                      ErrProtocol,
 		"STO":                                           io.ErrUnexpectedEOF,
 	} {
-		rr := NewReplyReader(strings.NewReader(in), 0)
+		rr := NewReader(strings.NewReader(in), 0)
 		err := rr.ReadStored()
 		if want == nil && err != nil || want != nil && !errors.Is(err, want) {
 			t.Errorf("ReadStored(%q) = %v, want %v", in, err, want)
 		}
 	}
-	rr := NewReplyReader(strings.NewReader("SERVER_ERROR backend down\r\n"), 0)
+	rr := NewReader(strings.NewReader("SERVER_ERROR backend down\r\n"), 0)
 	_ = rr.ReadStored()
 	if got := string(rr.LastError()); got != "SERVER_ERROR backend down" {
 		t.Errorf("LastError = %q", got)
@@ -92,7 +92,7 @@ func TestReadStored(t *testing.T) {
 
 func TestReplyReaderStaysInStepAfterErrorReplies(t *testing.T) {
 	in := "STORED\r\nSERVER_ERROR x\r\nVALUE k1 0 2\r\nk1\r\nEND\r\nERROR\r\nEND\r\n"
-	rr := NewReplyReader(strings.NewReader(in), 0)
+	rr := NewReader(strings.NewReader(in), 0)
 	keys := keyList("k1")
 	if err := rr.ReadStored(); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestReplyReaderStaysInStepAfterErrorReplies(t *testing.T) {
 
 func TestReplyReaderLineTooLong(t *testing.T) {
 	in := "VALUE " + strings.Repeat("k", 10000) + " 0 1\r\nk\r\nEND\r\n"
-	rr := NewReplyReader(strings.NewReader(in), 4096)
+	rr := NewReader(strings.NewReader(in), 4096)
 	if _, err := rr.ReadGet(keyList("k"), false); !errors.Is(err, ErrProtocol) {
 		t.Fatalf("err = %v, want ErrProtocol", err)
 	}
@@ -123,7 +123,7 @@ func TestReadGetDoesNotAllocate(t *testing.T) {
 	reply := []byte("VALUE key:1 0 10\r\nkey:1xxxxx\r\nVALUE key:22 0 10 7\r\nkey:22xxxx\r\nEND\r\n")
 	keys := keyList("key:1", "key:3", "key:22")
 	src := bytes.NewReader(reply)
-	rr := NewReplyReader(src, 0)
+	rr := NewReader(src, 0)
 	n := testing.AllocsPerRun(1000, func() {
 		src.Reset(reply)
 		rr.Reset(src)

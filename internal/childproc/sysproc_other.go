@@ -1,6 +1,6 @@
 //go:build !linux
 
-package failover
+package childproc
 
 import "syscall"
 

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package memctest
-
-import "syscall"
-
-// childSysProcAttr returns nil: only Linux can tie a child's life to ours.
-func childSysProcAttr() *syscall.SysProcAttr { return nil }
