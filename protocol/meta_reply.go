@@ -89,8 +89,12 @@ func (r *Reply) MetaDebugKey() []byte {
 
 // readMeta reads one meta reply: an error line, or a status line exactly as
 // memcached writes it ("<code>[ <size>]( <flag>)*", single spaces, the size
-// only for VA) and VA's data block.
-func (rr *ReplyReader) readMeta(out *Reply) error {
+// only for VA) and VA's data block. With e, the status line must answer the
+// request e describes (CheckMeta), checked before VA's data is read, so a
+// reply to another command costs no memory. Like a VALUE, the line and
+// VA's block are charged to out.Budget at once, from the header; when it
+// refuses, the block is read and thrown away (out.Dropped).
+func (rr *ReplyReader) readMeta(e *MetaExpect, out *Reply) error {
 	line, err := rr.readLine()
 	if err != nil {
 		return err
@@ -98,7 +102,7 @@ func (rr *ReplyReader) readMeta(out *Reply) error {
 	body := line[:len(line)-2]
 	if isErrorLine(body) {
 		out.IsError = true
-		out.Raw = append(out.Raw, line...)
+		out.keep(line)
 		return nil
 	}
 	if len(line) > maxMetaReplyLine {
@@ -107,6 +111,23 @@ func (rr *ReplyReader) readMeta(out *Reply) error {
 	m := &out.Meta
 	if err := parseMetaHeader(body, rr.maxValue, m); err != nil {
 		return err
+	}
+	if e != nil {
+		// m.Flags point into the read buffer, valid until the next read.
+		if err := out.CheckMeta(e); err != nil {
+			return err
+		}
+	}
+	block := 0
+	if m.Code == MetaVA {
+		block = m.Size + 2
+	}
+	if !out.reserve(len(line) + block) {
+		m.Flags.reset(nil) // the line is not kept: nothing to point into
+		if block > 0 {
+			return rr.skipValue(block, m.Size)
+		}
+		return nil
 	}
 	out.Raw = append(out.Raw, line...)
 	m.Flags.line = out.Raw[:len(body)]
@@ -225,6 +246,8 @@ var metaAllowed = [NumOps][numMetaCodes]bool{
 // for), the opaque echoed exactly, and the key echoed when asked (decoded
 // first when the reply marks it base64). An error line answers anything.
 // A reply that fails is a backend out of step: close its connection.
+// Errors quote copies (string(...)): e's slices, which may point into the
+// caller's stack, must not escape.
 func (r *Reply) CheckMeta(e *MetaExpect) error {
 	if r.IsError {
 		return nil
@@ -240,11 +263,11 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 	f := &r.Meta.Flags
 	op, ok := f.Token('O')
 	if ok != e.HasOpaque || !bytes.Equal(op, e.Opaque) {
-		return fmt.Errorf("%w: opaque %q in answer to opaque %q", ErrBadReply, clip(op), clip(e.Opaque))
+		return fmt.Errorf("%w: opaque %q in answer to opaque %q", ErrBadReply, string(clip(op)), string(clip(e.Opaque)))
 	}
 	k, ok := f.Token('k')
 	if ok != e.EchoKey {
-		return fmt.Errorf("%w: key echo %q in answer to k=%v", ErrBadReply, clip(k), e.EchoKey)
+		return fmt.Errorf("%w: key echo %q in answer to k=%v", ErrBadReply, string(clip(k)), e.EchoKey)
 	}
 	if ok {
 		// The key decoded into buf, which must not escape: errors quote k.
@@ -257,8 +280,60 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 			key = buf[:decodeBase64Key(buf[:], k)]
 		}
 		if !bytes.Equal(key, e.Key) {
-			return fmt.Errorf("%w: key echo %q in answer to key %q", ErrBadReply, clip(k), clip(e.Key))
+			return fmt.Errorf("%w: key echo %q in answer to key %q", ErrBadReply, string(clip(k)), string(clip(e.Key)))
 		}
 	}
 	return nil
+}
+
+// expectOfLine is ExpectMeta for a meta command line as AppendMetaCommand
+// writes it ("<cmd> <key>[ <len>]( <flag>)*\r\n", single spaces, then ms's
+// data block), which is all a backend connection keeps of a request. The
+// key, when k was sent with b, is decoded into keyBuf; the other slices
+// alias cmd.
+func expectOfLine(op Op, cmd []byte, keyBuf []byte) MetaExpect {
+	e := MetaExpect{Op: op}
+	if op == OpMetaNoop || op == OpMetaDebug {
+		return e
+	}
+	// The line ends at its first LF; a token may hold a CR of its own.
+	if i := bytes.IndexByte(cmd, '\n'); i >= 0 {
+		cmd = cmd[:i]
+	}
+	cmd = bytes.TrimSuffix(cmd, []byte("\r"))
+	var key []byte
+	base64 := false
+	for n := 0; len(cmd) > 0; n++ {
+		i := bytes.IndexByte(cmd, ' ')
+		if i < 0 {
+			i = len(cmd)
+		}
+		tok := cmd[:i]
+		cmd = cmd[min(i+1, len(cmd)):]
+		switch {
+		case n == 0: // the command
+		case n == 1:
+			key = tok
+		case n == 2 && op == OpMetaSet: // the data length
+		case len(tok) == 0:
+		default:
+			switch tok[0] {
+			case 'v':
+				e.Value = true
+			case 'O':
+				e.HasOpaque, e.Opaque = true, tok[1:]
+			case 'k':
+				e.EchoKey = true
+			case 'b':
+				base64 = true
+			}
+		}
+	}
+	if e.EchoKey {
+		e.Key = key
+		if base64 {
+			e.Key = keyBuf[:decodeBase64Key(keyBuf, key)]
+		}
+	}
+	return e
 }

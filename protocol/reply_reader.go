@@ -180,7 +180,7 @@ func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
 func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, out *Reply) error {
 	out.Reset()
 	if kind == ReplyMeta {
-		return rr.readMeta(out)
+		return rr.readMeta(nil, out)
 	}
 	for first := true; ; first = false {
 		line, err := rr.readLine()
