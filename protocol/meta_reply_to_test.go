@@ -90,7 +90,7 @@ func TestMetaReplyBudget(t *testing.T) {
 func TestAppendMetaReplyHeader(t *testing.T) {
 	for _, c := range []struct {
 		reply, opaque, want string
-		has               bool
+		has                 bool
 	}{
 		{"VA 3 O17 t-1\r\nbar\r\n", "", "VA 3 t-1\r\n", false},
 		{"VA 3 O17 t-1\r\nbar\r\n", "abc", "VA 3 Oabc t-1\r\n", true},
