@@ -155,3 +155,18 @@ func AppendMetaMiss(dst []byte, req *Request) []byte {
 	}
 	return append(dst, crlf...)
 }
+
+// AppendDeleteOf appends a command that deletes key, whatever its bytes,
+// and returns the command's Op, which its reply answers: "delete <key>"
+// when key can be written in the text protocol, else "md <key in base64>
+// b" (a key a meta client sent in base64 may hold spaces or control
+// bytes). A decoded key is at most 186 bytes, so its base64 form is within
+// MaxKeyLength.
+func AppendDeleteOf(dst, key []byte) (Op, []byte) {
+	if validKey(key) {
+		return OpDelete, AppendDelete(dst, key)
+	}
+	dst = append(dst, "md "...)
+	dst = appendBase64Key(dst, key)
+	return OpMetaDelete, append(dst, " b\r\n"...)
+}

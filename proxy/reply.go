@@ -34,6 +34,8 @@ func (s *session) render(w *bufio.Writer, r *request) {
 	case r.op == protocol.OpStats:
 		s.p.stats.countResult(r.op, resOK, 1)
 		_, _ = w.Write(s.p.appendStatsReply(w.AvailableBuffer(), r))
+	case r.op.IsMeta():
+		s.renderMeta(w, r) // meta_render.go
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
 	default:
 		s.p.stats.countReply(r)
