@@ -109,7 +109,11 @@ func (rr *ReplyReader) readMeta(e *MetaExpect, out *Reply) error {
 		return fmt.Errorf("%w: meta reply line of %d bytes", ErrBadReply, len(line))
 	}
 	m := &out.Meta
-	if err := parseMetaHeader(body, rr.maxValue, m); err != nil {
+	var rawKey []byte
+	if e != nil && e.EchoKey {
+		rawKey = e.Key
+	}
+	if err := parseMetaHeader(body, rr.maxValue, rawKey, m); err != nil {
 		return err
 	}
 	if e != nil {
@@ -140,7 +144,15 @@ func (rr *ReplyReader) readMeta(e *MetaExpect, out *Reply) error {
 
 // parseMetaHeader checks a meta status line (without its CRLF) and fills m;
 // m.Flags point into body until the caller moves them.
-func parseMetaHeader(body []byte, maxValue int, m *MetaReply) error {
+//
+// rawKey, when not nil, is the decoded key a k flag asked to echo. memcached
+// echoes the key of an item that mg or ma created with N (vivify) as its raw
+// bytes even when the client sent it in base64, because only ms marks an
+// item's key as binary; a raw key holding spaces then spreads over several
+// tokens ("HD k  O1" for the key " "). With rawKey, a k flag followed by
+// exactly those bytes and a space or the line's end is taken as one token,
+// so such a reply is read as memcached meant it and passed on unchanged.
+func parseMetaHeader(body []byte, maxValue int, rawKey []byte, m *MetaReply) error {
 	if len(body) < 2 {
 		return fmt.Errorf("%w: unexpected %q", ErrBadReply, clip(body))
 	}
@@ -188,6 +200,10 @@ func parseMetaHeader(body []byte, maxValue int, m *MetaReply) error {
 		i := bytes.IndexByte(rest, ' ')
 		if i < 0 {
 			i = len(rest)
+		}
+		if n := 1 + len(rawKey); i < n && len(rest) >= n && rest[0] == 'k' && !m.Flags.Has('k') &&
+			bytes.Equal(rest[1:n], rawKey) && (len(rest) == n || rest[n] == ' ') {
+			i = n // a raw key with spaces in it
 		}
 		tok := rest[:i]
 		rest = rest[i:]

@@ -24,6 +24,12 @@ func TestReadReplyToMetaChecks(t *testing.T) {
 		{OpMetaGet, "mg Zm9v b k v O1\r\n", "VA 1 O1 kZm9v b\r\nx\r\n", true},
 		{OpMetaGet, "mg Zm9v b k v O1\r\n", "VA 1 O1 kYmFy b\r\nx\r\n", false}, // another key
 		{OpMetaGet, "mg foo k O1\r\n", "EN O1 kfoo\r\n", true},
+		// memcached echoes the raw bytes of a key an N created, spaces
+		// and all (the key " " here), even when it was sent in base64.
+		{OpMetaGet, "mg IA== b k N30 O1\r\n", "HD k  O1 W\r\n", true},
+		{OpMetaGet, "mg IA== b k N30 O1\r\n", "HD kIA== b O1 W\r\n", true},
+		{OpMetaGet, "mg IA== b k N30 O1\r\n", "HD k O1 W\r\n", false},
+		{OpMetaGet, "mg ICA= b k O1\r\n", "HD k   O1\r\n", true},
 		{OpMetaGet, "mg foo O1\r\n", "SERVER_ERROR out of memory\r\n", true},
 		{OpMetaSet, "ms foo 2 T0 O9\r\nhi\r\n", "HD O9\r\n", true},
 		{OpMetaSet, "ms foo 2 T0 O9\r\nhi\r\n", "EN O9\r\n", false},
