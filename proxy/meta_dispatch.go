@@ -88,6 +88,13 @@ func (s *session) dispatchMeta(req *protocol.Request) bool {
 		return true
 	}
 	r := newRequest(s, op)
+	if op == protocol.OpMetaGet {
+		// An mg may bring a value of up to max_item_size back, like a get
+		// of one key: it takes one place in the window of retrieval keys
+		// in flight (output_limit.go), so a client pipelining mg of large
+		// values is held back at the window instead of cut off.
+		r.nkeys = 1
+	}
 	rw := s.prepareMeta(r, req)
 	var digits [20]byte
 	if r.meta.proxyOpaque != 0 {
