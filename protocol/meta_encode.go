@@ -20,6 +20,14 @@ type MetaRewrite struct {
 	// at most MaxMetaOpaqueToken-1 bytes.
 	SetOpaque bool
 	Opaque    []byte
+	// SetTTL sends T<TTL> in place of the client's T token or, without
+	// one, at the end; SetVivify sends N<Vivify> in place of the client's
+	// N token (only when there is one). The proxy caps expiries this way
+	// on a stand-in backend.
+	SetTTL    bool
+	TTL       int32
+	SetVivify bool
+	Vivify    int32
 }
 
 // AppendMetaCommand appends the line of the meta command req, changed as rw
@@ -42,7 +50,7 @@ func AppendMetaCommand(dst []byte, req *Request, rw MetaRewrite) []byte {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, int64(req.Bytes), 10)
 	}
-	opaqueDone := false
+	opaqueDone, ttlDone := false, false
 	for i := 0; i < m.Flags.Len(); i++ {
 		c, tok := m.Flags.At(i)
 		switch {
@@ -51,11 +59,21 @@ func AppendMetaCommand(dst []byte, req *Request, rw MetaRewrite) []byte {
 		case c == 'O' && rw.SetOpaque:
 			tok = rw.Opaque
 			opaqueDone = true
+		case c == 'T' && rw.SetTTL:
+			dst = AppendInt32(append(dst, " T"...), rw.TTL)
+			ttlDone = true
+			continue
+		case c == 'N' && rw.SetVivify:
+			dst = AppendInt32(append(dst, " N"...), rw.Vivify)
+			continue
 		}
 		dst = append(append(dst, ' ', c), tok...)
 	}
 	if rw.SetOpaque && !opaqueDone {
 		dst = append(append(dst, " O"...), rw.Opaque...)
+	}
+	if rw.SetTTL && !ttlDone {
+		dst = AppendInt32(append(dst, " T"...), rw.TTL)
 	}
 	return append(dst, crlf...)
 }
@@ -67,12 +85,31 @@ func AppendMetaNoop(dst []byte) []byte { return append(dst, "mn\r\n"...) }
 // see it: r's exact bytes, except that its O flag becomes the client's
 // opaque (hasOpaque) or goes (the client sent none, the proxy added it).
 func AppendMetaReply(dst []byte, r *Reply, hasOpaque bool, opaque []byte) []byte {
+	dst = AppendMetaReplyHeader(dst, r, hasOpaque, opaque)
+	return append(dst, r.MetaBlock()...)
+}
+
+// MetaBlock returns what follows a meta reply's status line in r.Raw: VA's
+// data block with its CRLF, empty for any other reply (an error line
+// included, which AppendMetaReplyHeader writes whole).
+func (r *Reply) MetaBlock() []byte {
+	if r.IsError || r.Meta.Code != MetaVA {
+		return nil
+	}
+	return r.Raw[r.Meta.HeaderEnd:]
+}
+
+// AppendMetaReplyHeader is AppendMetaReply without VA's data block: the
+// status line (or the whole error line, MN or ME) as the client must see
+// it. A caller writes r.MetaBlock() after it, so a large value need not be
+// copied into dst.
+func AppendMetaReplyHeader(dst []byte, r *Reply, hasOpaque bool, opaque []byte) []byte {
 	f := &r.Meta.Flags
 	if r.IsError || r.Meta.Code == MetaMN || r.Meta.Code == MetaME {
 		return append(dst, r.Raw...)
 	}
 	if tok, ok := f.Token('O'); ok == hasOpaque && string(tok) == string(opaque) {
-		return append(dst, r.Raw...) // nothing to change
+		return append(dst, r.Raw[:r.Meta.HeaderEnd]...) // nothing to change
 	}
 	dst = append(dst, r.Meta.Code.String()...)
 	if r.Meta.Code == MetaVA {
@@ -93,8 +130,7 @@ func AppendMetaReply(dst []byte, r *Reply, hasOpaque bool, opaque []byte) []byte
 	if hasOpaque && !done {
 		dst = append(append(dst, " O"...), opaque...)
 	}
-	dst = append(dst, crlf...)
-	return append(dst, r.Raw[r.Meta.HeaderEnd:]...)
+	return append(dst, crlf...)
 }
 
 // AppendMetaMiss appends memcached's answer to req (mg) for a missing item,
@@ -118,4 +154,19 @@ func AppendMetaMiss(dst []byte, req *Request) []byte {
 		}
 	}
 	return append(dst, crlf...)
+}
+
+// AppendDeleteOf appends a command that deletes key, whatever its bytes,
+// and returns the command's Op, which its reply answers: "delete <key>"
+// when key can be written in the text protocol, else "md <key in base64>
+// b" (a key a meta client sent in base64 may hold spaces or control
+// bytes). A decoded key is at most 186 bytes, so its base64 form is within
+// MaxKeyLength.
+func AppendDeleteOf(dst, key []byte) (Op, []byte) {
+	if validKey(key) {
+		return OpDelete, AppendDelete(dst, key)
+	}
+	dst = append(dst, "md "...)
+	dst = appendBase64Key(dst, key)
+	return OpMetaDelete, append(dst, " b\r\n"...)
 }

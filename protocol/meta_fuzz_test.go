@@ -158,6 +158,33 @@ func checkMetaRewrites(t *testing.T, req *Request) {
 		if a, b := flagsExcept(req.Meta, skip), flagsExcept(again.Meta, skip); a != b {
 			t.Fatalf("rewrite %+v of %q changed other flags: %s then %s", rw, canonicalLine(req), a, b)
 		}
+		// What the backend connection checks the reply against, read back
+		// from the line it sent, is what the line asks for.
+		var keyBuf [MaxKeyLength]byte
+		if a, b := fmt.Sprintf("%+v", expectOfLine(req.Op, stream, keyBuf[:])), fmt.Sprintf("%+v", ExpectMeta(&again)); a != b {
+			t.Fatalf("expectations of %q: from the line %s, from the request %s", line, a, b)
+		}
+	}
+	// The failover cap (T and N rewritten in place, T added to an ms
+	// without one, as the proxy does on a stand-in) changes only those.
+	hasT := req.Meta.Flags.Has('T')
+	if hasT || req.Meta.Flags.Has('N') || req.Op == OpMetaSet && 3+req.Meta.Flags.Len() < MaxMetaTokens {
+		rw := MetaRewrite{SetTTL: hasT || req.Op == OpMetaSet, TTL: 61, SetVivify: true, Vivify: 62}
+		line := AppendMetaCommand(nil, req, rw)
+		stream := line
+		if req.Op == OpMetaSet {
+			stream = append(append(bytes.Clone(line), bytes.Repeat([]byte("v"), req.Bytes)...), crlf...)
+		}
+		var again Request
+		if err := NewRequestReader(bytes.NewReader(stream), fuzzMaxItem).Next(&again); err != nil {
+			t.Fatalf("capped line %q does not parse: %v", line, err)
+		}
+		if rw.SetTTL && again.Exptime != 61 || req.Meta.Flags.Has('N') && again.Meta.Vivify != 62 {
+			t.Fatalf("capped line %q: T %d N %d", line, again.Exptime, again.Meta.Vivify)
+		}
+		if a, b := flagsExcept(req.Meta, "TN"), flagsExcept(again.Meta, "TN"); a != b {
+			t.Fatalf("cap of %q changed other flags: %s then %s", canonicalLine(req), a, b)
+		}
 	}
 	// The miss the proxy makes for a failed backend is one memcached could
 	// have sent.

@@ -89,8 +89,12 @@ func (r *Reply) MetaDebugKey() []byte {
 
 // readMeta reads one meta reply: an error line, or a status line exactly as
 // memcached writes it ("<code>[ <size>]( <flag>)*", single spaces, the size
-// only for VA) and VA's data block.
-func (rr *ReplyReader) readMeta(out *Reply) error {
+// only for VA) and VA's data block. With e, the status line must answer the
+// request e describes (CheckMeta), checked before VA's data is read, so a
+// reply to another command costs no memory. Like a VALUE, the line and
+// VA's block are charged to out.Budget at once, from the header; when it
+// refuses, the block is read and thrown away (out.Dropped).
+func (rr *ReplyReader) readMeta(e *MetaExpect, out *Reply) error {
 	line, err := rr.readLine()
 	if err != nil {
 		return err
@@ -105,25 +109,51 @@ func (rr *ReplyReader) readMeta(out *Reply) error {
 		return fmt.Errorf("%w: meta reply line of %d bytes", ErrBadReply, len(line))
 	}
 	m := &out.Meta
-	if err := parseMetaHeader(body, rr.maxValue, m); err != nil {
+	var rawKey []byte
+	if e != nil && e.EchoKey {
+		rawKey = e.Key
+	}
+	if err := parseMetaHeader(body, rr.maxValue, rawKey, m); err != nil {
 		return err
 	}
-	// The header is kept (and charged) like any reply line; once the
-	// budget has refused, the reply is parsed to its end and dropped.
-	out.keep(line)
-	if !out.Dropped {
-		m.Flags.line = out.Raw[:len(body)]
-		m.HeaderEnd = len(out.Raw)
+	if e != nil {
+		// m.Flags point into the read buffer, valid until the next read.
+		if err := out.CheckMeta(e); err != nil {
+			return err
+		}
 	}
+	p := &rr.part
 	if m.Code == MetaVA {
-		return rr.startMetaBlock(out, m.Size)
+		p.block, p.n, p.meta = m.Size+2, m.Size, true
+	}
+	if !out.reserve(len(line) + p.block) {
+		m.Flags.reset(nil) // the line is not kept: nothing to point into
+		if p.block > 0 {
+			p.skipping = true
+			return rr.continueBlock(out)
+		}
+		return nil
+	}
+	out.Raw = append(out.Raw, line...)
+	m.Flags.line = out.Raw[:len(body)]
+	m.HeaderEnd = len(out.Raw)
+	if p.block > 0 {
+		return rr.continueBlock(out)
 	}
 	return nil
 }
 
 // parseMetaHeader checks a meta status line (without its CRLF) and fills m;
 // m.Flags point into body until the caller moves them.
-func parseMetaHeader(body []byte, maxValue int, m *MetaReply) error {
+//
+// rawKey, when not nil, is the decoded key a k flag asked to echo. memcached
+// echoes the key of an item that mg or ma created with N (vivify) as its raw
+// bytes even when the client sent it in base64, because only ms marks an
+// item's key as binary; a raw key holding spaces then spreads over several
+// tokens ("HD k  O1" for the key " "). With rawKey, a k flag followed by
+// exactly those bytes and a space or the line's end is taken as one token,
+// so such a reply is read as memcached meant it and passed on unchanged.
+func parseMetaHeader(body []byte, maxValue int, rawKey []byte, m *MetaReply) error {
 	if len(body) < 2 {
 		return fmt.Errorf("%w: unexpected %q", ErrBadReply, clip(body))
 	}
@@ -171,6 +201,10 @@ func parseMetaHeader(body []byte, maxValue int, m *MetaReply) error {
 		i := bytes.IndexByte(rest, ' ')
 		if i < 0 {
 			i = len(rest)
+		}
+		if n := 1 + len(rawKey); i < n && len(rest) >= n && rest[0] == 'k' && !m.Flags.Has('k') &&
+			bytes.Equal(rest[1:n], rawKey) && (len(rest) == n || rest[n] == ' ') {
+			i = n // a raw key with spaces in it
 		}
 		tok := rest[:i]
 		rest = rest[i:]
@@ -229,6 +263,8 @@ var metaAllowed = [NumOps][numMetaCodes]bool{
 // for), the opaque echoed exactly, and the key echoed when asked (decoded
 // first when the reply marks it base64). An error line answers anything.
 // A reply that fails is a backend out of step: close its connection.
+// Errors quote copies (string(...)): e's slices, which may point into the
+// caller's stack, must not escape.
 func (r *Reply) CheckMeta(e *MetaExpect) error {
 	if r.IsError {
 		return nil
@@ -244,11 +280,11 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 	f := &r.Meta.Flags
 	op, ok := f.Token('O')
 	if ok != e.HasOpaque || !bytes.Equal(op, e.Opaque) {
-		return fmt.Errorf("%w: opaque %q in answer to opaque %q", ErrBadReply, clip(op), clip(e.Opaque))
+		return fmt.Errorf("%w: opaque %q in answer to opaque %q", ErrBadReply, string(clip(op)), string(clip(e.Opaque)))
 	}
 	k, ok := f.Token('k')
 	if ok != e.EchoKey {
-		return fmt.Errorf("%w: key echo %q in answer to k=%v", ErrBadReply, clip(k), e.EchoKey)
+		return fmt.Errorf("%w: key echo %q in answer to k=%v", ErrBadReply, string(clip(k)), e.EchoKey)
 	}
 	if ok {
 		// The key decoded into buf, which must not escape: errors quote k.
@@ -261,8 +297,60 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 			key = buf[:decodeBase64Key(buf[:], k)]
 		}
 		if !bytes.Equal(key, e.Key) {
-			return fmt.Errorf("%w: key echo %q in answer to key %q", ErrBadReply, clip(k), clip(e.Key))
+			return fmt.Errorf("%w: key echo %q in answer to key %q", ErrBadReply, string(clip(k)), string(clip(e.Key)))
 		}
 	}
 	return nil
+}
+
+// expectOfLine is ExpectMeta for a meta command line as AppendMetaCommand
+// writes it ("<cmd> <key>[ <len>]( <flag>)*\r\n", single spaces, then ms's
+// data block), which is all a backend connection keeps of a request. The
+// key, when k was sent with b, is decoded into keyBuf; the other slices
+// alias cmd.
+func expectOfLine(op Op, cmd []byte, keyBuf []byte) MetaExpect {
+	e := MetaExpect{Op: op}
+	if op == OpMetaNoop || op == OpMetaDebug {
+		return e
+	}
+	// The line ends at its first LF; a token may hold a CR of its own.
+	if i := bytes.IndexByte(cmd, '\n'); i >= 0 {
+		cmd = cmd[:i]
+	}
+	cmd = bytes.TrimSuffix(cmd, []byte("\r"))
+	var key []byte
+	base64 := false
+	for n := 0; len(cmd) > 0; n++ {
+		i := bytes.IndexByte(cmd, ' ')
+		if i < 0 {
+			i = len(cmd)
+		}
+		tok := cmd[:i]
+		cmd = cmd[min(i+1, len(cmd)):]
+		switch {
+		case n == 0: // the command
+		case n == 1:
+			key = tok
+		case n == 2 && op == OpMetaSet: // the data length
+		case len(tok) == 0:
+		default:
+			switch tok[0] {
+			case 'v':
+				e.Value = true
+			case 'O':
+				e.HasOpaque, e.Opaque = true, tok[1:]
+			case 'k':
+				e.EchoKey = true
+			case 'b':
+				base64 = true
+			}
+		}
+	}
+	if e.EchoKey {
+		e.Key = key
+		if base64 {
+			e.Key = keyBuf[:decodeBase64Key(keyBuf, key)]
+		}
+	}
+	return e
 }

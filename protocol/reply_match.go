@@ -21,17 +21,26 @@ import (
 //     EXISTS or NOT_FOUND to a storage command; DELETED or NOT_FOUND to
 //     delete; TOUCHED or NOT_FOUND to touch; a number or NOT_FOUND to incr
 //     and decr; OK to flush_all and verbosity; VERSION to version;
+//   - a meta reply answers its meta command as CheckMeta says: a code that
+//     command gets (VA exactly when v was sent), the O token echoed
+//     exactly, the key echoed exactly when k was sent; ME and EN to me, MN
+//     to mn;
 //   - an error line answers any command.
 //
 // Anything else is ErrBadReply, and the connection must be closed. Like
 // ReadReply it allocates nothing once out has grown to the replies' size.
 func (rr *ReplyReader) ReadReplyTo(op Op, cmd []byte, out *Reply) error {
 	kind := KindOf(op)
+	if kind == ReplyMeta {
+		var keyBuf [MaxKeyLength]byte
+		e := expectOfLine(op, cmd, keyBuf[:])
+		return rr.readReply(kind, nil, &e, out)
+	}
 	if kind == ReplyRetrieval {
 		ask := asked{keys: retrievalKeys(op, cmd), cas: op == OpGets || op == OpGats}
-		return rr.readReply(kind, &ask, out)
+		return rr.readReply(kind, &ask, nil, out)
 	}
-	if err := rr.readReply(kind, nil, out); err != nil {
+	if err := rr.readReply(kind, nil, nil, out); err != nil {
 		return err
 	}
 	if kind == ReplyLine && !out.IsError {

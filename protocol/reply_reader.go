@@ -202,13 +202,15 @@ func (rr *ReplyReader) Fill() error {
 // a refusal turns the rest of the reply into bytes that are parsed and
 // thrown away (see Reply.Dropped).
 func (rr *ReplyReader) ReadReply(kind ReplyKind, out *Reply) error {
-	return rr.readReply(kind, nil, out)
+	return rr.readReply(kind, nil, nil, out)
 }
 
 // readReply is ReadReply that, when ask is not nil, also checks each VALUE
-// against the keys asked for (see ReadReplyTo). ask is taken only when a
-// reply starts; a resumed call goes on with the one it started with.
-func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, out *Reply) error {
+// against the keys asked for, and when e is not nil, checks a meta reply
+// against its request (see ReadReplyTo). ask is taken only when a reply
+// starts; a resumed call goes on with the one it started with. e is used
+// when the status line is read, by whichever call reads it.
+func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, e *MetaExpect, out *Reply) error {
 	p := &rr.part
 	if !p.active {
 		out.Reset()
@@ -217,14 +219,14 @@ func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, out *Reply) error {
 			p.ask, p.hasAsk = *ask, true
 		}
 	}
-	err := rr.continueReply(kind, out)
+	err := rr.continueReply(kind, e, out)
 	if err != ErrWouldBlock {
 		*p = replyPart{}
 	}
 	return err
 }
 
-func (rr *ReplyReader) continueReply(kind ReplyKind, out *Reply) error {
+func (rr *ReplyReader) continueReply(kind ReplyKind, e *MetaExpect, out *Reply) error {
 	p := &rr.part
 	if p.block > 0 {
 		if err := rr.continueBlock(out); err != nil {
@@ -235,7 +237,7 @@ func (rr *ReplyReader) continueReply(kind ReplyKind, out *Reply) error {
 		}
 	}
 	if kind == ReplyMeta {
-		return rr.readMeta(out)
+		return rr.readMeta(e, out)
 	}
 	var ask *asked
 	if p.hasAsk {
@@ -301,16 +303,6 @@ func (rr *ReplyReader) readValue(body, line []byte, ask *asked, out *Reply) erro
 	if out.Budget != nil && !out.reserve(len(line)+p.block+len("END\r\n")) {
 		p.skipping = true
 	} else if out.keep(line); out.Dropped {
-		p.skipping = true
-	}
-	return rr.continueBlock(out)
-}
-
-// startMetaBlock reads VA's data block into out, like a VALUE's.
-func (rr *ReplyReader) startMetaBlock(out *Reply, n int) error {
-	p := &rr.part
-	p.block, p.n, p.meta = n+2, n, true
-	if out.Budget != nil && !out.reserve(p.block) {
 		p.skipping = true
 	}
 	return rr.continueBlock(out)

@@ -45,25 +45,11 @@ func (s *session) dispatch(req *protocol.Request) bool {
 		s.enqueue(r)
 		r.finish()
 		return false
-	case op == protocol.OpMetaNoop:
-		// Replies leave in command order, so answering mn here says what
-		// memcached's MN says: every reply before it has been sent.
-		s.enqueueLocal("MN")
 	case op.IsMeta():
-		// The meta commands are parsed (so the stream stays in step) but
-		// not routed yet: refuse them, skipping ms's data block unread.
-		if op.HasData() {
-			s.rr.DiscardData(req)
-		}
-		s.p.stats.clientErrors.Add(1)
-		s.enqueueLocal(errMetaNotSupported)
+		return s.dispatchMeta(req) // meta_dispatch.go
 	}
 	return true
 }
-
-// errMetaNotSupported answers a meta command other than mn. SERVER_ERROR,
-// not CLIENT_ERROR: the command is well formed; this server cannot serve it.
-const errMetaNotSupported = "SERVER_ERROR meta commands not supported"
 
 // dispatchParked dispatches the command that waited for room, once there
 // is room; it returns false while there still is none.
@@ -227,6 +213,10 @@ func (s *session) dispatchStorage(req *protocol.Request) bool {
 // storageArrived routes a storage command whose data block has been read,
 // or refuses it when the block was bad. err is ContinueData's.
 func (s *session) storageArrived(r *request, err error) {
+	if r.op == protocol.OpMetaSet {
+		s.metaSetArrived(r, err)
+		return
+	}
 	req := &s.req
 	if err == protocol.ErrBadDataChunk {
 		s.p.stats.clientErrors.Add(1)
@@ -365,8 +355,7 @@ func (s *session) dropStaleValue(key []byte) {
 	if t.ring == nil {
 		return
 	}
-	r := newRequest(nil, protocol.OpDelete)
-	r.out = protocol.AppendDelete(r.out, key)
+	r := newDeleteOf(nil, key) // an ms's key may be binary
 	b := t.members[t.ring.Locate(key)]
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, nil, key) // a delete like any other

@@ -284,7 +284,12 @@ func carriesExptime(op protocol.Op) bool {
 // have. req is the parsed command r.out was encoded from; nil for an
 // internal delete.
 func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *protocol.Request, key []byte) {
-	if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
+	if req != nil && req.Meta != nil {
+		if err := s.capMeta(t, b, r, req, key); err != nil {
+			r.fail(err)
+			return
+		}
+	} else if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
 		s.p.stats.failoverCappedWrites.Add(1)
 		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
 			recapLine(r, req, e)
@@ -302,11 +307,10 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 	// shown.
 	r.pending.Store(int32(1 + len(targets)))
 	for _, tb := range targets {
-		d := newRequest(s, protocol.OpDelete)
+		d := newDeleteOf(s, key) // a meta client's key may be binary
 		d.parent = r
 		d.invalidation = true
 		d.backend = tb
-		d.out = protocol.AppendDelete(d.out, key)
 		r.subs = append(r.subs, d)
 	}
 	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
@@ -339,7 +343,8 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 	copy(r.out, line)
 }
 
-// repairAfterSwap closes the race around a table swap. A set or add routed
+// repairAfterSwap closes the race around a table swap. A set or add (or a
+// meta command that can create an item, meta_failover.go) routed
 // with one table can reach its backend after the table was replaced and
 // after a command routed with the new table deleted the key there (rule
 // 2): it would plant a copy where the new ring does not look, which a
@@ -353,14 +358,14 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 // that completes r, before r counts itself done.
 func (r *request) repairAfterSwap() {
 	s := r.sess
-	if s == nil || r.err != nil || !bytes.HasPrefix(r.reply.Raw, storedLine) {
+	if s == nil || r.err != nil || !r.plantedCopy() {
 		return
 	}
 	cur := s.p.table.Load()
 	if cur == r.routed || cur.ring == nil {
 		return
 	}
-	key := lineKey(r.out)
+	key := r.routedKey()
 	loc := cur.members[cur.ring.Locate(key)]
 	var buf [8]*backend
 	targets := cur.invalidationTargets(buf[:0], key, loc, time.Now())
@@ -380,10 +385,9 @@ func (r *request) repairAfterSwap() {
 	for _, b := range targets {
 		// Not in r.subs, which the dispatching goroutine may still be
 		// reading; nobody releases it to the pool, the collector frees it.
-		d := newRequest(nil, protocol.OpDelete)
+		d := newDeleteOf(nil, key)
 		d.parent = r
 		d.invalidation = true
-		d.out = protocol.AppendDelete(d.out, key)
 		b.sendLate(s, d)
 	}
 }

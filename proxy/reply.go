@@ -3,12 +3,9 @@ package proxy
 import (
 	"bytes"
 	"strconv"
-	"time"
 
 	"github.com/mcproxy/mcproxy/protocol"
 )
-
-var timeNow = time.Now
 
 var (
 	endLine = []byte("END\r\n")
@@ -32,6 +29,8 @@ func (s *session) render(dst []byte, r *request) []byte {
 	case r.op == protocol.OpStats:
 		s.p.stats.countResult(r.op, resOK, 1)
 		return s.p.appendStatsReply(dst, r)
+	case r.op.IsMeta():
+		return s.renderMeta(dst, r) // meta_render.go
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
 		return dst
 	}

@@ -53,6 +53,8 @@ type request struct {
 	// more marks a piece of a multi-get that is not its last: it is
 	// rendered without the END line (multiget_pieces.go).
 	more bool
+	// meta is what a meta command keeps for its reply (meta_dispatch.go).
+	meta metaState
 
 	done bool     // finished: ready to render
 	next *request // session FIFO link
@@ -93,7 +95,9 @@ func (r *request) release() {
 		reply.Raw = nil
 	}
 	clear(r.keys)
-	*r = request{
+	meta := r.meta
+	meta.reset()
+	*r = request{meta: meta,
 		out: out, local: local, keyBuf: keyBuf, reply: reply,
 		subs: r.subs[:0], keys: r.keys[:0], owner: r.owner[:0],
 	}

@@ -204,7 +204,7 @@ func (s *session) readError(err error) {
 		return
 	}
 	s.p.stats.clientErrors.Add(1)
-	if re == protocol.ErrTooLarge && s.req.Op == protocol.OpSet {
+	if re == protocol.ErrTooLarge && (s.req.Op == protocol.OpSet || s.req.Op == protocol.OpMetaSet) {
 		// memcached drops the old value when a set is refused as too
 		// large, so that a stale value is not served; so do we.
 		s.dropStaleValue(s.req.Key())

@@ -18,6 +18,7 @@ type counters struct {
 
 	totalConnections, rejectedConnections statCounter
 	cmdGet, cmdSet, cmdFlush, cmdTouch    statCounter
+	cmdMeta                               statCounter // meta commands, as memcached's cmd_meta
 	getHits, getMisses                    statCounter
 	touchHits, touchMisses                statCounter
 	deleteHits, deleteMisses              statCounter
@@ -64,7 +65,7 @@ func (c *statCounter) reset() { c.base.Store(c.total.Load()) }
 func (c *counters) reset() {
 	for _, v := range []*statCounter{
 		&c.totalConnections, &c.rejectedConnections,
-		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch,
+		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch, &c.cmdMeta,
 		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
@@ -195,6 +196,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("cmd_set", c.cmdSet.Load())
 	w.u("cmd_flush", c.cmdFlush.Load())
 	w.u("cmd_touch", c.cmdTouch.Load())
+	w.u("cmd_meta", c.cmdMeta.Load())
 	w.u("get_hits", c.getHits.Load())
 	w.u("get_misses", c.getMisses.Load())
 	w.u("delete_misses", c.deleteMisses.Load())
