@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,8 +148,23 @@ func (l *eventLoop) call(f func()) bool {
 // run is the loop's goroutine.
 func (l *eventLoop) run() {
 	defer l.close()
+	busy := false
 	for !l.quit {
-		n, err := unix.EpollWait(l.epfd, l.events, l.timers.pollTimeout(l))
+		var n int
+		var err error
+		if busy {
+			// The last turn had work: look again without sleeping. Under
+			// load there usually is more, and a poll that does not block
+			// costs far less than one that parks the thread.
+			if n, err = pollNow(l.epfd, l.events); n == 0 && err == nil {
+				busy = false
+				runtime.Gosched() // let other goroutines run before the loop sleeps
+				continue
+			}
+		} else {
+			n, err = unix.EpollWait(l.epfd, l.events, l.timers.pollTimeout(l))
+		}
+		busy = n > 0
 		l.now = time.Now()
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.p.log.Error("epoll_wait", zap.Int("loop", l.id), zap.Error(err))

@@ -13,6 +13,10 @@ import (
 )
 
 // The system calls of the event loops, on non-blocking sockets.
+//
+// They are made as raw system calls: on a non-blocking socket none of them
+// can block, so the Go scheduler's bookkeeping around a call that might
+// (handing the thread's P to another thread) is pure cost on the hot path.
 
 // fdReader is the io.Reader a loop's parsers read a socket through. It
 // returns protocol.ErrWouldBlock when the socket has nothing more, and the
@@ -38,7 +42,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		return 0, protocol.ErrWouldBlock
 	}
 	for {
-		n, err := unix.Read(r.fd, p)
+		n, err := rawRead(r.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -62,7 +66,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 // an error: the caller waits for EPOLLOUT and writes the rest.
 func writeSome(fd int, b []byte) (int, error) {
 	for {
-		n, err := unix.Write(fd, b)
+		n, err := rawWrite(fd, b)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -101,7 +105,7 @@ func writev(fd int, bufs [][]byte, off int, iov []unix.Iovec) (int, []unix.Iovec
 		return 0, iov, nil
 	}
 	for {
-		n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch {
 		case errno == unix.EINTR:
 			continue
@@ -146,4 +150,37 @@ func takeFd(conn net.Conn) (int, error) {
 		return -1, fmt.Errorf("set non-blocking: %w", err)
 	}
 	return fd, nil
+}
+
+// pollNow is epoll_wait with a zero timeout, made as a raw system call: it
+// cannot block, so it skips the Go scheduler's bookkeeping for a call
+// that might.
+func pollNow(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// rawRead is read(2) on a non-blocking descriptor.
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// rawWrite is write(2) on a non-blocking descriptor.
+func rawWrite(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
