@@ -108,6 +108,9 @@ func (c *Checker) setBackends(ts []Target, initial State) {
 	if c.closed {
 		return
 	}
+	if c.cfg.AlwaysUp {
+		initial = Up // no probe would ever bring a pending backend up
+	}
 	want := make(map[string]bool, len(ts))
 	for _, x := range ts {
 		want[x.Name] = true
@@ -118,8 +121,10 @@ func (c *Checker) setBackends(ts []Target, initial State) {
 		tg := &target{name: x.Name, addr: x.Addr, t: tracker{cfg: c.cfg, state: initial, joining: initial == Down},
 			stop: make(chan struct{})}
 		c.targets[x.Name] = tg
-		c.wg.Add(1)
-		go c.probeLoop(tg)
+		if !c.cfg.AlwaysUp {
+			c.wg.Add(1)
+			go c.probeLoop(tg)
+		}
 	}
 	for a, tg := range c.targets {
 		if !want[a] {
@@ -153,7 +158,7 @@ func (c *Checker) IsUp(name string) bool {
 
 // ReportFailure records a failure seen on the request path: a refused
 // dial, a reset, a timeout. It counts towards FailureLimit like a failed
-// probe.
+// probe (and is ignored with Config.AlwaysUp).
 func (c *Checker) ReportFailure(name string, err error) {
 	c.record(name, err)
 }
@@ -210,7 +215,7 @@ func (c *Checker) apply(name string, from *target, err error) {
 	now := time.Now()
 	c.mu.Lock()
 	tg, ok := c.targets[name]
-	if !ok || c.closed || (from != nil && from != tg) {
+	if !ok || c.closed || c.cfg.AlwaysUp || (from != nil && from != tg) {
 		c.mu.Unlock()
 		return
 	}
@@ -317,15 +322,20 @@ func (c *Checker) Config() Config {
 	return c.cfg
 }
 
-// SetConfig changes the configuration of a running checker. Probes pick up
-// the new interval and timeout from their next round; the limits apply to
-// the next failure or success, and every backend keeps its state and counts.
-func (c *Checker) SetConfig(cfg Config) {
+// SetConfig changes the configuration of a running checker and reports
+// whether its tuning (everything but BeforeUp and AlwaysUp) changed. Probes
+// pick up the new interval and timeout from their next round; the limits
+// apply to the next failure or success, and every backend keeps its state
+// and counts. AlwaysUp stays as New set it.
+func (c *Checker) SetConfig(cfg Config) bool {
 	cfg = cfg.withDefaults()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cfg.AlwaysUp = c.cfg.AlwaysUp
+	changed := !cfg.sameTuning(c.cfg)
 	c.cfg = cfg
 	for _, tg := range c.targets {
 		tg.t.cfg = cfg
 	}
+	return changed
 }

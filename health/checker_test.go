@@ -3,6 +3,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,6 +253,82 @@ func TestCheckerSetConfig(t *testing.T) {
 	}
 	if st := c.Snapshot()[0]; st.ConsecutiveFailures > 2 {
 		t.Fatalf("went down only after %d failures with failure_limit 1", st.ConsecutiveFailures)
+	}
+}
+
+// SetConfig reports whether the tuning changed, and keeps AlwaysUp as New
+// set it.
+func TestCheckerSetConfigChanged(t *testing.T) {
+	c := New(Config{}, nil, zaptest.NewLogger(t))
+	defer c.Close()
+	if c.SetConfig(Config{Interval: DefaultInterval}) {
+		t.Fatal("SetConfig of the defaults, spelled out, reported a change")
+	}
+	if !c.SetConfig(Config{FailureLimit: 7}) {
+		t.Fatal("SetConfig of a new failure limit reported no change")
+	}
+	if c.SetConfig(Config{FailureLimit: 7, AlwaysUp: true}) || c.Config().AlwaysUp {
+		t.Fatal("SetConfig switched a probing checker to AlwaysUp")
+	}
+}
+
+// An AlwaysUp checker tracks its backends but never probes them and never
+// takes one down: every backend, pending ones too, is up whatever is
+// reported, and no event is sent.
+func TestCheckerAlwaysUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dials atomic.Int64
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	defer func() { _ = l.Close() }()
+	rec := newRecorder()
+	cfg := fastConfig()
+	cfg.FailureLimit = 1
+	cfg.AlwaysUp = true
+	var beforeUp atomic.Int64
+	cfg.BeforeUp = func(string) error { beforeUp.Add(1); return nil }
+	c := New(cfg, rec.on, zaptest.NewLogger(t))
+	defer c.Close()
+	c.SetBackends([]Target{{Name: "a", Addr: l.Addr().String()}})
+	c.SetBackendsPending([]Target{{Name: "a", Addr: l.Addr().String()}, {Name: "b", Addr: l.Addr().String()}})
+	for range 5 {
+		c.ReportFailure("a", errors.New("reset"))
+		c.ReportFailure("b", errors.New("reset"))
+	}
+	time.Sleep(5 * cfg.Interval)
+	if !c.IsUp("a") || !c.IsUp("b") {
+		t.Fatal("an AlwaysUp checker took a backend down")
+	}
+	snap := c.Snapshot()
+	if len(snap) != 2 {
+		t.Fatalf("tracks %d backends, want 2", len(snap))
+	}
+	for _, st := range snap {
+		if st.State != Up || st.Joining || st.ConsecutiveFailures != 0 {
+			t.Fatalf("AlwaysUp status %+v", st)
+		}
+	}
+	if n := dials.Load(); n != 0 {
+		t.Fatalf("an AlwaysUp checker probed: %d dials", n)
+	}
+	if n := beforeUp.Load(); n != 0 {
+		t.Fatalf("BeforeUp ran %d times", n)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.evs) != 0 {
+		t.Fatalf("AlwaysUp checker sent events: %+v", rec.evs)
 	}
 }
 

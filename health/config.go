@@ -61,6 +61,21 @@ type Config struct {
 	// probe. The proxy flushes the backend here, so that values it missed
 	// updates of while it was out are not served again.
 	BeforeUp func(addr string) error
+	// AlwaysUp makes a checker that tracks its backends but never probes
+	// them and never changes their state: every backend is up, and
+	// ReportFailure is ignored. It is for callers that want the checker's
+	// bookkeeping without its judgement, such as tests that fail backends
+	// on purpose and want them kept in the ring. It is fixed by New;
+	// SetConfig keeps it.
+	AlwaysUp bool
+}
+
+// sameTuning reports whether c and o, defaults applied, probe and judge
+// backends alike. BeforeUp and AlwaysUp are not compared.
+func (c Config) sameTuning(o Config) bool {
+	return c.Interval == o.Interval && c.Timeout == o.Timeout &&
+		c.FailureLimit == o.FailureLimit && c.SuccessLimit == o.SuccessLimit &&
+		c.FlapWindow == o.FlapWindow && c.MinHoldDown == o.MinHoldDown && c.MaxHoldDown == o.MaxHoldDown
 }
 
 func (c Config) withDefaults() Config {

@@ -13,6 +13,9 @@
 // for a hold-down time that doubles with each flap, up to
 // Config.MaxHoldDown, before it may return.
 //
+// With Config.AlwaysUp the checker only keeps the list: nothing is probed
+// and every backend stays up.
+//
 // The checker knows nothing of rings or requests: it calls the function
 // given to New with an Event for every change, on a goroutine of its own,
 // one event at a time, and the caller decides what a change means.

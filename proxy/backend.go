@@ -133,8 +133,8 @@ func (b *backend) failures() uint64 {
 // reportFailure passes a connection-level failure (refused, reset, timed
 // out) to the health checker, which decides whether to eject the backend.
 func (b *backend) reportFailure(err error) {
-	if h := b.p.health; h != nil && !b.retired.Load() {
-		h.ReportFailure(b.name, err)
+	if !b.retired.Load() {
+		b.p.health.ReportFailure(b.name, err)
 	}
 }
 

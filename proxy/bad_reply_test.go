@@ -21,7 +21,7 @@ func fakeProxy(t *testing.T, fake *fakeBackend, real int, mod func(*Options)) *t
 	t.Helper()
 	return startProxy(t, real, func(o *Options) {
 		o.Connections = 1
-		o.HealthDisabled = true
+		o.Health.AlwaysUp = true
 		o.Backends = append(o.Backends, Backend{Addr: fake.addr, Weight: 1})
 		if mod != nil {
 			mod(o)
@@ -82,7 +82,7 @@ func TestBackendValueForAnotherKey(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, func(o *Options) {
-		o.HealthDisabled = false
+		o.Health.AlwaysUp = false
 		o.Health.FailureLimit = 1000 // watched, never ejected
 	})
 	c := dial(t, tp.addr)

@@ -114,7 +114,7 @@ func TestShutdownGraceCutsDrainShort(t *testing.T) {
 // backend timeout.
 func TestShutdownGraceBoundsStuckDrain(t *testing.T) {
 	const backendTimeout = time.Minute
-	tp := startProxy(t, 1, func(o *Options) { o.Timeout = backendTimeout; o.HealthDisabled = true })
+	tp := startProxy(t, 1, func(o *Options) { o.Timeout = backendTimeout; o.Health.AlwaysUp = true })
 	c := dial(t, tp.addr)
 	// A get, not a version: the backend connection must be up before the
 	// freeze, or its dial check times out and the stuck get fails fast.

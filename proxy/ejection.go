@@ -55,22 +55,6 @@ func (c EjectionCap) String() string {
 	return strconv.Itoa(c.n)
 }
 
-// SetMaxEjected changes the ejection cap of the running proxy; the ring is
-// rebuilt at once under the new cap.
-func (p *Proxy) SetMaxEjected(c EjectionCap) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.maxEjected == c {
-		return
-	}
-	p.maxEjected = c
-	p.log.Info("ejection cap changed", zap.String("max_ejected", c.String()),
-		zap.Int("backends", c.Limit(len(p.backends))))
-	if err := p.rebuildLocked(); err != nil {
-		p.log.Error("rebuild ring after ejection cap change", zap.Error(err))
-	}
-}
-
 // outOfRingLocked decides, from the health states, which configured
 // backends leave the ring, and marks the failed ones the cap keeps in it.
 // Caller holds p.mu.
@@ -86,7 +70,7 @@ func (p *Proxy) SetMaxEjected(c EjectionCap) {
 func (p *Proxy) outOfRingLocked() map[*backend]bool {
 	out := map[*backend]bool{}
 	capped := map[*backend]bool{}
-	if p.opts.AutoEject && p.health != nil {
+	if p.opts.AutoEject {
 		status := make(map[string]health.Status, len(p.backends))
 		for _, st := range p.health.Snapshot() {
 			status[st.Name] = st

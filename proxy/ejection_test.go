@@ -202,10 +202,19 @@ func TestEjectionCapLive(t *testing.T) {
 	waitCapped(t, tp, a.Addr, true)
 	b.Kill()
 	waitCapped(t, tp, b.Addr, true)
-	tp.SetMaxEjected(MaxEjectedBackends(2))
+	setCap := func(c EjectionCap) {
+		t.Helper()
+		s := tp.Settings()
+		s.MaxEjected = c
+		res, err := tp.Reconfigure(s)
+		if err != nil || !res.MaxEjectedChanged || !res.Changed() || res.HealthChanged || res.RingChanged {
+			t.Fatalf("Reconfigure of the cap to %s: %+v, %v", c, res, err)
+		}
+	}
+	setCap(MaxEjectedBackends(2))
 	waitInRing(t, tp, a.Addr, false)
 	waitInRing(t, tp, b.Addr, false)
-	tp.SetMaxEjected(MaxEjectedBackends(1))
+	setCap(MaxEjectedBackends(1))
 	// a failed first, so a stays out and b is held in the ring.
 	waitCapped(t, tp, b.Addr, true)
 	waitInRing(t, tp, b.Addr, true)

@@ -603,7 +603,7 @@ func randomWorker(t *testing.T, addr string, w, nkeys int, stop chan struct{}, o
 func TestLateWriteAfterSwap(t *testing.T) {
 	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t)}
 	tp := startProxyFor(t, servers[:2], func(o *Options) {
-		o.HealthDisabled = true // the swap comes from Reconfigure alone
+		o.Health.AlwaysUp = true // the swap comes from Reconfigure alone
 		o.Timeout = 10 * time.Second
 	})
 	slow, added := servers[1], servers[2]
@@ -651,7 +651,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	for _, m := range grown {
 		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})
 	}
-	if _, err := tp.Reconfigure(bs, tp.table.Load().ringCfg); err != nil {
+	if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err != nil {
 		t.Fatal(err)
 	}
 	if got := locationOf(tp, k); got != added.Addr {

@@ -25,7 +25,7 @@ func keyOn(t testing.TB, tp *testProxy, addr, prefix string) string {
 // the ring keeps it: reads of its keys are misses, writes get SERVER_ERROR,
 // the other backends are unaffected, and the connection stays in step.
 func TestDeadBackendSemantics(t *testing.T) {
-	tp := startProxy(t, 3, func(o *Options) { o.HealthDisabled = true })
+	tp := startProxy(t, 3, func(o *Options) { o.Health.AlwaysUp = true })
 	victim := tp.backends[0]
 	dead := keyOn(t, tp, victim.Addr, "dead")
 	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")
@@ -61,7 +61,7 @@ func TestDeadBackendSemantics(t *testing.T) {
 // backends on the same client connection are answered.
 func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	tp := startProxy(t, 2, func(o *Options) {
-		o.HealthDisabled = true
+		o.Health.AlwaysUp = true
 		o.Timeout = 200 * time.Millisecond
 	})
 	victim := tp.backends[0]

@@ -39,6 +39,14 @@ func startProxy(t testing.TB, n int, mod func(*Options)) *testProxy {
 	return startProxyFor(t, servers, mod)
 }
 
+// reconfigure gives tp the backends bs and the ring rc, its other settings
+// unchanged.
+func (tp *testProxy) reconfigure(bs []Backend, rc ring.Config) (ReconfigureResult, error) {
+	s := tp.Settings()
+	s.Backends, s.Ring = bs, rc
+	return tp.Reconfigure(s)
+}
+
 func startProxyFor(t testing.TB, servers []*memctest.Server, mod func(*Options)) *testProxy {
 	t.Helper()
 	opts := Options{

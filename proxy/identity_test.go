@@ -124,7 +124,7 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 				t.Fatalf("backend 0 owns %.3f of the keys", share)
 			}
 			respelled := localhostSpelling(t, servers[0].Addr)
-			res, err := tp.Reconfigure(list(respelled), before.ringCfg)
+			res, err := tp.reconfigure(list(respelled), before.ringCfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +193,7 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 	// Something the new server holds from before: flush_on_readd empties it.
 	roundTrip(t, dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n")
 
-	res, err := tp.Reconfigure(list(fresh.Addr), before.ringCfg)
+	res, err := tp.reconfigure(list(fresh.Addr), before.ringCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 // and on reload, naming the name; a name equal to another's address too.
 func TestDuplicateNamesRefused(t *testing.T) {
 	a, b := memctest.Start(t), memctest.Start(t)
-	_, err := New(Options{Backends: []Backend{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}}, HealthDisabled: true})
+	_, err := New(Options{Backends: []Backend{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}}})
 	if err == nil || !strings.Contains(err.Error(), "backend name x listed twice") {
 		t.Fatalf("New with a name twice: %v", err)
 	}
@@ -236,7 +236,7 @@ func TestDuplicateNamesRefused(t *testing.T) {
 		{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}},
 		{{Addr: a.Addr}, {Name: a.Addr, Addr: b.Addr}},
 	} {
-		if _, err := tp.Reconfigure(bs, tp.table.Load().ringCfg); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err == nil || !strings.Contains(err.Error(), "listed twice") {
 			t.Errorf("Reconfigure(%+v): %v", bs, err)
 		}
 	}

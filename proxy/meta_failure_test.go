@@ -16,7 +16,7 @@ import (
 // memcached echoes them, and nothing at all in quiet mode), every other
 // meta command SERVER_ERROR, and the connection stays in step.
 func TestMetaDeadBackend(t *testing.T) {
-	tp := startProxy(t, 3, func(o *Options) { o.HealthDisabled = true })
+	tp := startProxy(t, 3, func(o *Options) { o.Health.AlwaysUp = true })
 	victim := tp.backends[0]
 	dead := keyOn(t, tp, victim.Addr, "dead")
 	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")

@@ -169,10 +169,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		inRing[b] = true
 	}
 	status := map[string]health.Status{}
-	if p.health != nil {
-		for _, s := range p.health.Snapshot() {
-			status[s.Name] = s
-		}
+	for _, s := range p.health.Snapshot() {
+		status[s.Name] = s
 	}
 	for _, b := range t.all {
 		counter(descBackendRequests, b.requests(), b.name)

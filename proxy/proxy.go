@@ -74,9 +74,9 @@ type Options struct {
 	// (DefaultClientOutputLimit; see output_limit.go).
 	ClientOutputLimit int
 
-	// Health configures the checker; HealthDisabled turns it off (tests).
-	Health         health.Config
-	HealthDisabled bool
+	// Health configures the checker (with Health.AlwaysUp it tracks the
+	// backends but never probes or ejects one).
+	Health health.Config
 	// AutoEject takes down backends out of the ring so their keys move to
 	// the others; when false their keys fail fast instead (config:
 	// health.auto_eject, default DefaultAutoEject).
@@ -200,8 +200,7 @@ type Proxy struct {
 }
 
 // New builds a proxy for the given backends, starts its event loops and
-// starts connecting to the backends and, unless disabled, health checking
-// them. Call Serve to accept clients.
+// starts connecting to the backends and health checking them. Call Serve to accept clients.
 func New(opts Options) (*Proxy, error) {
 	opts.setDefaults()
 	if len(opts.Backends) == 0 {
@@ -251,13 +250,11 @@ func New(opts Options) (*Proxy, error) {
 	// The checker exists before the backends, whose connections report
 	// failures to it from their first dial; it tracks no backend until
 	// SetBackends, so no event can arrive before the first ring is built.
-	if !opts.HealthDisabled {
-		hc := opts.Health
-		if opts.AutoEject && opts.FlushOnReadd {
-			hc.BeforeUp = p.flushBeforeReadd
-		}
-		p.health = health.New(hc, p.onHealthEvent, p.log)
+	hc := opts.Health
+	if opts.AutoEject && opts.FlushOnReadd {
+		hc.BeforeUp = p.flushBeforeReadd
 	}
+	p.health = health.New(hc, p.onHealthEvent, p.log)
 	for _, b := range opts.Backends {
 		p.backends = append(p.backends, newBackend(p, b.name(), b.Addr, max(b.Weight, 1)))
 	}
@@ -266,15 +263,11 @@ func New(opts Options) (*Proxy, error) {
 	p.mu.Unlock()
 	if err != nil {
 		p.closeBackends()
-		if p.health != nil {
-			p.health.Close()
-		}
+		p.health.Close()
 		p.stopLoops()
 		return nil, err
 	}
-	if p.health != nil {
-		p.health.SetBackends(healthTargets(p.backends))
-	}
+	p.health.SetBackends(healthTargets(p.backends))
 	return p, nil
 }
 
@@ -530,9 +523,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		<-done // sessions end at once: their requests have all failed
 	}
 	p.acceptors.Wait()
-	if p.health != nil {
-		p.health.Close()
-	}
+	p.health.Close()
 	close(p.stopRetiring)
 	p.retiring.Wait()
 	p.closeBackends()

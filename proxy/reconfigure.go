@@ -11,6 +11,38 @@ import (
 	"go.uber.org/zap"
 )
 
+// Settings are what Reconfigure changes on a running proxy: the backend
+// list, the ring, the health checker's tuning and the ejection cap. Options
+// holds the same fields for the start; everything else in Options applies
+// at start only.
+type Settings struct {
+	Backends []Backend
+	Ring     ring.Config
+	// Health is the checker's tuning: interval, timeout, failure and
+	// success limits, flap hold-down. BeforeUp (flush_on_readd) and
+	// AlwaysUp are fixed at start; Reconfigure ignores them.
+	Health     health.Config
+	MaxEjected EjectionCap
+}
+
+// Settings returns the settings in force, defaults applied, for a caller
+// that changes one part and passes the rest back to Reconfigure. Health's
+// BeforeUp is left out.
+func (p *Proxy) Settings() Settings {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	bs := make([]Backend, len(p.backends))
+	for i, b := range p.backends {
+		bs[i] = Backend{Addr: b.addr, Weight: int(b.weight.Load())}
+		if b.name != b.addr {
+			bs[i].Name = b.name
+		}
+	}
+	hc := p.health.Config()
+	hc.BeforeUp = nil
+	return Settings{Backends: bs, Ring: p.ringCfg, Health: hc, MaxEjected: p.maxEjected}
+}
+
 // ReconfigureResult says what a reconfiguration changed.
 type ReconfigureResult struct {
 	Added, Removed, Reweighted []string // backend names
@@ -19,19 +51,22 @@ type ReconfigureResult struct {
 	Readdressed []string
 	// Replaced: same name, a different server: it takes the name's ring
 	// place once it has proved itself, like an added backend.
-	Replaced    []string
-	RingChanged bool   // partitions, replication factor or load
-	Generation  uint64 // the config generation now in force
+	Replaced          []string
+	RingChanged       bool   // partitions, replication factor or load
+	HealthChanged     bool   // the checker's tuning
+	MaxEjectedChanged bool   // the ejection cap
+	Generation        uint64 // the config generation now in force
 }
 
 // Changed reports whether anything changed.
 func (r ReconfigureResult) Changed() bool {
-	return len(r.Added)+len(r.Removed)+len(r.Reweighted)+len(r.Readdressed)+len(r.Replaced) > 0 || r.RingChanged
+	return len(r.Added)+len(r.Removed)+len(r.Reweighted)+len(r.Readdressed)+len(r.Replaced) > 0 ||
+		r.RingChanged || r.HealthChanged || r.MaxEjectedChanged
 }
 
-// Reconfigure applies a new backend list and ring configuration to the
-// running proxy, without dropping a client or failing a command. Backends
-// are matched by name (by default their address):
+// Reconfigure applies new settings to the running proxy, without dropping
+// a client or failing a command. Backends are matched by name (by default
+// their address):
 //
 //   - backends still listed keep their connections and health state;
 //   - a backend listed under its name at another spelling of the same
@@ -45,20 +80,26 @@ func (r ReconfigureResult) Changed() bool {
 //   - removed backends leave the ring at once; their connections stay open
 //     until the commands already sent to them have been answered, then
 //     close;
-//   - weight and ring changes take effect with the new ring.
+//   - weight and ring changes take effect with the new ring;
+//   - the health checker uses its new tuning from its next probe, every
+//     backend keeping its state;
+//   - the ring is rebuilt under the new ejection cap.
 //
 // Everything is checked before anything changes: on error the running
-// configuration is untouched. A call that changes nothing still counts as
+// configuration is untouched. Then all of it is applied under the proxy's
+// lock, so the new generation (stats config_generation) is published only
+// once everything is in force. A call that changes nothing still counts as
 // a new generation, since the operator's file did change.
-func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResult, error) {
+func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	var res ReconfigureResult
+	backends := s.Backends
 	if len(backends) == 0 {
 		return res, errors.New("reconfigure: no backends")
 	}
 	if err := checkBackends(backends); err != nil {
 		return res, fmt.Errorf("reconfigure: %w", err)
 	}
-	rc, err := rc.WithDefaults()
+	rc, err := s.Ring.WithDefaults()
 	if err != nil {
 		return res, fmt.Errorf("reconfigure: ring: %w", err)
 	}
@@ -121,21 +162,28 @@ func (p *Proxy) Reconfigure(backends []Backend, rc ring.Config) (ReconfigureResu
 		}
 	}
 	res.RingChanged = rc != p.ringCfg
+	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()
 
-	p.backends, p.ringCfg = next, rc
-	if p.health != nil {
-		for _, name := range fresh {
-			p.health.Forget(name)
-		}
-		if p.opts.AutoEject {
-			// New backends join only once probes vouch for them (and,
-			// with flush_on_readd, once flushed): a mistyped address
-			// never takes keys, and a backend that was in the pool
-			// before never serves what it kept from then.
-			p.health.SetBackendsPending(healthTargets(next))
-		} else {
-			p.health.SetBackends(healthTargets(next))
-		}
+	// The tuning goes first, so that new backends start with it.
+	hc := s.Health
+	hc.BeforeUp = p.health.Config().BeforeUp // flush_on_readd is start-only
+	res.HealthChanged = p.health.SetConfig(hc)
+	if res.MaxEjectedChanged {
+		p.log.Info("ejection cap changed", zap.String("max_ejected", s.MaxEjected.String()),
+			zap.Int("backends", s.MaxEjected.Limit(len(next))))
+	}
+	p.backends, p.ringCfg, p.maxEjected = next, rc, s.MaxEjected
+	for _, name := range fresh {
+		p.health.Forget(name)
+	}
+	if p.opts.AutoEject {
+		// New backends join only once probes vouch for them (and,
+		// with flush_on_readd, once flushed): a mistyped address
+		// never takes keys, and a backend that was in the pool
+		// before never serves what it kept from then.
+		p.health.SetBackendsPending(healthTargets(next))
+	} else {
+		p.health.SetBackends(healthTargets(next))
 	}
 	if err := p.rebuildLocked(); err != nil {
 		// ring.New accepted the full list above, so a subset cannot fail;
@@ -200,17 +248,6 @@ func containsName(bs []Backend, name string) bool {
 		}
 	}
 	return false
-}
-
-// SetHealthConfig changes the health checker's interval, timeout and
-// limits on the running proxy; backends keep their state. The re-add hook
-// (flush_on_readd) and auto_eject stay as they were set at start.
-func (p *Proxy) SetHealthConfig(hc health.Config) {
-	if p.health == nil {
-		return
-	}
-	hc.BeforeUp = p.health.Config().BeforeUp
-	p.health.SetConfig(hc)
 }
 
 // ConfigGeneration returns the config generation in force (1 at start, one

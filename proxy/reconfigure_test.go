@@ -60,7 +60,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 	step := func(name string, bs []Backend) (before, after *routeTable) {
 		t.Helper()
 		before = tp.table.Load()
-		res, err := tp.Reconfigure(bs, ring.Config{})
+		res, err := tp.reconfigure(bs, ring.Config{})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -97,10 +97,10 @@ func TestReconfigureUnderLoad(t *testing.T) {
 	}
 
 	gen, _ := tp.ConfigGeneration()
-	if _, err := tp.Reconfigure([]Backend{{Addr: servers[1].Addr}, {Addr: servers[1].Addr}}, ring.Config{}); err == nil {
+	if _, err := tp.reconfigure([]Backend{{Addr: servers[1].Addr}, {Addr: servers[1].Addr}}, ring.Config{}); err == nil {
 		t.Fatal("a duplicate backend was accepted")
 	}
-	if _, err := tp.Reconfigure(list(0, 1, 1, 1), ring.Config{Load: 0.5}); err == nil {
+	if _, err := tp.reconfigure(list(0, 1, 1, 1), ring.Config{Load: 0.5}); err == nil {
 		t.Fatal("ring load 0.5 was accepted")
 	}
 	if g, _ := tp.ConfigGeneration(); g != gen {
@@ -123,7 +123,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 // TestRemovedBackendDrains: commands already sent to a backend that a
 // reload removes still get their replies.
 func TestRemovedBackendDrains(t *testing.T) {
-	tp := startProxy(t, 2, func(o *Options) { o.HealthDisabled = true })
+	tp := startProxy(t, 2, func(o *Options) { o.Health.AlwaysUp = true })
 	victim, other := tp.backends[0], tp.backends[1]
 	k := keyOn(t, tp, victim.Addr, "drain")
 	c := dial(t, tp.addr)
@@ -137,7 +137,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInFlight(t, tp, victim.Addr)
-	if _, err := tp.Reconfigure([]Backend{{Addr: other.Addr}}, ring.Config{}); err != nil {
+	if _, err := tp.reconfigure([]Backend{{Addr: other.Addr}}, ring.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := victim.Thaw(); err != nil {
@@ -168,7 +168,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 	roundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
 	rc := tp.table.Load().ringCfg // the same ring, so k returns to a
 
-	if _, err := tp.Reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
+	if _, err := tp.reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
 		t.Fatal(err)
 	}
 	roundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n") // now on b
@@ -178,7 +178,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody := fmt.Sprintf("127.0.0.1:%d", port)
-	if _, err := tp.Reconfigure([]Backend{{Addr: a.Addr}, {Addr: b.Addr}, {Addr: nobody}}, rc); err != nil {
+	if _, err := tp.reconfigure([]Backend{{Addr: a.Addr}, {Addr: b.Addr}, {Addr: nobody}}, rc); err != nil {
 		t.Fatal(err)
 	}
 	waitInRing(t, tp, a.Addr, true)
@@ -221,5 +221,62 @@ func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 			t.Fatalf("no request in flight to %s", addr)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestReconfigureSettingsTogether: Settings returns what is in force, and
+// passing it back changes nothing but the generation; one Reconfigure
+// applies backends, ring, health tuning and ejection cap together and
+// reports each; a refused one leaves every part as it was.
+func TestReconfigureSettingsTogether(t *testing.T) {
+	tp := startProxy(t, 2, nil)
+	s0 := tp.Settings()
+	if len(s0.Backends) != 2 || s0.Backends[0] != (Backend{Addr: tp.backends[0].Addr, Weight: 1}) ||
+		s0.Health.Interval != 100*time.Millisecond || s0.Health.FailureLimit != 3 || s0.Health.BeforeUp != nil ||
+		s0.Ring.Partitions != 271 || s0.MaxEjected.String() != "50%" {
+		t.Fatalf("Settings at start: %+v", s0)
+	}
+	res, err := tp.Reconfigure(s0)
+	if err != nil || res.Changed() || res.Generation != 2 {
+		t.Fatalf("Reconfigure with the settings in force: %+v, %v", res, err)
+	}
+
+	s := tp.Settings()
+	s.Backends[1].Weight = 2
+	s.Ring.Load = 2
+	s.Health.Interval, s.Health.FailureLimit = 200*time.Millisecond, 7
+	s.MaxEjected = MaxEjectedBackends(1)
+	res, err = tp.Reconfigure(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.RingChanged || !res.HealthChanged || !res.MaxEjectedChanged || len(res.Reweighted) != 1 ||
+		len(res.Added)+len(res.Removed) > 0 || res.Generation != 3 {
+		t.Fatalf("Reconfigure of every part: %+v", res)
+	}
+	want := map[string]string{"health_interval": "200ms", "health_failure_limit": "7", "health_success_limit": "2",
+		"max_ejected": "1", "ring_load": "2"}
+	st := memctest.Stats(t, tp.addr, "settings")
+	for k, v := range want {
+		if st[k] != v {
+			t.Errorf("stats settings %s = %q after Reconfigure, want %q", k, st[k], v)
+		}
+	}
+	if tp.health.Config().BeforeUp == nil {
+		t.Error("Reconfigure dropped the flush_on_readd hook, which is start-only")
+	}
+
+	bad := tp.Settings()
+	bad.Health.FailureLimit = 9
+	bad.MaxEjected = MaxEjectedPercent(10)
+	bad.Ring.Load = 0.5
+	if _, err := tp.Reconfigure(bad); err == nil {
+		t.Fatal("ring load 0.5 was accepted")
+	}
+	if got := tp.Settings(); got.Health.FailureLimit != 7 || got.MaxEjected.String() != "1" || got.Ring.Load != 2 {
+		t.Fatalf("a refused Reconfigure changed the settings: %+v", got)
+	}
+	if g, _ := tp.ConfigGeneration(); g != 3 {
+		t.Fatalf("a refused Reconfigure moved the generation to %d", g)
 	}
 }

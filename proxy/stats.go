@@ -291,11 +291,9 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		live[b] = true
 	}
 	status := map[string]healthStatus{}
-	if p.health != nil {
-		for _, st := range p.health.Snapshot() {
-			status[st.Name] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
-				lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
-		}
+	for _, st := range p.health.Snapshot() {
+		status[st.Name] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
+			lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
 	}
 	for _, b := range t.all {
 		pre := "backend:" + b.name + ":"
@@ -379,13 +377,11 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
 	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
 	w.str("failover_ttl", o.FailoverTTL.String())
-	if p.health != nil {
-		hc := p.health.Config()
-		w.str("health_interval", hc.Interval.String())
-		w.str("health_timeout", hc.Timeout.String())
-		w.i("health_failure_limit", int64(hc.FailureLimit))
-		w.i("health_success_limit", int64(hc.SuccessLimit))
-	}
+	hc := p.health.Config()
+	w.str("health_interval", hc.Interval.String())
+	w.str("health_timeout", hc.Timeout.String())
+	w.i("health_failure_limit", int64(hc.FailureLimit))
+	w.i("health_success_limit", int64(hc.SuccessLimit))
 	rc := p.table.Load().ringCfg
 	w.i("ring_partitions", int64(rc.Partitions))
 	w.i("ring_replication_factor", int64(rc.ReplicationFactor))

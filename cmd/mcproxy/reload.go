@@ -1,7 +1,6 @@
 package main
 
 import (
-	"strings"
 	"sync"
 
 	"github.com/mcproxy/mcproxy/internal/config"
@@ -9,10 +8,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// reloader applies edits of the config file to the running proxy. The
-// backend list, the ring, the health checker's interval, timeout and
-// limits, and the ejection cap change live; any other changed key is logged as needing a restart
-// and keeps its running value.
+// reloader applies edits of the config file to the running proxy. The keys
+// that apply live (config.AppliesLive: the backend list, the ring, the
+// health checker's interval, timeout and limits, and the ejection cap) go
+// to the proxy in one Reconfigure; any other changed key is logged as
+// needing a restart and keeps its running value.
 type reloader struct {
 	path  string
 	proxy *proxy.Proxy
@@ -23,7 +23,8 @@ type reloader struct {
 }
 
 // reload loads the file again and applies what changed. A file that does
-// not load leaves everything as it is; the error names the problem.
+// not load, or that the proxy refuses, leaves everything as it is; the
+// error names the problem.
 func (r *reloader) reload(trigger string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -32,14 +33,12 @@ func (r *reloader) reload(trigger string) {
 	}
 	next, err := config.Load(r.path)
 	if err != nil {
-		r.proxy.CountReloadFailure()
-		r.log.Error("config reload refused; the running config stays in force",
-			zap.String("trigger", trigger), zap.Error(err))
+		r.refused(trigger, err)
 		return
 	}
 	var live, restart []string
 	for _, key := range config.Diff(r.running, next) {
-		if liveKey(key) {
+		if config.AppliesLive(key) {
 			live = append(live, key)
 		} else {
 			restart = append(restart, key)
@@ -49,37 +48,31 @@ func (r *reloader) reload(trigger string) {
 		r.log.Warn("config keys changed that apply only after a restart; their running values stay",
 			zap.Strings("keys", restart))
 	}
-	// The settings that Reconfigure does not take go first, so that the
-	// generation it publishes (stats config_generation) is only seen once
-	// everything of the new file is in force. If Reconfigure refuses, they
-	// are put back.
-	r.proxy.SetHealthConfig(healthFrom(next))
-	r.proxy.SetMaxEjected(maxEjectedFrom(next))
-	res, err := r.proxy.Reconfigure(backendsFrom(next), ringFrom(next))
+	res, err := r.proxy.Reconfigure(settingsFrom(next))
 	if err != nil {
-		r.proxy.SetHealthConfig(healthFrom(r.running))
-		r.proxy.SetMaxEjected(maxEjectedFrom(r.running))
-		r.proxy.CountReloadFailure()
-		r.log.Error("config reload refused; the running config stays in force",
-			zap.String("trigger", trigger), zap.Error(err))
+		r.refused(trigger, err)
 		return
 	}
-	r.running.Health.MaxEjected = next.Health.MaxEjected
-	r.running.Backends, r.running.Ring = next.Backends, next.Ring
-	r.running.Health.Interval, r.running.Health.Timeout = next.Health.Interval, next.Health.Timeout
-	r.running.Health.FailureLimit, r.running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
+	r.running = withLive(r.running, next)
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed),
-		zap.Strings("replaced", res.Replaced), zap.Bool("ring_changed", res.RingChanged))
+		zap.Strings("replaced", res.Replaced), zap.Bool("ring_changed", res.RingChanged),
+		zap.Bool("health_changed", res.HealthChanged), zap.Bool("max_ejected_changed", res.MaxEjectedChanged))
 }
 
-// liveKey reports whether a changed config key applies without a restart.
-func liveKey(key string) bool {
-	switch key {
-	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit",
-		"health.max_ejected":
-		return true
-	}
-	return strings.HasPrefix(key, "ring.")
+// withLive returns running with the keys that apply live taken from next:
+// what is in force once Reconfigure has accepted settingsFrom(next).
+func withLive(running, next config.Config) config.Config {
+	running.Backends, running.Ring = next.Backends, next.Ring
+	running.Health.Interval, running.Health.Timeout = next.Health.Interval, next.Health.Timeout
+	running.Health.FailureLimit, running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
+	running.Health.MaxEjected = next.Health.MaxEjected
+	return running
+}
+
+func (r *reloader) refused(trigger string, err error) {
+	r.proxy.CountReloadFailure()
+	r.log.Error("config reload refused; the running config stays in force",
+		zap.String("trigger", trigger), zap.Error(err))
 }

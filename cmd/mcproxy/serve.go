@@ -138,9 +138,10 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 
 // optionsFrom maps the validated config onto the proxy's options.
 func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
+	s := settingsFrom(cfg)
 	return proxy.Options{
-		Backends:          backendsFrom(cfg),
-		Ring:              ringFrom(cfg),
+		Backends:          s.Backends,
+		Ring:              s.Ring,
 		Connections:       cfg.Backend.Connections,
 		Timeout:           cfg.Backend.Timeout,
 		ConnectTimeout:    cfg.Backend.ConnectTimeout,
@@ -148,10 +149,10 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		MaxItemSize:       cfg.Limits.MaxItemSize,
 		ClientIdleTimeout: cfg.Limits.ClientIdleTimeout,
 		ClientOutputLimit: cfg.Limits.ClientOutputLimit,
-		Health:            healthFrom(cfg),
+		Health:            s.Health,
 		AutoEject:         cfg.Health.AutoEject,
 		FlushOnReadd:      cfg.Health.FlushOnReadd,
-		MaxEjected:        maxEjectedFrom(cfg),
+		MaxEjected:        s.MaxEjected,
 		DisableFlushAll:   cfg.DisableFlushAll,
 		FailoverTTL:       cfg.Failover.TTL,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
@@ -160,21 +161,34 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 	}
 }
 
-func backendsFrom(cfg config.Config) []proxy.Backend {
+// settingsFrom maps the validated config onto the settings a running
+// proxy can change (config.AppliesLive): the proxy starts with them and a
+// reload passes them to Reconfigure.
+func settingsFrom(cfg config.Config) proxy.Settings {
 	bs := make([]proxy.Backend, len(cfg.Backends))
 	for i, b := range cfg.Backends {
 		bs[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight}
 	}
-	return bs
-}
-
-// maxEjectedFrom maps health.max_ejected, which validation has checked.
-func maxEjectedFrom(cfg config.Config) proxy.EjectionCap {
-	n, percent, _ := cfg.Health.MaxEjected.Parse()
+	n, percent, _ := cfg.Health.MaxEjected.Parse() // checked by validation
+	maxEjected := proxy.MaxEjectedBackends(n)
 	if percent {
-		return proxy.MaxEjectedPercent(n)
+		maxEjected = proxy.MaxEjectedPercent(n)
 	}
-	return proxy.MaxEjectedBackends(n)
+	return proxy.Settings{
+		Backends: bs,
+		Ring: ring.Config{
+			Partitions:        cfg.Ring.Partitions,
+			ReplicationFactor: cfg.Ring.ReplicationFactor,
+			Load:              cfg.Ring.Load,
+		},
+		Health: health.Config{
+			Interval:     cfg.Health.Interval,
+			Timeout:      cfg.Health.Timeout,
+			FailureLimit: cfg.Health.FailureLimit,
+			SuccessLimit: cfg.Health.SuccessLimit,
+		},
+		MaxEjected: maxEjected,
+	}
 }
 
 // backendAddrs lists the configured backends for the start-up log.
@@ -184,21 +198,4 @@ func backendAddrs(cfg config.Config) []string {
 		addrs[i] = b.Addr
 	}
 	return addrs
-}
-
-func ringFrom(cfg config.Config) ring.Config {
-	return ring.Config{
-		Partitions:        cfg.Ring.Partitions,
-		ReplicationFactor: cfg.Ring.ReplicationFactor,
-		Load:              cfg.Ring.Load,
-	}
-}
-
-func healthFrom(cfg config.Config) health.Config {
-	return health.Config{
-		Interval:     cfg.Health.Interval,
-		Timeout:      cfg.Health.Timeout,
-		FailureLimit: cfg.Health.FailureLimit,
-		SuccessLimit: cfg.Health.SuccessLimit,
-	}
 }

@@ -1,0 +1,50 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestAppliesLive holds the live/restart split of every key of Config: a
+// new key must be placed here, on purpose, and a key Diff names is placed
+// the same way.
+func TestAppliesLive(t *testing.T) {
+	live := map[string]bool{
+		"backends": true, "backends[].name": true, "backends[].addr": true, "backends[].weight": true,
+		"ring.partitions": true, "ring.replication_factor": true, "ring.load": true,
+		"health.interval": true, "health.timeout": true, "health.failure_limit": true,
+		"health.success_limit": true, "health.max_ejected": true,
+		"listen": false, "admin": false, "pprof": false, "disable_flush_all": false,
+		"health.auto_eject": false, "health.flush_on_readd": false,
+		"backend.connections": false, "backend.timeout": false, "backend.connect_timeout": false,
+		"limits.max_connections": false, "limits.max_item_size": false,
+		"limits.client_idle_timeout": false, "limits.client_output_limit": false,
+		"failover.ttl": false,
+	}
+	var keys []string
+	yamlKeys(reflect.TypeOf(Config{}), "", &keys)
+	for _, k := range keys {
+		want, ok := live[k]
+		if !ok {
+			t.Errorf("key %s: decide whether it applies live, and say so here and in README.md", k)
+			continue
+		}
+		if got := AppliesLive(k); got != want {
+			t.Errorf("AppliesLive(%q) = %v, want %v", k, got, want)
+		}
+	}
+	if len(keys) != len(live) {
+		t.Errorf("%d keys in Config, %d in this test", len(keys), len(live))
+	}
+	// The keys Diff reports follow the same split.
+	prev := Default()
+	prev.Backends = []Backend{{Addr: "127.0.0.1:11311", Weight: 1}}
+	next := prev
+	next.Backends = []Backend{{Addr: "127.0.0.1:11312", Weight: 1}}
+	next.Ring.Load, next.Health.MaxEjected, next.Limits.MaxConnections = 2, "1", 7
+	for _, k := range Diff(prev, next) {
+		if AppliesLive(k) != live[k] {
+			t.Errorf("Diff's key %s: AppliesLive = %v", k, AppliesLive(k))
+		}
+	}
+}
