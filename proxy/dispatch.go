@@ -262,7 +262,7 @@ func (s *session) routeByKey(r *request, req *protocol.Request) {
 // down backend stays in the ring, and its keys fail fast here instead of
 // moving to another backend.
 func (s *session) sendTo(b *backend, r *request) {
-	if !s.p.opts.AutoEject && !s.p.health.IsUp(b.addr) {
+	if !s.p.opts.AutoEject && !s.p.health.IsUp(b.name) {
 		r.backend = b
 		b.countFailed(errBackendDown, 1)
 		r.fail(errBackendDown)

@@ -323,3 +323,34 @@ func TestNoStaleValueAfterReadd(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoEjectOffNamedFrozen: with auto_eject false, the keys of a backend
+// the checker holds down fail fast however the backend is named. The
+// checker knows backends by name: a frozen backend named apart from its
+// address must be seen as down, so that its keys are refused at once
+// (counted as errors_down) rather than sent to wait out the timeout.
+func TestAutoEjectOffNamedFrozen(t *testing.T) {
+	tp := startProxy(t, 3, func(o *Options) {
+		o.AutoEject = false
+		o.Timeout = 30 * time.Second // a request sent to the frozen backend would hang
+		for i := range o.Backends {
+			o.Backends[i].Name = fmt.Sprintf("cache-%d", i)
+		}
+	})
+	victim := tp.backends[2]
+	dead := keyOn(t, tp, victim.Addr, "dead")
+	c := dial(t, tp.addr)
+	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", dead), "STORED\r\n")
+	if err := victim.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = victim.Thaw() }()
+	waitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
+	if got := roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n"); got != "SERVER_ERROR backend unavailable\r\n" {
+		t.Fatalf("set on a down backend: %q", got)
+	}
+	st := backendStats(t, c, "cache-2")
+	if st["errors_down"] != "1" || st["errors_timeout"] != "0" {
+		t.Fatalf("errors_down %s, errors_timeout %s: the set was not refused as down", st["errors_down"], st["errors_timeout"])
+	}
+}
