@@ -17,9 +17,13 @@ import (
 
 // Connections to each backend (config: backend.*).
 const (
-	// DefaultBackendConnections is Options.Connections' default. Every
-	// client's requests are pipelined onto these shared connections.
-	DefaultBackendConnections = 2
+	// DefaultBackendConnections is Options.Connections' default: one
+	// connection from each event loop to each backend, onto which every
+	// request of the loop's clients to that backend is pipelined. One is
+	// where batching is best: a second connection per loop halves the
+	// commands per write (make compare, single get at 1 in flight: 11.3
+	// against 9.3 µs of CPU per key).
+	DefaultBackendConnections = 1
 	// MinBackendConnections and MaxBackendConnections bound
 	// Options.Connections. With pipelining a few connections carry the
 	// load; the cap catches a typo that would open thousands per backend.

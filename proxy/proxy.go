@@ -51,9 +51,9 @@ type Options struct {
 	// EventLoops is the number of event loops, each serving its share of
 	// the clients with its own backend connections (runtime.GOMAXPROCS).
 	EventLoops int
-	// Connections is the number of connections to each backend, shared
-	// out among the loops: each loop gets ceil(Connections/EventLoops), at
-	// least one (DefaultBackendConnections).
+	// Connections is the number of connections from each event loop to
+	// each backend (DefaultBackendConnections); a client's commands to a
+	// backend all go on one of them, so they stay in order.
 	Connections int
 	// Timeout bounds how long a command waits for its backend
 	// (DefaultBackendTimeout).
@@ -233,7 +233,7 @@ func New(opts Options) (*Proxy, error) {
 	p.generation = 1
 	p.lastReload = p.started
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
-	p.connsPerLoop = max((opts.Connections+opts.EventLoops-1)/opts.EventLoops, 1)
+	p.connsPerLoop = opts.Connections
 	for i := range opts.EventLoops {
 		l, err := newEventLoop(p, i)
 		if err != nil {

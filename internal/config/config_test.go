@@ -161,7 +161,7 @@ func TestDefaultsApplied(t *testing.T) {
 	if d.Listen != "127.0.0.1:11211" || d.Admin != "" || d.Pprof || d.Backends != nil ||
 		d.Ring != (Ring{7919, 160, 1.25}) ||
 		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true, "50%"}) ||
-		d.Backend != (BackendOptions{2, time.Second, 500 * time.Millisecond}) ||
+		d.Backend != (BackendOptions{1, time.Second, 500 * time.Millisecond}) ||
 		d.Limits != (Limits{10000, 1 << 20, 0, 64 << 20}) {
 		t.Errorf("Default() = %+v", d)
 	}
