@@ -15,6 +15,17 @@ import (
 // DefaultFailoverTTL and its range (failover.go), DefaultMaxEjectedPercent
 // (ejection.go). Ring and health settings are in ring/ and health/.
 
+// Event loops (config: event_loops).
+const (
+	// DefaultEventLoops is Options.EventLoops' default, 0: one loop per CPU
+	// the process may use (runtime.GOMAXPROCS, which follows the CPU
+	// affinity and, from Go 1.25, the container's CPU limit).
+	DefaultEventLoops = 0
+	// MaxEventLoops bounds Options.EventLoops: each loop holds its own
+	// connections to every backend, so a typo must not open thousands.
+	MaxEventLoops = 256
+)
+
 // Connections to each backend (config: backend.*).
 const (
 	// DefaultBackendConnections is Options.Connections' default: one

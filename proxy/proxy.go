@@ -49,7 +49,8 @@ type Options struct {
 	Ring     ring.Config
 
 	// EventLoops is the number of event loops, each serving its share of
-	// the clients with its own backend connections (runtime.GOMAXPROCS).
+	// the clients with its own backend connections; 0 is one per CPU the
+	// process may use (runtime.GOMAXPROCS).
 	EventLoops int
 	// Connections is the number of connections from each event loop to
 	// each backend (DefaultBackendConnections); a client's commands to a

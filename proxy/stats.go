@@ -365,6 +365,7 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.i("item_size_max", int64(o.MaxItemSize))
 	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
 	w.i("client_output_limit", int64(o.ClientOutputLimit))
+	w.i("event_loops", int64(len(p.loops)))
 	w.i("backend_connections", int64(o.Connections))
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())

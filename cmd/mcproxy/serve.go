@@ -142,6 +142,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 	return proxy.Options{
 		Backends:          s.Backends,
 		Ring:              s.Ring,
+		EventLoops:        cfg.EventLoops,
 		Connections:       cfg.Backend.Connections,
 		Timeout:           cfg.Backend.Timeout,
 		ConnectTimeout:    cfg.Backend.ConnectTimeout,

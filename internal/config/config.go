@@ -50,6 +50,10 @@ type Config struct {
 	// they get "CLIENT_ERROR flush_all not allowed". The proxy's own flush
 	// of a backend rejoining the ring (health.flush_on_readd) still runs.
 	DisableFlushAll bool `yaml:"disable_flush_all"`
+	// EventLoops is the number of event loops serving clients, each with
+	// its own connections to every backend; 0 is one per CPU the process
+	// may use, 0..proxy.MaxEventLoops.
+	EventLoops int `yaml:"event_loops"`
 	// Backends are the memcached servers keys are sharded over; at least
 	// one, no address twice.
 	Backends []Backend `yaml:"backends"`
@@ -195,6 +199,7 @@ func Default() Config {
 		Pprof:  false,
 
 		DisableFlushAll: false,
+		EventLoops:      proxy.DefaultEventLoops,
 		Ring: Ring{
 			Partitions:        ring.DefaultPartitions,
 			ReplicationFactor: ring.DefaultReplicationFactor,

@@ -20,6 +20,7 @@ listen: 0.0.0.0:12000
 admin: 127.0.0.1:9999
 pprof: true
 disable_flush_all: true
+event_loops: 3
 backends:
   - addr: 10.0.0.1:11211
     weight: 3
@@ -58,6 +59,7 @@ func fullConfig() Config {
 		Pprof:  true,
 
 		DisableFlushAll: true,
+		EventLoops:      3,
 		Backends: []Backend{
 			{Name: "cache-a", Addr: "10.0.0.1:11211", Weight: 3},
 			{Addr: "10.0.0.2:11211", Weight: 1},

@@ -136,6 +136,7 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		"admin":             p.str(&c.Admin),
 		"pprof":             p.boolean(&c.Pprof),
 		"disable_flush_all": p.boolean(&c.DisableFlushAll),
+		"event_loops":       p.integer(&c.EventLoops),
 		"backends":          p.backends(&c.Backends),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&c.Ring.Partitions),

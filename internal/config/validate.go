@@ -91,6 +91,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.errorf("health.max_ejected", "%v", err)
 	}
 
+	v.intRange("event_loops", c.EventLoops, 0, proxy.MaxEventLoops)
 	v.intRange("backend.connections", c.Backend.Connections, proxy.MinBackendConnections, proxy.MaxBackendConnections)
 	v.positive("backend.timeout", c.Backend.Timeout)
 	v.positive("backend.connect_timeout", c.Backend.ConnectTimeout)
