@@ -317,7 +317,35 @@ func (s *session) flush() {
 	if s.ended {
 		return
 	}
-	for r := s.head; r != nil && r.done; r = s.head {
+	for {
+		s.renderReady()
+		s.writeOut()
+		if s.closed || s.wantWrite || s.head == nil || !s.head.done {
+			break // the socket is full, or nothing more is ready
+		}
+	}
+	if s.ended {
+		return
+	}
+	if (s.paused || s.parked) && !s.readerDone && !s.closed {
+		s.readCommands()
+	}
+	s.maybeEnd()
+}
+
+// outputHighWater bounds the rendered output a session holds unwritten.
+// Rendering copies a reply into the output buffer; past this much, finished
+// replies wait in the FIFO, in the memory they were read into (which the
+// output limit already counts), until the socket takes what is rendered.
+// So a client that reads slowly costs its replies once, not twice, and the
+// output buffer never grows past one reply beyond this.
+const outputHighWater = 256 << 10
+
+// renderReady renders the finished head of the FIFO, in order, into the
+// output buffer, up to outputHighWater.
+func (s *session) renderReady() {
+	s.compactOut()
+	for r := s.head; r != nil && r.done && (s.gone || len(s.out)-s.outOff < outputHighWater); r = s.head {
 		s.head = r.next
 		if s.head == nil {
 			s.tail = nil
@@ -340,14 +368,17 @@ func (s *session) flush() {
 		}
 		r.release()
 	}
-	s.writeOut()
-	if s.ended {
+}
+
+// compactOut moves the unwritten output to the front of its buffer, so
+// that what was written is not kept while a client that never quite catches
+// up goes on reading.
+func (s *session) compactOut() {
+	if s.outOff == 0 {
 		return
 	}
-	if (s.paused || s.parked) && !s.readerDone && !s.closed {
-		s.readCommands()
-	}
-	s.maybeEnd()
+	n := copy(s.out, s.out[s.outOff:])
+	s.out, s.outOff = s.out[:n], 0
 }
 
 // writeOut writes the rendered replies.
