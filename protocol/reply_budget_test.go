@@ -102,3 +102,23 @@ func TestReplyBudgetDroppedStillStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyBudgetChargesOneValueOnce: a large value read into a reply whose
+// buffer came from a pool (roomy but too small for it) is charged for
+// about its size, not for twice the old buffer: the output limit's bound
+// (a window of values of at most max_item_size) depends on it.
+func TestReplyBudgetChargesOneValueOnce(t *testing.T) {
+	value := strings.Repeat("v", 40<<10)
+	stream := "VALUE k 0 " + strconv.Itoa(len(value)) + "\r\n" + value + "\r\nEND\r\n"
+	b := &budget{limit: 1 << 30}
+	r := Reply{Budget: b, Raw: make([]byte, 0, 32<<10)} // a pooled buffer
+	if err := NewReplyReader(strings.NewReader(stream), 0).ReadReply(ReplyRetrieval, &r); err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Raw) != stream {
+		t.Fatalf("reply %d bytes, want %d", len(r.Raw), len(stream))
+	}
+	if b.granted > len(stream)+len("END\r\n") {
+		t.Fatalf("charged %d bytes for a reply of %d", b.granted, len(stream))
+	}
+}

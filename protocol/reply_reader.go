@@ -103,9 +103,13 @@ func (out *Reply) keep(b []byte) {
 // the memory that takes, and reports whether the room is there. The first
 // growth charges the whole new buffer (the one the reply came with, say
 // from a pool, is no longer used); later ones charge what they add.
-// Capacity at least doubles, so a reply of many values is copied O(1)
-// times per byte. Without a budget it only reports whether the reply is
-// still kept; append grows Raw as before.
+// The new capacity is at least twice what the reply holds, so a reply of
+// many values is copied O(1) times per byte; it is not twice the old
+// capacity, which for a pooled buffer that held a larger reply before
+// would charge a single large value up to twice its size, and so let
+// replies within max_item_size pass the hard output limit. Without a
+// budget it only reports whether the reply is still kept; append grows
+// Raw as before.
 func (out *Reply) reserve(n int) bool {
 	if out.Dropped {
 		return false
@@ -113,7 +117,7 @@ func (out *Reply) reserve(n int) bool {
 	if out.Budget == nil || cap(out.Raw)-len(out.Raw) >= n {
 		return true
 	}
-	newCap := max(len(out.Raw)+n, 2*cap(out.Raw))
+	newCap := max(len(out.Raw)+n, 2*len(out.Raw))
 	if !out.Budget.Charge(newCap - out.charged) {
 		out.Dropped = true
 		return false
