@@ -1,9 +1,11 @@
-// Package proxy is mcproxy's data path: the listener, client sessions,
-// backend connection pools, routing and fan-out, and the proxy's own stats.
+// Package proxy is mcproxy's data path: event loops that own the client
+// sessions and the backend connections, routing and fan-out, and the
+// proxy's own stats.
 //
-// A client command is parsed by its session, routed by key through an
-// immutable ring snapshot to a backend, pipelined onto one of that backend's
-// few shared connections, and answered in the order the client sent its
+// A client command is parsed by its session on its event loop (loop.go),
+// routed by key through an immutable ring snapshot to a backend, queued on
+// the loop's own connection to that backend, written with the turn's other
+// commands in one writev, and answered in the order the client sent its
 // commands. Ring snapshots are rebuilt off the hot path, when the health
 // checker ejects or re-adds a backend or the backend list changes, and
 // swapped in atomically.
