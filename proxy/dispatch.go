@@ -210,18 +210,19 @@ func (s *session) dispatchStorage(req *protocol.Request) bool {
 	return true
 }
 
-// storageArrived routes a storage command whose data block has been read,
-// or refuses it when the block was bad. err is ContinueData's.
+// storageArrived routes a storage command or an ms whose data block has
+// been read, or refuses it when the block was bad. err is ContinueData's.
 func (s *session) storageArrived(r *request, err error) {
-	if r.op == protocol.OpMetaSet {
-		s.metaSetArrived(r, err)
-		return
-	}
 	req := &s.req
+	meta := r.op == protocol.OpMetaSet
 	if err == protocol.ErrBadDataChunk {
 		s.p.stats.clientErrors.Add(1)
+		if meta {
+			s.p.stats.countResult(r.op, resError, 1)
+		}
 		r.release()
-		if !req.NoReply {
+		// memcached answers an ms's bad block even in quiet mode.
+		if meta || !req.NoReply {
 			s.enqueueLocal(err.Error())
 		}
 		return
@@ -232,6 +233,10 @@ func (s *session) storageArrived(r *request, err error) {
 		return
 	}
 	s.now = s.l.now // a large block can take a while to arrive
+	if meta {
+		s.routeMeta(r, req)
+		return
+	}
 	s.p.stats.countCommand(req.Op, 1)
 	s.routeByKey(r, req)
 }
