@@ -3,10 +3,11 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // BenchmarkProxyPipelinedGets measures the proxy's own cost per command:
@@ -15,16 +16,12 @@ import (
 // per command, since the client side allocates nothing in the loop.
 func BenchmarkProxyPipelinedGets(b *testing.B) {
 	tp := startProxy(b, 3, nil)
-	c, err := net.DialTimeout("tcp", tp.addr, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(b, tp.addr)
 	const batch = 16
 	var cmds, want bytes.Buffer
 	for i := 0; i < batch; i++ {
 		k := "bench:" + strings.Repeat("k", i%7) + string(rune('a'+i))
-		roundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n")
+		memctest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
 		cmds.WriteString("get " + k + "\r\n")
 		want.WriteString("VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n")
 	}

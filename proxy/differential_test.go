@@ -77,13 +77,7 @@ func TestDifferentialAgainstMemcached(t *testing.T) {
 	tp := startProxy(t, 3, nil)
 	for _, tc := range differentialCases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, addr := range []string{direct.Addr, tp.addr} {
-				if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-					t.Fatalf("flush %s: %q", addr, got)
-				}
-			}
-			want := maskCas(exchange(t, direct.Addr, []byte(tc.input)))
-			got := maskCas(exchange(t, tp.addr, []byte(tc.input)))
+			want, got := againstMemcached(t, direct.Addr, tp.addr, tc.input, maskCas)
 			if !bytes.Equal(got, want) {
 				t.Errorf("input %s\nmemcached: %s\nmcproxy:   %s", clipQ(tc.input), clipQ(string(want)), clipQ(string(got)))
 			}

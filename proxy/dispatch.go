@@ -241,18 +241,28 @@ func (s *session) storageArrived(r *request, err error) {
 	s.routeByKey(r, req)
 }
 
-// routeByKey queues r, encoded from req, for the client and sends it to
-// the key's backend. While a backend is out of the ring or the ring changed
-// recently, routeFailover adds what keeps reads fresh (failover.go).
-func (s *session) routeByKey(r *request, req *protocol.Request) {
+// enqueueAndLocate queues r for the client and returns the current route
+// table, the backend of req's key in it, and the key. When no backend is
+// live it fails r instead and returns a nil table.
+func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*routeTable, *backend, []byte) {
 	s.enqueue(r)
 	t := s.p.table.Load()
 	if t.ring == nil {
 		r.fail(errNoBackends)
-		return
+		return nil, nil, nil
 	}
 	key := req.Key()
-	b := t.members[t.ring.Locate(key)]
+	return t, t.members[t.ring.Locate(key)], key
+}
+
+// routeByKey queues r, encoded from req, for the client and sends it to
+// the key's backend. While a backend is out of the ring or the ring changed
+// recently, routeFailover adds what keeps reads fresh (failover.go).
+func (s *session) routeByKey(r *request, req *protocol.Request) {
+	t, b, key := s.enqueueAndLocate(r, req)
+	if t == nil {
+		return
+	}
 	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
 		r.routed = t // for repairAfterSwap
 	}

@@ -162,14 +162,10 @@ func metaTokens(req *protocol.Request, rw protocol.MetaRewrite) int {
 // after a ring change. An mg only has its expiries capped, as gat has; me
 // only reads.
 func (s *session) routeMeta(r *request, req *protocol.Request) {
-	s.enqueue(r)
-	t := s.p.table.Load()
-	if t.ring == nil {
-		r.fail(errNoBackends)
+	t, b, key := s.enqueueAndLocate(r, req)
+	if t == nil {
 		return
 	}
-	key := req.Key()
-	b := t.members[t.ring.Locate(key)]
 	if metaPlants(req) {
 		r.routed = t // for repairAfterSwap
 	}

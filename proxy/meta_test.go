@@ -85,13 +85,7 @@ func TestMetaMatchesMemcached(t *testing.T) {
 	tp := startProxy(t, 3, nil)
 	for _, tc := range metaDifferentialCases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, addr := range []string{direct.Addr, tp.addr} {
-				if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-					t.Fatalf("flush %s: %q", addr, got)
-				}
-			}
-			want := maskMeta(exchange(t, direct.Addr, []byte(tc.input)))
-			got := maskMeta(exchange(t, tp.addr, []byte(tc.input)))
+			want, got := againstMemcached(t, direct.Addr, tp.addr, tc.input, maskMeta)
 			if !bytes.Equal(got, want) {
 				t.Errorf("input %s\nmemcached: %s\nmcproxy:   %s", clipQ(tc.input), clipQ(string(want)), clipQ(string(got)))
 			}

@@ -181,13 +181,7 @@ func TestRandomMetaStreamsMatchMemcached(t *testing.T) {
 		for i := rnd.Intn(30) + 1; i > 0; i-- {
 			in.WriteString(randomMixedCommand(rnd))
 		}
-		for _, addr := range []string{direct.Addr, tp.addr} {
-			if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-				t.Fatalf("flush %s: %q", addr, got)
-			}
-		}
-		want := maskMeta(exchange(t, direct.Addr, []byte(in.String())))
-		got := maskMeta(exchange(t, tp.addr, []byte(in.String())))
+		want, got := againstMemcached(t, direct.Addr, tp.addr, in.String(), maskMeta)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("seed %d: input %s\nmemcached: %s\nmcproxy:   %s", seed, clipQ(in.String()), clipQ(string(want)), clipQ(string(got)))
 		}
