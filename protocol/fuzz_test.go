@@ -446,7 +446,9 @@ func FuzzReplyReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, in []byte) {
 		k := ReplyKind(kind % 3)
 		const maxValue = 1024
-		a := readThreeWays(t, in, func(rd io.Reader) []string { return replyTranscript(t, k, rd, maxValue) })
+		a := readThreeWays(t, in, func(rd io.Reader) []string {
+			return replyTranscript(t, k, rd, maxValue, func(r *Reply) string { return describeTextReply(t, r) })
+		})
 		if b := strings.Join(refReplyTranscript(k, in, maxValue), "\n"); a != b {
 			t.Fatalf("kind %d: reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", k, a, b)
 		}
@@ -454,8 +456,9 @@ func FuzzReplyReader(f *testing.F) {
 }
 
 // replyTranscript reads replies of kind k until an error and describes
-// each, and then whether the stream ended cleanly between two replies.
-func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int) []string {
+// each with describe, and then whether the stream ended cleanly between
+// two replies.
+func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int, describe func(*Reply) string) []string {
 	t.Helper()
 	rr := NewReplyReader(rd, maxValue)
 	var r Reply
@@ -471,20 +474,27 @@ func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int) []st
 			}
 			return append(out, "refused")
 		}
-		s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
-		prev := 0
-		for j := range r.Values {
-			v := r.Values[j]
-			if v.Start != prev || v.KeyStart != v.Start+len("VALUE ") || v.KeyEnd > v.End || v.End > len(r.Raw) {
-				t.Fatalf("value %+v out of place in %q", v, r.Raw)
-			}
-			prev = v.End
-			s += fmt.Sprintf(" key=%q block=%q", r.Key(j), r.Block(j))
-		}
-		out = append(out, s)
+		out = append(out, describe(&r))
 	}
 	t.Fatal("reply parser did not make progress")
 	return nil
+}
+
+// describeTextReply describes a text reply and its values, checking that
+// each value lies where it should.
+func describeTextReply(t *testing.T, r *Reply) string {
+	t.Helper()
+	s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
+	prev := 0
+	for j := range r.Values {
+		v := r.Values[j]
+		if v.Start != prev || v.KeyStart != v.Start+len("VALUE ") || v.KeyEnd > v.End || v.End > len(r.Raw) {
+			t.Fatalf("value %+v out of place in %q", v, r.Raw)
+		}
+		prev = v.End
+		s += fmt.Sprintf(" key=%q block=%q", r.Key(j), r.Block(j))
+	}
+	return s
 }
 
 // refReplyTranscript is replyTranscript for the reference grammar.

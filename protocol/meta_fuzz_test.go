@@ -213,29 +213,15 @@ func FuzzMetaReply(f *testing.F) {
 	})
 }
 
-// metaReplyTranscript reads meta replies until an error and describes
-// each, and then whether the stream ended cleanly between two replies.
+// metaReplyTranscript is replyTranscript for meta replies, each checked
+// by checkMetaReplyRewrite.
 func metaReplyTranscript(t *testing.T, rd io.Reader, maxValue int) []string {
 	t.Helper()
-	rr := NewReplyReader(rd, maxValue)
-	var r Reply
-	var out []string
-	for i := 0; i < 10000; i++ {
-		err := retry(func() error { return rr.ReadReply(ReplyMeta, &r) })
-		if len(rr.buf) > maxReplyLine {
-			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
-		}
-		if err != nil {
-			if err == io.EOF && len(r.Raw) == 0 && rr.Buffered() == 0 {
-				return append(out, "clean end")
-			}
-			return append(out, "refused")
-		}
-		out = append(out, fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError))
-		checkMetaReplyRewrite(t, &r, maxValue)
-	}
-	t.Fatal("reply parser did not make progress")
-	return nil
+	return replyTranscript(t, ReplyMeta, rd, maxValue, func(r *Reply) string {
+		s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
+		checkMetaReplyRewrite(t, r, maxValue)
+		return s
+	})
 }
 
 // checkMetaReplyRewrite checks the parsed form of r against its bytes and
