@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -25,12 +26,18 @@ func BenchmarkProxyPipelinedGets(b *testing.B) {
 		cmds.WriteString("get " + k + "\r\n")
 		want.WriteString("VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n")
 	}
-	buf := make([]byte, want.Len())
+	benchPipelined(b, c, batch, cmds.Bytes(), want.Bytes())
+}
+
+// benchPipelined writes cmds, batch commands, on c and reads as many bytes
+// of replies as want holds, over and over; the last replies must be want.
+func benchPipelined(b *testing.B, c net.Conn, batch int, cmds, want []byte) {
+	buf := make([]byte, len(want))
 	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
-		if _, err := c.Write(cmds.Bytes()); err != nil {
+		if _, err := c.Write(cmds); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, buf); err != nil {
@@ -38,7 +45,7 @@ func BenchmarkProxyPipelinedGets(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if !bytes.Equal(buf, want.Bytes()) {
+	if !bytes.Equal(buf, want) {
 		b.Fatalf("replies differ: %q", buf)
 	}
 }

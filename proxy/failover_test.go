@@ -413,22 +413,7 @@ func BenchmarkProxyPipelinedSets(b *testing.B) {
 		cmds.WriteString("set " + k + " 0 0 10\r\n0123456789\r\n")
 		want.WriteString("STORED\r\n")
 	}
-	buf, out := make([]byte, want.Len()), []byte(cmds.String())
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += batch {
-		if _, err := c.Write(out); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	if string(buf) != want.String() {
-		b.Fatalf("replies differ: %q", buf)
-	}
+	benchPipelined(b, c, batch, []byte(cmds.String()), []byte(want.String()))
 }
 
 // TestFailoverRandomized runs a few seconds of random set, get, delete and
