@@ -16,15 +16,25 @@ import (
 // memcached) and reads the replies. allocs/op is the proxy's allocations
 // per command, since the client side allocates nothing in the loop.
 func BenchmarkProxyPipelinedGets(b *testing.B) {
+	benchBatch(b, func(c net.Conn, k string) (cmd, reply string) {
+		memctest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
+		return "get " + k + "\r\n", "VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n"
+	})
+}
+
+// benchBatch runs benchPipelined on a connection to a proxy over three
+// real memcached with a batch of 16 commands, one a key: prepare readies
+// key k on c and returns its command and the reply it must get.
+func benchBatch(b *testing.B, prepare func(c net.Conn, k string) (cmd, reply string)) {
 	tp := startProxy(b, 3, nil)
 	c := memctest.Dial(b, tp.addr)
 	const batch = 16
 	var cmds, want bytes.Buffer
 	for i := 0; i < batch; i++ {
 		k := "bench:" + strings.Repeat("k", i%7) + string(rune('a'+i))
-		memctest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
-		cmds.WriteString("get " + k + "\r\n")
-		want.WriteString("VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n")
+		cmd, reply := prepare(c, k)
+		cmds.WriteString(cmd)
+		want.WriteString(reply)
 	}
 	benchPipelined(b, c, batch, cmds.Bytes(), want.Bytes())
 }

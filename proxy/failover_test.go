@@ -404,16 +404,9 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 // the path routeByKey and its failover check are on: allocs/op must stay
 // 0 with every backend in the ring.
 func BenchmarkProxyPipelinedSets(b *testing.B) {
-	tp := startProxy(b, 3, nil)
-	c := memctest.Dial(b, tp.addr)
-	const batch = 16
-	var cmds, want strings.Builder
-	for i := 0; i < batch; i++ {
-		k := "bench:" + strings.Repeat("k", i%7) + string(rune('a'+i))
-		cmds.WriteString("set " + k + " 0 0 10\r\n0123456789\r\n")
-		want.WriteString("STORED\r\n")
-	}
-	benchPipelined(b, c, batch, []byte(cmds.String()), []byte(want.String()))
+	benchBatch(b, func(_ net.Conn, k string) (cmd, reply string) {
+		return "set " + k + " 0 0 10\r\n0123456789\r\n", "STORED\r\n"
+	})
 }
 
 // TestFailoverRandomized runs a few seconds of random set, get, delete and
