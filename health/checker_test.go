@@ -88,6 +88,17 @@ func TestCheckerKillAndRestart(t *testing.T) {
 	}
 }
 
+// freezeUntilDown freezes a, to be thawed when the test ends at the
+// latest, and waits until rec has seen it go down.
+func freezeUntilDown(t *testing.T, a *memctest.Server, rec *recorder) {
+	t.Helper()
+	if err := a.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Thaw() })
+	rec.wait(t, a.Addr, Down)
+}
+
 // A frozen process keeps its socket and accepts connections, but never
 // answers: only the probe timeout can tell.
 func TestCheckerFrozenBackend(t *testing.T) {
@@ -96,11 +107,7 @@ func TestCheckerFrozenBackend(t *testing.T) {
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
 	c.SetBackends(byAddr(a.Addr))
-	if err := a.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Thaw() })
-	rec.wait(t, a.Addr, Down)
+	freezeUntilDown(t, a, rec)
 	if err := a.Thaw(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +189,7 @@ func TestCheckerBeforeUp(t *testing.T) {
 	c := New(cfg, rec.on, zaptest.NewLogger(t))
 	defer c.Close()
 	c.SetBackends(byAddr(a.Addr))
-	if err := a.Freeze(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Thaw() })
-	rec.wait(t, a.Addr, Down)
+	freezeUntilDown(t, a, rec)
 	if calls.Load() != 0 {
 		t.Fatalf("BeforeUp ran %d times before the backend went down", calls.Load())
 	}

@@ -1,6 +1,10 @@
 package health
 
-import "time"
+import (
+	"time"
+
+	"github.com/mcproxy/mcproxy/internal/defaults"
+)
 
 // Defaults for the zero fields of Config. The config file's health section
 // takes its defaults from here.
@@ -79,27 +83,13 @@ func (c Config) sameTuning(o Config) bool {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.FailureLimit <= 0 {
-		c.FailureLimit = DefaultFailureLimit
-	}
-	if c.SuccessLimit <= 0 {
-		c.SuccessLimit = DefaultSuccessLimit
-	}
-	if c.FlapWindow <= 0 {
-		c.FlapWindow = DefaultFlapWindow
-	}
-	if c.MinHoldDown <= 0 {
-		c.MinHoldDown = DefaultMinHoldDown
-	}
-	if c.MaxHoldDown <= 0 {
-		c.MaxHoldDown = DefaultMaxHoldDown
-	}
+	defaults.Positive(&c.Interval, DefaultInterval)
+	defaults.Positive(&c.Timeout, DefaultTimeout)
+	defaults.Positive(&c.FailureLimit, DefaultFailureLimit)
+	defaults.Positive(&c.SuccessLimit, DefaultSuccessLimit)
+	defaults.Positive(&c.FlapWindow, DefaultFlapWindow)
+	defaults.Positive(&c.MinHoldDown, DefaultMinHoldDown)
+	defaults.Positive(&c.MaxHoldDown, DefaultMaxHoldDown)
 	c.MaxHoldDown = max(c.MaxHoldDown, c.MinHoldDown)
 	return c
 }

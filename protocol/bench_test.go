@@ -32,17 +32,24 @@ func BenchmarkRequestReader(b *testing.B) {
 		in = fmt.Appendf(in, "set user:%d 0 3600 %d\r\n%s\r\n", i, len(val), val)
 	}
 	const perRound = 3
+	benchRequestReader(b, in, rounds*perRound, len(val))
+}
+
+// benchRequestReader parses in, which holds commands commands whose data
+// blocks are at most valLen bytes, over and over. One op is one command,
+// its data block included.
+func benchRequestReader(b *testing.B, in []byte, commands, valLen int) {
 	rr := NewRequestReader(&loopReader{in: in}, 0)
 	var req Request
-	data := make([]byte, len(val)+2)
-	b.SetBytes(int64(len(in) / (rounds * perRound)))
+	data := make([]byte, valLen+2)
+	b.SetBytes(int64(len(in) / commands))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := rr.Next(&req); err != nil {
 			b.Fatal(err)
 		}
-		if req.Op.IsStorage() {
+		if req.Op.HasData() {
 			if err := rr.ReadData(data[:req.Bytes+2]); err != nil {
 				b.Fatal(err)
 			}

@@ -35,18 +35,31 @@ const fuzzMaxItem = 64
 // Seeds live in testdata/fuzz/FuzzRequestReader.
 func FuzzRequestReader(f *testing.F) {
 	f.Add([]byte("get a b c\r\nset k 0 0 1\r\nx\r\n"))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		whole := requestTranscript(t, in, bytes.NewReader(in))
-		split := requestTranscript(t, in, oneByteReader{bytes.NewReader(in)})
-		stutter := requestTranscript(t, in, newStutterReader(bytes.NewReader(in)))
-		if a, b := strings.Join(whole, "\n"), strings.Join(split, "\n"); a != b {
-			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
-		}
-		if a, b := strings.Join(whole, "\n"), strings.Join(stutter, "\n"); a != b {
-			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
-		}
-		checkRecovery(t, in)
-	})
+	f.Fuzz(fuzzRequests)
+}
+
+// fuzzRequests is the check of FuzzRequestReader and FuzzMetaRequest: the
+// same transcript however in is read, and recovery after garbage.
+func fuzzRequests(t *testing.T, in []byte) {
+	readThreeWays(t, in, func(rd io.Reader) []string { return requestTranscript(t, in, rd) })
+	checkRecovery(t, in)
+}
+
+// readThreeWays returns transcript's account of in read whole, after
+// checking that reading it a byte at a time and as a non-blocking stream
+// that stutters tells the same.
+func readThreeWays(t *testing.T, in []byte, transcript func(io.Reader) []string) string {
+	t.Helper()
+	whole := strings.Join(transcript(bytes.NewReader(in)), "\n")
+	split := strings.Join(transcript(oneByteReader{bytes.NewReader(in)}), "\n")
+	stutter := strings.Join(transcript(newStutterReader(bytes.NewReader(in))), "\n")
+	if whole != split {
+		t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", whole, split)
+	}
+	if whole != stutter {
+		t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", whole, stutter)
+	}
+	return whole
 }
 
 // countingReader counts the bytes handed to the parser, so that the bytes a
@@ -433,25 +446,19 @@ func FuzzReplyReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, in []byte) {
 		k := ReplyKind(kind % 3)
 		const maxValue = 1024
-		got := replyTranscript(t, k, bytes.NewReader(in), maxValue)
-		split := replyTranscript(t, k, oneByteReader{bytes.NewReader(in)}, maxValue)
-		stutter := replyTranscript(t, k, newStutterReader(bytes.NewReader(in)), maxValue)
-		want := refReplyTranscript(k, in, maxValue)
-		if a, b := strings.Join(got, "\n"), strings.Join(split, "\n"); a != b {
-			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
-		}
-		if a, b := strings.Join(got, "\n"), strings.Join(stutter, "\n"); a != b {
-			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
-		}
-		if a, b := strings.Join(got, "\n"), strings.Join(want, "\n"); a != b {
+		a := readThreeWays(t, in, func(rd io.Reader) []string {
+			return replyTranscript(t, k, rd, maxValue, func(r *Reply) string { return describeTextReply(t, r) })
+		})
+		if b := strings.Join(refReplyTranscript(k, in, maxValue), "\n"); a != b {
 			t.Fatalf("kind %d: reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", k, a, b)
 		}
 	})
 }
 
 // replyTranscript reads replies of kind k until an error and describes
-// each, and then whether the stream ended cleanly between two replies.
-func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int) []string {
+// each with describe, and then whether the stream ended cleanly between
+// two replies.
+func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int, describe func(*Reply) string) []string {
 	t.Helper()
 	rr := NewReplyReader(rd, maxValue)
 	var r Reply
@@ -467,20 +474,27 @@ func replyTranscript(t *testing.T, k ReplyKind, rd io.Reader, maxValue int) []st
 			}
 			return append(out, "refused")
 		}
-		s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
-		prev := 0
-		for j := range r.Values {
-			v := r.Values[j]
-			if v.Start != prev || v.KeyStart != v.Start+len("VALUE ") || v.KeyEnd > v.End || v.End > len(r.Raw) {
-				t.Fatalf("value %+v out of place in %q", v, r.Raw)
-			}
-			prev = v.End
-			s += fmt.Sprintf(" key=%q block=%q", r.Key(j), r.Block(j))
-		}
-		out = append(out, s)
+		out = append(out, describe(&r))
 	}
 	t.Fatal("reply parser did not make progress")
 	return nil
+}
+
+// describeTextReply describes a text reply and its values, checking that
+// each value lies where it should.
+func describeTextReply(t *testing.T, r *Reply) string {
+	t.Helper()
+	s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
+	prev := 0
+	for j := range r.Values {
+		v := r.Values[j]
+		if v.Start != prev || v.KeyStart != v.Start+len("VALUE ") || v.KeyEnd > v.End || v.End > len(r.Raw) {
+			t.Fatalf("value %+v out of place in %q", v, r.Raw)
+		}
+		prev = v.End
+		s += fmt.Sprintf(" key=%q block=%q", r.Key(j), r.Block(j))
+	}
+	return s
 }
 
 // refReplyTranscript is replyTranscript for the reference grammar.

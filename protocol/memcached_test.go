@@ -53,6 +53,22 @@ func exchange(t *testing.T, addr string, input []byte) []byte {
 	}
 }
 
+// compareErrors sends each input to the memcached at addr and checks that
+// the parser finds the errors memcached answers, in the same order.
+func compareErrors(t *testing.T, addr string, inputs []string) {
+	t.Helper()
+	for _, in := range inputs {
+		want := errorLines(exchange(t, addr, []byte(in)))
+		got := parserErrors(t, []byte(in))
+		if testing.Verbose() {
+			t.Logf("%.60q: %q", in, want)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("input %.80q:\nparser    %q\nmemcached %q", in, got, want)
+		}
+	}
+}
+
 // errorLines returns the error replies in a reply stream.
 func errorLines(replies []byte) []string {
 	var out []string
@@ -139,16 +155,7 @@ func TestRequestVerdictsMatchMemcached(t *testing.T) {
 		"bogus\r\n", "GET a\r\n", "\r\n", "\n", "x\r\n", "\x01\x02\r\n", "g\r\n", "ge a\r\n", "sets k\r\n",
 		"\r\r\n", " \r\n", "get\t a\r\n",
 	}
-	for _, in := range cases {
-		want := errorLines(exchange(t, mc.Addr, []byte(in)))
-		got := parserErrors(t, []byte(in))
-		if testing.Verbose() {
-			t.Logf("%.40q: %q", in, want)
-		}
-		if strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Errorf("input %.80q:\nparser    %q\nmemcached %q", in, got, want)
-		}
-	}
+	compareErrors(t, mc.Addr, cases)
 }
 
 // recorder keeps every byte read through it.

@@ -24,18 +24,7 @@ func FuzzMetaRequest(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		whole := requestTranscript(t, in, bytes.NewReader(in))
-		split := requestTranscript(t, in, oneByteReader{bytes.NewReader(in)})
-		stutter := requestTranscript(t, in, newStutterReader(bytes.NewReader(in)))
-		if a, b := strings.Join(whole, "\n"), strings.Join(split, "\n"); a != b {
-			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
-		}
-		if a, b := strings.Join(whole, "\n"), strings.Join(stutter, "\n"); a != b {
-			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
-		}
-		checkRecovery(t, in)
-	})
+	f.Fuzz(fuzzRequests)
 }
 
 // checkMetaRequest checks what the proxy relies on in an accepted meta
@@ -217,45 +206,22 @@ func FuzzMetaReply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const maxValue = 1024
-		got := metaReplyTranscript(t, bytes.NewReader(in), maxValue)
-		split := metaReplyTranscript(t, oneByteReader{bytes.NewReader(in)}, maxValue)
-		stutter := metaReplyTranscript(t, newStutterReader(bytes.NewReader(in)), maxValue)
-		want := refMetaReplyTranscript(in, maxValue)
-		if a, b := strings.Join(got, "\n"), strings.Join(split, "\n"); a != b {
-			t.Fatalf("result depends on how the input is read:\nwhole %q\nbytes %q", a, b)
-		}
-		if a, b := strings.Join(got, "\n"), strings.Join(stutter, "\n"); a != b {
-			t.Fatalf("result differs on a non-blocking stream:\nwhole   %q\nstutter %q", a, b)
-		}
-		if a, b := strings.Join(got, "\n"), strings.Join(want, "\n"); a != b {
+		a := readThreeWays(t, in, func(rd io.Reader) []string { return metaReplyTranscript(t, rd, maxValue) })
+		if b := strings.Join(refMetaReplyTranscript(in, maxValue), "\n"); a != b {
 			t.Fatalf("reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", a, b)
 		}
 	})
 }
 
-// metaReplyTranscript reads meta replies until an error and describes
-// each, and then whether the stream ended cleanly between two replies.
+// metaReplyTranscript is replyTranscript for meta replies, each checked
+// by checkMetaReplyRewrite.
 func metaReplyTranscript(t *testing.T, rd io.Reader, maxValue int) []string {
 	t.Helper()
-	rr := NewReplyReader(rd, maxValue)
-	var r Reply
-	var out []string
-	for i := 0; i < 10000; i++ {
-		err := retry(func() error { return rr.ReadReply(ReplyMeta, &r) })
-		if len(rr.buf) > maxReplyLine {
-			t.Fatalf("buffer grew to %d bytes", len(rr.buf))
-		}
-		if err != nil {
-			if err == io.EOF && len(r.Raw) == 0 && rr.Buffered() == 0 {
-				return append(out, "clean end")
-			}
-			return append(out, "refused")
-		}
-		out = append(out, fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError))
-		checkMetaReplyRewrite(t, &r, maxValue)
-	}
-	t.Fatal("reply parser did not make progress")
-	return nil
+	return replyTranscript(t, ReplyMeta, rd, maxValue, func(r *Reply) string {
+		s := fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError)
+		checkMetaReplyRewrite(t, r, maxValue)
+		return s
+	})
 }
 
 // checkMetaReplyRewrite checks the parsed form of r against its bytes and

@@ -53,16 +53,7 @@ func TestMetaRequestVerdictsMatchMemcached(t *testing.T) {
 		"ms big 2000000 T0\r\n" + strings.Repeat("v", 2000002), "ms big 2000000 q\r\n" + strings.Repeat("v", 2000002),
 		"ms big 2000000 Tx\r\n" + strings.Repeat("v", 2000002),
 	}
-	for _, in := range cases {
-		want := errorLines(exchange(t, mc.Addr, []byte(in)))
-		got := parserErrors(t, []byte(in))
-		if testing.Verbose() {
-			t.Logf("%.60q: %q", in, want)
-		}
-		if strings.Join(got, "|") != strings.Join(want, "|") {
-			t.Errorf("input %.80q:\nparser    %q\nmemcached %q", in, got, want)
-		}
-	}
+	compareErrors(t, mc.Addr, cases)
 }
 
 func TestMetaRepliesOfMemcached(t *testing.T) {

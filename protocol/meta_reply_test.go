@@ -159,22 +159,7 @@ func BenchmarkMetaRequestReader(b *testing.B) {
 		in = fmt.Appendf(in, "mg dXNlcjox b v c\r\n")
 	}
 	const perRound = 3
-	rr := NewRequestReader(&loopReader{in: in}, 0)
-	var req Request
-	data := make([]byte, len(val)+2)
-	b.SetBytes(int64(len(in) / (rounds * perRound)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := rr.Next(&req); err != nil {
-			b.Fatal(err)
-		}
-		if req.Op.HasData() {
-			if err := rr.ReadData(data[:req.Bytes+2]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	benchRequestReader(b, in, rounds*perRound, len(val))
 }
 
 // BenchmarkMetaReplyReader parses and checks the replies to that mix: VA

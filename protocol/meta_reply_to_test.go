@@ -120,21 +120,7 @@ func TestAppendMetaReplyHeader(t *testing.T) {
 
 // TestReadReplyToMetaAllocs: checking a meta reply allocates nothing.
 func TestReadReplyToMetaAllocs(t *testing.T) {
-	stream := strings.Repeat("VA 3 O12 kZm9v b\r\nbar\r\n", 100)
-	cmd := []byte("mg Zm9v b v k O12\r\n")
-	rr := NewReplyReader(strings.NewReader(stream), 0)
-	var r Reply
-	if err := rr.ReadReplyTo(OpMetaGet, cmd, &r); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := rr.ReadReplyTo(OpMetaGet, cmd, &r); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per reply", allocs)
-	}
+	checkReplyToAllocs(t, OpMetaGet, []byte("mg Zm9v b v k O12\r\n"), strings.Repeat("VA 3 O12 kZm9v b\r\nbar\r\n", 100))
 }
 
 // TestReadReplyToMetaRefusesBeforeTheData: a VA that does not answer its

@@ -187,11 +187,7 @@ func (rr *RequestReader) metaFlags(req *Request, toks [][]byte) error {
 			}
 			req.Flags = v
 		case 'C':
-			v, ok := parseUint64(arg)
-			if !ok {
-				bad = ErrMetaBadToken
-			}
-			req.Cas = v
+			req.Cas = metaUint64(arg, ErrMetaBadToken, &bad)
 		case 'M':
 			if len(tok) != 2 {
 				bad = ErrMetaModeLength
@@ -199,17 +195,9 @@ func (rr *RequestReader) metaFlags(req *Request, toks [][]byte) error {
 				m.Mode = tok[1]
 			}
 		case 'J':
-			v, ok := parseUint64(arg)
-			if !ok {
-				bad = ErrMetaBadInitial
-			}
-			m.Initial = v
+			m.Initial = metaUint64(arg, ErrMetaBadInitial, &bad)
 		case 'D':
-			v, ok := parseUint64(arg)
-			if !ok {
-				bad = ErrMetaBadDelta
-			}
-			req.Delta = v
+			req.Delta = metaUint64(arg, ErrMetaBadDelta, &bad)
 		default:
 			return ErrMetaInvalidFlag
 		}
@@ -222,6 +210,17 @@ func (rr *RequestReader) metaFlags(req *Request, toks [][]byte) error {
 		return ErrBadFormat
 	}
 	return nil
+}
+
+// metaUint64 parses the number a flag token carries; when there is none,
+// it notes why in *bad, as metaFlags does for every bad token, and returns
+// 0.
+func metaUint64(arg []byte, why *ReplyError, bad **ReplyError) uint64 {
+	v, ok := parseUint64(arg)
+	if !ok {
+		*bad = why
+	}
+	return v
 }
 
 // checkMetaCommand makes the checks each command does after its flags:

@@ -56,22 +56,11 @@ func numberEnds(s []byte, end int) bool {
 	return end == len(s) || isCSpace(s[end])
 }
 
-// parseUint32 is memcached's safe_strtoul on an LP64 system.
+// parseUint32 is memcached's safe_strtoul on an LP64 system, where
+// unsigned long is 64 bits: safe_strtoull's checks, truncated to 32 bits.
 func parseUint32(s []byte) (uint32, bool) {
-	mag, neg, end, overflow := cstrto(s, math.MaxUint64)
-	if overflow || !numberEnds(s, end) {
-		return 0, false
-	}
-	l := mag
-	if neg {
-		l = -mag
-	}
-	// memcached refuses a minus sign only when the wrapped value looks
-	// negative, so "-0" is 0 and "-1" is an error.
-	if int64(l) < 0 && bytes.IndexByte(s, '-') >= 0 {
-		return 0, false
-	}
-	return uint32(l), true
+	l, ok := parseUint64(s)
+	return uint32(l), ok
 }
 
 // parseInt32 is memcached's safe_strtol on an LP64 system: strtol's long is
@@ -101,6 +90,8 @@ func parseUint64(s []byte) (uint64, bool) {
 	if neg {
 		l = -mag
 	}
+	// memcached refuses a minus sign only when the wrapped value looks
+	// negative, so "-0" is 0 and "-1" is an error.
 	if int64(l) < 0 && bytes.IndexByte(s, '-') >= 0 {
 		return 0, false
 	}

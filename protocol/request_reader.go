@@ -408,16 +408,11 @@ func (rr *RequestReader) parseStorage(req *Request, op Op, toks [][]byte, n int)
 }
 
 func parseArithmetic(req *Request, op Op, toks [][]byte, n int) error {
-	if n != 4 && n != 5 {
-		return ErrUnknownCommand
+	arg, err := parseKeyAndArg(req, op, toks, n)
+	if err != nil {
+		return err
 	}
-	req.Op = op
-	req.NoReply = isNoReply(toks[len(toks)-1])
-	if !validKey(toks[1]) {
-		return ErrBadFormat
-	}
-	req.Keys = append(req.Keys, toks[1])
-	delta, ok := parseUint64(toks[2])
+	delta, ok := parseUint64(arg)
 	if !ok {
 		return ErrBadDelta
 	}
@@ -426,21 +421,31 @@ func parseArithmetic(req *Request, op Op, toks [][]byte, n int) error {
 }
 
 func parseTouch(req *Request, toks [][]byte, n int) error {
-	if n != 4 && n != 5 {
-		return ErrUnknownCommand
+	arg, err := parseKeyAndArg(req, OpTouch, toks, n)
+	if err != nil {
+		return err
 	}
-	req.Op = OpTouch
-	req.NoReply = isNoReply(toks[len(toks)-1])
-	if !validKey(toks[1]) {
-		return ErrBadFormat
-	}
-	req.Keys = append(req.Keys, toks[1])
-	exp, ok := parseInt32(toks[2])
+	exp, ok := parseInt32(arg)
 	if !ok {
 		return ErrBadExptime
 	}
 	req.Exptime = exp
 	return nil
+}
+
+// parseKeyAndArg reads the "<command> <key> <arg> [noreply]" shape that
+// incr, decr and touch share, and returns arg for the caller to parse.
+func parseKeyAndArg(req *Request, op Op, toks [][]byte, n int) ([]byte, error) {
+	if n != 4 && n != 5 {
+		return nil, ErrUnknownCommand
+	}
+	req.Op = op
+	req.NoReply = isNoReply(toks[len(toks)-1])
+	if !validKey(toks[1]) {
+		return nil, ErrBadFormat
+	}
+	req.Keys = append(req.Keys, toks[1])
+	return toks[2], nil
 }
 
 func parseDelete(req *Request, toks [][]byte, n int) error {

@@ -306,51 +306,42 @@ func TestRequestReaderByteAtATime(t *testing.T) {
 }
 
 func TestNumbersLikeMemcached(t *testing.T) {
-	u32 := []struct {
-		in string
-		v  uint32
-		ok bool
-	}{
+	u32 := []numberCase[uint32]{
 		{"0", 0, true}, {"42", 42, true}, {"+7", 7, true}, {"-0", 0, true},
 		{"-1", 0, false}, {"4294967295", 4294967295, true}, {"4294967296", 0, true},
 		{"18446744073709551615", 4294967295, true}, {"18446744073709551616", 0, false},
 		{"", 0, false}, {"x", 0, false}, {"5x", 0, false}, {"5\tx", 5, true}, {"\t5", 5, true},
 	}
-	for _, c := range u32 {
-		v, ok := parseUint32([]byte(c.in))
-		if v != c.v || ok != c.ok {
-			t.Errorf("parseUint32(%q) = %d,%v want %d,%v", c.in, v, ok, c.v, c.ok)
-		}
-	}
-	i32 := []struct {
-		in string
-		v  int32
-		ok bool
-	}{
+	checkNumbers(t, "parseUint32", parseUint32, u32)
+	i32 := []numberCase[int32]{
 		{"0", 0, true}, {"-5", -5, true}, {"2147483647", 2147483647, true},
 		{"2147483648", -2147483648, true}, {"4294967297", 1, true},
 		{"9223372036854775807", -1, true}, {"9223372036854775808", 0, false},
 		{"-9223372036854775808", 0, true}, {"-9223372036854775809", 0, false},
 		{"--1", 0, false}, {"1.5", 0, false},
 	}
-	for _, c := range i32 {
-		v, ok := parseInt32([]byte(c.in))
-		if v != c.v || ok != c.ok {
-			t.Errorf("parseInt32(%q) = %d,%v want %d,%v", c.in, v, ok, c.v, c.ok)
-		}
-	}
-	u64 := []struct {
-		in string
-		v  uint64
-		ok bool
-	}{
+	checkNumbers(t, "parseInt32", parseInt32, i32)
+	u64 := []numberCase[uint64]{
 		{"18446744073709551615", 18446744073709551615, true}, {"18446744073709551616", 0, false},
 		{"-1", 0, false}, {"-0", 0, true}, {"12", 12, true},
 	}
-	for _, c := range u64 {
-		v, ok := parseUint64([]byte(c.in))
+	checkNumbers(t, "parseUint64", parseUint64, u64)
+}
+
+// numberCase is a number parser's input and its expected result.
+type numberCase[T any] struct {
+	in string
+	v  T
+	ok bool
+}
+
+// checkNumbers runs parse, named name, on each case.
+func checkNumbers[T comparable](t *testing.T, name string, parse func([]byte) (T, bool), cases []numberCase[T]) {
+	t.Helper()
+	for _, c := range cases {
+		v, ok := parse([]byte(c.in))
 		if v != c.v || ok != c.ok {
-			t.Errorf("parseUint64(%q) = %d,%v want %d,%v", c.in, v, ok, c.v, c.ok)
+			t.Errorf("%s(%q) = %v,%v want %v,%v", name, c.in, v, ok, c.v, c.ok)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // fakeProxy starts a proxy in front of fake (and of real memcached servers
@@ -33,7 +33,7 @@ func fakeProxy(t *testing.T, fake *fakeBackend, real int, mod func(*Options)) *t
 // "backend:<addr>:" prefix.
 func backendStats(t *testing.T, c net.Conn, addr string) map[string]string {
 	t.Helper()
-	all := parseStats(roundTrip(t, c, "stats backends\r\n", "END\r\n"))
+	all := parseStats(memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1))
 	out := map[string]string{}
 	for k, v := range all {
 		if name, ok := strings.CutPrefix(k, "backend:"+addr+":"); ok {
@@ -46,24 +46,9 @@ func backendStats(t *testing.T, c net.Conn, addr string) map[string]string {
 // backendErrorsMetric returns mcproxy_backend_errors_total for addr and kind.
 func backendErrorsMetric(t *testing.T, p *Proxy, addr, kind string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mcproxy_backend_errors_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["backend"] == addr && labels["kind"] == kind {
-				return m.GetCounter().GetValue()
-			}
+	for _, s := range gatherSeries(t, p, "mcproxy_backend_errors_total") {
+		if s.labels["backend"] == addr && s.labels["kind"] == kind {
+			return s.value
 		}
 	}
 	t.Fatalf("no mcproxy_backend_errors_total{backend=%q,kind=%q}", addr, kind)
@@ -85,13 +70,13 @@ func TestBackendValueForAnotherKey(t *testing.T) {
 		o.Health.AlwaysUp = false
 		o.Health.FailureLimit = 1000 // watched, never ejected
 	})
-	c := dial(t, tp.addr)
-	if got := roundTrip(t, c, "get k\r\n", "END\r\n"); got != "END\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get k from a backend that answers for another key: %q", got)
 	}
 	waitFor(t, "the proxy to close the lying connection", func() bool { return fake.closed.Load() >= 1 })
 	// The next command goes on a new connection and is answered.
-	if got := roundTrip(t, c, "get k\r\n", "END\r\n"); got != valueBlock("get", "k", fakeValue("k"))+"END\r\n" {
+	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != valueBlock("get", "k", fakeValue("k"))+"END\r\n" {
 		t.Fatalf("get k after reconnecting: %q", got)
 	}
 	st := backendStats(t, c, fake.addr)
@@ -158,7 +143,7 @@ func TestBackendExtraReplyNeverShifts(t *testing.T) {
 				return honest(f)
 			})
 			tp := fakeProxy(t, fake, 0, nil)
-			c := dial(t, tp.addr)
+			c := memctest.Dial(t, tp.addr)
 			var pipeline strings.Builder
 			for i := 1; i <= 10; i++ {
 				fmt.Fprintf(&pipeline, "get k%d\r\n", i)
@@ -177,7 +162,7 @@ func TestBackendExtraReplyNeverShifts(t *testing.T) {
 			waitFor(t, "the stray reply to be counted", func() bool {
 				return backendStats(t, c, fake.addr)["errors_protocol"] != "0"
 			})
-			if got := roundTrip(t, c, "get k11\r\n", "END\r\n"); got != valueBlock("get", "k11", fakeValue("k11"))+"END\r\n" {
+			if got := memctest.RoundTrip(t, c, "get k11\r\n", "END\r\n", 1); got != valueBlock("get", "k11", fakeValue("k11"))+"END\r\n" {
 				t.Fatalf("get after the stray reply: %q", got)
 			}
 		})
@@ -194,8 +179,8 @@ func TestBackendReplyWithNothingOutstanding(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, nil)
-	c := dial(t, tp.addr)
-	if got := roundTrip(t, c, "get a\r\n", "END\r\n"); got != valueBlock("get", "a", fakeValue("a"))+"END\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	if got := memctest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1); got != valueBlock("get", "a", fakeValue("a"))+"END\r\n" {
 		t.Fatalf("get a: %q", got)
 	}
 	waitFor(t, "the unsolicited reply to be counted", func() bool {
@@ -237,7 +222,7 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 			})
 			tp := fakeProxy(t, fake, 1, nil)
 			realAddr := tp.backends[0].Addr
-			c := dial(t, tp.addr)
+			c := memctest.Dial(t, tp.addr)
 			var realKeys, fakeKeys []string
 			for i := 0; i < 3; i++ {
 				realKeys = append(realKeys, keyOn(t, tp, realAddr, fmt.Sprintf("real%d-", i)))
@@ -246,7 +231,7 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 			forged.Store(&realKeys[0])
 			want := ""
 			for _, k := range realKeys {
-				roundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\nreal-%s\r\n", k, len("real-"+k), k), "STORED\r\n")
+				memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\nreal-%s\r\n", k, len("real-"+k), k), "STORED\r\n", 1)
 			}
 			// Interleaved: real, fake, real, fake, ...
 			var asked []string
@@ -255,13 +240,13 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 				want += valueBlock("get", realKeys[i], "real-"+realKeys[i])
 			}
 			want += "END\r\n"
-			got := roundTrip(t, c, "get "+strings.Join(asked, " ")+"\r\n", "END\r\n")
+			got := memctest.RoundTrip(t, c, "get "+strings.Join(asked, " ")+"\r\n", "END\r\n", 1)
 			if got != want {
 				t.Fatalf("multi-get over a liar:\n got %q\nwant %q", got, want)
 			}
 			// Keys that all live on the liar go as one command; its reply is
 			// refused all the same.
-			if got := roundTrip(t, c, "get "+strings.Join(fakeKeys, " ")+"\r\n", "END\r\n"); got != "END\r\n" {
+			if got := memctest.RoundTrip(t, c, "get "+strings.Join(fakeKeys, " ")+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("multi-get of the liar's keys only: %q", got)
 			}
 			if st := backendStats(t, c, fake.addr); st["errors_protocol"] != "2" {
@@ -311,14 +296,14 @@ func TestBackendWrongOrGarbageReply(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, nil)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	for i, tc := range cases {
-		got := roundTrip(t, c, tc.cmd, "\r\n")
+		got := memctest.RoundTrip(t, c, tc.cmd, "\r\n", 1)
 		if got != tc.want {
 			t.Errorf("%q answered %q: client got %q, want %q", tc.cmd, tc.lie, got, tc.want)
 		}
 		// The connection is new and in step: the next command is answered.
-		if got := roundTrip(t, c, "get ok\r\n", "END\r\n"); got != valueBlock("get", "ok", fakeValue("ok"))+"END\r\n" {
+		if got := memctest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != valueBlock("get", "ok", fakeValue("ok"))+"END\r\n" {
 			t.Fatalf("after %q answered %q: get ok: %q", tc.cmd, tc.lie, got)
 		}
 		if n := backendStats(t, c, fake.addr)["errors_protocol"]; n != strconv.Itoa(i+1) {
@@ -343,21 +328,21 @@ func TestLargeSetAfterIdle(t *testing.T) {
 		o.Connections = 1
 		o.Timeout = timeout
 	})
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "set small 0 0 1\r\nx\r\n", "STORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set small 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 	// The idle time is the point of the test: wait it out.
 	idle := time.Now()
 	for time.Since(idle) < timeout+300*time.Millisecond {
 		time.Sleep(50 * time.Millisecond)
 	}
 	big := strings.Repeat("B", 100<<10)
-	if got := roundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), big), "\r\n"); got != "STORED\r\n" {
+	if got := memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), big), "\r\n", 1); got != "STORED\r\n" {
 		t.Fatalf("100 KB set after an idle period: %q", got)
 	}
-	if got := roundTrip(t, c, "get small\r\n", "END\r\n"); got != "VALUE small 0 1\r\nx\r\nEND\r\n" {
+	if got := memctest.RoundTrip(t, c, "get small\r\n", "END\r\n", 1); got != "VALUE small 0 1\r\nx\r\nEND\r\n" {
 		t.Fatalf("get after the large set: %q", got)
 	}
-	if got := roundTrip(t, c, "get big\r\n", "END\r\n"); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(big), big) {
+	if got := memctest.RoundTrip(t, c, "get big\r\n", "END\r\n", 1); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(big), big) {
 		t.Fatalf("get big: %.80q", got)
 	}
 	if st := backendStats(t, c, tp.backends[0].Addr); st["errors"] != "0" {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // BenchmarkProxyPipelinedGets measures the proxy's own cost per command:
@@ -14,26 +16,38 @@ import (
 // memcached) and reads the replies. allocs/op is the proxy's allocations
 // per command, since the client side allocates nothing in the loop.
 func BenchmarkProxyPipelinedGets(b *testing.B) {
+	benchBatch(b, func(c net.Conn, k string) (cmd, reply string) {
+		memctest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
+		return "get " + k + "\r\n", "VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n"
+	})
+}
+
+// benchBatch runs benchPipelined on a connection to a proxy over three
+// real memcached with a batch of 16 commands, one a key: prepare readies
+// key k on c and returns its command and the reply it must get.
+func benchBatch(b *testing.B, prepare func(c net.Conn, k string) (cmd, reply string)) {
 	tp := startProxy(b, 3, nil)
-	c, err := net.DialTimeout("tcp", tp.addr, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(b, tp.addr)
 	const batch = 16
 	var cmds, want bytes.Buffer
 	for i := 0; i < batch; i++ {
 		k := "bench:" + strings.Repeat("k", i%7) + string(rune('a'+i))
-		roundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n")
-		cmds.WriteString("get " + k + "\r\n")
-		want.WriteString("VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n")
+		cmd, reply := prepare(c, k)
+		cmds.WriteString(cmd)
+		want.WriteString(reply)
 	}
-	buf := make([]byte, want.Len())
+	benchPipelined(b, c, batch, cmds.Bytes(), want.Bytes())
+}
+
+// benchPipelined writes cmds, batch commands, on c and reads as many bytes
+// of replies as want holds, over and over; the last replies must be want.
+func benchPipelined(b *testing.B, c net.Conn, batch int, cmds, want []byte) {
+	buf := make([]byte, len(want))
 	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
-		if _, err := c.Write(cmds.Bytes()); err != nil {
+		if _, err := c.Write(cmds); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := io.ReadFull(c, buf); err != nil {
@@ -41,7 +55,7 @@ func BenchmarkProxyPipelinedGets(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if !bytes.Equal(buf, want.Bytes()) {
+	if !bytes.Equal(buf, want) {
 		b.Fatalf("replies differ: %q", buf)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"strings"
 	"testing"
 
@@ -13,10 +14,7 @@ import (
 // real memcached and through the proxy (in front of three memcached), both
 // freshly flushed, and the replies must be identical byte for byte, cas
 // uniques aside. Grow this table with every bug found.
-var differentialCases = []struct {
-	name  string
-	input string
-}{
+var differentialCases = []differentialCase{
 	{"set get", "set a 1 0 3\r\nabc\r\nget a\r\n"},
 	{"get miss", "get nothere\r\n"},
 	{"gets", "set a 7 0 2\r\nhi\r\ngets a\r\n"},
@@ -73,21 +71,48 @@ func allBytes() string {
 }
 
 func TestDifferentialAgainstMemcached(t *testing.T) {
+	matchCases(t, differentialCases, maskCas)
+}
+
+// differentialCase is one input of a differential test: a stream of
+// commands sent as it is to memcached and through the proxy.
+type differentialCase struct {
+	name  string
+	input string
+}
+
+// matchCases sends each case to a real memcached and through the proxy
+// over three backends, both freshly flushed, and compares the replies byte
+// for byte once mask has masked what differs between servers by design.
+func matchCases(t *testing.T, cases []differentialCase, mask func([]byte) []byte) {
 	direct := memctest.Start(t)
 	tp := startProxy(t, 3, nil)
-	for _, tc := range differentialCases {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, addr := range []string{direct.Addr, tp.addr} {
-				if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-					t.Fatalf("flush %s: %q", addr, got)
-				}
-			}
-			want := maskCas(exchange(t, direct.Addr, []byte(tc.input)))
-			got := maskCas(exchange(t, tp.addr, []byte(tc.input)))
+			want, got := againstMemcached(t, direct.Addr, tp.addr, tc.input, mask)
 			if !bytes.Equal(got, want) {
 				t.Errorf("input %s\nmemcached: %s\nmcproxy:   %s", clipQ(tc.input), clipQ(string(want)), clipQ(string(got)))
 			}
 		})
+	}
+}
+
+// matchRandomStreams is matchCases for seeded random streams: seeds 1 to
+// streams, each a stream of 1 to maxCommands commands from command. A
+// failure prints the seed and the stream.
+func matchRandomStreams(t *testing.T, streams, maxCommands int, command func(*rand.Rand) string, mask func([]byte) []byte) {
+	direct := memctest.Start(t)
+	tp := startProxy(t, 3, nil)
+	for seed := int64(1); seed <= int64(streams); seed++ {
+		rnd := rand.New(rand.NewSource(seed))
+		var in strings.Builder
+		for i := rnd.Intn(maxCommands) + 1; i > 0; i-- {
+			in.WriteString(command(rnd))
+		}
+		want, got := againstMemcached(t, direct.Addr, tp.addr, in.String(), mask)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: input %s\nmemcached: %s\nmcproxy:   %s", seed, clipQ(in.String()), clipQ(string(want)), clipQ(string(got)))
+		}
 	}
 }
 

@@ -210,18 +210,19 @@ func (s *session) dispatchStorage(req *protocol.Request) bool {
 	return true
 }
 
-// storageArrived routes a storage command whose data block has been read,
-// or refuses it when the block was bad. err is ContinueData's.
+// storageArrived routes a storage command or an ms whose data block has
+// been read, or refuses it when the block was bad. err is ContinueData's.
 func (s *session) storageArrived(r *request, err error) {
-	if r.op == protocol.OpMetaSet {
-		s.metaSetArrived(r, err)
-		return
-	}
 	req := &s.req
+	meta := r.op == protocol.OpMetaSet
 	if err == protocol.ErrBadDataChunk {
 		s.p.stats.clientErrors.Add(1)
+		if meta {
+			s.p.stats.countResult(r.op, resError, 1)
+		}
 		r.release()
-		if !req.NoReply {
+		// memcached answers an ms's bad block even in quiet mode.
+		if meta || !req.NoReply {
 			s.enqueueLocal(err.Error())
 		}
 		return
@@ -232,22 +233,36 @@ func (s *session) storageArrived(r *request, err error) {
 		return
 	}
 	s.now = s.l.now // a large block can take a while to arrive
+	if meta {
+		s.routeMeta(r, req)
+		return
+	}
 	s.p.stats.countCommand(req.Op, 1)
 	s.routeByKey(r, req)
+}
+
+// enqueueAndLocate queues r for the client and returns the current route
+// table, the backend of req's key in it, and the key. When no backend is
+// live it fails r instead and returns a nil table.
+func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*routeTable, *backend, []byte) {
+	s.enqueue(r)
+	t := s.p.table.Load()
+	if t.ring == nil {
+		r.fail(errNoBackends)
+		return nil, nil, nil
+	}
+	key := req.Key()
+	return t, t.members[t.ring.Locate(key)], key
 }
 
 // routeByKey queues r, encoded from req, for the client and sends it to
 // the key's backend. While a backend is out of the ring or the ring changed
 // recently, routeFailover adds what keeps reads fresh (failover.go).
 func (s *session) routeByKey(r *request, req *protocol.Request) {
-	s.enqueue(r)
-	t := s.p.table.Load()
-	if t.ring == nil {
-		r.fail(errNoBackends)
+	t, b, key := s.enqueueAndLocate(r, req)
+	if t == nil {
 		return
 	}
-	key := req.Key()
-	b := t.members[t.ring.Locate(key)]
 	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
 		r.routed = t // for repairAfterSwap
 	}

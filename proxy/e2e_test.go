@@ -121,7 +121,7 @@ func TestGomemcacheEveryCommand(t *testing.T) {
 // different backends.
 func TestPipelinedRepliesInOrder(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	var in, want bytes.Buffer
 	for i := 0; i < 1000; i++ {
 		k := "pipe:" + strconv.Itoa(i)
@@ -131,7 +131,7 @@ func TestPipelinedRepliesInOrder(t *testing.T) {
 	}
 	in.WriteString("get pipe:0 pipe:999 pipe:500\r\n")
 	want.WriteString("VALUE pipe:0 0 1\r\n1\r\nVALUE pipe:999 0 4\r\n6994\r\nVALUE pipe:500 0 4\r\n3501\r\nEND\r\n")
-	got := roundTrip(t, c, in.String(), "VALUE pipe:500 0 4\r\n3501\r\nEND\r\n")
+	got := memctest.RoundTrip(t, c, in.String(), "VALUE pipe:500 0 4\r\n3501\r\nEND\r\n", 1)
 	if got != want.String() {
 		t.Fatalf("pipelined replies differ (got %d bytes, want %d)", len(got), want.Len())
 	}
@@ -177,13 +177,13 @@ func TestConcurrentClients(t *testing.T) {
 // TestStatsCounts checks the proxy's own counters after a known sequence.
 func TestStatsCounts(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n")
-	roundTrip(t, c, "get a b c\r\n", "END\r\n")
-	roundTrip(t, c, "get a\r\n", "END\r\n")
-	roundTrip(t, c, "touch a 10\r\n", "TOUCHED\r\n")
-	roundTrip(t, c, "delete zz\r\n", "NOT_FOUND\r\n")
-	stats := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n"))
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n", 1)
+	memctest.RoundTrip(t, c, "get a b c\r\n", "END\r\n", 1)
+	memctest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1)
+	memctest.RoundTrip(t, c, "touch a 10\r\n", "TOUCHED\r\n", 1)
+	memctest.RoundTrip(t, c, "delete zz\r\n", "NOT_FOUND\r\n", 1)
+	stats := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
 	want := map[string]string{
 		"cmd_get": "4", "get_hits": "3", "get_misses": "1", "cmd_set": "2",
 		"cmd_touch": "1", "touch_hits": "1", "delete_misses": "1",
@@ -203,22 +203,22 @@ func TestStatsCounts(t *testing.T) {
 	if n, _ := strconv.Atoi(stats["limit_maxbytes"]); n != 3*64<<20 {
 		t.Errorf("limit_maxbytes %d: want the sum over three 64 MiB backends", n)
 	}
-	be := roundTrip(t, c, "stats backends\r\n", "END\r\n")
+	be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 	for _, s := range tp.backends {
 		if !strings.Contains(be, "STAT backend:"+s.Addr+":state up\r\n") {
 			t.Errorf("stats backends lacks %s:\n%s", s.Addr, be)
 		}
 	}
-	if got := roundTrip(t, c, "stats reset\r\n", "\r\n"); got != "RESET\r\n" {
+	if got := memctest.RoundTrip(t, c, "stats reset\r\n", "\r\n", 1); got != "RESET\r\n" {
 		t.Errorf("stats reset: %q", got)
 	}
-	if got := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n")); got["cmd_get"] != "0" {
+	if got := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1)); got["cmd_get"] != "0" {
 		t.Errorf("cmd_get after reset = %q", got["cmd_get"])
 	}
-	if got := roundTrip(t, c, "stats nonsense\r\n", "\r\n"); got != "ERROR\r\n" {
+	if got := memctest.RoundTrip(t, c, "stats nonsense\r\n", "\r\n", 1); got != "ERROR\r\n" {
 		t.Errorf("unknown stats group: %q", got)
 	}
-	if got := roundTrip(t, c, "version\r\n", "\r\n"); got != "VERSION 1.6.0-mcproxy-test\r\n" {
+	if got := memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
 		t.Errorf("version: %q", got)
 	}
 }
@@ -230,11 +230,11 @@ func parseStats(s string) map[string]string { return memctest.ParseStats(s) }
 // control characters in keys and the proxy enforces it.
 func TestControlCharactersInKeysRefused(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := dial(t, tp.addr)
-	if got := roundTrip(t, c, "get a\tb\r\n", "\r\n"); got != "CLIENT_ERROR bad command line format\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	if got := memctest.RoundTrip(t, c, "get a\tb\r\n", "\r\n", 1); got != "CLIENT_ERROR bad command line format\r\n" {
 		t.Fatalf("got %q", got)
 	}
-	if got := roundTrip(t, c, "get ok\r\n", "END\r\n"); got != "END\r\n" {
+	if got := memctest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("connection out of step after refusal: %q", got)
 	}
 }
@@ -242,17 +242,17 @@ func TestControlCharactersInKeysRefused(t *testing.T) {
 // TestMaxConnections refuses clients over the limit as memcached does.
 func TestMaxConnections(t *testing.T) {
 	tp := startProxy(t, 1, func(o *Options) { o.MaxConnections = 2 })
-	a, b := dial(t, tp.addr), dial(t, tp.addr)
-	roundTrip(t, a, "get x\r\n", "END\r\n")
-	roundTrip(t, b, "get x\r\n", "END\r\n")
-	c := dial(t, tp.addr)
+	a, b := memctest.Dial(t, tp.addr), memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, a, "get x\r\n", "END\r\n", 1)
+	memctest.RoundTrip(t, b, "get x\r\n", "END\r\n", 1)
+	c := memctest.Dial(t, tp.addr)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	buf := make([]byte, 100)
 	n, _ := c.Read(buf)
 	if string(buf[:n]) != tooManyConnections {
 		t.Fatalf("third connection got %q", buf[:n])
 	}
-	stats := parseStats(roundTrip(t, a, "stats\r\n", "END\r\n"))
+	stats := parseStats(memctest.RoundTrip(t, a, "stats\r\n", "END\r\n", 1))
 	if stats["rejected_connections"] != "1" {
 		t.Fatalf("rejected_connections = %q", stats["rejected_connections"])
 	}
@@ -261,8 +261,8 @@ func TestMaxConnections(t *testing.T) {
 // TestClientIdleTimeout closes a client that sends nothing.
 func TestClientIdleTimeout(t *testing.T) {
 	tp := startProxy(t, 1, func(o *Options) { o.ClientIdleTimeout = 100 * time.Millisecond })
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "get x\r\n", "END\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "get x\r\n", "END\r\n", 1)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	if n, err := c.Read(make([]byte, 10)); err == nil {
 		t.Fatalf("idle connection still open, read %d bytes", n)
@@ -289,11 +289,11 @@ func TestSlowReaderBounded(t *testing.T) {
 	const limit = 4 << 20
 	tp := startProxy(t, 1, func(o *Options) { o.ClientOutputLimit = limit })
 	value := strings.Repeat("v", 512<<10)
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
 	const n = 200 // 100 MiB of replies if nothing held the proxy back
-	stats := dial(t, tp.addr)
-	roundTrip(t, stats, "stats reset\r\n", "RESET\r\n")
+	stats := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
 	// All commands at once: they fit in the socket buffers, and the proxy
 	// must bound itself however many commands one read happens to see.
 	if _, err := c.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
@@ -302,7 +302,7 @@ func TestSlowReaderBounded(t *testing.T) {
 	s := sessionOf(t, tp, c)
 	waitFor(t, "the proxy to stop reading the client", func() bool { return parked(s) })
 	held := s.held.Load()
-	read := parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["cmd_get"]
+	read := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"]
 	t.Logf("the proxy read %s of %d gets and holds %d reply bytes for a client that does not read", read, n, held)
 	if read == strconv.Itoa(n) {
 		t.Errorf("the proxy read all %d commands of a client that does not read", n)
@@ -322,14 +322,14 @@ func TestSlowReaderBounded(t *testing.T) {
 // replies in the client's key order.
 func TestLongGatSplit(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	var keys []string
 	for i := 0; i < 300; i++ {
 		keys = append(keys, fmt.Sprintf("gatkey-%022d", i))
 	}
 	var want strings.Builder
 	for _, i := range []int{0, 5, 77, 150, 151, 299} {
-		roundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n")
+		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n", 1)
 	}
 	b := tp.table.Load().all[0]
 	for _, op := range []string{"gat", "gats"} {
@@ -344,7 +344,7 @@ func TestLongGatSplit(t *testing.T) {
 		want.WriteString("END\r\n")
 		before := b.requests()
 		line := op + " 1000 " + strings.Join(keys, " ") + "\r\n"
-		got := maskCas([]byte(roundTrip(t, c, line, "END\r\n")))
+		got := maskCas([]byte(memctest.RoundTrip(t, c, line, "END\r\n", 1)))
 		if string(got) != want.String() {
 			t.Fatalf("%s of 300 keys:\n got %q\nwant %q", op, got, want.String())
 		}
@@ -355,7 +355,7 @@ func TestLongGatSplit(t *testing.T) {
 	}
 	// Short gat lines are not split.
 	before := b.requests()
-	roundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n")
+	memctest.RoundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n", 1)
 	if sent := b.requests() - before; sent != 1 {
 		t.Fatalf("a short gat went as %d commands", sent)
 	}

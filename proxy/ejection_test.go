@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestEjectionCapLimit(t *testing.T) {
@@ -44,30 +43,13 @@ func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
 	}
 }
 
-// metric gathers the proxy's metrics (through a pedantic registry, which
-// also checks them for consistency) and returns the value of the series
-// name{backend=backend}.
+// metric returns the value of the series name{backend=backend} of the
+// proxy's metrics (gathered as gatherSeries does).
 func metric(t *testing.T, tp *testProxy, name, backend string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(tp.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "backend" && l.GetValue() == backend {
-					if m.Gauge != nil {
-						return m.GetGauge().GetValue()
-					}
-					return m.GetCounter().GetValue()
-				}
-			}
+	for _, s := range gatherSeries(t, tp.Proxy, name) {
+		if s.labels["backend"] == backend {
+			return s.value
 		}
 	}
 	t.Fatalf("no series %s{backend=%q}", name, backend)
@@ -90,8 +72,8 @@ func TestEjectionCap(t *testing.T) {
 			first, second, survivor := tp.backends[0], tp.backends[1], tp.backends[2]
 			k2 := keyOn(t, tp, second.Addr, "second")
 			k3 := keyOn(t, tp, survivor.Addr, "survivor")
-			c := dial(t, tp.addr)
-			roundTrip(t, c, "set "+k2+" 0 0 2\r\nv2\r\n", "STORED\r\n")
+			c := memctest.Dial(t, tp.addr)
+			memctest.RoundTrip(t, c, "set "+k2+" 0 0 2\r\nv2\r\n", "STORED\r\n", 1)
 
 			first.Kill()
 			waitInRing(t, tp, first.Addr, false)
@@ -105,22 +87,22 @@ func TestEjectionCap(t *testing.T) {
 				t.Fatal("the capped backend is up")
 			}
 			// Its keys fail fast, and stay on it; the survivor's keys work.
-			if got := roundTrip(t, c, "get "+k2+"\r\n", "END\r\n"); got != "END\r\n" {
+			if got := memctest.RoundTrip(t, c, "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("get of a capped backend's key: %q, want a miss", got)
 			}
 			sets := memctest.Stat(t, survivor.Addr, "cmd_set")
-			if got := roundTrip(t, c, "set "+k2+" 0 0 1\r\nx\r\n", "\r\n"); got != "SERVER_ERROR backend unavailable\r\n" {
+			if got := memctest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 				t.Fatalf("set of a capped backend's key: %q", got)
 			}
 			if n := memctest.Stat(t, survivor.Addr, "cmd_set"); n != sets {
 				t.Fatalf("the survivor received %d sets meant for the capped backend", n-sets)
 			}
-			if got := roundTrip(t, dial(t, survivor.Addr), "get "+k2+"\r\n", "END\r\n"); got != "END\r\n" {
+			if got := memctest.RoundTrip(t, memctest.Dial(t, survivor.Addr), "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("the capped backend's key is on the survivor: %q", got)
 			}
-			roundTrip(t, c, "set "+k3+" 0 0 1\r\ny\r\n", "STORED\r\n")
+			memctest.RoundTrip(t, c, "set "+k3+" 0 0 1\r\ny\r\n", "STORED\r\n", 1)
 
-			be := roundTrip(t, c, "stats backends\r\n", "END\r\n")
+			be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 			for _, want := range []string{"backend:" + second.Addr + ":ejection_capped 1\r\n",
 				"backend:" + second.Addr + ":ejections_capped 1\r\n", "backend:" + second.Addr + ":in_ring true\r\n",
 				"backend:" + first.Addr + ":ejection_capped 0\r\n", "backend:" + first.Addr + ":in_ring false\r\n",
@@ -152,7 +134,7 @@ func TestEjectionCap(t *testing.T) {
 				t.Errorf("mcproxy_backend_ejection_capped after it was ejected: %v", v)
 			}
 			// Its keys now move to a stand-in, like any ejected backend's.
-			if got := roundTrip(t, c, "set "+k2+" 0 0 1\r\nz\r\n", "\r\n"); got != "STORED\r\n" {
+			if got := memctest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nz\r\n", "\r\n", 1); got != "STORED\r\n" {
 				t.Fatalf("set of an ejected backend's key: %q", got)
 			}
 		})
@@ -165,16 +147,13 @@ func TestEjectionCap(t *testing.T) {
 func TestEjectionCapZero(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.MaxEjected = MaxEjectedBackends(0) })
 	victim := tp.backends[0]
-	dead := keyOn(t, tp, victim.Addr, "dead")
-	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n")
+	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[1].Addr)
 	victim.Kill()
 	waitCapped(t, tp, victim.Addr, true)
 	if n := len(tp.table.Load().members); n != 3 {
 		t.Fatalf("max_ejected 0, but the ring has %d members", n)
 	}
-	got := roundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "SERVER_ERROR backend unavailable\r\n")
+	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "SERVER_ERROR backend unavailable\r\n", 1)
 	if want := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\nSERVER_ERROR backend unavailable\r\n", alive); got != want {
 		t.Fatalf("with max_ejected 0:\n got %q\nwant %q", got, want)
 	}
@@ -188,7 +167,7 @@ func TestEjectionCapZero(t *testing.T) {
 	if ok, why := one.Ready(); ok || why != "no live backend" {
 		t.Fatalf("Ready with the only backend down: %v %q", ok, why)
 	}
-	if got := roundTrip(t, dial(t, one.addr), "set k 0 0 1\r\nx\r\n", "\r\n"); got != "SERVER_ERROR backend unavailable\r\n" {
+	if got := memctest.RoundTrip(t, memctest.Dial(t, one.addr), "set k 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 		t.Fatalf("set with the only backend down: %q", got)
 	}
 }

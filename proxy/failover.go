@@ -332,15 +332,7 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 	} else {
 		line = protocol.AppendKeyCommand(scratch[:0], &rq)
 	}
-	oldN := bytes.IndexByte(r.out, '\n') + 1
-	size := len(r.out)
-	newSize := size - oldN + len(line)
-	if newSize > size {
-		r.out = growBytes(r.out, newSize-size)
-	}
-	copy(r.out[len(line):newSize], r.out[oldN:size])
-	r.out = r.out[:newSize]
-	copy(r.out, line)
+	replaceLine(r, line)
 }
 
 // repairAfterSwap closes the race around a table swap. A set or add (or a

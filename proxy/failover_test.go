@@ -37,8 +37,8 @@ func inRing(tp *testProxy, addr string) bool {
 // -1 for never, ok false when the key is not there.
 func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
 	t.Helper()
-	c := dial(t, addr)
-	got := roundTrip(t, c, "mg "+key+" t\r\n", "\r\n")
+	c := memctest.Dial(t, addr)
+	got := memctest.RoundTrip(t, c, "mg "+key+" t\r\n", "\r\n", 1)
 	if got == "EN\r\n" {
 		return 0, false
 	}
@@ -121,7 +121,7 @@ func TestNoStaleReadAcrossTwoOutages(t *testing.T) {
 			tp := startProxy(t, 3, nil)
 			victim := tp.backends[1]
 			k := keyOn(t, tp, victim.Addr, "twice:")
-			c := dial(t, tp.addr)
+			c := memctest.Dial(t, tp.addr)
 			exchangeAll := func(cmd, want string) {
 				t.Helper()
 				cmd, want = strings.ReplaceAll(cmd, "%[1]s", k), strings.ReplaceAll(want, "%[1]s", k)
@@ -184,12 +184,9 @@ func TestFailoverCapsStandInExptime(t *testing.T) {
 	const ttl = 20
 	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = ttl * time.Second })
 	victim := tp.backends[0]
-	var keys []string
-	for i := 0; i < 12; i++ {
-		keys = append(keys, keyOn(t, tp, victim.Addr, fmt.Sprintf("cap%d:", i)))
-	}
+	keys := keysOn(t, tp, victim.Addr, "cap", 12)
 	outage(t, tp, victim)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	now := time.Now().Unix()
 	cases := []struct {
 		name string
@@ -263,7 +260,7 @@ func TestFailoverCapsStandInExptime(t *testing.T) {
 // ring change, nothing is capped and no delete is added.
 func TestFailoverSteadyPathUntouched(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = 5 * time.Second })
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	for i := 0; i < 50; i++ {
 		k := fmt.Sprintf("steady:%d", i)
 		got := expectLines(t, c, fmt.Sprintf("set %s 0 0 1\r\n1\r\ntouch %s 0\r\nincr %s 1\r\ngat 0 %s\r\n", k, k, k, k), 6)
@@ -292,7 +289,7 @@ func TestFailoverWindow(t *testing.T) {
 	victim := tp.backends[2]
 	early := keyOn(t, tp, victim.Addr, "early:")
 	late := keyOn(t, tp, victim.Addr, "late:")
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	outage(t, tp, victim)
 	earlyStandIn, lateStandIn := locationOf(tp, early), locationOf(tp, late)
 	expectLines(t, c, fmt.Sprintf("set %s 0 0 2\r\nv1\r\nset %s 0 0 2\r\nv1\r\n", early, late), 2)
@@ -371,7 +368,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	if k == "" {
 		t.Fatal("no key moves off a home that stays in the ring")
 	}
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	expectLines(t, c, "set "+k+" 0 0 2\r\nv1\r\n", 1)
 	outage(t, tp, victim)
 	if locationOf(tp, k) == homeOf(tp, k) {
@@ -407,35 +404,9 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 // the path routeByKey and its failover check are on: allocs/op must stay
 // 0 with every backend in the ring.
 func BenchmarkProxyPipelinedSets(b *testing.B) {
-	tp := startProxy(b, 3, nil)
-	c, err := net.DialTimeout("tcp", tp.addr, time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	const batch = 16
-	var cmds, want strings.Builder
-	for i := 0; i < batch; i++ {
-		k := "bench:" + strings.Repeat("k", i%7) + string(rune('a'+i))
-		cmds.WriteString("set " + k + " 0 0 10\r\n0123456789\r\n")
-		want.WriteString("STORED\r\n")
-	}
-	buf, out := make([]byte, want.Len()), []byte(cmds.String())
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += batch {
-		if _, err := c.Write(out); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	if string(buf) != want.String() {
-		b.Fatalf("replies differ: %q", buf)
-	}
+	benchBatch(b, func(_ net.Conn, k string) (cmd, reply string) {
+		return "set " + k + " 0 0 10\r\n0123456789\r\n", "STORED\r\n"
+	})
 }
 
 // TestFailoverRandomized runs a few seconds of random set, get, delete and
@@ -622,7 +593,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	if k == "" {
 		t.Fatal("no key moves from the slow backend to the added one")
 	}
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	expectLines(t, c, "set warm 0 0 1\r\nw\r\nset "+k+" 0 0 2\r\nv0\r\n", 2) // connections up
 	var sb *backend
 	for _, b := range tp.table.Load().members {

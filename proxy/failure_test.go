@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // keyOn returns a key that the proxy's current ring places on addr.
@@ -21,36 +24,56 @@ func keyOn(t testing.TB, tp *testProxy, addr, prefix string) string {
 	return ""
 }
 
+// keysOn returns n keys that the proxy's current ring places on addr:
+// keyOn's with the prefixes prefix0:, prefix1: and so on.
+func keysOn(t testing.TB, tp *testProxy, addr, prefix string, n int) []string {
+	t.Helper()
+	var keys []string
+	for i := 0; i < n; i++ {
+		keys = append(keys, keyOn(t, tp, addr, fmt.Sprintf("%s%d:", prefix, i)))
+	}
+	return keys
+}
+
+// storeDeadAndAlive stores x under a key whose home is victim ("dead")
+// and y under one whose home is other ("alive"), on a new connection to tp
+// that it returns with the keys.
+func storeDeadAndAlive(t *testing.T, tp *testProxy, victim, other string) (c net.Conn, dead, alive string) {
+	t.Helper()
+	dead = keyOn(t, tp, victim, "dead")
+	alive = keyOn(t, tp, other, "alive")
+	c = memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n", 1)
+	return c, dead, alive
+}
+
 // TestDeadBackendSemantics kills one backend with health checking off, so
 // the ring keeps it: reads of its keys are misses, writes get SERVER_ERROR,
 // the other backends are unaffected, and the connection stays in step.
 func TestDeadBackendSemantics(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.Health.AlwaysUp = true })
 	victim := tp.backends[0]
-	dead := keyOn(t, tp, victim.Addr, "dead")
-	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n")
+	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[1].Addr)
 
 	victim.Kill()
 
 	// The first command may find the pooled connection broken; either way
 	// the answers are a miss and a SERVER_ERROR, never a hang or a desync.
 	for i := 0; i < 3; i++ {
-		got := roundTrip(t, c, fmt.Sprintf("get %s %s\r\n", dead, alive), "END\r\n")
+		got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\n", dead, alive), "END\r\n", 1)
 		if got != fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\n", alive) {
 			t.Fatalf("multi-get with a dead backend: %q", got)
 		}
-		got = roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n")
+		got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1)
 		if !strings.HasPrefix(got, "SERVER_ERROR backend ") {
 			t.Fatalf("set on a dead backend: %q", got)
 		}
-		got = roundTrip(t, c, fmt.Sprintf("incr %s 1\r\ntouch %s 0\r\n", dead, alive), "TOUCHED\r\n")
+		got = memctest.RoundTrip(t, c, fmt.Sprintf("incr %s 1\r\ntouch %s 0\r\n", dead, alive), "TOUCHED\r\n", 1)
 		if !strings.HasPrefix(got, "SERVER_ERROR backend ") || !strings.HasSuffix(got, "\r\nTOUCHED\r\n") {
 			t.Fatalf("incr on dead, touch on live: %q", got)
 		}
 	}
-	if got := roundTrip(t, c, "flush_all\r\n", "\r\n"); got != "SERVER_ERROR flush_all failed on 1 of 3 backends\r\n" {
+	if got := memctest.RoundTrip(t, c, "flush_all\r\n", "\r\n", 1); got != "SERVER_ERROR flush_all failed on 1 of 3 backends\r\n" {
 		t.Fatalf("flush_all with a dead backend: %q", got)
 	}
 }
@@ -67,26 +90,26 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	victim := tp.backends[0]
 	frozen := keyOn(t, tp, victim.Addr, "frozen")
 	fine := keyOn(t, tp, tp.backends[1].Addr, "fine")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", frozen, fine), "STORED\r\nSTORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", frozen, fine), "STORED\r\nSTORED\r\n", 1)
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = victim.Thaw() })
 
-	got := roundTrip(t, c, fmt.Sprintf("get %s\r\n", frozen), "END\r\n")
+	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s\r\n", frozen), "END\r\n", 1)
 	if got != "END\r\n" {
 		t.Fatalf("get on a frozen backend: %q", got)
 	}
 	// After a timeout the connection is treated as hung: the set fails at
 	// once while it reconnects ("unavailable"), or times out if it was
 	// sent on a fresh connection the frozen host accepted.
-	got = roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\nget %s\r\n", frozen, fine), "END\r\n")
+	got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\nget %s\r\n", frozen, fine), "END\r\n", 1)
 	healthy := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\n", fine)
 	if got != "SERVER_ERROR backend unavailable\r\n"+healthy && got != "SERVER_ERROR backend timeout\r\n"+healthy {
 		t.Fatalf("set on frozen then get on healthy: %q", got)
 	}
-	stats := parseStats(roundTrip(t, c, "stats\r\n", "END\r\n"))
+	stats := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
 	if stats["backend_timeouts"] == "0" {
 		t.Fatalf("timeouts not counted: %v", stats["backend_timeouts"])
 	}
@@ -100,7 +123,7 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	// reply; so check with a fresh write.
 	deadline := time.Now().Add(exchangeBound)
 	for {
-		got = roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nw\r\nget %s\r\n", frozen, frozen), "END\r\n")
+		got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nw\r\nget %s\r\n", frozen, frozen), "END\r\n", 1)
 		if got == fmt.Sprintf("STORED\r\nVALUE %s 0 1\r\nw\r\nEND\r\n", frozen) {
 			break
 		}
@@ -122,7 +145,7 @@ func TestNoBackendsFailsFast(t *testing.T) {
 	for _, s := range tp.backends {
 		s.Kill()
 	}
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	deadline := time.Now().Add(10 * time.Second)
 	for tp.table.Load().ring != nil {
 		if time.Now().After(deadline) {
@@ -131,11 +154,11 @@ func TestNoBackendsFailsFast(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, cmd := range []string{"get a\r\n", "set a 0 0 1\r\nx\r\n", "delete a\r\n", "incr a 1\r\n", "flush_all\r\n"} {
-		if got := roundTrip(t, c, cmd, "\r\n"); got != "SERVER_ERROR no backends available\r\n" {
+		if got := memctest.RoundTrip(t, c, cmd, "\r\n", 1); got != "SERVER_ERROR no backends available\r\n" {
 			t.Errorf("%q with no backends: %q", cmd, got)
 		}
 	}
-	if got := roundTrip(t, c, "version\r\n", "\r\n"); got != "VERSION 1.6.0-mcproxy-test\r\n" {
+	if got := memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
 		t.Errorf("version with no backends: %q", got)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // httpPost is what a web page can make a browser send to 127.0.0.1:11211: a
@@ -51,28 +50,17 @@ func readToClose(t *testing.T, addr string, input []byte) (got []byte, closed bo
 // protocolRejects reads mcproxy_client_protocol_rejects_total by kind.
 func protocolRejects(t *testing.T, p *Proxy) map[string]float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(p.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "mcproxy_client_protocol_rejects_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
+	for _, s := range gatherSeries(t, p, "mcproxy_client_protocol_rejects_total") {
+		out[s.labels["kind"]] = s.value
 	}
 	return out
 }
 
 func statLine(t *testing.T, addr, name string) string {
 	t.Helper()
-	c := dial(t, addr)
-	for _, line := range strings.Split(roundTrip(t, c, "stats\r\n", "END\r\n"), "\r\n") {
+	c := memctest.Dial(t, addr)
+	for _, line := range strings.Split(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1), "\r\n") {
 		if strings.HasPrefix(line, "STAT "+name+" ") {
 			return strings.TrimPrefix(line, "STAT "+name+" ")
 		}
@@ -165,14 +153,10 @@ func TestBinaryProtocolRefused(t *testing.T) {
 // crypto/tls) is closed at once instead of waiting for a newline.
 func TestTLSClientHelloRefused(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c, err := net.DialTimeout("tcp", tp.addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(t, tp.addr)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	tc := tls.Client(c, &tls.Config{ServerName: "mcproxy", MinVersion: tls.VersionTLS12})
-	err = tc.Handshake()
+	err := tc.Handshake()
 	if err == nil || isTimeout(err) {
 		t.Fatalf("handshake: %v; want the connection closed", err)
 	}
@@ -192,11 +176,11 @@ func TestTLSClientHelloRefused(t *testing.T) {
 // hold binary, TLS or HTTP bytes, are served as before and not counted.
 func TestTextClientUnaffected(t *testing.T) {
 	tp := startProxy(t, 2, nil)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	for _, v := range []string{"\x80\x0a\x00\x00", "\x16\x03\x01", "GET / HTTP/1.1"} {
 		cmd := fmt.Sprintf("set k 0 0 %d\r\n%s\r\nget k\r\n", len(v), v)
 		want := fmt.Sprintf("STORED\r\nVALUE k 0 %d\r\n%s\r\nEND\r\n", len(v), v)
-		if got := roundTrip(t, c, cmd, "END\r\n"); got != want {
+		if got := memctest.RoundTrip(t, c, cmd, "END\r\n", 1); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // garbagePieces are fragments of valid and invalid commands; random
@@ -54,8 +56,8 @@ func TestGarbageNeverHurtsTheProxy(t *testing.T) {
 		c.Close()
 	}
 	// A well-behaved client is served as before.
-	c := dial(t, tp.addr)
-	if got := roundTrip(t, c, "set ok 0 0 2\r\nhi\r\nget ok\r\n", "END\r\n"); got != "STORED\r\nVALUE ok 0 2\r\nhi\r\nEND\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	if got := memctest.RoundTrip(t, c, "set ok 0 0 2\r\nhi\r\nget ok\r\n", "END\r\n", 1); got != "STORED\r\nVALUE ok 0 2\r\nhi\r\nEND\r\n" {
 		t.Fatalf("after the garbage: %q", got)
 	}
 	c.Close()

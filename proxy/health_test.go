@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // prefill stores n keys through the proxy and returns them.
@@ -211,12 +212,12 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 	load.progress(t, 500)
 	// Its keys route to it again: a set through the proxy lands on it.
 	k := keyOn(t, tp, victim.Addr, "back")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "set "+k+" 0 0 1\r\nz\r\n", "STORED\r\n")
-	if got := roundTrip(t, dial(t, victim.Addr), "get "+k+"\r\n", "END\r\n"); got != "VALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nz\r\n", "STORED\r\n", 1)
+	if got := memctest.RoundTrip(t, memctest.Dial(t, victim.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
 		t.Fatalf("key of the re-added backend not stored on it: %q", got)
 	}
-	be := roundTrip(t, c, "stats backends\r\n", "END\r\n")
+	be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 	for _, want := range []string{"backend:" + victim.Addr + ":ejections 1\r\n", "backend:" + victim.Addr + ":readds 1\r\n",
 		"backend:" + victim.Addr + ":state up\r\n"} {
 		if !strings.Contains(be, want) {
@@ -263,10 +264,7 @@ func TestFrozenBackendEjectedUnderLoad(t *testing.T) {
 func TestAutoEjectOff(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.AutoEject = false })
 	victim := tp.backends[2]
-	dead := keyOn(t, tp, victim.Addr, "dead")
-	alive := keyOn(t, tp, tp.backends[0].Addr, "alive")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n")
+	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[0].Addr)
 	victim.Kill()
 	deadline := time.Now().Add(exchangeBound)
 	for tp.health.IsUp(victim.Addr) {
@@ -279,9 +277,9 @@ func TestAutoEjectOff(t *testing.T) {
 		t.Fatalf("auto_eject false, but the ring has %d members", n)
 	}
 	start := time.Now()
-	got := roundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "\r\n")
+	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "\r\n", 1)
 	for !strings.HasSuffix(got, "SERVER_ERROR backend unavailable\r\n") && time.Since(start) < exchangeBound {
-		got += roundTrip(t, c, "", "\r\n")
+		got += memctest.RoundTrip(t, c, "", "\r\n", 1)
 	}
 	want := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\nSERVER_ERROR backend unavailable\r\n", alive)
 	if got != want {
@@ -299,20 +297,20 @@ func TestNoStaleValueAfterReadd(t *testing.T) {
 			tp := startProxy(t, 3, func(o *Options) { o.FlushOnReadd = !keep })
 			victim := tp.backends[0]
 			k := keyOn(t, tp, victim.Addr, "stale")
-			c := dial(t, tp.addr)
-			roundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
+			c := memctest.Dial(t, tp.addr)
+			memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
 			if err := victim.Freeze(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = victim.Thaw() })
 			waitInRing(t, tp, victim.Addr, false)
 			// The key now lives on another backend; the client updates it.
-			roundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n")
+			memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1)
 			if err := victim.Thaw(); err != nil {
 				t.Fatal(err)
 			}
 			waitInRing(t, tp, victim.Addr, true)
-			got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n")
+			got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1)
 			stale := "VALUE " + k + " 0 3\r\nold\r\nEND\r\n"
 			if !keep && got != "END\r\n" {
 				t.Fatalf("after re-adding a flushed backend: %q, want a miss", got)
@@ -339,14 +337,14 @@ func TestAutoEjectOffNamedFrozen(t *testing.T) {
 	})
 	victim := tp.backends[2]
 	dead := keyOn(t, tp, victim.Addr, "dead")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", dead), "STORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", dead), "STORED\r\n", 1)
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = victim.Thaw() }()
 	waitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
-	if got := roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n"); got != "SERVER_ERROR backend unavailable\r\n" {
+	if got := memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 		t.Fatalf("set on a down backend: %q", got)
 	}
 	st := backendStats(t, c, "cache-2")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/ring"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
@@ -127,38 +128,58 @@ func exchange(t testing.TB, addr string, input []byte) []byte {
 	return got[:len(got)-len(sentinelReply)]
 }
 
+// againstMemcached flushes the memcached at direct and the proxy at
+// proxyAddr, sends input to each (exchange) and returns their replies,
+// masked by mask: memcached's first.
+func againstMemcached(t testing.TB, direct, proxyAddr, input string, mask func([]byte) []byte) (want, got []byte) {
+	t.Helper()
+	for _, addr := range []string{direct, proxyAddr} {
+		if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
+			t.Fatalf("flush %s: %q", addr, got)
+		}
+	}
+	return mask(exchange(t, direct, []byte(input))), mask(exchange(t, proxyAddr, []byte(input)))
+}
+
 var casField = regexp.MustCompile(`(?m)^(VALUE \S+ \d+ \d+) \d+\r$`)
 
 // maskCas replaces cas uniques, which differ between servers by design.
 func maskCas(b []byte) []byte { return casField.ReplaceAll(b, []byte("$1 <cas>\r")) }
 
-// roundTrip sends one command on c and reads until the reply ends with end.
-func roundTrip(t testing.TB, c net.Conn, cmd, end string) string {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(exchangeBound))
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatalf("write %q: %v", cmd, err)
-	}
-	var got []byte
-	buf := make([]byte, 64<<10)
-	for !bytes.HasSuffix(got, []byte(end)) {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			t.Fatalf("reply to %.60q: read %q then %v", cmd, got, err)
-		}
-	}
-	return string(got)
+// series is one series of a metric family: its labels and its value (a
+// gauge's or a counter's).
+type series struct {
+	labels map[string]string
+	value  float64
 }
 
-func dial(t testing.TB, addr string) net.Conn {
+// gatherSeries gathers p's metrics through a pedantic registry, which also
+// checks them for consistency, and returns the series of the family name.
+func gatherSeries(t *testing.T, p *Proxy, name string) []series {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(p.Collector())
+	mfs, err := reg.Gather()
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatalf("gather: %v", err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	var out []series
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			s := series{labels: map[string]string{}, value: m.GetCounter().GetValue()}
+			if m.Gauge != nil {
+				s.value = m.GetGauge().GetValue()
+			}
+			for _, l := range m.GetLabel() {
+				s.labels[l.GetName()] = l.GetValue()
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // waitFor polls cond until it holds, failing the test after waitBound.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // placement returns the name of the backend each key routes to.
@@ -63,24 +62,9 @@ func localhostSpelling(t *testing.T, addr string) string {
 // is exported.
 func hasInfo(t *testing.T, tp *testProxy, name, addr string) bool {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(tp.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mcproxy_backend_info" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["backend"] == name && labels["addr"] == addr && m.GetGauge().GetValue() == 1 {
-				return true
-			}
+	for _, s := range gatherSeries(t, tp.Proxy, "mcproxy_backend_info") {
+		if s.labels["backend"] == name && s.labels["addr"] == addr && s.value == 1 {
+			return true
 		}
 	}
 	return false
@@ -144,9 +128,9 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 			}
 			// The respelled backend serves on its new connections.
 			k := keyOn(t, tp, respelled, "respelled")
-			c := dial(t, tp.addr)
-			roundTrip(t, c, "set "+k+" 0 0 1\r\nr\r\n", "STORED\r\n")
-			if got := roundTrip(t, dial(t, servers[0].Addr), "get "+k+"\r\n", "END\r\n"); got != "VALUE "+k+" 0 1\r\nr\r\nEND\r\n" {
+			c := memctest.Dial(t, tp.addr)
+			memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nr\r\n", "STORED\r\n", 1)
+			if got := memctest.RoundTrip(t, memctest.Dial(t, servers[0].Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nr\r\nEND\r\n" {
 				t.Fatalf("a key of the respelled backend is not on its server: %q", got)
 			}
 			st := memctest.Stats(t, tp.addr, "backends")
@@ -191,7 +175,7 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 	keys := prefill(t, tp.addr, 600)
 	before := tp.table.Load()
 	// Something the new server holds from before: flush_on_readd empties it.
-	roundTrip(t, dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n")
+	memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 
 	res, err := tp.reconfigure(list(fresh.Addr), before.ringCfg)
 	if err != nil {
@@ -207,13 +191,13 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 	if !slices.Equal(placement(before, keys), placement(tp.table.Load(), keys)) {
 		t.Fatal("a's ring place changed with its server")
 	}
-	if got := roundTrip(t, dial(t, fresh.Addr), "get leftover\r\n", "END\r\n"); got != "END\r\n" {
+	if got := memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "get leftover\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("the new server joined without a flush: %q", got)
 	}
 	k := keyOn(t, tp, fresh.Addr, "moved")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "set "+k+" 0 0 1\r\nm\r\n", "STORED\r\n")
-	if got := roundTrip(t, dial(t, fresh.Addr), "get "+k+"\r\n", "END\r\n"); got != "VALUE "+k+" 0 1\r\nm\r\nEND\r\n" {
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nm\r\n", "STORED\r\n", 1)
+	if got := memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nm\r\nEND\r\n" {
 		t.Fatalf("a's keys do not reach its new server: %q", got)
 	}
 	st := memctest.Stats(t, tp.addr, "backends")
@@ -231,7 +215,7 @@ func TestDuplicateNamesRefused(t *testing.T) {
 		t.Fatalf("New with a name twice: %v", err)
 	}
 	tp := startProxyFor(t, []*memctest.Server{a, b}, nil)
-	roundTrip(t, dial(t, tp.addr), "version\r\n", "\r\n") // serving before the cleanup shuts it down
+	memctest.RoundTrip(t, memctest.Dial(t, tp.addr), "version\r\n", "\r\n", 1) // serving before the cleanup shuts it down
 	for _, bs := range [][]Backend{
 		{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}},
 		{{Addr: a.Addr}, {Name: a.Addr, Addr: b.Addr}},

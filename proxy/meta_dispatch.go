@@ -108,33 +108,13 @@ func (s *session) dispatchMeta(req *protocol.Request) bool {
 	if op == protocol.OpMetaSet {
 		// The data block goes straight into the outgoing command, as for
 		// a text storage command, as it arrives (session.continueData);
-		// metaSetArrived routes it.
+		// storageArrived routes it.
 		r.out = growBytes(r.out, req.Bytes+2)
 		s.data, s.dataHave = r, 0
 		return true
 	}
 	s.routeMeta(r, req)
 	return true
-}
-
-// metaSetArrived routes an ms whose data block has been read, or refuses
-// it when the block was bad. err is ContinueData's.
-func (s *session) metaSetArrived(r *request, err error) {
-	if err == protocol.ErrBadDataChunk {
-		// memcached answers this even in quiet mode.
-		s.p.stats.clientErrors.Add(1)
-		s.p.stats.countResult(r.op, resError, 1)
-		r.release()
-		s.enqueueLocal(err.Error())
-		return
-	}
-	if err != nil {
-		r.release()
-		s.readError(err)
-		return
-	}
-	s.now = s.l.now // a large block can take a while to arrive
-	s.routeMeta(r, &s.req)
 }
 
 // prepareMeta fills r.meta from req and returns the rewrite of its line,
@@ -182,14 +162,10 @@ func metaTokens(req *protocol.Request, rw protocol.MetaRewrite) int {
 // after a ring change. An mg only has its expiries capped, as gat has; me
 // only reads.
 func (s *session) routeMeta(r *request, req *protocol.Request) {
-	s.enqueue(r)
-	t := s.p.table.Load()
-	if t.ring == nil {
-		r.fail(errNoBackends)
+	t, b, key := s.enqueueAndLocate(r, req)
+	if t == nil {
 		return
 	}
-	key := req.Key()
-	b := t.members[t.ring.Locate(key)]
 	if metaPlants(req) {
 		r.routed = t // for repairAfterSwap
 	}

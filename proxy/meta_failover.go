@@ -97,7 +97,7 @@ func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.R
 }
 
 // replaceLine puts line in place of the command line at the head of
-// r.out, moving an ms data block behind it.
+// r.out, moving the data block of a storage command or an ms behind it.
 func replaceLine(r *request, line []byte) {
 	oldN := bytes.IndexByte(r.out, '\n') + 1
 	size := len(r.out)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // TestMetaDeadBackend kills one backend with health checking off, so the
@@ -21,19 +21,19 @@ func TestMetaDeadBackend(t *testing.T) {
 	dead := keyOn(t, tp, victim.Addr, "dead")
 	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")
 	b64 := base64.StdEncoding.EncodeToString([]byte(dead))
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("ms %s 1\r\nx\r\nms %s 1\r\ny\r\n", dead, alive), "HD\r\nHD\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("ms %s 1\r\nx\r\nms %s 1\r\ny\r\n", dead, alive), "HD\r\nHD\r\n", 1)
 
 	victim.Kill()
 
 	for i := 0; i < 3; i++ {
-		got := roundTrip(t, c, fmt.Sprintf("mg %s v O5 k\r\nmg %s b k v O6\r\nmg %s v q\r\nmg %s v\r\nmn\r\n", dead, b64, dead, alive), "MN\r\n")
+		got := memctest.RoundTrip(t, c, fmt.Sprintf("mg %s v O5 k\r\nmg %s b k v O6\r\nmg %s v q\r\nmg %s v\r\nmn\r\n", dead, b64, dead, alive), "MN\r\n", 1)
 		want := fmt.Sprintf("EN O5 k%s\r\nEN k%s b O6\r\nVA 1\r\ny\r\nMN\r\n", dead, b64)
 		if got != want {
 			t.Fatalf("mg with a dead backend: %q, want %q", got, want)
 		}
 		for _, cmd := range []string{"ms " + dead + " 1 q\r\nz\r\n", "md " + dead + " q\r\n", "ma " + dead + "\r\n", "me " + dead + "\r\n"} {
-			got := roundTrip(t, c, cmd, "\r\n")
+			got := memctest.RoundTrip(t, c, cmd, "\r\n", 1)
 			if !strings.HasPrefix(got, "SERVER_ERROR backend ") {
 				t.Fatalf("%q on a dead backend: %q", cmd, got)
 			}
@@ -46,9 +46,9 @@ func TestMetaDeadBackend(t *testing.T) {
 // result.
 func TestMetaCounted(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "ms a 1\r\nx\r\nmg a v\r\nmg nope\r\nmg a T10\r\nmd a\r\nmd a q\r\nma n N0 J1\r\nma n MD\r\nmn\r\n",
-		"HD\r\nVA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nNF\r\nHD\r\nHD\r\nMN\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "ms a 1\r\nx\r\nmg a v\r\nmg nope\r\nmg a T10\r\nmd a\r\nmd a q\r\nma n N0 J1\r\nma n MD\r\nmn\r\n", "HD\r\nVA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nNF\r\nHD\r\nHD\r\nMN\r\n", 1)
+
 	for name, want := range map[string]int{
 		"cmd_meta": 9, "cmd_get": 2, "cmd_touch": 1, "cmd_set": 1, "get_hits": 1, "get_misses": 1,
 		"touch_hits": 1, "delete_hits": 1, "delete_misses": 1, "decr_hits": 1,
@@ -70,24 +70,9 @@ func TestMetaCounted(t *testing.T) {
 // commandsMetric reads mcproxy_commands_total{command, result}.
 func commandsMetric(t *testing.T, tp *testProxy, command, result string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(tp.Collector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "mcproxy_commands_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["command"] == command && labels["result"] == result {
-				return m.GetCounter().GetValue()
-			}
+	for _, s := range gatherSeries(t, tp.Proxy, "mcproxy_commands_total") {
+		if s.labels["command"] == command && s.labels["result"] == result {
+			return s.value
 		}
 	}
 	return 0
@@ -97,12 +82,12 @@ func commandsMetric(t *testing.T, tp *testProxy, command, result string) float64
 // key token (base64 with b) has left: -1 for never, ok false when absent.
 func metaTTL(t *testing.T, addr, token string, b bool) (ttl int, ok bool) {
 	t.Helper()
-	c := dial(t, addr)
+	c := memctest.Dial(t, addr)
 	cmd := "mg " + token + " t"
 	if b {
 		cmd += " b"
 	}
-	got := roundTrip(t, c, cmd+"\r\n", "\r\n")
+	got := memctest.RoundTrip(t, c, cmd+"\r\n", "\r\n", 1)
 	if got == "EN\r\n" {
 		return 0, false
 	}
@@ -125,10 +110,7 @@ func TestMetaFailoverCapsStandInExptime(t *testing.T) {
 	const ttl = 20
 	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = ttl * time.Second })
 	victim := tp.backends[0]
-	var keys []string
-	for i := 0; i < 12; i++ {
-		keys = append(keys, keyOn(t, tp, victim.Addr, fmt.Sprintf("mcap%d:", i)))
-	}
+	keys := keysOn(t, tp, victim.Addr, "mcap", 12)
 	// A binary key (a space in it) whose home is the victim.
 	var bin string
 	for i := 0; ; i++ {
@@ -139,7 +121,7 @@ func TestMetaFailoverCapsStandInExptime(t *testing.T) {
 		}
 	}
 	outage(t, tp, victim)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	cases := []struct {
 		name string
 		cmds string // %s is the key
@@ -201,7 +183,7 @@ func TestMetaFailoverInvalidates(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	outage(t, tp, victim)
 	var toks, standIns []string
 	for _, k := range keys {

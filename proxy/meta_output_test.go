@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // TestMetaSlowReaderHeldBack: a client pipelining mg of large values
@@ -22,11 +24,11 @@ func TestMetaSlowReaderHeldBack(t *testing.T) {
 	// its size (protocol.Reply.reserve doubles a pooled buffer), and the
 	// window plus the soft limit must stay under the hard limit.
 	value := strings.Repeat("h", 30<<10)
-	direct := dial(t, tp.backends[0].Addr)
-	roundTrip(t, direct, fmt.Sprintf("ms big %d\r\n%s\r\n", len(value), value), "HD\r\n")
+	direct := memctest.Dial(t, tp.backends[0].Addr)
+	memctest.RoundTrip(t, direct, fmt.Sprintf("ms big %d\r\n%s\r\n", len(value), value), "HD\r\n", 1)
 
 	const n = 400 // 12 MB of replies, six times the hard limit
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	if _, err := c.Write([]byte(strings.Repeat("mg big v\r\n", n) + "mn\r\n")); err != nil {
 		t.Fatal(err)
 	}

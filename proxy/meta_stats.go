@@ -50,23 +50,11 @@ func (c *counters) countMetaReply(r *request) {
 	case protocol.OpMetaGet:
 		c.countMetaGet(r, res == resHit)
 	case protocol.OpMetaDelete:
-		switch res {
-		case resDeleted:
-			c.deleteHits.Add(1)
-		case resNotFound:
-			c.deleteMisses.Add(1)
-		}
+		countHitMiss(res, resDeleted, &c.deleteHits, &c.deleteMisses)
 	case protocol.OpMetaArithmetic:
-		hits, misses := &c.incrHits, &c.incrMisses
-		if m := r.meta.mode; m == 'D' || m == '-' {
-			hits, misses = &c.decrHits, &c.decrMisses
-		}
-		switch res {
-		case resHit:
-			hits.Add(1)
-		case resNotFound:
-			misses.Add(1)
-		}
+		m := r.meta.mode
+		hits, misses := c.arithCounters(m == 'D' || m == '-')
+		countHitMiss(res, resHit, hits, misses)
 	}
 }
 

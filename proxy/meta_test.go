@@ -1,22 +1,16 @@
 package proxy
 
 import (
-	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // metaDifferentialCases are meta (and mixed) streams sent to a real
 // memcached and through the proxy over three backends; the replies must be
 // identical byte for byte, apart from what maskMeta masks.
-var metaDifferentialCases = []struct {
-	name  string
-	input string
-}{
+var metaDifferentialCases = []differentialCase{
 	// The desync of issue 9: a meta command refused as unknown let its data
 	// block run as a command, flushing every backend.
 	{"ms data is never a command", "set foo 0 0 3\r\nbar\r\nms foo 9\r\nflush_all\r\nms foo 9 q T0\r\nflush_all\r\n" +
@@ -81,22 +75,7 @@ func maskMeta(b []byte) []byte {
 // TestMetaMatchesMemcached sends each case to memcached and through the
 // proxy and compares the replies byte for byte (masked).
 func TestMetaMatchesMemcached(t *testing.T) {
-	direct := memctest.Start(t)
-	tp := startProxy(t, 3, nil)
-	for _, tc := range metaDifferentialCases {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, addr := range []string{direct.Addr, tp.addr} {
-				if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-					t.Fatalf("flush %s: %q", addr, got)
-				}
-			}
-			want := maskMeta(exchange(t, direct.Addr, []byte(tc.input)))
-			got := maskMeta(exchange(t, tp.addr, []byte(tc.input)))
-			if !bytes.Equal(got, want) {
-				t.Errorf("input %s\nmemcached: %s\nmcproxy:   %s", clipQ(tc.input), clipQ(string(want)), clipQ(string(got)))
-			}
-		})
-	}
+	matchCases(t, metaDifferentialCases, maskMeta)
 }
 
 // TestMetaQuietAutovivify pins the one quiet-mode answer where the proxy

@@ -48,8 +48,8 @@ func TestOutputLimitExperiment(t *testing.T) {
 		be := memctest.Start(t, "-m", "256")
 		px := startChild(t, bin, be.Addr)
 		value := strings.Repeat("a", 500<<10)
-		c := dialRaw(t, px.addr)
-		roundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\nset small 0 0 1\r\nx\r\n", len(value), value), "STORED\r\nSTORED\r\n")
+		c := memctest.Dial(t, px.addr)
+		memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\nset small 0 0 1\r\nx\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
 		px.resetPeak(t)
 		base := px.rss(t)
 		go func() { // blocks once the proxy stops reading; ends when c closes
@@ -66,7 +66,7 @@ func TestOutputLimitExperiment(t *testing.T) {
 		}
 		px := startChild(t, bin, addrs...)
 		value := strings.Repeat("b", 100<<10)
-		c := dialRaw(t, px.addr)
+		c := memctest.Dial(t, px.addr)
 		keys := make([]string, 10000)
 		var set bytes.Buffer
 		for i := range keys {
@@ -74,7 +74,7 @@ func TestOutputLimitExperiment(t *testing.T) {
 			fmt.Fprintf(&set, "set %s 0 0 %d noreply\r\n%s\r\n", keys[i], len(value), value)
 			if i%50 == 49 || i == len(keys)-1 { // a few MB per round trip
 				set.WriteString("set small 0 0 1\r\nx\r\n")
-				roundTrip(t, c, set.String(), "STORED\r\n")
+				memctest.RoundTrip(t, c, set.String(), "STORED\r\n", 1)
 				set.Reset()
 			}
 		}
@@ -172,20 +172,11 @@ func (c *child) report(t *testing.T, base int64, lat []time.Duration) {
 		base>>20, peak>>20, (peak-base)>>20, len(lat), p99, worst)
 }
 
-func dialRaw(t *testing.T, addr string) net.Conn {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // otherClient makes gets of key, one at a time, for d or until done
 // delivers (which it passes back), and returns each one's latency. A get
 // that fails or gets no answer within 10 s counts as 10 s.
 func otherClient(t *testing.T, addr, key string, d time.Duration, done ...chan int) []time.Duration {
-	c := dialRaw(t, addr)
+	c := memctest.Dial(t, addr)
 	br := bufio.NewReader(c)
 	var lat []time.Duration
 	end := time.Now().Add(d)

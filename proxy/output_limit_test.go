@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/memctest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -89,12 +90,12 @@ func readExactly(t *testing.T, c net.Conn, want []byte) {
 // every one has been answered correctly.
 func roundTrips(t *testing.T, addr string, n int) {
 	t.Helper()
-	c := dial(t, addr)
+	c := memctest.Dial(t, addr)
 	for i := 0; i < n; i++ {
 		k, v := "other:"+strconv.Itoa(i%10), strconv.Itoa(i)
-		roundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n")
+		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
 		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
-		if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != want {
+		if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != want {
 			t.Fatalf("round trip %d: got %q, want %q", i, got, want)
 		}
 	}
@@ -110,8 +111,8 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		o.ClientOutputLimit = 1 << 20
 	})
 	value := strings.Repeat("s", 256<<10)
-	slow := dial(t, tp.addr)
-	roundTrip(t, slow, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n")
+	slow := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, slow, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
 	const n = 400 // 100 MiB of replies
 	if _, err := slow.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
 		t.Fatal(err)
@@ -145,10 +146,10 @@ func TestOutputLimitDisconnect(t *testing.T) {
 		o.Logger = zap.New(core)
 	})
 	value := strings.Repeat("h", 512<<10)
-	direct := dial(t, tp.backends[0].Addr)
-	roundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n")
+	direct := memctest.Dial(t, tp.backends[0].Addr)
+	memctest.RoundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
 
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	if _, err := c.Write([]byte(strings.Repeat("get huge\r\n", 100))); err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +169,9 @@ func TestOutputLimitDisconnect(t *testing.T) {
 			break
 		}
 	}
-	stats := dial(t, tp.addr)
+	stats := memctest.Dial(t, tp.addr)
 	waitFor(t, "the disconnect to be counted", func() bool {
-		return parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["output_limit_disconnects"] == "1"
+		return parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["output_limit_disconnects"] == "1"
 	})
 	waitFor(t, "the session to end and log", func() bool {
 		return logs.FilterMessageSnippet("hard output limit").Len() == 1
@@ -186,10 +187,10 @@ func TestOutputLimitDisconnect(t *testing.T) {
 	// the backend connection was never reset.
 	roundTrips(t, tp.addr, 20)
 	want := fmt.Sprintf("VALUE huge 0 %d\r\n%s\r\nEND\r\n", len(value), value)
-	if got := roundTrip(t, stats, "get huge\r\n", "END\r\n"); got != want {
+	if got := memctest.RoundTrip(t, stats, "get huge\r\n", "END\r\n", 1); got != want {
 		t.Fatalf("get huge after the disconnect: %d bytes, want %d", len(got), len(want))
 	}
-	st := parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))
+	st := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))
 	if st["backend_errors"] != "0" {
 		t.Errorf("backend_errors %s: dropping a client's replies broke the backend connection", st["backend_errors"])
 	}
@@ -208,7 +209,7 @@ func TestMultiGetStreams(t *testing.T) {
 	})
 	const nkeys = 300
 	value := strings.Repeat("m", 100<<10)
-	c := dial(t, tp.addr)
+	c := memctest.Dial(t, tp.addr)
 	var keys []string
 	var want bytes.Buffer
 	for i := 0; i < nkeys; i++ {
@@ -218,12 +219,12 @@ func TestMultiGetStreams(t *testing.T) {
 			continue // a miss now and then
 		}
 		v := value[:len(value)-i]
-		roundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n")
+		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
 		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\n", k, len(v), v)
 	}
 	want.WriteString("END\r\n")
-	stats := dial(t, tp.addr)
-	roundTrip(t, stats, "stats reset\r\n", "RESET\r\n")
+	stats := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
 
 	if _, err := c.Write([]byte("get " + strings.Join(keys, " ") + "\r\n")); err != nil {
 		t.Fatal(err)
@@ -231,7 +232,7 @@ func TestMultiGetStreams(t *testing.T) {
 	s := sessionOf(t, tp, c)
 	waitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
 	parkedAt := time.Now()
-	sent, _ := strconv.Atoi(parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n"))["cmd_get"])
+	sent, _ := strconv.Atoi(parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"])
 	if sent >= nkeys {
 		t.Errorf("all %d keys were sent to the backends for a client that reads nothing", sent)
 	}
@@ -276,11 +277,11 @@ func TestMultiGetStreams(t *testing.T) {
 	if s.cut.Load() {
 		t.Fatal("the streaming client was disconnected")
 	}
-	if st := parseStats(roundTrip(t, stats, "stats\r\n", "END\r\n")); st["output_limit_disconnects"] != "0" {
+	if st := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1)); st["output_limit_disconnects"] != "0" {
 		t.Errorf("output_limit_disconnects %s", st["output_limit_disconnects"])
 	}
 	// The client can go on: the command after the long get is answered.
-	if got := roundTrip(t, c, "get stream:0\r\n", "END\r\n"); !strings.HasPrefix(got, "VALUE stream:0 ") {
+	if got := memctest.RoundTrip(t, c, "get stream:0\r\n", "END\r\n", 1); !strings.HasPrefix(got, "VALUE stream:0 ") {
 		t.Fatalf("next command: %.60q", got)
 	}
 }

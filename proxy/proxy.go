@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/internal/defaults"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/zap"
 )
@@ -113,33 +114,17 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.EventLoops <= 0 {
-		o.EventLoops = runtime.GOMAXPROCS(0)
-	}
-	if o.Connections <= 0 {
-		o.Connections = DefaultBackendConnections
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultBackendTimeout
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = DefaultConnectTimeout
-	}
-	if o.MaxConnections <= 0 {
-		o.MaxConnections = DefaultMaxConnections
-	}
-	if o.MaxItemSize <= 0 {
-		o.MaxItemSize = DefaultMaxItemSize
-	}
-	if o.ClientOutputLimit <= 0 {
-		o.ClientOutputLimit = DefaultClientOutputLimit
-	}
+	defaults.Positive(&o.EventLoops, runtime.GOMAXPROCS(0))
+	defaults.Positive(&o.Connections, DefaultBackendConnections)
+	defaults.Positive(&o.Timeout, DefaultBackendTimeout)
+	defaults.Positive(&o.ConnectTimeout, DefaultConnectTimeout)
+	defaults.Positive(&o.MaxConnections, DefaultMaxConnections)
+	defaults.Positive(&o.MaxItemSize, DefaultMaxItemSize)
+	defaults.Positive(&o.ClientOutputLimit, DefaultClientOutputLimit)
 	if o.Version == "" {
 		o.Version = "dev"
 	}
-	if o.FailoverTTL <= 0 {
-		o.FailoverTTL = DefaultFailoverTTL
-	}
+	defaults.Positive(&o.FailoverTTL, DefaultFailoverTTL)
 	// A cap of 0 seconds would mean "never expires" to memcached.
 	o.FailoverTTL = max(o.FailoverTTL, MinFailoverTTL)
 	if o.Logger == nil {
@@ -470,6 +455,18 @@ func (p *Proxy) sessionEnded(s *session) {
 	p.sessWG.Done()
 }
 
+// eachSession runs f on every client session, on the session's own event
+// loop.
+func (p *Proxy) eachSession(f func(*session)) {
+	for _, l := range p.loops {
+		l.post(func() {
+			for s := range l.sessions {
+				f(s)
+			}
+		})
+	}
+}
+
 // Shutdown stops accepting and drains every client: each session goes on
 // reading and answering what its client has already sent, until the client
 // has been quiet for a moment (drainQuiet) or leaves, then writes the last
@@ -490,13 +487,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	draining := len(p.sessions)
 	p.mu.Unlock()
-	for _, l := range p.loops {
-		l.post(func() {
-			for s := range l.sessions {
-				s.drain()
-			}
-		})
-	}
+	p.eachSession((*session).drain)
 	start := time.Now()
 
 	done := make(chan struct{})
@@ -510,14 +501,10 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		left := len(p.sessions)
 		p.mu.Unlock()
-		for _, l := range p.loops {
-			l.post(func() {
-				for s := range l.sessions {
-					s.lost()
-					s.maybeEnd()
-				}
-			})
-		}
+		p.eachSession(func(s *session) {
+			s.lost()
+			s.maybeEnd()
+		})
 		// Fail what is still waiting for a backend, so that the grace bounds
 		// the shutdown rather than the grace plus a backend timeout.
 		p.closeBackends()

@@ -1,13 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
-
-	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // randomCommand returns one command (with its data block) drawn from a
@@ -70,23 +67,5 @@ func randomCommand(rnd *rand.Rand) string {
 // byte for byte, cas uniques aside. A failure prints the seed and the
 // stream; add it to differentialCases.
 func TestRandomStreamsMatchMemcached(t *testing.T) {
-	direct := memctest.Start(t)
-	tp := startProxy(t, 3, nil)
-	for seed := int64(1); seed <= 1000; seed++ {
-		rnd := rand.New(rand.NewSource(seed))
-		var in strings.Builder
-		for i := rnd.Intn(25) + 1; i > 0; i-- {
-			in.WriteString(randomCommand(rnd))
-		}
-		for _, addr := range []string{direct.Addr, tp.addr} {
-			if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-				t.Fatalf("flush %s: %q", addr, got)
-			}
-		}
-		want := maskCas(exchange(t, direct.Addr, []byte(in.String())))
-		got := maskCas(exchange(t, tp.addr, []byte(in.String())))
-		if !bytes.Equal(got, want) {
-			t.Fatalf("seed %d: input %s\nmemcached: %s\nmcproxy:   %s", seed, clipQ(in.String()), clipQ(string(want)), clipQ(string(got)))
-		}
-	}
+	matchRandomStreams(t, 1000, 25, randomCommand, maskCas)
 }

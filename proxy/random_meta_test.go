@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/mcproxy/mcproxy/internal/memctest"
 )
 
 // metaStreamsEnv sets how many seeded streams TestRandomMetaStreamsMatchMemcached
@@ -173,24 +170,6 @@ func TestRandomMetaStreamsMatchMemcached(t *testing.T) {
 		}
 		streams = n
 	}
-	direct := memctest.Start(t)
-	tp := startProxy(t, 3, nil)
-	for seed := int64(1); seed <= int64(streams); seed++ {
-		rnd := rand.New(rand.NewSource(seed))
-		var in strings.Builder
-		for i := rnd.Intn(30) + 1; i > 0; i-- {
-			in.WriteString(randomMixedCommand(rnd))
-		}
-		for _, addr := range []string{direct.Addr, tp.addr} {
-			if got := exchange(t, addr, []byte("flush_all\r\n")); string(got) != "OK\r\n" {
-				t.Fatalf("flush %s: %q", addr, got)
-			}
-		}
-		want := maskMeta(exchange(t, direct.Addr, []byte(in.String())))
-		got := maskMeta(exchange(t, tp.addr, []byte(in.String())))
-		if !bytes.Equal(got, want) {
-			t.Fatalf("seed %d: input %s\nmemcached: %s\nmcproxy:   %s", seed, clipQ(in.String()), clipQ(string(want)), clipQ(string(got)))
-		}
-	}
+	matchRandomStreams(t, streams, 30, randomMixedCommand, maskMeta)
 	t.Logf("%d seeded streams matched", streams)
 }

@@ -126,8 +126,8 @@ func TestRemovedBackendDrains(t *testing.T) {
 	tp := startProxy(t, 2, func(o *Options) { o.Health.AlwaysUp = true })
 	victim, other := tp.backends[0], tp.backends[1]
 	k := keyOn(t, tp, victim.Addr, "drain")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k), "STORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k), "STORED\r\n", 1)
 	// Freeze the backend so that a get stays in flight across the reload.
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 	if err := victim.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	got := roundTrip(t, c, "", "END\r\n")
+	got := memctest.RoundTrip(t, c, "", "END\r\n", 1)
 	if got != fmt.Sprintf("VALUE %s 0 1\r\nx\r\nEND\r\n", k) {
 		t.Fatalf("in-flight get across the removal of its backend: %q", got)
 	}
@@ -151,7 +151,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 	for _, m := range tp.table.Load().members {
 		t.Logf("member %s", m.addr)
 	}
-	if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != "END\r\n" {
+	if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get after removal: %q", got)
 	}
 }
@@ -164,14 +164,14 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 	tp := startProxy(t, 2, nil)
 	a, b := tp.backends[0], tp.backends[1]
 	k := keyOn(t, tp, a.Addr, "rejoin")
-	c := dial(t, tp.addr)
-	roundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n")
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
 	rc := tp.table.Load().ringCfg // the same ring, so k returns to a
 
 	if _, err := tp.reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
 		t.Fatal(err)
 	}
-	roundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n") // now on b
+	memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1) // now on b
 
 	port, err := memctest.FreePort()
 	if err != nil {
@@ -182,13 +182,13 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInRing(t, tp, a.Addr, true)
-	if got := roundTrip(t, c, "get "+k+"\r\n", "END\r\n"); got != "END\r\n" {
+	if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("a re-added backend served %q; want a miss, never the value from before", got)
 	}
 	// Keys keep working while the dead address waits outside the ring.
 	for i := 0; i < 50; i++ {
 		key := fmt.Sprintf("alive%d", i)
-		if got := roundTrip(t, c, "set "+key+" 0 0 1\r\nx\r\n", "\r\n"); got != "STORED\r\n" {
+		if got := memctest.RoundTrip(t, c, "set "+key+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "STORED\r\n" {
 			t.Fatalf("set %s with a dead address pending: %q", key, got)
 		}
 	}

@@ -119,27 +119,12 @@ func (c *counters) countReply(r *request) {
 	c.countResult(r.op, res, 1)
 	switch r.op {
 	case protocol.OpDelete:
-		if res == resNotFound {
-			c.deleteMisses.Add(1)
-		} else if res == resDeleted {
-			c.deleteHits.Add(1)
-		}
+		countHitMiss(res, resDeleted, &c.deleteHits, &c.deleteMisses)
 	case protocol.OpIncr, protocol.OpDecr:
-		hits, misses := &c.incrHits, &c.incrMisses
-		if r.op == protocol.OpDecr {
-			hits, misses = &c.decrHits, &c.decrMisses
-		}
-		if res == resNotFound {
-			misses.Add(1)
-		} else if res == resHit {
-			hits.Add(1)
-		}
+		hits, misses := c.arithCounters(r.op == protocol.OpDecr)
+		countHitMiss(res, resHit, hits, misses)
 	case protocol.OpTouch:
-		if res == resNotFound {
-			c.touchMisses.Add(1)
-		} else if res == resTouched {
-			c.touchHits.Add(1)
-		}
+		countHitMiss(res, resTouched, &c.touchHits, &c.touchMisses)
 	case protocol.OpCas:
 		switch res {
 		case resNotFound:
@@ -150,6 +135,25 @@ func (c *counters) countReply(r *request) {
 			c.casHits.Add(1)
 		}
 	}
+}
+
+// countHitMiss adds one to hits when res is hit, the command's success,
+// and to misses when it is resNotFound; other results count neither.
+func countHitMiss(res, hit result, hits, misses *statCounter) {
+	switch res {
+	case hit:
+		hits.Add(1)
+	case resNotFound:
+		misses.Add(1)
+	}
+}
+
+// arithCounters returns the hit and miss counters of incr, or of decr.
+func (c *counters) arithCounters(decr bool) (hits, misses *statCounter) {
+	if decr {
+		return &c.decrHits, &c.decrMisses
+	}
+	return &c.incrHits, &c.incrMisses
 }
 
 // summedBackendStats are the stats that describe stored data; the proxy

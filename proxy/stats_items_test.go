@@ -45,7 +45,7 @@ func TestDisableFlushAllLikeMemcachedF(t *testing.T) {
 // land in several slab classes of every backend.
 func storeSizes(t *testing.T, addr string, n int) {
 	t.Helper()
-	c := dial(t, addr)
+	c := memctest.Dial(t, addr)
 	var cmds strings.Builder
 	sizes := []int{10, 200, 1500, 9000}
 	for i := 0; i < n; i++ {
@@ -53,7 +53,7 @@ func storeSizes(t *testing.T, addr string, n int) {
 		fmt.Fprintf(&cmds, "set key:%d 0 0 %d noreply\r\n%s\r\n", i, len(v), v)
 	}
 	cmds.WriteString("version\r\n")
-	roundTrip(t, c, cmds.String(), "\r\n")
+	memctest.RoundTrip(t, c, cmds.String(), "\r\n", 1)
 }
 
 // TestStatsItemsAndSlabsAddUpBackends checks the merged views against the

@@ -243,14 +243,8 @@ func TestComposeMatchesDockerConfig(t *testing.T) {
 
 func loadProxyConfig(t *testing.T) proxyConfig {
 	t.Helper()
-	data, err := os.ReadFile(dockerYAML)
-	if err != nil {
-		t.Fatalf("read configs/docker.yaml: %v", err)
-	}
 	var cfg proxyConfig
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		t.Fatalf("parse configs/docker.yaml: %v", err)
-	}
+	decodeFile(t, dockerYAML, yaml.Unmarshal, &cfg)
 	if cfg.Listen == "" || cfg.Admin == "" {
 		t.Fatalf("configs/docker.yaml: want listen and admin addresses, got listen=%q admin=%q", cfg.Listen, cfg.Admin)
 	}
@@ -286,14 +280,8 @@ func backendAddrs(t *testing.T, cfg proxyConfig) []string {
 
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
-	data, err := os.ReadFile(composePath)
-	if err != nil {
-		t.Fatalf("read docker-compose.yml: %v", err)
-	}
 	var c composeFile
-	if err := yaml.Unmarshal(data, &c); err != nil {
-		t.Fatalf("parse docker-compose.yml: %v", err)
-	}
+	decodeFile(t, composePath, yaml.Unmarshal, &c)
 	if len(c.Services) == 0 {
 		t.Fatalf("docker-compose.yml: no services")
 	}
@@ -621,15 +609,7 @@ var goDirective = regexp.MustCompile(`(?m)^go\s+(\d+\.\d+(?:\.\d+)?)\s*$`)
 
 func goModVersion(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(goModPath)
-	if err != nil {
-		t.Fatalf("read go.mod: %v", err)
-	}
-	m := goDirective.FindSubmatch(data)
-	if m == nil {
-		t.Fatalf("go.mod: no go directive")
-	}
-	return string(m[1])
+	return goModMatch(t, goDirective, "no go directive")
 }
 
 // compareVersions compares dotted versions; "1.23" counts as "1.23.0", and an
@@ -654,13 +634,33 @@ var toolchainDirective = regexp.MustCompile(`(?m)^toolchain\s+go(\d+\.\d+\.\d+)\
 // goModToolchain is the version of go.mod's toolchain line, e.g. "1.26.8".
 func goModToolchain(t *testing.T) string {
 	t.Helper()
+	return goModMatch(t, toolchainDirective, "no toolchain goX.Y.Z line; it names the one Go the project builds with (and the Dockerfile's GO_VERSION)")
+}
+
+// goModMatch returns the first group of re's match in go.mod, failing t
+// with missing when there is none.
+func goModMatch(t *testing.T, re *regexp.Regexp, missing string) string {
+	t.Helper()
 	data, err := os.ReadFile(goModPath)
 	if err != nil {
 		t.Fatalf("read go.mod: %v", err)
 	}
-	m := toolchainDirective.FindSubmatch(data)
+	m := re.FindSubmatch(data)
 	if m == nil {
-		t.Fatalf("go.mod: no toolchain goX.Y.Z line; it names the one Go the project builds with (and the Dockerfile's GO_VERSION)")
+		t.Fatalf("go.mod: %s", missing)
 	}
 	return string(m[1])
+}
+
+// decodeFile reads the file at path and decodes it into v with unmarshal
+// (yaml's or json's), failing t when it cannot.
+func decodeFile(t *testing.T, path string, unmarshal func([]byte, any) error, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if err := unmarshal(data, v); err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
 }

@@ -107,16 +107,10 @@ type kubeProbe struct {
 // loadKube reads every resource the kustomization lists.
 func loadKube(t *testing.T) map[string]kubeObject {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(kubeDir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatalf("read kustomization.yaml: %v", err)
-	}
 	var k struct {
 		Resources []string `yaml:"resources"`
 	}
-	if err := yaml.Unmarshal(data, &k); err != nil {
-		t.Fatalf("deploy/kubernetes/kustomization.yaml: %v", err)
-	}
+	decodeFile(t, filepath.Join(kubeDir, "kustomization.yaml"), yaml.Unmarshal, &k)
 	listed := map[string]bool{}
 	objs := map[string]kubeObject{}
 	for _, r := range k.Resources {

@@ -26,14 +26,8 @@ const (
 // targets, template variable queries and annotations.
 func dashboardExprs(t *testing.T) []string {
 	t.Helper()
-	data, err := os.ReadFile(dashboardPath)
-	if err != nil {
-		t.Fatalf("read dashboard: %v", err)
-	}
 	var d any
-	if err := json.Unmarshal(data, &d); err != nil {
-		t.Fatalf("deploy/grafana/mcproxy.json: %v", err)
-	}
+	decodeFile(t, dashboardPath, json.Unmarshal, &d)
 	var exprs []string
 	var walk func(v any)
 	walk = func(v any) {
@@ -69,14 +63,8 @@ type ruleFile struct {
 
 func alertExprs(t *testing.T) map[string]string {
 	t.Helper()
-	data, err := os.ReadFile(alertsPath)
-	if err != nil {
-		t.Fatalf("read alerts: %v", err)
-	}
 	var rf ruleFile
-	if err := yaml.Unmarshal(data, &rf); err != nil {
-		t.Fatalf("deploy/prometheus/alerts.yaml: %v", err)
-	}
+	decodeFile(t, alertsPath, yaml.Unmarshal, &rf)
 	out := map[string]string{}
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {

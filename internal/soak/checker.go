@@ -2,6 +2,7 @@ package soak
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 )
@@ -203,22 +204,14 @@ func (c *Checker) note(v Verdict, reason string, at int64, f func() Finding) Ver
 func (c *Checker) Reasons() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := make(map[string]int64, len(c.reasons))
-	for k, n := range c.reasons {
-		m[k] = n
-	}
-	return m
+	return maps.Clone(c.reasons)
 }
 
 // PerSecond returns the stale and bogus reads by second of the run.
 func (c *Checker) PerSecond() map[int64]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := make(map[int64]int64, len(c.perSec))
-	for k, n := range c.perSec {
-		m[k] = n
-	}
-	return m
+	return maps.Clone(c.perSec)
 }
 
 // witness is the acknowledged write with the latest sent time of a key:

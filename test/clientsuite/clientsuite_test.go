@@ -20,8 +20,7 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/proxy"
-	"github.com/mcproxy/mcproxy/ring"
-	"go.uber.org/zap"
+	"github.com/mcproxy/mcproxy/test/proxytest"
 )
 
 // clientTimeout bounds one client script run so nothing hangs.
@@ -42,7 +41,7 @@ var scripts = []clientScript{
 
 func TestClientLibrariesSeeMemcached(t *testing.T) {
 	direct := memctest.Start(t)
-	proxyAddr, backends := startProxy(t)
+	proxyAddr, backends := proxytest.Start(t, proxy.Options{FlushOnReadd: true})
 	for _, sc := range scripts {
 		t.Run(sc.name, func(t *testing.T) {
 			want := runScript(t, sc, direct.Addr)
@@ -66,7 +65,7 @@ func TestMemccapableASCII(t *testing.T) {
 	if err != nil {
 		t.Fatalf("memccapable not installed (apt-get install libmemcached-tools): %v", err)
 	}
-	proxyAddr, _ := startProxy(t)
+	proxyAddr, _ := proxytest.Start(t, proxy.Options{FlushOnReadd: true})
 	host, port, _ := net.SplitHostPort(proxyAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
@@ -93,35 +92,4 @@ func runScript(t *testing.T, sc clientScript, addr string) string {
 		t.Fatalf("%s against %s: %v\n%s\n(needs: %s)", sc.name, addr, err, stderr.String(), sc.hint)
 	}
 	return string(out)
-}
-
-// startProxy runs mcproxy in-process in front of three real memcached.
-func startProxy(t *testing.T) (addr string, backends []string) {
-	t.Helper()
-	opts := proxy.Options{
-		Ring:         ring.Config{Partitions: 7919, ReplicationFactor: 20, Load: 1.25},
-		AutoEject:    true,
-		FlushOnReadd: true,
-		Logger:       zap.NewNop(),
-	}
-	for i := 0; i < 3; i++ {
-		s := memctest.Start(t)
-		backends = append(backends, s.Addr)
-		opts.Backends = append(opts.Backends, proxy.Backend{Addr: s.Addr, Weight: 1})
-	}
-	p, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
-	return l.Addr().String(), backends
 }

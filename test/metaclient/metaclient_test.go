@@ -6,23 +6,19 @@
 package metaclient
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/QuangTung97/go-memcache/memcache"
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/proxy"
-	"github.com/mcproxy/mcproxy/ring"
-	"go.uber.org/zap"
+	"github.com/mcproxy/mcproxy/test/proxytest"
 )
 
 func TestMetaClientSeesMemcached(t *testing.T) {
 	direct := memctest.Start(t)
-	proxyAddr, backends := startProxy(t)
+	proxyAddr, backends := proxytest.Start(t, proxy.Options{})
 	want := scenario(t, direct.Addr)
 	got := scenario(t, proxyAddr)
 	if got != want {
@@ -204,34 +200,4 @@ func scenario(t *testing.T, addr string) string {
 	}
 	tr.add("get big: type %d, %d bytes", r.Type, len(r.Data))
 	return tr.b.String()
-}
-
-// startProxy runs mcproxy in-process in front of three real memcached.
-func startProxy(t *testing.T) (addr string, backends []string) {
-	t.Helper()
-	opts := proxy.Options{
-		Ring:      ring.Config{Partitions: 7919, ReplicationFactor: 20, Load: 1.25},
-		AutoEject: true,
-		Logger:    zap.NewNop(),
-	}
-	for i := 0; i < 3; i++ {
-		s := memctest.Start(t)
-		backends = append(backends, s.Addr)
-		opts.Backends = append(opts.Backends, proxy.Backend{Addr: s.Addr, Weight: 1})
-	}
-	p, err := proxy.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	})
-	return l.Addr().String(), backends
 }
