@@ -126,6 +126,12 @@ func (c *backendConn) send(r *request) {
 	}
 }
 
+// endTurn is the end-of-turn flush of a connection marked dirty.
+func (c *backendConn) endTurn() {
+	c.dirty = false
+	c.flush()
+}
+
 // flush writes what was queued during the turn. A request that already
 // waited its whole timeout (say, for a slow dial) is failed rather than
 // sent: no client waits past it.

@@ -220,26 +220,30 @@ func (l *eventLoop) runTasks() {
 // be answered at once, so it goes round until nothing is left.
 func (l *eventLoop) flush() {
 	for len(l.dirtyConns) > 0 || len(l.dirtySessions) > 0 {
-		conns := l.dirtyConns
-		l.dirtyConns = nil
-		for i, c := range conns {
-			c.dirty = false
-			c.flush()
-			conns[i] = nil
-		}
-		if l.dirtyConns == nil {
-			l.dirtyConns = conns[:0]
-		}
-		sessions := l.dirtySessions
-		l.dirtySessions = nil
-		for i, s := range sessions {
-			s.dirty = false
-			s.flush()
-			sessions[i] = nil
-		}
-		if l.dirtySessions == nil {
-			l.dirtySessions = sessions[:0]
-		}
+		flushDirty(&l.dirtyConns)
+		flushDirty(&l.dirtySessions)
+	}
+}
+
+// turnEnder is what flush ends a turn for: a backend connection or a
+// client session marked dirty during the turn.
+type turnEnder interface {
+	*backendConn | *session
+	endTurn()
+}
+
+// flushDirty ends the turn of everything in *dirty. What they mark dirty
+// meanwhile lands in a fresh list, left for flush's next round; the old
+// list's memory is kept for the next turn when nothing did.
+func flushDirty[T turnEnder](dirty *[]T) {
+	items := *dirty
+	*dirty = nil
+	for i, x := range items {
+		x.endTurn()
+		items[i] = nil
+	}
+	if *dirty == nil {
+		*dirty = items[:0]
 	}
 }
 

@@ -311,6 +311,12 @@ func (s *session) requestDone(r *request) {
 	s.l.markSession(s)
 }
 
+// endTurn is the end-of-turn flush of a session marked dirty.
+func (s *session) endTurn() {
+	s.dirty = false
+	s.flush()
+}
+
 // flush renders the finished head of the FIFO, writes what the socket
 // takes, and reads again if that made room. It runs at the end of a turn.
 func (s *session) flush() {
