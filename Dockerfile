@@ -5,7 +5,7 @@
 # single file: a single-file bind mount hides in-place edits and keeps the old
 # file after an editor's rename, so live reload and SIGHUP would see nothing.
 
-# GO_VERSION is the go.mod toolchain line's version (internal/deploytest
+# GO_VERSION is the go.mod toolchain line's version (test/deploytest
 # checks that they agree): the one Go that builds, tests and is scanned by
 # govulncheck. Raise both together.
 ARG GO_VERSION=1.27.3

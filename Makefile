@@ -31,12 +31,12 @@ deps: ## install memcached, gcc and the client libraries the tests use (apt-get;
 build: ## build bin/mcproxy with the version from git describe
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mcproxy
 
-# On a terminal, run.sh runs as a job of its own (bash -m) that holds the
+# On a terminal, devcluster.sh runs as a job of its own (bash -m) that holds the
 # terminal, so Ctrl-C reaches it and not make: it stops everything, exits 0,
 # and make prints no "Interrupt" or "Error 130".
 run: build ## start 3 memcached on 127.0.0.1:11311-11313 and mcproxy (configs/local.yaml); Ctrl-C stops all
 	@if [ -t 0 ]; then job=-m; else job=; fi; \
-	MCPROXY=$(BIN) CONFIG=configs/local.yaml bash $$job -c 'bash internal/devcluster/run.sh "$$@"; exit $$?' run.sh $(RUN_ARGS)
+	MCPROXY=$(BIN) CONFIG=configs/local.yaml bash $$job -c 'bash scripts/devcluster.sh "$$@"; exit $$?' run.sh $(RUN_ARGS)
 
 test: ## gofmt check, go vet, staticcheck, then race-enabled tests (needs memcached in PATH)
 	@unformatted="$$(find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)"; \

@@ -1,6 +1,6 @@
 // Package proxyproc builds and runs the mcproxy binary as a child process
 // (internal/childproc) for the tools and tests that treat it as a black
 // box: mcfailover and mcsoak (Launch), the signal and drain tests of
-// cmd/mcproxy and the deployment checks of internal/deploytest (StartT).
+// cmd/mcproxy and the deployment checks of test/deploytest (StartT).
 // Every proxy listens on 127.0.0.1 only and is ended by its PID.
 package proxyproc

@@ -4,7 +4,7 @@
 # Ctrl-C (or SIGTERM/SIGHUP to this script) stops everything this script started,
 # by PID, and nothing else.
 #
-# Usage: internal/devcluster/run.sh [extra mcproxy flags, e.g. -log-level debug]
+# Usage: scripts/devcluster.sh [extra mcproxy flags, e.g. -log-level debug]
 #
 # Environment:
 #   MCPROXY          mcproxy binary               (default bin/mcproxy)
@@ -18,7 +18,7 @@
 # memcached is installed with apt-get when it is missing (sudo is used when not root).
 set -euo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MCPROXY=${MCPROXY:-bin/mcproxy}
 CONFIG=${CONFIG:-configs/local.yaml}
