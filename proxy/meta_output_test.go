@@ -20,20 +20,21 @@ func TestMetaSlowReaderHeldBack(t *testing.T) {
 		o.ClientOutputLimit = 1 << 20 // hard limit 2 MiB
 		o.MaxItemSize = 64 << 10      // a window of 15 keys
 	})
-	// Values of half the item size: a reply may be charged up to twice
-	// its size (protocol.Reply.reserve doubles a pooled buffer), and the
-	// window plus the soft limit must stay under the hard limit.
-	value := strings.Repeat("h", 30<<10)
+	// Values near the item size: the window of replies in flight plus the
+	// soft limit must stay under the hard limit, each reply charged about
+	// its size.
+	value := strings.Repeat("h", 60<<10)
 	direct := memctest.Dial(t, tp.backends[0].Addr)
 	memctest.RoundTrip(t, direct, fmt.Sprintf("ms big %d\r\n%s\r\n", len(value), value), "HD\r\n", 1)
 
-	const n = 400 // 12 MB of replies, six times the hard limit
+	const n = 400 // 24 MB of replies, twelve times the hard limit
 	c := memctest.Dial(t, tp.addr)
+	// Looked up first: a session cut off would end and could be gone.
+	s := sessionOf(t, tp, c)
 	if _, err := c.Write([]byte(strings.Repeat("mg big v\r\n", n) + "mn\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	s := sessionOf(t, tp, c)
-	time.Sleep(200 * time.Millisecond) // let the proxy run ahead of the reader
+	waitFor(t, "the proxy to hold the client back or cut it off", func() bool { return s.cut.Load() || parked(s) })
 	if s.cut.Load() {
 		t.Fatal("a client pipelining mg was cut off instead of held back")
 	}

@@ -150,10 +150,12 @@ func TestOutputLimitDisconnect(t *testing.T) {
 	memctest.RoundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
 
 	c := memctest.Dial(t, tp.addr)
+	// The session is looked up before the gets are sent: once cut off it
+	// ends, and may be gone before a lookup after them.
+	s := sessionOf(t, tp, c)
 	if _, err := c.Write([]byte(strings.Repeat("get huge\r\n", 100))); err != nil {
 		t.Fatal(err)
 	}
-	s := sessionOf(t, tp, c)
 	// Nothing is read until the proxy has cut the client off: a client
 	// that reads would keep itself under the limit.
 	waitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
