@@ -279,22 +279,14 @@ func TestCheckerSetConfigChanged(t *testing.T) {
 // takes one down: every backend, pending ones too, is up whatever is
 // reported, and no event is sent.
 func TestCheckerAlwaysUp(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dials atomic.Int64
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			dials.Add(1)
-			_ = conn.Close()
-		}
-	}()
-	defer func() { _ = l.Close() }()
+	l, dials := countingListener(t)
+	// A probing checker beside it, on a listener of its own: once that
+	// one has probed five times, five intervals have passed in which the
+	// AlwaysUp checker would have probed too.
+	clock, clockDials := countingListener(t)
+	probing := New(fastConfig(), newRecorder().on, zaptest.NewLogger(t))
+	defer probing.Close()
+	probing.SetBackends([]Target{{Name: "clock", Addr: clock.Addr().String()}})
 	rec := newRecorder()
 	cfg := fastConfig()
 	cfg.FailureLimit = 1
@@ -309,7 +301,13 @@ func TestCheckerAlwaysUp(t *testing.T) {
 		c.ReportFailure("a", errors.New("reset"))
 		c.ReportFailure("b", errors.New("reset"))
 	}
-	time.Sleep(5 * cfg.Interval)
+	deadline := time.Now().Add(30 * time.Second)
+	for clockDials.Load() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the probing checker beside it never probed five times")
+		}
+		time.Sleep(cfg.Interval / 2)
+	}
 	if !c.IsUp("a") || !c.IsUp("b") {
 		t.Fatal("an AlwaysUp checker took a backend down")
 	}
@@ -382,4 +380,27 @@ func TestCheckerRespellAndForget(t *testing.T) {
 	if st := c.Snapshot()[0]; st.Joining || st.Readds != 0 {
 		t.Fatalf("joined after Forget: %+v", st)
 	}
+}
+
+// countingListener accepts and closes connections on a loopback port and
+// counts them; it closes with the test.
+func countingListener(t *testing.T) (net.Listener, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dials atomic.Int64
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close() })
+	return l, &dials
 }
