@@ -14,22 +14,14 @@ import (
 // waits it out at least once, in parallel, before the proxy can exit.
 const drainQuiet = 200 * time.Millisecond
 
-// A session's read states. They only move forward: open -> draining ->
-// stopped, or open -> stopped.
-const (
-	readOpen     int32 = iota // reading, with the idle timeout if set
-	readDraining              // shutting down: reading until quiet for drainQuiet
-)
-
 // drain starts a graceful end of the session, on Shutdown: the session
 // keeps reading and answering commands until the client has been quiet for
 // drainQuiet (or leaves), then writes the replies it owes and half-closes.
 // It runs on the session's loop.
 func (s *session) drain() {
-	if s.ended || s.readState != readOpen {
+	if s.ended || s.draining() {
 		return
 	}
-	s.readState = readDraining
 	s.drainSince = s.l.now
 	if s.readerDone {
 		s.maybeEnd()
@@ -37,6 +29,9 @@ func (s *session) drain() {
 	}
 	s.l.timers.wantScan(s.l.now)
 }
+
+// draining reports whether Shutdown has begun the session's drain.
+func (s *session) draining() bool { return !s.drainSince.IsZero() }
 
 // startLinger begins the gentle close of a session whose replies have all
 // been written: it half-closes, so the client reads EOF after its last

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"strconv"
 	"strings"
@@ -358,5 +359,54 @@ func TestLongGatSplit(t *testing.T) {
 	memctest.RoundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n", 1)
 	if sent := b.requests() - before; sent != 1 {
 		t.Fatalf("a short gat went as %d commands", sent)
+	}
+}
+
+// TestClientIdleTimeoutAfterPause: a client held back by its output limit
+// is not idle while it is waited for, and once it has read its replies and
+// gone quiet, the idle timeout still closes it.
+func TestClientIdleTimeoutAfterPause(t *testing.T) {
+	tp := startProxy(t, 1, func(o *Options) {
+		o.ClientIdleTimeout = 300 * time.Millisecond
+		o.ClientOutputLimit = 1 << 20
+	})
+	value := strings.Repeat("p", 512<<10)
+	c := memctest.Dial(t, tp.addr)
+	s := sessionOf(t, tp, c)
+	memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
+	const n = 20
+	if _, err := c.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the proxy to hold the client back", func() bool { return parked(s) })
+	want := strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n)
+	_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
+	got, err := io.ReadAll(io.LimitReader(c, int64(len(want))))
+	if string(got) != want {
+		t.Fatalf("read %d of %d reply bytes: %v", len(got), len(want), err)
+	}
+	if n, err := c.Read(make([]byte, 10)); err == nil {
+		t.Fatalf("idle connection still open, read %d bytes", n)
+	} else if isTimeout(err) {
+		t.Fatalf("idle connection not closed within %v after its replies", exchangeBound)
+	}
+}
+
+// TestSessionsSpreadOverConnections: with several connections from each
+// loop to a backend, the clients of every loop use all of them.
+func TestSessionsSpreadOverConnections(t *testing.T) {
+	tp := startProxy(t, 1, func(o *Options) { o.EventLoops, o.Connections = 2, 2 })
+	for i := range 8 {
+		c := memctest.Dial(t, tp.addr)
+		memctest.RoundTrip(t, c, fmt.Sprintf("get spread%d\r\n", i), "END\r\n", 1)
+	}
+	b := tp.table.Load().all[0]
+	if len(b.conns) != 4 {
+		t.Fatalf("%d connections to the backend, want 2 loops x 2", len(b.conns))
+	}
+	for i, c := range b.conns {
+		if c.requests.Load() == 0 {
+			t.Errorf("connection %d (loop %d) carried no request", i, c.l.id)
+		}
 	}
 }

@@ -163,7 +163,6 @@ type Proxy struct {
 	loops        []*eventLoop
 	connsPerLoop int // connections from each loop to each backend
 	loopWG       sync.WaitGroup
-	nextLoop     atomic.Uint64
 	// dialCtx ends with Shutdown, cutting short backend dials under way;
 	// dials counts them, so that Shutdown returns after the last.
 	dialCtx    context.Context
@@ -432,7 +431,7 @@ func (p *Proxy) accept(conn net.Conn) {
 		return
 	}
 	p.nextID++
-	l := p.loops[p.nextLoop.Add(1)%uint64(len(p.loops))]
+	l := p.loops[p.nextID%uint64(len(p.loops))] // round robin
 	s := newSession(p, l, fd, p.nextID, remote)
 	p.sessions[s] = struct{}{}
 	p.sessWG.Add(1)

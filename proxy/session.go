@@ -66,17 +66,15 @@ type session struct {
 	outOff       int
 
 	// Reading state.
-	data       *request // a storage command whose data block is arriving
-	dataHave   int      // bytes of data's block (with its CRLF) read so far
-	parked     bool     // req is parsed but waits for room to be dispatched
-	pieceNext  int      // a parked multi-get sent in pieces: its next key
-	paused     bool     // EPOLLIN is off: the session does not read for now
-	wantWrite  bool     // EPOLLOUT is on: output is waiting for room
-	readerDone bool     // no more commands will be read
-	quit       bool     // quit was rendered: close once out is written
-	// readState is readOpen, readDraining or readStopped (drain.go).
-	readState   int32
-	drainSince  time.Time // readDraining: when the drain began
+	data        *request  // a storage command whose data block is arriving
+	dataHave    int       // bytes of data's block (with its CRLF) read so far
+	parked      bool      // req is parsed but waits for room to be dispatched
+	pieceNext   int       // a parked multi-get sent in pieces: its next key
+	paused      bool      // EPOLLIN is off: the session does not read for now
+	wantWrite   bool      // EPOLLOUT is on: output is waiting for room
+	readerDone  bool      // no more commands will be read
+	quit        bool      // quit was rendered: close once out is written
+	drainSince  time.Time // when Shutdown began draining the session; zero until then (drain.go)
 	lastRead    time.Time // when bytes last came from the client
 	lingerClose bool      // half-close and linger once everything is written (drain.go)
 	lingerUntil time.Time // lingering: the half-close is done; close by then
@@ -87,12 +85,15 @@ type session struct {
 
 func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *session {
 	s := &session{
-		p:         p,
-		l:         l,
-		fd:        fd,
-		id:        id,
-		remote:    remote,
-		connIndex: int(id % uint64(p.connsPerLoop)),
+		p:      p,
+		l:      l,
+		fd:     fd,
+		id:     id,
+		remote: remote,
+		// Loops are dealt sessions by id (Proxy.accept); the id's share
+		// within its loop picks the connection, so a loop uses all of
+		// its connections to a backend.
+		connIndex: int(id / uint64(len(p.loops)) % uint64(p.connsPerLoop)),
 		softLimit: int64(p.opts.ClientOutputLimit),
 		hardLimit: hardLimitFactor * int64(p.opts.ClientOutputLimit),
 		window:    p.opts.outputWindow(),
@@ -242,6 +243,7 @@ func (s *session) pause() {
 func (s *session) resume() {
 	if s.paused && !s.closed {
 		s.paused = false
+		s.lastRead = s.l.now // the idle clock stood still while paused
 		s.setInterest()
 	}
 }
@@ -443,7 +445,7 @@ func (s *session) maybeEnd() {
 		s.end()
 		return
 	}
-	if s.lingerClose || s.readState == readDraining {
+	if s.lingerClose || s.draining() {
 		s.startLinger()
 		return
 	}
@@ -513,13 +515,15 @@ func (s *session) checkDeadlines(now time.Time) {
 		}
 	case s.readerDone:
 		return
-	case s.readState == readDraining:
+	case s.draining():
 		if now.Sub(latest(s.lastRead, s.drainSince)) >= drainQuiet {
 			s.stopReading()
 			return
 		}
-	case s.p.opts.ClientIdleTimeout > 0 && !s.paused && !s.parked && s.data == nil:
-		if now.Sub(s.lastRead) >= s.p.opts.ClientIdleTimeout {
+	case s.p.opts.ClientIdleTimeout > 0:
+		// Not while paused: the client is waited for, not idle (resume
+		// restarts the clock, as the read deadline of a read did).
+		if !s.paused && now.Sub(s.lastRead) >= s.p.opts.ClientIdleTimeout {
 			s.stopReading()
 			return
 		}
