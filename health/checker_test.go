@@ -16,9 +16,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// waitBound bounds every wait for a state change so nothing hangs.
-const waitBound = 10 * time.Second
-
 // recorder collects events.
 type recorder struct {
 	mu  sync.Mutex
@@ -37,7 +34,7 @@ func (r *recorder) on(ev Event) {
 
 func (r *recorder) wait(t *testing.T, addr string, st State) Event {
 	t.Helper()
-	timer := time.NewTimer(waitBound)
+	timer := time.NewTimer(memctest.WaitBound)
 	defer timer.Stop()
 	for {
 		select {
@@ -46,7 +43,7 @@ func (r *recorder) wait(t *testing.T, addr string, st State) Event {
 				return ev
 			}
 		case <-timer.C:
-			t.Fatalf("no %s event for %s within %v", st, addr, waitBound)
+			t.Fatalf("no %s event for %s within %v", st, addr, memctest.WaitBound)
 		}
 	}
 }
@@ -124,13 +121,10 @@ func TestCheckerPassiveFailures(t *testing.T) {
 	c.SetBackends(byAddr(a.Addr))
 	// The one probe may succeed in between and reset the count; the loop
 	// goes on until three failures in a row take the backend down.
-	deadline := time.Now().Add(waitBound)
-	for c.IsUp(a.Addr) {
+	memctest.WaitFor(t, "passive failures to take the backend down", func() bool {
 		c.ReportFailure(a.Addr, errors.New("connection reset"))
-		if time.Now().After(deadline) {
-			t.Fatal("passive failures never took the backend down")
-		}
-	}
+		return !c.IsUp(a.Addr)
+	})
 	ev := rec.wait(t, a.Addr, Down)
 	if ev.Reason != "connection reset" || ev.Failures != 3 {
 		t.Fatalf("down event: %+v", ev)
@@ -147,13 +141,7 @@ func TestCheckerSetBackends(t *testing.T) {
 	defer c.Close()
 	c.SetBackends(byAddr(a.Addr))
 	a.Kill()
-	deadline := time.Now().Add(waitBound)
-	for c.IsUp(a.Addr) {
-		if time.Now().After(deadline) {
-			t.Fatal("killed backend not down")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "the killed backend to be down", func() bool { return !c.IsUp(a.Addr) })
 	// b joins, a stays down; then a leaves and is forgotten.
 	c.SetBackends(byAddr(a.Addr, b.Addr))
 	if c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
@@ -196,13 +184,7 @@ func TestCheckerBeforeUp(t *testing.T) {
 	if err := a.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(waitBound)
-	for calls.Load() < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("BeforeUp not called for a recovered backend")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "BeforeUp calls for the recovered backend", func() bool { return calls.Load() >= 3 })
 	if c.IsUp(a.Addr) {
 		t.Fatal("marked up although BeforeUp failed")
 	}
@@ -246,14 +228,11 @@ func TestCheckerSetConfig(t *testing.T) {
 	if got := c.Config(); got.FailureLimit != 1 || got.Interval != time.Hour {
 		t.Fatalf("Config after SetConfig: %+v", got)
 	}
-	deadline := time.Now().Add(waitBound)
-	for c.IsUp(a.Addr) {
-		// One failure is enough now; the loop only rides out a racing probe.
+	// One failure is enough now; the wait only rides out a racing probe.
+	memctest.WaitFor(t, "one failure to take the backend down with failure_limit 1", func() bool {
 		c.ReportFailure(a.Addr, errors.New("reset"))
-		if time.Now().After(deadline) {
-			t.Fatal("one failure did not take the backend down with failure_limit 1")
-		}
-	}
+		return !c.IsUp(a.Addr)
+	})
 	if st := c.Snapshot()[0]; st.ConsecutiveFailures > 2 {
 		t.Fatalf("went down only after %d failures with failure_limit 1", st.ConsecutiveFailures)
 	}
@@ -301,13 +280,7 @@ func TestCheckerAlwaysUp(t *testing.T) {
 		c.ReportFailure("a", errors.New("reset"))
 		c.ReportFailure("b", errors.New("reset"))
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for clockDials.Load() < 5 {
-		if time.Now().After(deadline) {
-			t.Fatal("the probing checker beside it never probed five times")
-		}
-		time.Sleep(cfg.Interval / 2)
-	}
+	memctest.WaitFor(t, "the probing checker beside it to probe five times", func() bool { return clockDials.Load() >= 5 })
 	if !c.IsUp("a") || !c.IsUp("b") {
 		t.Fatal("an AlwaysUp checker took a backend down")
 	}

@@ -1,9 +1,7 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -74,7 +72,7 @@ func TestBackendValueForAnotherKey(t *testing.T) {
 	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get k from a backend that answers for another key: %q", got)
 	}
-	waitFor(t, "the proxy to close the lying connection", func() bool { return fake.closed.Load() >= 1 })
+	memctest.WaitFor(t, "the proxy to close the lying connection", func() bool { return fake.closed.Load() >= 1 })
 	// The next command goes on a new connection and is answered.
 	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != valueBlock("get", "k", fakeValue("k"))+"END\r\n" {
 		t.Fatalf("get k after reconnecting: %q", got)
@@ -92,37 +90,6 @@ func TestBackendValueForAnotherKey(t *testing.T) {
 	if v := backendErrorsMetric(t, tp.Proxy, fake.addr, "protocol"); v != 1 {
 		t.Errorf("mcproxy_backend_errors_total{kind=protocol} = %v, want 1", v)
 	}
-}
-
-// readReplies reads n retrieval replies (VALUE blocks then END) from br.
-func readReplies(t *testing.T, br *bufio.Reader, n int) []string {
-	t.Helper()
-	var out []string
-	for i := 0; i < n; i++ {
-		var b strings.Builder
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reply %d: read %q then %v", i, b.String(), err)
-			}
-			b.WriteString(line)
-			if line == "END\r\n" {
-				break
-			}
-			f := strings.Fields(line)
-			if len(f) < 4 || f[0] != "VALUE" {
-				t.Fatalf("reply %d: unexpected line %q", i, line)
-			}
-			size, _ := strconv.Atoi(f[3])
-			data := make([]byte, size+2)
-			if _, err := io.ReadFull(br, data); err != nil {
-				t.Fatalf("reply %d: %v", i, err)
-			}
-			b.Write(data)
-		}
-		out = append(out, b.String())
-	}
-	return out
 }
 
 // TestBackendExtraReplyNeverShifts: a backend sends one reply nobody asked
@@ -148,18 +115,19 @@ func TestBackendExtraReplyNeverShifts(t *testing.T) {
 			for i := 1; i <= 10; i++ {
 				fmt.Fprintf(&pipeline, "get k%d\r\n", i)
 			}
-			_ = c.SetDeadline(time.Now().Add(exchangeBound))
-			if _, err := c.Write([]byte(pipeline.String())); err != nil {
-				t.Fatal(err)
+			// Ten replies, each ending in END: split after each END, the
+			// last piece is empty.
+			replies := strings.SplitAfter(memctest.RoundTrip(t, c, pipeline.String(), "END\r\n", 10), "END\r\n")
+			if len(replies) != 11 || replies[10] != "" {
+				t.Fatalf("want 10 replies, got %q", replies)
 			}
-			replies := readReplies(t, bufio.NewReader(c), 10)
-			for i, got := range replies {
+			for i, got := range replies[:10] {
 				k := fmt.Sprintf("k%d", i+1)
 				if got != "END\r\n" && got != valueBlock("get", k, fakeValue(k))+"END\r\n" {
 					t.Errorf("get %s: %q", k, got)
 				}
 			}
-			waitFor(t, "the stray reply to be counted", func() bool {
+			memctest.WaitFor(t, "the stray reply to be counted", func() bool {
 				return backendStats(t, c, fake.addr)["errors_protocol"] != "0"
 			})
 			if got := memctest.RoundTrip(t, c, "get k11\r\n", "END\r\n", 1); got != valueBlock("get", "k11", fakeValue("k11"))+"END\r\n" {
@@ -183,10 +151,10 @@ func TestBackendReplyWithNothingOutstanding(t *testing.T) {
 	if got := memctest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1); got != valueBlock("get", "a", fakeValue("a"))+"END\r\n" {
 		t.Fatalf("get a: %q", got)
 	}
-	waitFor(t, "the unsolicited reply to be counted", func() bool {
+	memctest.WaitFor(t, "the unsolicited reply to be counted", func() bool {
 		return backendStats(t, c, fake.addr)["errors_protocol"] == "1"
 	})
-	waitFor(t, "the proxy to close the connection", func() bool { return fake.closed.Load() >= 1 })
+	memctest.WaitFor(t, "the proxy to close the connection", func() bool { return fake.closed.Load() >= 1 })
 }
 
 // TestMultiGetWithLyingBackend: a multi-get over a real memcached and a

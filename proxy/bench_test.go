@@ -22,6 +22,15 @@ func BenchmarkProxyPipelinedGets(b *testing.B) {
 	})
 }
 
+// BenchmarkProxyPipelinedSets is BenchmarkProxyPipelinedGets for sets,
+// the path routeByKey and its failover check are on: allocs/op must stay
+// 0 with every backend in the ring.
+func BenchmarkProxyPipelinedSets(b *testing.B) {
+	benchBatch(b, func(_ net.Conn, k string) (cmd, reply string) {
+		return "set " + k + " 0 0 10\r\n0123456789\r\n", "STORED\r\n"
+	})
+}
+
 // benchBatch runs benchPipelined on a connection to a proxy over three
 // real memcached with a batch of 16 commands, one a key: prepare readies
 // key k on c and returns its command and the reply it must get.

@@ -301,7 +301,7 @@ func TestSlowReaderBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, c)
-	waitFor(t, "the proxy to stop reading the client", func() bool { return parked(s) })
+	memctest.WaitFor(t, "the proxy to stop reading the client", func() bool { return parked(s) })
 	held := s.held.Load()
 	read := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"]
 	t.Logf("the proxy read %s of %d gets and holds %d reply bytes for a client that does not read", read, n, held)
@@ -314,7 +314,7 @@ func TestSlowReaderBounded(t *testing.T) {
 	// Now read: every reply arrives, in full.
 	want := fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value)
 	readExactly(t, c, []byte(strings.Repeat(want, n)))
-	waitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
+	memctest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 
 // TestLongGatSplit: memcached closes a connection on a gat line over 2048
@@ -378,7 +378,7 @@ func TestClientIdleTimeoutAfterPause(t *testing.T) {
 	if _, err := c.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the proxy to hold the client back", func() bool { return parked(s) })
+	memctest.WaitFor(t, "the proxy to hold the client back", func() bool { return parked(s) })
 	want := strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n)
 	_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
 	got, err := io.ReadAll(io.LimitReader(c, int64(len(want))))

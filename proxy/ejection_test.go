@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
 )
@@ -29,18 +28,14 @@ func TestEjectionCapLimit(t *testing.T) {
 // waitCapped waits until the named backend's capped state is want.
 func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(exchangeBound)
-	for {
+	memctest.WaitFor(t, fmt.Sprintf("backend %s capped to be %v", name, want), func() bool {
 		for _, b := range tp.table.Load().all {
 			if b.name == name && b.capped.Load() == want {
-				return
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backend %s capped: want %v", name, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 // metric returns the value of the series name{backend=backend} of the

@@ -306,13 +306,7 @@ func TestFailoverWindow(t *testing.T) {
 		t.Errorf("the stand-in still holds %s after the set at home was answered", early)
 	}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for tp.table.Load().fo.active(time.Now()) {
-		if time.Now().After(deadline) {
-			t.Fatal("the invalidation window never closed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "the invalidation window to close", func() bool { return !tp.table.Load().fo.active(time.Now()) })
 	if _, ok := remainingTTL(t, lateStandIn, late); ok {
 		t.Errorf("the stand-in copy of %s outlived the window", late)
 	}
@@ -377,13 +371,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	home := homeOf(tp, k)
 	// Past the window of the ejection only the home rule can delete the
 	// old copy.
-	deadline := time.Now().Add(30 * time.Second)
-	for now := time.Now(); now.Before(tp.table.Load().fo.windowEnd); now = time.Now() {
-		if now.After(deadline) {
-			t.Fatal("the invalidation window never closed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "the invalidation window to close", func() bool { return !time.Now().Before(tp.table.Load().fo.windowEnd) })
 	if got := expectLines(t, c, "set "+k+" 0 0 2\r\nv3\r\n", 1); got != "STORED\r\n" {
 		t.Fatalf("set on the stand-in: %q", got)
 	}
@@ -398,15 +386,6 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	if strings.Contains(got, "v1") {
 		t.Fatalf("back home the key reads %q, the value from before the outage", got)
 	}
-}
-
-// BenchmarkProxyPipelinedSets is BenchmarkProxyPipelinedGets for sets,
-// the path routeByKey and its failover check are on: allocs/op must stay
-// 0 with every backend in the ring.
-func BenchmarkProxyPipelinedSets(b *testing.B) {
-	benchBatch(b, func(_ net.Conn, k string) (cmd, reply string) {
-		return "set " + k + " 0 0 10\r\n0123456789\r\n", "STORED\r\n"
-	})
 }
 
 // TestFailoverRandomized runs a few seconds of random set, get, delete and
@@ -435,13 +414,7 @@ func TestFailoverRandomized(t *testing.T) {
 	progress := func() {
 		t.Helper()
 		start := ops.Load()
-		deadline := time.Now().Add(exchangeBound)
-		for ops.Load() < start+int64(workers*keysPer) {
-			if time.Now().After(deadline) {
-				t.Fatalf("load stalled at %d ops", ops.Load())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		memctest.WaitFor(t, "the load to make progress", func() bool { return ops.Load() >= start+int64(workers*keysPer) })
 	}
 	defer func() {
 		close(stop)
@@ -457,13 +430,13 @@ func TestFailoverRandomized(t *testing.T) {
 		progress()
 		victim.Restart(t)
 		// The second return waits out the checker's flap hold-down.
-		deadline := time.Now().Add(30 * time.Second)
-		for !inRing(tp, victim.Addr) {
-			if time.Now().After(deadline) {
-				t.Fatal("victim never rejoined the ring")
+		memctest.WaitFor(t, "the victim to rejoin the ring", func() bool {
+			if inRing(tp, victim.Addr) {
+				return true
 			}
 			progress()
-		}
+			return false
+		})
 	}
 	progress()
 }
@@ -611,13 +584,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	if _, err := c.Write([]byte("set " + k + " 0 0 2\r\nv1\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(exchangeBound)
-	for sb.requests() == sent {
-		if time.Now().After(deadline) {
-			t.Fatal("the set never left for the slow backend")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "the set to leave for the slow backend", func() bool { return sb.requests() != sent })
 	var bs []Backend
 	for _, m := range grown {
 		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})

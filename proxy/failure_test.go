@@ -121,17 +121,10 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	// The set that timed out may still be applied when the backend wakes
 	// (it was in its socket buffer), as with any client that gives up on a
 	// reply; so check with a fresh write.
-	deadline := time.Now().Add(exchangeBound)
-	for {
+	memctest.WaitFor(t, "the backend to be used again after the thaw", func() bool {
 		got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nw\r\nget %s\r\n", frozen, frozen), "END\r\n", 1)
-		if got == fmt.Sprintf("STORED\r\nVALUE %s 0 1\r\nw\r\nEND\r\n", frozen) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backend not used again after thaw: %q", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got == fmt.Sprintf("STORED\r\nVALUE %s 0 1\r\nw\r\nEND\r\n", frozen)
+	})
 }
 
 // TestNoBackendsFailsFast: with every backend ejected (max_ejected 100%),
@@ -146,13 +139,7 @@ func TestNoBackendsFailsFast(t *testing.T) {
 		s.Kill()
 	}
 	c := memctest.Dial(t, tp.addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for tp.table.Load().ring != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("backends not ejected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "every backend to be ejected", func() bool { return tp.table.Load().ring == nil })
 	for _, cmd := range []string{"get a\r\n", "set a 0 0 1\r\nx\r\n", "delete a\r\n", "incr a 1\r\n", "flush_all\r\n"} {
 		if got := memctest.RoundTrip(t, c, cmd, "\r\n", 1); got != "SERVER_ERROR no backends available\r\n" {
 			t.Errorf("%q with no backends: %q", cmd, got)

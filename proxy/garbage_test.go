@@ -62,17 +62,9 @@ func TestGarbageNeverHurtsTheProxy(t *testing.T) {
 	}
 	c.Close()
 	// Every garbage session ends: none is stuck on a reply or a read.
-	deadline := time.Now().Add(exchangeBound)
-	for {
+	memctest.WaitFor(t, "every session to end after its client left", func() bool {
 		tp.mu.Lock()
-		n := len(tp.sessions)
-		tp.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions still open after their clients left", n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer tp.mu.Unlock()
+		return len(tp.sessions) == 0
+	})
 }

@@ -2,10 +2,7 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,133 +42,7 @@ func hitShare(t *testing.T, addr string, keys []string) float64 {
 // waitInRing waits until addr's membership of the ring is want.
 func waitInRing(t *testing.T, tp *testProxy, addr string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(exchangeBound)
-	for {
-		in := false
-		for _, b := range tp.table.Load().members {
-			in = in || b.addr == addr
-		}
-		if in == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backend %s in ring: %v, want %v", addr, in, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// rawLoad is a steady load of gets on raw connections that records every
-// reply's latency and every SERVER_ERROR or connection error.
-type rawLoad struct {
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	ops     atomic.Int64
-	errs    atomic.Int64 // SERVER_ERROR replies and broken connections
-	slowest atomic.Int64 // nanoseconds
-
-	mu        sync.Mutex
-	errStarts []time.Time // when each failed request was sent
-}
-
-func startRawLoad(t *testing.T, addr string, conns int, keys []string) *rawLoad {
-	l := &rawLoad{stop: make(chan struct{})}
-	for g := 0; g < conns; g++ {
-		l.wg.Add(1)
-		go func(g int) {
-			defer l.wg.Done()
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				l.fail(time.Now())
-				return
-			}
-			defer c.Close()
-			buf := make([]byte, 4096)
-			for i := g; i < 10_000_000; i += conns {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				k := keys[i%len(keys)]
-				cmd := "get " + k + "\r\n"
-				if i%10 == 0 {
-					cmd = "set " + k + " 0 0 1\r\nv\r\n"
-				}
-				start := time.Now()
-				_ = c.SetDeadline(start.Add(exchangeBound))
-				if _, err := c.Write([]byte(cmd)); err != nil {
-					l.fail(start)
-					return
-				}
-				var got []byte
-				for !strings.HasSuffix(string(got), "\r\n") || (strings.HasPrefix(cmd, "get") && !strings.HasSuffix(string(got), "END\r\n") && !strings.HasPrefix(string(got), "SERVER_ERROR")) {
-					n, err := c.Read(buf)
-					got = append(got, buf[:n]...)
-					if err != nil {
-						l.fail(start)
-						return
-					}
-				}
-				d := time.Since(start).Nanoseconds()
-				for {
-					s := l.slowest.Load()
-					if d <= s || l.slowest.CompareAndSwap(s, d) {
-						break
-					}
-				}
-				l.ops.Add(1)
-				if strings.HasPrefix(string(got), "SERVER_ERROR") {
-					l.fail(start)
-				}
-			}
-		}(g)
-	}
-	t.Cleanup(l.halt)
-	return l
-}
-
-// fail counts a failed request that was sent at start.
-func (l *rawLoad) fail(start time.Time) {
-	l.errs.Add(1)
-	l.mu.Lock()
-	l.errStarts = append(l.errStarts, start)
-	l.mu.Unlock()
-}
-
-// errorsSentAfter counts the failed requests sent after t.
-func (l *rawLoad) errorsSentAfter(t time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.errStarts {
-		if s.After(t) {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *rawLoad) halt() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.wg.Wait()
-}
-
-// progress waits until the load has done n more operations.
-func (l *rawLoad) progress(t *testing.T, n int64) {
-	t.Helper()
-	start := l.ops.Load()
-	deadline := time.Now().Add(exchangeBound)
-	for l.ops.Load() < start+n {
-		if time.Now().After(deadline) {
-			t.Fatalf("load stalled at %d ops", l.ops.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	memctest.WaitFor(t, fmt.Sprintf("backend %s in ring to be %v", addr, want), func() bool { return inRing(tp, addr) == want })
 }
 
 // TestKilledBackendEjectedUnderLoad: SIGKILL one backend of three under a
@@ -188,16 +59,16 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 			mine++
 		}
 	}
-	load := startRawLoad(t, tp.addr, 8, keys)
-	load.progress(t, 500)
+	load := memctest.StartLoad(t, tp.addr, 8, "load:", 3000)
+	load.WaitOps(t, "before the kill", 500)
 
 	victim.Kill()
 	waitInRing(t, tp, victim.Addr, false)
 	// Requests that were in flight when the ring changed may still fail;
 	// none sent after it may.
 	ejected := time.Now()
-	load.progress(t, 2000)
-	if n := load.errorsSentAfter(ejected); n > 0 {
+	load.WaitOps(t, "after the ejection", 2000)
+	if n := load.ErrorsSentAfter(ejected); n > 0 {
 		t.Errorf("%d requests sent after the dead backend left the ring failed", n)
 	}
 	share := hitShare(t, tp.addr, keys)
@@ -209,7 +80,7 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 
 	victim.Restart(t)
 	waitInRing(t, tp, victim.Addr, true)
-	load.progress(t, 500)
+	load.WaitOps(t, "after the re-add", 500)
 	// Its keys route to it again: a set through the proxy lands on it.
 	k := keyOn(t, tp, victim.Addr, "back")
 	c := memctest.Dial(t, tp.addr)
@@ -232,10 +103,9 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 func TestFrozenBackendEjectedUnderLoad(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	tp := startProxy(t, 3, func(o *Options) { o.Timeout = timeout })
-	keys := prefill(t, tp.addr, 1000)
 	victim := tp.backends[1]
-	load := startRawLoad(t, tp.addr, 8, keys)
-	load.progress(t, 500)
+	load := memctest.StartLoad(t, tp.addr, 8, "load:", 3000)
+	load.WaitOps(t, "before the freeze", 500)
 
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
@@ -246,16 +116,16 @@ func TestFrozenBackendEjectedUnderLoad(t *testing.T) {
 	// after it may fail. How long the slowest waited is a timing figure,
 	// measured by cmd/mcfailover, not asserted here.
 	ejected := time.Now()
-	load.progress(t, 2000)
-	if n := load.errorsSentAfter(ejected); n > 0 {
+	load.WaitOps(t, "after the ejection", 2000)
+	if n := load.ErrorsSentAfter(ejected); n > 0 {
 		t.Errorf("%d requests sent after the frozen backend left the ring failed", n)
 	}
-	t.Logf("slowest request: %v (backend timeout %v)", time.Duration(load.slowest.Load()), timeout)
+	t.Logf("slowest request: %v (backend timeout %v)", load.Slowest(), timeout)
 	if err := victim.Thaw(); err != nil {
 		t.Fatal(err)
 	}
 	waitInRing(t, tp, victim.Addr, true)
-	load.progress(t, 500)
+	load.WaitOps(t, "after the re-add", 500)
 }
 
 // TestAutoEjectOff: with auto_eject false a dead backend stays in the
@@ -266,13 +136,7 @@ func TestAutoEjectOff(t *testing.T) {
 	victim := tp.backends[2]
 	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[0].Addr)
 	victim.Kill()
-	deadline := time.Now().Add(exchangeBound)
-	for tp.health.IsUp(victim.Addr) {
-		if time.Now().After(deadline) {
-			t.Fatal("dead backend never marked down")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "the dead backend to be marked down", func() bool { return !tp.health.IsUp(victim.Addr) })
 	if n := len(tp.table.Load().members); n != 3 {
 		t.Fatalf("auto_eject false, but the ring has %d members", n)
 	}
@@ -343,7 +207,7 @@ func TestAutoEjectOffNamedFrozen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = victim.Thaw() }()
-	waitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
+	memctest.WaitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
 	if got := memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 		t.Fatalf("set on a down backend: %q", got)
 	}

@@ -181,15 +181,3 @@ func gatherSeries(t *testing.T, p *Proxy, name string) []series {
 	}
 	return out
 }
-
-// waitFor polls cond until it holds, failing the test after waitBound.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitBound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", waitBound, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

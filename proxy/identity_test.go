@@ -35,17 +35,10 @@ func member(tp *testProxy, name string) *backend {
 // out of it) at addr.
 func waitNameInRing(t *testing.T, tp *testProxy, name, addr string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(exchangeBound)
-	for {
+	memctest.WaitFor(t, fmt.Sprintf("backend %s at %s in ring to be %v", name, addr, want), func() bool {
 		b := member(tp, name)
-		if (b != nil && b.addr == addr) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backend %s at %s in ring: want %v", name, addr, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return (b != nil && b.addr == addr) == want
+	})
 }
 
 // localhostSpelling spells a 127.0.0.1 address with the host name.

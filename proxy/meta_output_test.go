@@ -34,7 +34,7 @@ func TestMetaSlowReaderHeldBack(t *testing.T) {
 	if _, err := c.Write([]byte(strings.Repeat("mg big v\r\n", n) + "mn\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the proxy to hold the client back or cut it off", func() bool { return s.cut.Load() || parked(s) })
+	memctest.WaitFor(t, "the proxy to hold the client back or cut it off", func() bool { return s.cut.Load() || parked(s) })
 	if s.cut.Load() {
 		t.Fatal("a client pipelining mg was cut off instead of held back")
 	}

@@ -53,71 +53,71 @@ func (p *Proxy) Collector() prometheus.Collector { return (*collector)(p) }
 
 type collector Proxy
 
+// newDesc describes one of the proxy's metrics; labels are its variable
+// labels (the proxy uses no constant ones).
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
 var (
-	descCommands = prometheus.NewDesc("mcproxy_commands_total",
-		"Commands answered, by command and result; retrievals count once per key.",
-		[]string{"command", "result"}, nil)
-	descConnections = prometheus.NewDesc("mcproxy_client_connections",
-		"Client connections open now.", nil, nil)
-	descConnectionsTotal = prometheus.NewDesc("mcproxy_client_connections_total",
-		"Client connections accepted since start.", nil, nil)
-	descRejected = prometheus.NewDesc("mcproxy_client_connections_rejected_total",
-		"Client connections refused because limits.max_connections was reached.", nil, nil)
-	descClientErrors = prometheus.NewDesc("mcproxy_client_errors_total",
-		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).", nil, nil)
-	descProtocolRejects = prometheus.NewDesc("mcproxy_client_protocol_rejects_total",
-		"Client connections closed for speaking another protocol: http (a request line, such as a browser sends), binary (memcached's binary protocol), tls.",
-		[]string{"kind"}, nil)
-	descBytesRead = prometheus.NewDesc("mcproxy_client_read_bytes_total",
-		"Bytes read from clients.", nil, nil)
-	descBytesWritten = prometheus.NewDesc("mcproxy_client_written_bytes_total",
-		"Bytes written to clients.", nil, nil)
-	descBackendRequests = prometheus.NewDesc("mcproxy_backend_requests_total",
-		"Commands sent to a backend.", []string{"backend"}, nil)
-	descBackendErrors = prometheus.NewDesc("mcproxy_backend_errors_total",
-		"Commands that got no reply from a backend, by kind: timeout, connection (refused, reset, closed), down (not sent: known down), protocol (the backend's reply did not answer the command; a reply with nothing asked counts once).",
-		[]string{"backend", "kind"}, nil)
-	descBackendUp = prometheus.NewDesc("mcproxy_backend_up",
-		"1 when the health checker considers the backend up, else 0.", []string{"backend"}, nil)
-	descBackendInRing = prometheus.NewDesc("mcproxy_backend_in_ring",
-		"1 when the backend owns keys in the current ring, else 0.", []string{"backend"}, nil)
-	descEjections = prometheus.NewDesc("mcproxy_backend_ejections_total",
-		"Times the health checker marked the backend down.", []string{"backend"}, nil)
-	descReadds = prometheus.NewDesc("mcproxy_backend_readds_total",
-		"Times the health checker marked the backend up again.", []string{"backend"}, nil)
-	descConsecutiveFailures = prometheus.NewDesc("mcproxy_backend_consecutive_failures",
-		"Failures in a row the health checker has seen for the backend.", []string{"backend"}, nil)
-	descBackendInfo = prometheus.NewDesc("mcproxy_backend_info",
-		"Always 1; the addr label is the address of the backend named by the backend label.",
-		[]string{"backend", "addr"}, nil)
-	descEjectionCapped = prometheus.NewDesc("mcproxy_backend_ejection_capped",
-		"1 when the backend is down but kept in the ring by health.max_ejected (its keys fail fast), else 0.",
-		[]string{"backend"}, nil)
-	descEjectionsCapped = prometheus.NewDesc("mcproxy_backend_ejections_capped_total",
-		"Times health.max_ejected kept the failed backend in the ring instead of ejecting it.",
-		[]string{"backend"}, nil)
-	descRingMembers = prometheus.NewDesc("mcproxy_ring_members",
-		"Backends in the current ring.", nil, nil)
-	descBackends = prometheus.NewDesc("mcproxy_backends",
-		"Backends configured.", nil, nil)
-	descGeneration = prometheus.NewDesc("mcproxy_config_generation",
-		"Config generation in force: 1 at start, one more per applied reload.", nil, nil)
-	descReloads = prometheus.NewDesc("mcproxy_config_reloads_total",
-		"Config reloads applied.", nil, nil)
-	descReloadFailures = prometheus.NewDesc("mcproxy_config_reload_failures_total",
-		"Config reloads refused (the file did not load or validate).", nil, nil)
-	descReloadTime = prometheus.NewDesc("mcproxy_config_last_reload_timestamp_seconds",
-		"Unix time the config in force was applied.", nil, nil)
-	descOutputLimitDisconnects = prometheus.NewDesc("mcproxy_client_output_limit_disconnects_total",
-		"Clients disconnected because the replies held for them passed twice limits.client_output_limit.", nil, nil)
-	descFailoverCapped = prometheus.NewDesc("mcproxy_failover_capped_writes_total",
-		"Commands (set, add, replace, cas, touch) and gat/gats keys sent to a stand-in backend, their exptime capped at failover.ttl.", nil, nil)
-	descFailoverInvalidations = prometheus.NewDesc("mcproxy_failover_invalidations_total",
-		"Deletes sent beside a change of a key to drop its copies on backends that held it before a ring change.", nil, nil)
-	descFailoverInvalidationErrors = prometheus.NewDesc("mcproxy_failover_invalidation_errors_total",
-		"Invalidating deletes that failed (no reply or an error reply).", nil, nil)
-	descFailoverLateWrites = prometheus.NewDesc("mcproxy_failover_late_writes_total",
-		"Sets and adds answered after the ring changed under them, whose copy off the new ring was then deleted.", nil, nil)
+	descCommands = newDesc("mcproxy_commands_total",
+		"Commands answered, by command and result; retrievals count once per key.", "command", "result")
+	descConnections = newDesc("mcproxy_client_connections",
+		"Client connections open now.")
+	descConnectionsTotal = newDesc("mcproxy_client_connections_total",
+		"Client connections accepted since start.")
+	descRejected = newDesc("mcproxy_client_connections_rejected_total",
+		"Client connections refused because limits.max_connections was reached.")
+	descClientErrors = newDesc("mcproxy_client_errors_total",
+		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).")
+	descProtocolRejects = newDesc("mcproxy_client_protocol_rejects_total",
+		"Client connections closed for speaking another protocol: http (a request line, such as a browser sends), binary (memcached's binary protocol), tls.", "kind")
+	descBytesRead = newDesc("mcproxy_client_read_bytes_total",
+		"Bytes read from clients.")
+	descBytesWritten = newDesc("mcproxy_client_written_bytes_total",
+		"Bytes written to clients.")
+	descBackendRequests = newDesc("mcproxy_backend_requests_total",
+		"Commands sent to a backend.", "backend")
+	descBackendErrors = newDesc("mcproxy_backend_errors_total",
+		"Commands that got no reply from a backend, by kind: timeout, connection (refused, reset, closed), down (not sent: known down), protocol (the backend's reply did not answer the command; a reply with nothing asked counts once).", "backend", "kind")
+	descBackendUp = newDesc("mcproxy_backend_up",
+		"1 when the health checker considers the backend up, else 0.", "backend")
+	descBackendInRing = newDesc("mcproxy_backend_in_ring",
+		"1 when the backend owns keys in the current ring, else 0.", "backend")
+	descEjections = newDesc("mcproxy_backend_ejections_total",
+		"Times the health checker marked the backend down.", "backend")
+	descReadds = newDesc("mcproxy_backend_readds_total",
+		"Times the health checker marked the backend up again.", "backend")
+	descConsecutiveFailures = newDesc("mcproxy_backend_consecutive_failures",
+		"Failures in a row the health checker has seen for the backend.", "backend")
+	descBackendInfo = newDesc("mcproxy_backend_info",
+		"Always 1; the addr label is the address of the backend named by the backend label.", "backend", "addr")
+	descEjectionCapped = newDesc("mcproxy_backend_ejection_capped",
+		"1 when the backend is down but kept in the ring by health.max_ejected (its keys fail fast), else 0.", "backend")
+	descEjectionsCapped = newDesc("mcproxy_backend_ejections_capped_total",
+		"Times health.max_ejected kept the failed backend in the ring instead of ejecting it.", "backend")
+	descRingMembers = newDesc("mcproxy_ring_members",
+		"Backends in the current ring.")
+	descBackends = newDesc("mcproxy_backends",
+		"Backends configured.")
+	descGeneration = newDesc("mcproxy_config_generation",
+		"Config generation in force: 1 at start, one more per applied reload.")
+	descReloads = newDesc("mcproxy_config_reloads_total",
+		"Config reloads applied.")
+	descReloadFailures = newDesc("mcproxy_config_reload_failures_total",
+		"Config reloads refused (the file did not load or validate).")
+	descReloadTime = newDesc("mcproxy_config_last_reload_timestamp_seconds",
+		"Unix time the config in force was applied.")
+	descOutputLimitDisconnects = newDesc("mcproxy_client_output_limit_disconnects_total",
+		"Clients disconnected because the replies held for them passed twice limits.client_output_limit.")
+	descFailoverCapped = newDesc("mcproxy_failover_capped_writes_total",
+		"Commands (set, add, replace, cas, touch) and gat/gats keys sent to a stand-in backend, their exptime capped at failover.ttl.")
+	descFailoverInvalidations = newDesc("mcproxy_failover_invalidations_total",
+		"Deletes sent beside a change of a key to drop its copies on backends that held it before a ring change.")
+	descFailoverInvalidationErrors = newDesc("mcproxy_failover_invalidation_errors_total",
+		"Invalidating deletes that failed (no reply or an error reply).")
+	descFailoverLateWrites = newDesc("mcproxy_failover_late_writes_total",
+		"Sets and adds answered after the ring changed under them, whose copy off the new ring was then deleted.")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

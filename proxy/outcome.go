@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"bytes"
-
-	"github.com/mcproxy/mcproxy/protocol"
-)
+import "github.com/mcproxy/mcproxy/protocol"
 
 // result is the outcome of one command (or, for retrievals, of one key),
 // for the commands-by-result metric.
@@ -28,25 +24,20 @@ var resultNames = [numResults]string{
 	"hit", "miss", "stored", "not_stored", "exists", "not_found", "deleted", "touched", "ok", "error",
 }
 
+// resultLines holds the one-line reply that means each result, for the
+// results that have one.
+var resultLines = [numResults]string{resStored: "STORED", resNotStored: "NOT_STORED", resExists: "EXISTS",
+	resNotFound: "NOT_FOUND", resDeleted: "DELETED", resTouched: "TOUCHED", resOK: "OK"}
+
 // classifyLine maps a one-line backend reply to a result.
 func classifyLine(raw []byte) result {
-	switch {
-	case bytes.HasPrefix(raw, []byte("STORED")):
-		return resStored
-	case bytes.HasPrefix(raw, []byte("NOT_STORED")):
-		return resNotStored
-	case bytes.HasPrefix(raw, []byte("EXISTS")):
-		return resExists
-	case bytes.HasPrefix(raw, []byte("NOT_FOUND")):
-		return resNotFound
-	case bytes.HasPrefix(raw, []byte("DELETED")):
-		return resDeleted
-	case bytes.HasPrefix(raw, []byte("TOUCHED")):
-		return resTouched
-	case bytes.HasPrefix(raw, []byte("OK")):
-		return resOK
-	case len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9':
+	if len(raw) > 0 && raw[0] >= '0' && raw[0] <= '9' {
 		return resHit // incr/decr: the new value
+	}
+	for res, line := range resultLines {
+		if line != "" && len(raw) >= len(line) && string(raw[:len(line)]) == line {
+			return result(res)
+		}
 	}
 	return resError
 }

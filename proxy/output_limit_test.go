@@ -15,15 +15,11 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// waitBound bounds how long a test waits for the proxy to reach a state.
-// Generous: the machine is shared and loaded.
-const waitBound = 30 * time.Second
-
 // sessionOf returns the proxy's session of client connection c.
 func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 	t.Helper()
 	var found *session
-	waitFor(t, "the proxy to accept the client", func() bool {
+	memctest.WaitFor(t, "the proxy to accept the client", func() bool {
 		tp.mu.Lock()
 		defer tp.mu.Unlock()
 		for s := range tp.sessions {
@@ -118,7 +114,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, slow)
-	waitFor(t, "the proxy to stop reading the slow client", func() bool { return parked(s) })
+	memctest.WaitFor(t, "the proxy to stop reading the slow client", func() bool { return parked(s) })
 
 	roundTrips(t, tp.addr, 200)
 
@@ -130,7 +126,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	}
 	want := []byte(strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n))
 	readExactly(t, slow, want)
-	waitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
+	memctest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 
 // TestOutputLimitDisconnect: items larger than max_item_size (stored on the
@@ -158,11 +154,11 @@ func TestOutputLimitDisconnect(t *testing.T) {
 	}
 	// Nothing is read until the proxy has cut the client off: a client
 	// that reads would keep itself under the limit.
-	waitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
+	memctest.WaitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
 	// Then the connection is closed: reading ends in EOF or a reset after
 	// what the proxy had written before.
 	buf := make([]byte, 256<<10)
-	_ = c.SetReadDeadline(time.Now().Add(waitBound))
+	_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
 	for {
 		if _, err := c.Read(buf); err != nil {
 			if isTimeout(err) {
@@ -172,10 +168,10 @@ func TestOutputLimitDisconnect(t *testing.T) {
 		}
 	}
 	stats := memctest.Dial(t, tp.addr)
-	waitFor(t, "the disconnect to be counted", func() bool {
+	memctest.WaitFor(t, "the disconnect to be counted", func() bool {
 		return parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["output_limit_disconnects"] == "1"
 	})
-	waitFor(t, "the session to end and log", func() bool {
+	memctest.WaitFor(t, "the session to end and log", func() bool {
 		return logs.FilterMessageSnippet("hard output limit").Len() == 1
 	})
 	if e := logs.FilterMessageSnippet("hard output limit").All()[0]; e.ContextMap()["client"] != c.LocalAddr().String() {
@@ -232,7 +228,7 @@ func TestMultiGetStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, c)
-	waitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
+	memctest.WaitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
 	parkedAt := time.Now()
 	sent, _ := strconv.Atoi(parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"])
 	if sent >= nkeys {

@@ -79,13 +79,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		t.Errorf("the new backend owns %.3f of the keys, want about a quarter", share)
 	}
 	// The new backend receives its share of the load's writes.
-	deadline := time.Now().Add(exchangeBound)
-	for memctest.Stat(t, servers[3].Addr, "cmd_set") < 100 {
-		if time.Now().After(deadline) {
-			t.Fatal("the added backend gets no writes")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	memctest.WaitFor(t, "writes to the added backend", func() bool { return memctest.Stat(t, servers[3].Addr, "cmd_set") >= 100 })
 
 	_, after = step("remove the first", list(0, 1, 1, 1))
 	if ownedShare(after, servers[0].Addr) != 0 {
@@ -203,8 +197,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 // backend connections and awaits its reply.
 func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(exchangeBound)
-	for {
+	memctest.WaitFor(t, "a request in flight to "+addr, func() bool {
 		n := 0
 		for _, b := range tp.table.Load().all {
 			if b.addr != addr {
@@ -214,14 +207,8 @@ func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 				c.l.call(func() { n += c.inflight.len() })
 			}
 		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no request in flight to %s", addr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return n > 0
+	})
 }
 
 // TestReconfigureSettingsTogether: Settings returns what is in force, and

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
@@ -41,7 +40,7 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 
 func httpStatus(t *testing.T, url string) (int, string) {
 	t.Helper()
-	c := &http.Client{Timeout: waitBound}
+	c := &http.Client{Timeout: memctest.WaitBound}
 	defer c.CloseIdleConnections()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -133,17 +132,10 @@ func TestMetricsAndStatsCount(t *testing.T) {
 	}
 	a.Kill()
 	b.Kill()
-	deadline := time.Now().Add(waitBound)
-	for {
+	memctest.WaitFor(t, `/readyz to answer 503 "no live backend" with every backend dead`, func() bool {
 		code, body := httpStatus(t, "http://"+adminAddr+"/readyz")
-		if code == 503 && body == "no live backend\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz with every backend dead: %d %q", code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return code == 503 && body == "no live backend\n"
+	})
 	m = scrape(t, adminAddr)
 	// health.max_ejected (half the pool by default) ejects one of the two;
 	// the other stays in the ring, capped, its keys failing fast.

@@ -140,13 +140,13 @@ func TestProbe(t *testing.T) {
 	mc := memctest.Start(t)
 	listen := memctest.FreeAddr(t)
 	startInstance(t, listen, "", mc.Addr)
-	if err := probe(listen, waitBound); err != nil {
+	if err := probe(listen, memctest.WaitBound); err != nil {
 		t.Errorf("probe of a running mcproxy: %v", err)
 	}
 	if code := exitCode(run([]string{"-probe", listen}), &bytes.Buffer{}); code != 0 {
 		t.Errorf("mcproxy -probe %s: exit %d, want 0", listen, code)
 	}
-	if err := probe(mc.Addr, waitBound); err != nil {
+	if err := probe(mc.Addr, memctest.WaitBound); err != nil {
 		t.Errorf("probe of memcached itself: %v", err)
 	}
 
@@ -160,7 +160,7 @@ func TestProbe(t *testing.T) {
 	// Something that answers, but not memcached; and something that
 	// accepts and never answers: the timeout bounds the probe.
 	wrong := fakeServer(t, "HTTP/1.1 400 Bad Request\r\n")
-	if err := probe(wrong, waitBound); err == nil || !strings.Contains(err.Error(), "HTTP/1.1 400") {
+	if err := probe(wrong, memctest.WaitBound); err == nil || !strings.Contains(err.Error(), "HTTP/1.1 400") {
 		t.Errorf("probe of a non-memcached server: %v, want an error quoting its reply", err)
 	}
 	silent := fakeServer(t, "")
@@ -170,7 +170,7 @@ func TestProbe(t *testing.T) {
 	} else if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("probe of a silent server: %v, want a timeout", err)
 	}
-	if d := time.Since(start); d > waitBound {
+	if d := time.Since(start); d > memctest.WaitBound {
 		t.Errorf("probe with a 200ms timeout took %v", d)
 	}
 }

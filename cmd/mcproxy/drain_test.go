@@ -63,7 +63,7 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	if want := bytes.Repeat([]byte("STORED\r\n"), n); !bytes.Equal(got, want) {
 		t.Fatalf("%d of %d STORED before EOF (%d bytes)", stored.Load(), n, len(got))
 	}
-	code := p.WaitExitCode(t, waitBound+shutdownGrace)
+	code := p.WaitExitCode(t, memctest.WaitBound+shutdownGrace)
 	t.Logf("drain: %d of %d STORED before SIGTERM, %d after; EOF %v and exit %v after the signal",
 		before, n, int64(n)-before, answered.Round(time.Millisecond), time.Since(signalled).Round(time.Millisecond))
 	if code != 0 {
@@ -84,7 +84,7 @@ func dialAccepted(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c := memctest.Dial(t, addr)
 	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
-	_ = c.SetDeadline(time.Now().Add(waitBound + shutdownGrace))
+	_ = c.SetDeadline(time.Now().Add(memctest.WaitBound + shutdownGrace))
 	return c
 }
 

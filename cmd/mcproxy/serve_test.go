@@ -18,9 +18,6 @@ import (
 
 func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
 
-// waitBound bounds every wait so nothing hangs.
-const waitBound = 10 * time.Second
-
 // instance is mcproxy's serve loop running in-process on a config file.
 type instance struct {
 	path   string
@@ -42,7 +39,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			if err != nil {
 				t.Errorf("serve: %v", err)
 			}
-		case <-time.After(waitBound + shutdownGrace):
+		case <-time.After(memctest.WaitBound + shutdownGrace):
 			t.Error("serve did not return after cancel")
 		}
 	})
@@ -55,7 +52,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			return nil
 		}
 	}
-	if err := childproc.WaitAccepting(listen, waitBound, ended); err != nil {
+	if err := childproc.WaitAccepting(listen, memctest.WaitBound, ended); err != nil {
 		t.Fatalf("mcproxy not listening: %v", err)
 	}
 	return in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -284,39 +285,28 @@ func (p *parser) ejectionCap(dst *EjectionCap) field {
 
 // boolean reads true or false. YAML 1.1 words such as yes/no/on/off are
 // refused rather than guessed at.
-func (p *parser) boolean(dst *bool) field {
-	return func(key string, v *yaml.Node) {
-		var b bool
-		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&b) != nil {
-			p.typeError(key, v, "true or false")
-			return
-		}
-		*dst = b
-	}
-}
+func (p *parser) boolean(dst *bool) field { return scalar(p, dst, "true or false", "!!bool") }
 
 // integer reads a whole number (not quoted).
-func (p *parser) integer(dst *int) field {
-	return func(key string, v *yaml.Node) {
-		var n int
-		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&n) != nil {
-			p.typeError(key, v, "a whole number")
-			return
-		}
-		*dst = n
-	}
-}
+func (p *parser) integer(dst *int) field { return scalar(p, dst, "a whole number", "!!int") }
 
 // float reads a number, with or without a fraction.
 func (p *parser) float(dst *float64) field {
+	return scalar(p, dst, "a number such as 1.25", "!!float", "!!int")
+}
+
+// scalar reads an unquoted YAML scalar whose resolved tag is one of tags
+// and that decodes into T; anything else is a type error that asks for
+// want. Checking the tag is what keeps "1" (a string) from passing as a
+// number and "yes" from passing as true.
+func scalar[T any](p *parser, dst *T, want string, tags ...string) field {
 	return func(key string, v *yaml.Node) {
-		var f float64
-		tag := v.ShortTag()
-		if v.Kind != yaml.ScalarNode || (tag != "!!float" && tag != "!!int") || v.Decode(&f) != nil {
-			p.typeError(key, v, "a number such as 1.25")
+		var x T
+		if v.Kind != yaml.ScalarNode || !slices.Contains(tags, v.ShortTag()) || v.Decode(&x) != nil {
+			p.typeError(key, v, want)
 			return
 		}
-		*dst = f
+		*dst = x
 	}
 }
 

@@ -12,24 +12,27 @@ import (
 	"github.com/mcproxy/mcproxy/internal/mctext"
 )
 
-// Bounds of a test load: how long Load.Check waits for progress, how many
-// commands one client sends at most, and the time one command may take.
+// Bounds of a test load: how many commands one client sends at most, and
+// the time one command may take.
 const (
-	loadWait      = 10 * time.Second
 	loadMaxOps    = 1_000_000
 	loadOpTimeout = 3 * time.Second
 )
 
 // Load is a steady client load for tests: clients, each a connection of
 // its own (a loadgen.Worker), send random sets and gets one at a time until
-// Stop, and every error any of them sees is counted. A miss is not an
-// error: keys that move to another backend are misses there.
+// Stop, and every error any of them sees is counted with the time its
+// command was sent. A miss is not an error: keys that move to another
+// backend are misses there.
 type Load struct {
 	ops, errs atomic.Int64
-	mu        sync.Mutex
-	firstErr  error
+	slowest   atomic.Int64 // nanoseconds, of any command that got a reply
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+
+	mu        sync.Mutex
+	firstErr  error
+	errStarts []time.Time // when each failed command was sent
 }
 
 // StartLoad starts clients against addr (a loopback address) on keys
@@ -63,19 +66,22 @@ func (l *Load) client(ctx context.Context, w *loadgen.Worker, g int) {
 		l.ops.Add(1)
 		switch r.Outcome {
 		case loadgen.OK:
+			l.observe(time.Since(r.Start))
 		case loadgen.ErrorReply:
-			l.fail(fmt.Errorf("client %d, key %d: %s", g, r.Key, r.Line))
+			l.observe(time.Since(r.Start))
+			l.fail(r.Start, fmt.Errorf("client %d, key %d: %s", g, r.Key, r.Line))
 		case loadgen.BadValue:
-			l.fail(fmt.Errorf("client %d, key %d: a value not written for its key", g, r.Key))
+			l.fail(r.Start, fmt.Errorf("client %d, key %d: a value not written for its key", g, r.Key))
 		default:
-			l.fail(fmt.Errorf("client %d, key %d: %w", g, r.Key, r.Err))
+			l.fail(r.Start, fmt.Errorf("client %d, key %d: %w", g, r.Key, r.Err))
 		}
 	}
 	for i := 0; i < loadMaxOps && ctx.Err() == nil; i++ {
-		if err := w.Connect(ctx, time.Now().Add(loadOpTimeout)); err != nil {
+		start := time.Now()
+		if err := w.Connect(ctx, start.Add(loadOpTimeout)); err != nil {
 			if ctx.Err() == nil {
 				l.ops.Add(1)
-				l.fail(fmt.Errorf("client %d: %w", g, err))
+				l.fail(start, fmt.Errorf("client %d: %w", g, err))
 			}
 			continue
 		}
@@ -85,13 +91,25 @@ func (l *Load) client(ctx context.Context, w *loadgen.Worker, g int) {
 	}
 }
 
-func (l *Load) fail(err error) {
+// fail counts an error of a command sent at start.
+func (l *Load) fail(start time.Time, err error) {
 	l.errs.Add(1)
 	l.mu.Lock()
 	if l.firstErr == nil {
 		l.firstErr = err
 	}
+	l.errStarts = append(l.errStarts, start)
 	l.mu.Unlock()
+}
+
+// observe keeps the slowest reply time.
+func (l *Load) observe(d time.Duration) {
+	for {
+		s := l.slowest.Load()
+		if int64(d) <= s || l.slowest.CompareAndSwap(s, int64(d)) {
+			return
+		}
+	}
 }
 
 // Stop ends the load and waits for its clients. It may be called again.
@@ -103,19 +121,35 @@ func (l *Load) Stop() {
 // Ops returns the operations done so far.
 func (l *Load) Ops() int64 { return l.ops.Load() }
 
-// Check waits until the load has done n more operations (so a step is
-// exercised under traffic), then fails the test if any client saw an
-// error so far.
-func (l *Load) Check(t testing.TB, step string, n int64) {
+// Slowest returns the longest a command waited for its reply so far.
+func (l *Load) Slowest() time.Duration { return time.Duration(l.slowest.Load()) }
+
+// ErrorsSentAfter counts the failed commands sent after at.
+func (l *Load) ErrorsSentAfter(at time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.errStarts {
+		if s.After(at) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitOps waits until the load has done n more operations, so that a step
+// is exercised under traffic; step names it in the message.
+func (l *Load) WaitOps(t testing.TB, step string, n int64) {
 	t.Helper()
 	start := l.ops.Load()
-	deadline := time.Now().Add(loadWait)
-	for l.ops.Load() < start+n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: the load stalled at %d operations", step, l.ops.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	WaitFor(t, fmt.Sprintf("%d more operations of the load (%s)", n, step), func() bool { return l.ops.Load() >= start+n })
+}
+
+// Check waits until the load has done n more operations, then fails the
+// test if any client saw an error so far.
+func (l *Load) Check(t testing.TB, step string, n int64) {
+	t.Helper()
+	l.WaitOps(t, step, n)
 	l.CheckErrors(t, step)
 }
 

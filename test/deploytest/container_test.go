@@ -227,7 +227,7 @@ func TestMemcachedHealthcheckCommand(t *testing.T) {
 	run := func(addrPort string) error {
 		cmd := exec.Command(busybox, "sh", "-c", strings.ReplaceAll(test[2], port, addrPort))
 		cmd.Env = []string{"PATH=" + bin}
-		cmd.WaitDelay = waitBound
+		cmd.WaitDelay = memctest.WaitBound
 		return cmd.Run()
 	}
 	mc := memctest.Start(t)

@@ -3,13 +3,9 @@ package deploytest
 import (
 	"os"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
-
-// waitBound bounds every wait for a process or a state.
-const waitBound = 15 * time.Second
 
 func TestMain(m *testing.M) {
 	os.Exit(proxyproc.WithCleanup(m).Run())
