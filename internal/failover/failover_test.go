@@ -24,10 +24,7 @@ func TestKillScenarioShort(t *testing.T) {
 	cfg.Keys = 2000
 	cfg.OwnerSample = 600
 	cfg.ReaddCheckKeys = 20
-	cfg.HealthInterval = 200 * time.Millisecond
-	cfg.HealthTimeout = 100 * time.Millisecond
-	cfg.FailureLimit = 2
-	cfg.SuccessLimit = 2
+	cfg.Health = proxyproc.HealthSettings{Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, FailureLimit: 2, SuccessLimit: 2}
 	cfg.BackendTimeout = 300 * time.Millisecond
 	cfg.Steady = 500 * time.Millisecond
 	cfg.DownFor = time.Second
