@@ -42,10 +42,10 @@ func TestKillScenarioShort(t *testing.T) {
 	}
 	t.Logf("report:\n%s", text.String())
 
-	if !rep.Ejection.Ejected || rep.Ejection.OutOfRingS == nil {
+	if !rep.Ejection.Seen || rep.Ejection.RingS == nil {
 		t.Errorf("no ejection recorded: %+v", rep.Ejection)
 	}
-	if !rep.Readd.Readded || rep.Readd.InRingS == nil {
+	if !rep.Readd.Seen || rep.Readd.RingS == nil {
 		t.Errorf("no re-add recorded: %+v", rep.Readd)
 	}
 	if rep.Prefill.Stored != cfg.Keys {
