@@ -78,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mcbench:", err)
 		return 2
 	}
-	if res.Errors > 0 || res.PrefillErrors > 0 {
+	if res.Errors > 0 || res.Counts[bench.PrefillErrors] > 0 {
 		return 1
 	}
 	return 0

@@ -30,23 +30,25 @@ func (s ProcSample) Sub(earlier ProcSample) ProcSample {
 // SampleProc reads /proc/PID/stat and /proc/PID/io. Reading another user's
 // io file needs the same user or root.
 func SampleProc(pid int) (ProcSample, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	cpu, err := readProc(pid, "stat", parseStatCPU)
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("sample process %d: %w", pid, err)
 	}
-	cpu, err := parseStatCPU(stat)
-	if err != nil {
-		return ProcSample{}, fmt.Errorf("sample process %d: %w", pid, err)
-	}
-	io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-	if err != nil {
-		return ProcSample{}, fmt.Errorf("sample process %d: %w", pid, err)
-	}
-	sys, err := parseIOSyscalls(io)
+	sys, err := readProc(pid, "io", parseIOSyscalls)
 	if err != nil {
 		return ProcSample{}, fmt.Errorf("sample process %d: %w", pid, err)
 	}
 	return ProcSample{CPUSeconds: cpu, Syscalls: sys}, nil
+}
+
+// readProc reads /proc/PID/name and returns what parse makes of it.
+func readProc[T any](pid int, name string, parse func([]byte) (T, error)) (T, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(b)
 }
 
 // parseStatCPU returns utime+stime in seconds from the text of

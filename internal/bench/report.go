@@ -71,22 +71,22 @@ func (r *Result) Summary() Summary {
 		Keys:           c.Keys,
 		ValueSize:      c.ValueSize,
 		Seconds:        r.Elapsed.Seconds(),
-		Ops:            r.Ops,
+		Ops:            r.Counts[Ops],
 		OpsPerSec:      r.OpsPerSec(),
-		Gets:           r.Gets,
-		Sets:           r.Sets,
-		Hits:           r.Hits,
-		Misses:         r.Misses,
+		Gets:           r.Counts[Gets],
+		Sets:           r.Counts[Sets],
+		Hits:           r.Counts[Hits],
+		Misses:         r.Counts[Misses],
 		HitRatio:       r.HitRatio(),
 		Errors:         r.Errors,
-		ErrorReplies:   r.ErrorReplies,
-		ProtocolErrors: r.ProtocolErrors,
-		Timeouts:       r.Timeouts,
-		ConnErrors:     r.ConnErrors,
-		Reconnects:     r.Reconnects,
+		ErrorReplies:   r.Counts[ErrorReplies],
+		ProtocolErrors: r.Counts[ProtocolErrors],
+		Timeouts:       r.Counts[Timeouts],
+		ConnErrors:     r.Counts[ConnErrors],
+		Reconnects:     r.Counts[Reconnects],
 		FirstError:     r.FirstError,
-		Prefilled:      r.Prefilled,
-		PrefillErrors:  r.PrefillErrors,
+		Prefilled:      r.Counts[Prefilled],
+		PrefillErrors:  r.Counts[PrefillErrors],
 		MinUS:          micros(h.Min()),
 		MeanUS:         micros(h.Mean()),
 		P50US:          micros(h.Quantile(0.50)),
@@ -98,10 +98,10 @@ func (r *Result) Summary() Summary {
 	if r.Elapsed > 0 {
 		sum.KeysPerSec = float64(r.Keys()) / r.Elapsed.Seconds()
 	}
-	if p := r.Proc; p != nil && r.Ops > 0 {
+	if p := r.Proc; p != nil && r.Counts[Ops] > 0 {
 		sum.CPUSeconds, sum.WatchedSyscalls = p.CPUSeconds, p.Syscalls
-		sum.CPUUSPerOp = p.CPUSeconds * 1e6 / float64(r.Ops)
-		sum.SyscallsPerOp = float64(p.Syscalls) / float64(r.Ops)
+		sum.CPUUSPerOp = p.CPUSeconds * 1e6 / float64(r.Counts[Ops])
+		sum.SyscallsPerOp = float64(p.Syscalls) / float64(r.Counts[Ops])
 		if k := r.Keys(); k > 0 {
 			sum.CPUUSPerKey = p.CPUSeconds * 1e6 / float64(k)
 		}

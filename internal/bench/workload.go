@@ -145,6 +145,49 @@ func (c *Config) spec() *loadgen.Spec {
 		GetWeight: c.GetWeight, SetWeight: c.SetWeight, MultiGet: c.MultiGet, Timeout: c.Timeout, Seed: c.Seed}
 }
 
+// Count names one of the counts of a run.
+type Count int
+
+// The counts of a run, the indexes of Counts.
+const (
+	// Ops counts commands that got a valid reply; Gets and Sets split it.
+	Ops Count = iota
+	Gets
+	Sets
+	// Hits and Misses count keys asked for by successful gets.
+	Hits
+	Misses
+	// ErrorReplies counts SERVER_ERROR, CLIENT_ERROR or ERROR in place of a
+	// reply.
+	ErrorReplies
+	// ProtocolErrors counts malformed or unexpected replies (the connection
+	// is then closed and reopened).
+	ProtocolErrors
+	// Timeouts counts commands whose batch ran past Timeout.
+	Timeouts
+	// ConnErrors counts commands lost to a failed connect, read or write,
+	// and failed connects themselves.
+	ConnErrors
+	// Reconnects counts connections reopened after an error.
+	Reconnects
+	// Prefilled counts keys stored by the prefill; PrefillErrors its
+	// failures.
+	Prefilled
+	PrefillErrors
+	numCounts
+)
+
+// Counts holds one value per Count. Each connection counts into its own,
+// and Run adds them up.
+type Counts [numCounts]uint64
+
+// add adds o to c.
+func (c *Counts) add(o *Counts) {
+	for i := range c {
+		c[i] += o[i]
+	}
+}
+
 // Result is what a run measured. Counts cover only the measured phase.
 type Result struct {
 	Config Config
@@ -152,28 +195,13 @@ type Result struct {
 	// connection stopped (the end of its last batch, which may run up to
 	// Timeout past Duration).
 	Elapsed time.Duration
-	// Ops counts commands that got a valid reply; Gets and Sets split it.
-	Ops, Gets, Sets uint64
-	// Hits and Misses count keys asked for by successful gets.
-	Hits, Misses uint64
-	// Errors counts commands that failed; the four fields after it split it.
+	// Counts are what the run counted, one value per Count.
+	Counts Counts
+	// Errors counts commands that failed: the sum of ErrorReplies,
+	// ProtocolErrors, Timeouts and ConnErrors.
 	Errors uint64
-	// ErrorReplies: SERVER_ERROR, CLIENT_ERROR or ERROR in place of a reply.
-	ErrorReplies uint64
-	// ProtocolErrors: a malformed or unexpected reply (the connection is
-	// then closed and reopened).
-	ProtocolErrors uint64
-	// Timeouts: commands whose batch ran past Timeout.
-	Timeouts uint64
-	// ConnErrors: commands lost to a failed connect, read or write, and
-	// failed connects themselves.
-	ConnErrors uint64
 	// FirstError describes the first error seen, for diagnosis.
 	FirstError string
-	// Reconnects counts connections reopened after an error.
-	Reconnects uint64
-	// Prefilled counts keys stored by the prefill; PrefillErrors its failures.
-	Prefilled, PrefillErrors uint64
 	// Latency holds the latency of every successful command: from the write
 	// of its batch to the end of its reply.
 	Latency *Histogram
@@ -184,33 +212,32 @@ type Result struct {
 
 // Keys returns the keys handled in the measured phase: every key a
 // successful get asked for, and every set.
-func (r *Result) Keys() uint64 { return r.Hits + r.Misses + r.Sets }
+func (r *Result) Keys() uint64 { return r.Counts[Hits] + r.Counts[Misses] + r.Counts[Sets] }
 
 // OpsPerSec returns successful commands per second of the measured phase.
 func (r *Result) OpsPerSec() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
-	return float64(r.Ops) / r.Elapsed.Seconds()
+	return float64(r.Counts[Ops]) / r.Elapsed.Seconds()
 }
 
 // HitRatio returns hits/(hits+misses), or 0 with no gets.
 func (r *Result) HitRatio() float64 {
-	if r.Hits+r.Misses == 0 {
+	hits, misses := r.Counts[Hits], r.Counts[Misses]
+	if hits+misses == 0 {
 		return 0
 	}
-	return float64(r.Hits) / float64(r.Hits+r.Misses)
+	return float64(hits) / float64(hits+misses)
 }
 
 // counters are one worker's share of a Result.
 type counters struct {
-	ops, gets, sets, hits, misses             uint64
-	errReplies, protoErrs, timeouts, connErrs uint64
-	reconnects, prefilled, prefillErrs        uint64
-	firstErr                                  string
-	firstErrAt                                time.Time
-	lastEnd                                   time.Time
-	latency                                   Histogram
+	n          Counts
+	firstErr   string
+	firstErrAt time.Time
+	lastEnd    time.Time
+	latency    Histogram
 }
 
 func (c *counters) noteErr(err error) {
@@ -275,18 +302,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var firstErrAt time.Time
 	for _, w := range workers {
 		c := &w.c
-		res.Ops += c.ops
-		res.Gets += c.gets
-		res.Sets += c.sets
-		res.Hits += c.hits
-		res.Misses += c.misses
-		res.ErrorReplies += c.errReplies
-		res.ProtocolErrors += c.protoErrs
-		res.Timeouts += c.timeouts
-		res.ConnErrors += c.connErrs
-		res.Reconnects += c.reconnects
-		res.Prefilled += c.prefilled
-		res.PrefillErrors += c.prefillErrs
+		res.Counts.add(&c.n)
 		res.Latency.Merge(&c.latency)
 		if c.firstErr != "" && (firstErrAt.IsZero() || c.firstErrAt.Before(firstErrAt)) {
 			res.FirstError, firstErrAt = c.firstErr, c.firstErrAt
@@ -295,7 +311,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			lastEnd = c.lastEnd
 		}
 	}
-	res.Errors = res.ErrorReplies + res.ProtocolErrors + res.Timeouts + res.ConnErrors
+	res.Errors = res.Counts[ErrorReplies] + res.Counts[ProtocolErrors] + res.Counts[Timeouts] + res.Counts[ConnErrors]
 	if !lastEnd.IsZero() {
 		res.Elapsed = lastEnd.Sub(p.measureStart)
 	}
@@ -364,7 +380,7 @@ func (w *worker) close() { w.lw.Close() }
 func (w *worker) connect(ctx context.Context, until time.Time, count bool) bool {
 	err := w.lw.Connect(ctx, until)
 	if err != nil && count {
-		w.c.connErrs++
+		w.c.n[ConnErrors]++
 		w.c.noteErr(err)
 	}
 	return err == nil
@@ -380,7 +396,7 @@ func (w *worker) exchange(measure bool) {
 // count records one reply of a batch.
 func (w *worker) count(r *loadgen.Reply) {
 	if r.Outcome >= loadgen.Protocol && !w.lost {
-		w.c.reconnects++
+		w.c.n[Reconnects]++
 		w.lost = true
 	}
 	if !w.measure {
@@ -389,7 +405,7 @@ func (w *worker) count(r *loadgen.Reply) {
 	switch r.Outcome {
 	case loadgen.OK, loadgen.BadValue:
 	case loadgen.ErrorReply:
-		w.c.errReplies++
+		w.c.n[ErrorReplies]++
 		if w.c.firstErr == "" {
 			w.c.noteErr(errors.New(string(r.Line)))
 		}
@@ -398,22 +414,22 @@ func (w *worker) count(r *loadgen.Reply) {
 		w.c.noteErr(r.Err)
 		switch r.Outcome {
 		case loadgen.Protocol:
-			w.c.protoErrs++
+			w.c.n[ProtocolErrors]++
 		case loadgen.Timeout:
-			w.c.timeouts++
+			w.c.n[Timeouts]++
 		default:
-			w.c.connErrs++
+			w.c.n[ConnErrors]++
 		}
 		return
 	}
 	w.c.latency.Record(time.Since(r.Start))
-	w.c.ops++
+	w.c.n[Ops]++
 	if r.Set {
-		w.c.sets++
+		w.c.n[Sets]++
 	} else {
-		w.c.gets++
-		w.c.hits += uint64(r.Hits)
-		w.c.misses += uint64(r.NKeys - r.Hits)
+		w.c.n[Gets]++
+		w.c.n[Hits] += uint64(r.Hits)
+		w.c.n[Misses] += uint64(r.NKeys - r.Hits)
 	}
 }
 
@@ -454,7 +470,7 @@ func (w *worker) prefill(ctx context.Context) {
 	next := w.id
 	for next < w.cfg.Keys && ctx.Err() == nil {
 		if !w.connect(ctx, time.Now(), false) {
-			w.c.prefillErrs += uint64((w.cfg.Keys - next + w.cfg.Conns - 1) / w.cfg.Conns)
+			w.c.n[PrefillErrors] += uint64((w.cfg.Keys - next + w.cfg.Conns - 1) / w.cfg.Conns)
 			return
 		}
 		w.lw.Begin()
@@ -469,8 +485,8 @@ func (w *worker) prefill(ctx context.Context) {
 // prefilled counts one reply of a prefill batch.
 func (w *worker) prefilled(r *loadgen.Reply) {
 	if r.Outcome == loadgen.OK {
-		w.c.prefilled++
+		w.c.n[Prefilled]++
 	} else {
-		w.c.prefillErrs++
+		w.c.n[PrefillErrors]++
 	}
 }

@@ -37,8 +37,8 @@ func runBounded(t *testing.T, cfg Config) *Result {
 		t.Fatalf("Run (bounded by %v): %v", hangBound, err)
 	}
 	t.Logf("%d ops in %v (%.0f ops/s), hits %d misses %d, errors %d (replies %d, protocol %d, timeouts %d, conn %d), p99 %v, first error %q",
-		res.Ops, res.Elapsed, res.OpsPerSec(), res.Hits, res.Misses, res.Errors,
-		res.ErrorReplies, res.ProtocolErrors, res.Timeouts, res.ConnErrors, res.Latency.Quantile(0.99), res.FirstError)
+		res.Counts[Ops], res.Elapsed, res.OpsPerSec(), res.Counts[Hits], res.Counts[Misses], res.Errors,
+		res.Counts[ErrorReplies], res.Counts[ProtocolErrors], res.Counts[Timeouts], res.Counts[ConnErrors], res.Latency.Quantile(0.99), res.FirstError)
 	return res
 }
 
@@ -50,27 +50,27 @@ func TestRunAgainstMemcached(t *testing.T) {
 	cfg.Warmup = 100 * time.Millisecond
 	res := runBounded(t, cfg)
 
-	if res.Prefilled != uint64(cfg.Keys) || res.PrefillErrors != 0 {
-		t.Errorf("prefill stored %d of %d keys, %d failed", res.Prefilled, cfg.Keys, res.PrefillErrors)
+	if res.Counts[Prefilled] != uint64(cfg.Keys) || res.Counts[PrefillErrors] != 0 {
+		t.Errorf("prefill stored %d of %d keys, %d failed", res.Counts[Prefilled], cfg.Keys, res.Counts[PrefillErrors])
 	}
-	if res.Ops == 0 || res.Gets == 0 || res.Sets == 0 {
-		t.Errorf("ops %d (gets %d, sets %d): want all > 0", res.Ops, res.Gets, res.Sets)
+	if res.Counts[Ops] == 0 || res.Counts[Gets] == 0 || res.Counts[Sets] == 0 {
+		t.Errorf("ops %d (gets %d, sets %d): want all > 0", res.Counts[Ops], res.Counts[Gets], res.Counts[Sets])
 	}
 	if res.Errors != 0 {
 		t.Errorf("errors = %d, want 0 (first: %s)", res.Errors, res.FirstError)
 	}
-	if res.Hits != res.Gets*uint64(cfg.MultiGet) || res.Misses != 0 {
+	if res.Counts[Hits] != res.Counts[Gets]*uint64(cfg.MultiGet) || res.Counts[Misses] != 0 {
 		t.Errorf("after prefill: hits %d misses %d for %d gets of %d keys; want every key a hit",
-			res.Hits, res.Misses, res.Gets, cfg.MultiGet)
+			res.Counts[Hits], res.Counts[Misses], res.Counts[Gets], cfg.MultiGet)
 	}
-	if res.Latency.Count() != res.Ops {
-		t.Errorf("latency count %d != ops %d", res.Latency.Count(), res.Ops)
+	if res.Latency.Count() != res.Counts[Ops] {
+		t.Errorf("latency count %d != ops %d", res.Latency.Count(), res.Counts[Ops])
 	}
 	if res.Elapsed <= 0 {
 		t.Errorf("elapsed %v, want the measured phase's length", res.Elapsed)
 	}
 	// The mix is 9:1; allow wide slack.
-	if ratio := float64(res.Gets) / float64(res.Ops); ratio < 0.8 || ratio > 0.97 {
+	if ratio := float64(res.Counts[Gets]) / float64(res.Counts[Ops]); ratio < 0.8 || ratio > 0.97 {
 		t.Errorf("get share %.2f, want about 0.9", ratio)
 	}
 }
@@ -83,11 +83,11 @@ func TestRunStopsAfterRequests(t *testing.T) {
 	cfg.KeyPrefix = "fresh:" // never set: gets miss
 	cfg.GetWeight, cfg.SetWeight = 1, 0
 	res := runBounded(t, cfg)
-	if res.Ops != 1001 || res.Errors != 0 {
-		t.Fatalf("ops %d errors %d, want exactly 1001 and 0", res.Ops, res.Errors)
+	if res.Counts[Ops] != 1001 || res.Errors != 0 {
+		t.Fatalf("ops %d errors %d, want exactly 1001 and 0", res.Counts[Ops], res.Errors)
 	}
-	if res.Hits != 0 || res.Misses != 1001 {
-		t.Fatalf("hits %d misses %d on an empty cache", res.Hits, res.Misses)
+	if res.Counts[Hits] != 0 || res.Counts[Misses] != 1001 {
+		t.Fatalf("hits %d misses %d on an empty cache", res.Counts[Hits], res.Counts[Misses])
 	}
 }
 
@@ -99,44 +99,47 @@ func TestRunCountsErrorRepliesWithoutReconnecting(t *testing.T) {
 	cfg.GetWeight, cfg.SetWeight = 1, 1
 	cfg.Duration = 500 * time.Millisecond
 	res := runBounded(t, cfg)
-	if res.ErrorReplies == 0 || res.Errors != res.ErrorReplies {
-		t.Errorf("errors %d, error replies %d: want only error replies", res.Errors, res.ErrorReplies)
+	if res.Counts[ErrorReplies] == 0 || res.Errors != res.Counts[ErrorReplies] {
+		t.Errorf("errors %d, error replies %d: want only error replies", res.Errors, res.Counts[ErrorReplies])
 	}
-	if res.Reconnects != 0 {
-		t.Errorf("reconnects = %d after error replies, want 0", res.Reconnects)
+	if res.Counts[Reconnects] != 0 {
+		t.Errorf("reconnects = %d after error replies, want 0", res.Counts[Reconnects])
 	}
-	if res.Gets == 0 || res.Hits != 0 {
-		t.Errorf("gets %d hits %d: want gets that all miss", res.Gets, res.Hits)
-	}
-}
-
-func TestRunSurvivesBackendDeath(t *testing.T) {
-	mc := memctest.Start(t)
-	cfg := testConfig(mc.Addr)
-	cfg.Duration = 1500 * time.Millisecond
-	cfg.Timeout = 300 * time.Millisecond
-	time.AfterFunc(400*time.Millisecond, mc.Kill)
-	res := runBounded(t, cfg)
-	if res.Ops == 0 {
-		t.Errorf("no ops before the kill")
-	}
-	if res.ConnErrors == 0 {
-		t.Errorf("no connection errors counted after the kill")
+	if res.Counts[Gets] == 0 || res.Counts[Hits] != 0 {
+		t.Errorf("gets %d hits %d: want gets that all miss", res.Counts[Gets], res.Counts[Hits])
 	}
 }
 
-func TestRunBoundedWhenBackendFreezes(t *testing.T) {
-	mc := memctest.Start(t)
-	cfg := testConfig(mc.Addr)
-	cfg.Duration = time.Second
-	cfg.Timeout = 200 * time.Millisecond
-	time.AfterFunc(300*time.Millisecond, func() { _ = mc.Freeze() })
-	res := runBounded(t, cfg)
-	if res.Ops == 0 {
-		t.Errorf("no ops before the freeze")
-	}
-	if res.Timeouts == 0 {
-		t.Errorf("no timeouts counted while frozen")
+// TestRunThroughBackendFailure fails the target part way through a run:
+// the run still ends by itself, with the commands before the failure
+// counted, and the errors after it counted as the kind the failure causes.
+func TestRunThroughBackendFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name                      string
+		duration, timeout, failAt time.Duration
+		fail                      func(*memctest.Server)
+		errs                      Count // counted once the target failed
+		errsName                  string
+	}{
+		{"kill", 1500 * time.Millisecond, 300 * time.Millisecond, 400 * time.Millisecond,
+			(*memctest.Server).Kill, ConnErrors, "connection errors"},
+		{"freeze", time.Second, 200 * time.Millisecond, 300 * time.Millisecond,
+			func(mc *memctest.Server) { _ = mc.Freeze() }, Timeouts, "timeouts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := memctest.Start(t)
+			cfg := testConfig(mc.Addr)
+			cfg.Duration = tc.duration
+			cfg.Timeout = tc.timeout
+			time.AfterFunc(tc.failAt, func() { tc.fail(mc) })
+			res := runBounded(t, cfg)
+			if res.Counts[Ops] == 0 {
+				t.Errorf("no ops before the %s", tc.name)
+			}
+			if res.Counts[tc.errs] == 0 {
+				t.Errorf("no %s counted after the %s", tc.errsName, tc.name)
+			}
+		})
 	}
 }
 
@@ -165,7 +168,7 @@ func TestRunEndsOnContextCancel(t *testing.T) {
 	if took := time.Since(start); took > hangBound {
 		t.Fatalf("Run took %v after cancel: it did not stop", took)
 	}
-	if res.Ops == 0 {
+	if res.Counts[Ops] == 0 {
 		t.Errorf("partial result has no ops")
 	}
 }
@@ -200,7 +203,7 @@ func TestWorkerBatchDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(200, batch); n != 0 {
 		t.Errorf("one batch of %d commands allocates %v times", cfg.Pipeline, n)
 	}
-	if w.c.ops == 0 || w.c.protoErrs+w.c.connErrs+w.c.timeouts+w.c.errReplies != 0 {
-		t.Fatalf("ops %d, first error %q", w.c.ops, w.c.firstErr)
+	if w.c.n[Ops] == 0 || w.c.n[ProtocolErrors]+w.c.n[ConnErrors]+w.c.n[Timeouts]+w.c.n[ErrorReplies] != 0 {
+		t.Fatalf("ops %d, first error %q", w.c.n[Ops], w.c.firstErr)
 	}
 }

@@ -18,7 +18,7 @@ func proxyConfig(cfg *Config, listen string, backends []string) []byte {
 		fmt.Fprintf(&b, "  - addr: %s\n", a)
 	}
 	fmt.Fprintf(&b, "health: {interval: %v, timeout: %v, failure_limit: %d, success_limit: %d, auto_eject: true}\n",
-		cfg.HealthInterval, cfg.HealthTimeout, cfg.FailureLimit, cfg.SuccessLimit)
+		cfg.Health.Interval, cfg.Health.Timeout, cfg.Health.FailureLimit, cfg.Health.SuccessLimit)
 	fmt.Fprintf(&b, "backend: {timeout: %v}\n", cfg.BackendTimeout)
 	return b.Bytes()
 }

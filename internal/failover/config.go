@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // Scenario names how the victim backend fails.
@@ -60,12 +62,9 @@ type Config struct {
 
 	// BackendTimeout is written to the config as backend.timeout.
 	BackendTimeout time.Duration
-	// Health* and FailureLimit, SuccessLimit are written to the config's
-	// health section (auto_eject is always true).
-	HealthInterval time.Duration
-	HealthTimeout  time.Duration
-	FailureLimit   int
-	SuccessLimit   int
+	// Health is written to the config's health section (auto_eject is
+	// always true).
+	Health proxyproc.HealthSettings
 
 	// Steady is how long the load runs before the victim is failed.
 	Steady time.Duration
@@ -114,10 +113,12 @@ func DefaultConfig() Config {
 		SetPercent:     10,
 		Seed:           1,
 		BackendTimeout: time.Second,
-		HealthInterval: time.Second,
-		HealthTimeout:  500 * time.Millisecond,
-		FailureLimit:   3,
-		SuccessLimit:   2,
+		Health: proxyproc.HealthSettings{
+			Interval:     time.Second,
+			Timeout:      500 * time.Millisecond,
+			FailureLimit: 3,
+			SuccessLimit: 2,
+		},
 		Steady:         2 * time.Second,
 		DownFor:        5 * time.Second,
 		After:          2 * time.Second,
@@ -153,10 +154,11 @@ func (c *Config) validate() error {
 	check(c.ValueSize >= minValue && c.ValueSize <= maxValue, "value size must be %d..%d, got %d", minValue, maxValue, c.ValueSize)
 	check(c.SetPercent >= 0 && c.SetPercent <= 100, "set percent must be 0..100, got %d", c.SetPercent)
 	check(c.BackendTimeout > 0, "backend timeout must be positive, got %v", c.BackendTimeout)
-	check(c.HealthInterval > 0, "health interval must be positive, got %v", c.HealthInterval)
-	check(c.HealthTimeout > 0, "health timeout must be positive, got %v", c.HealthTimeout)
-	check(c.FailureLimit >= 1, "failure limit must be at least 1, got %d", c.FailureLimit)
-	check(c.SuccessLimit >= 1, "success limit must be at least 1, got %d", c.SuccessLimit)
+	h := &c.Health
+	check(h.Interval > 0, "health interval must be positive, got %v", h.Interval)
+	check(h.Timeout > 0, "health timeout must be positive, got %v", h.Timeout)
+	check(h.FailureLimit >= 1, "failure limit must be at least 1, got %d", h.FailureLimit)
+	check(h.SuccessLimit >= 1, "success limit must be at least 1, got %d", h.SuccessLimit)
 	check(c.Steady > 0, "steady phase must be positive, got %v", c.Steady)
 	check(c.DownFor > 0, "down-for must be positive, got %v", c.DownFor)
 	check(c.ReaddWait >= 0, "re-add wait must not be negative, got %v", c.ReaddWait)
@@ -173,12 +175,13 @@ func (c *Config) validate() error {
 }
 
 // readdWait returns the bound on waiting for the victim to come back into
-// the ring: enough for SuccessLimit probes plus slack.
+// the ring: enough for Health.SuccessLimit probes plus slack.
 func (c *Config) readdWait() time.Duration {
 	if c.ReaddWait > 0 {
 		return c.ReaddWait
 	}
-	return time.Duration(c.SuccessLimit+2)*c.HealthInterval + c.HealthTimeout + 5*time.Second
+	h := &c.Health
+	return time.Duration(h.SuccessLimit+2)*h.Interval + h.Timeout + 5*time.Second
 }
 
 func (c *Config) progress(format string, args ...any) {

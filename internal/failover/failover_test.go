@@ -24,10 +24,7 @@ func TestKillScenarioShort(t *testing.T) {
 	cfg.Keys = 2000
 	cfg.OwnerSample = 600
 	cfg.ReaddCheckKeys = 20
-	cfg.HealthInterval = 200 * time.Millisecond
-	cfg.HealthTimeout = 100 * time.Millisecond
-	cfg.FailureLimit = 2
-	cfg.SuccessLimit = 2
+	cfg.Health = proxyproc.HealthSettings{Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, FailureLimit: 2, SuccessLimit: 2}
 	cfg.BackendTimeout = 300 * time.Millisecond
 	cfg.Steady = 500 * time.Millisecond
 	cfg.DownFor = time.Second
@@ -45,10 +42,10 @@ func TestKillScenarioShort(t *testing.T) {
 	}
 	t.Logf("report:\n%s", text.String())
 
-	if !rep.Ejection.Ejected || rep.Ejection.OutOfRingS == nil {
+	if !rep.Ejection.Seen || rep.Ejection.RingS == nil {
 		t.Errorf("no ejection recorded: %+v", rep.Ejection)
 	}
-	if !rep.Readd.Readded || rep.Readd.InRingS == nil {
+	if !rep.Readd.Seen || rep.Readd.RingS == nil {
 		t.Errorf("no re-add recorded: %+v", rep.Readd)
 	}
 	if rep.Prefill.Stored != cfg.Keys {

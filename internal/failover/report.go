@@ -32,8 +32,8 @@ type Report struct {
 	RecoverS   float64 `json:"recover_s"`
 	LoadEndS   float64 `json:"load_end_s"`
 
-	Ejection Ejection `json:"ejection"`
-	Readd    Readd    `json:"readd"`
+	Ejection Transition `json:"ejection"`
+	Readd    Transition `json:"readd"`
 
 	// Windows cut the load at failure, ejection, recovery and re-adding; a
 	// request belongs to the window in which it started.
@@ -104,32 +104,27 @@ type Owners struct {
 	Unknown   int `json:"unknown"`
 }
 
-// Ejection is when the victim left the ring, relative to its failure, as
-// the proxy published it in "stats backends" (polled every PollInterval, so
-// each time is late by up to one interval).
-type Ejection struct {
-	Ejected bool `json:"ejected"`
-	// StateDownS and OutOfRingS: the first poll that showed state down, and
-	// in_ring false.
-	StateDownS *float64 `json:"state_down_s"`
-	OutOfRingS *float64 `json:"out_of_ring_s"`
-	// Ejections is how much the victim's ejections counter grew over the
-	// run.
-	Ejections uint64 `json:"ejections"`
+// Transition is a move of the victim out of the ring (the ejection, times
+// relative to its failure) or back into it (the re-adding, times relative
+// to its recovery), as the proxy published it in "stats backends" (polled
+// every PollInterval, so each time is late by up to one interval).
+type Transition struct {
+	// Seen tells whether the polls showed the victim's in_ring change.
+	Seen bool `json:"seen"`
+	// StateS and RingS: the first poll that showed the new state (down, or
+	// up), and the new in_ring (false, or true).
+	StateS *float64 `json:"state_s"`
+	RingS  *float64 `json:"ring_s"`
+	// Count is how much the victim's counter of such moves (ejections, or
+	// readds) grew over the run.
+	Count uint64 `json:"count"`
 	// Reason is the victim's last_error in the poll that first showed it
-	// down.
+	// down; the ejection only (a re-added backend still shows its last
+	// error).
 	Reason string `json:"reason,omitempty"`
-}
-
-// Readd is when the victim came back into the ring, relative to its
-// recovery, from the same polls.
-type Readd struct {
-	Readded  bool     `json:"readded"`
-	StateUpS *float64 `json:"state_up_s"`
-	InRingS  *float64 `json:"in_ring_s"`
-	// Readds is how much the victim's readds counter grew over the run.
-	Readds    uint64  `json:"readds"`
-	WaitLimit float64 `json:"wait_limit_s"`
+	// WaitLimitS bounded the wait for the re-adding after the recovery; the
+	// re-adding only.
+	WaitLimitS float64 `json:"wait_limit_s,omitempty"`
 }
 
 // Window is the load in one span of the run.
@@ -228,22 +223,22 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "timeline   load from %+.2fs, failure at 0, recovery at %+.2fs, load end %+.2fs (seconds relative to the failure)\n",
 		r.LoadStartS, r.RecoverS, r.LoadEndS)
 	e := r.Ejection
-	if e.Ejected {
+	if e.Seen {
 		fmt.Fprintf(&b, "ejection   out of ring %s after the failure (stats backends: state down %s; ejections +%d)\n",
-			optSec(e.OutOfRingS), optSec(e.StateDownS), e.Ejections)
+			optSec(e.RingS), optSec(e.StateS), e.Count)
 	} else {
-		fmt.Fprintf(&b, "ejection   none seen (stats backends: state down %s; ejections +%d)\n", optSec(e.StateDownS), e.Ejections)
+		fmt.Fprintf(&b, "ejection   none seen (stats backends: state down %s; ejections +%d)\n", optSec(e.StateS), e.Count)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, "           reason: %s\n", e.Reason)
 	}
 	a := r.Readd
-	if a.Readded {
+	if a.Seen {
 		fmt.Fprintf(&b, "re-add     back in ring %s after the recovery (stats backends: state up %s; readds +%d)\n",
-			optSec(a.InRingS), optSec(a.StateUpS), a.Readds)
+			optSec(a.RingS), optSec(a.StateS), a.Count)
 	} else {
 		fmt.Fprintf(&b, "re-add     none seen within %s of the recovery (stats backends: state up %s; readds +%d)\n",
-			secStr(a.WaitLimit), optSec(a.StateUpS), a.Readds)
+			secStr(a.WaitLimitS), optSec(a.StateS), a.Count)
 	}
 	if c := r.ReaddCheck; c != nil {
 		fmt.Fprintf(&b, "re-add chk %d victim keys set through the proxy after re-adding: %d stored, %d found on the victim, %d on a survivor\n",

@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	fill(rep, &cfg, ks, m, samples, mon, victim.Addr)
 	rep.SamplesDropped = dropped
 	rep.ReaddCheck = check
-	rep.Readd.WaitLimit = wait.Seconds()
+	rep.Readd.WaitLimitS = wait.Seconds()
 	for _, w := range ld.workers {
 		rep.Reconnects += w.reconnects
 	}
@@ -179,33 +179,16 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 	}
 	rep.LoadStartS, rep.RecoverS, rep.LoadEndS = m.rel(m.loadStart), m.rel(m.recover), m.rel(m.loadEnd)
 
-	sec := func(t int64, from int64) *float64 { v := float64(t-from) / 1e9; return &v }
-	up := func(v backendwatch.View) bool { return v.State == "up" }
-	down := func(v backendwatch.View) bool { return v.State == "down" }
-
-	e := &rep.Ejection
-	e.Ejected = m.ejected
-	if m.ejected {
-		e.OutOfRingS = sec(m.eject, m.fail)
+	if c, ok := rep.Ejection.observe(mon, victim, m.fail, m.eject, m.ejected, "down"); ok {
+		rep.Ejection.Reason = c.New.LastError
 	}
-	if c, ok := mon.FirstAfter(victim, m.fail, down); ok {
-		e.StateDownS = sec(c.At, m.fail)
-		e.Reason = c.New.LastError
-	}
-	r := &rep.Readd
-	r.Readded = m.readded
-	if m.readded {
-		r.InRingS = sec(m.readd, m.recover)
-	}
-	if c, ok := mon.FirstAfter(victim, m.recover, up); ok {
-		r.StateUpS = sec(c.At, m.recover)
-	}
+	rep.Readd.observe(mon, victim, m.recover, m.readd, m.readded, "up")
 	// The proxy's own counts over the run: the last poll's less the first's.
 	sum := mon.Summary()
 	if first, ok := mon.FirstAfter(victim, 0, func(backendwatch.View) bool { return true }); ok {
 		last := sum.Views[victim]
-		e.Ejections = last.Ejections - first.New.Ejections
-		r.Readds = last.Readds - first.New.Readds
+		rep.Ejection.Count = last.Ejections - first.New.Ejections
+		rep.Readd.Count = last.Readds - first.New.Readds
 	}
 
 	a := newAnalysis(cfg, ks, m, samples)
@@ -230,6 +213,28 @@ func fill(rep *Report, cfg *Config, ks *keySpace, m moments, samples []sample, m
 			rep.VictimStats[name] = v
 		}
 	}
+}
+
+// observe fills t, but for Count, from the polls of mon: the victim's
+// in_ring changed at ringAt if seen, and the first poll after from (the
+// failure, or the recovery) that showed it in state is returned.
+func (t *Transition) observe(mon *backendwatch.Watcher, victim string, from, ringAt int64, seen bool, state string) (backendwatch.Change, bool) {
+	t.Seen = seen
+	if seen {
+		t.RingS = secondsAfter(ringAt, from)
+	}
+	c, ok := mon.FirstAfter(victim, from, func(v backendwatch.View) bool { return v.State == state })
+	if ok {
+		t.StateS = secondsAfter(c.At, from)
+	}
+	return c, ok
+}
+
+// secondsAfter returns the time from from to t, both in nanoseconds of the
+// run's clock, in seconds.
+func secondsAfter(t, from int64) *float64 {
+	v := float64(t-from) / 1e9
+	return &v
 }
 
 // readdCheck sets some of the victim's keys through the proxy, with fresh
@@ -289,10 +294,10 @@ func settingsOf(cfg *Config) Settings {
 		ValueSize:        cfg.ValueSize,
 		SetPercent:       cfg.SetPercent,
 		BackendTimeoutMS: ms(cfg.BackendTimeout),
-		HealthIntervalMS: ms(cfg.HealthInterval),
-		HealthTimeoutMS:  ms(cfg.HealthTimeout),
-		FailureLimit:     cfg.FailureLimit,
-		SuccessLimit:     cfg.SuccessLimit,
+		HealthIntervalMS: ms(cfg.Health.Interval),
+		HealthTimeoutMS:  ms(cfg.Health.Timeout),
+		FailureLimit:     cfg.Health.FailureLimit,
+		SuccessLimit:     cfg.Health.SuccessLimit,
 		DownForS:         cfg.DownFor.Seconds(),
 		Seed:             cfg.Seed,
 	}

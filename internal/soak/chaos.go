@@ -2,6 +2,7 @@ package soak
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"sort"
 	"time"
@@ -22,6 +23,18 @@ type ChaosConfig struct {
 	KillDown      time.Duration
 	FreezeFor     time.Duration
 	QuietTail     time.Duration
+}
+
+// RegisterFlags registers mcsoak's flags of the failure schedule on fs:
+// they set cc's fields and default to their current values.
+func (cc *ChaosConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&cc.KillBackend, "kill", cc.KillBackend, "index of the backend to SIGKILL and restart (-1: none)")
+	fs.IntVar(&cc.FreezeBackend, "freeze", cc.FreezeBackend, "index of the backend to SIGSTOP and SIGCONT (-1: none)")
+	fs.DurationVar(&cc.Start, "chaos-start", cc.Start, "time of the first kill")
+	fs.DurationVar(&cc.Period, "chaos-period", cc.Period, "time between kills (a freeze half way between)")
+	fs.DurationVar(&cc.KillDown, "kill-down", cc.KillDown, "time a killed backend stays dead")
+	fs.DurationVar(&cc.FreezeFor, "freeze-for", cc.FreezeFor, "time a frozen backend stays frozen")
+	fs.DurationVar(&cc.QuietTail, "quiet-tail", cc.QuietTail, "no failure starts in this last part of the run")
 }
 
 type actKind uint8

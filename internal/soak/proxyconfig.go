@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mcproxy/mcproxy/internal/proxyproc"
 )
 
 // ProxyConfig is what the soak puts in mcproxy's YAML config besides the
@@ -14,10 +16,7 @@ import (
 // written only when asked for through Extra, so the tool runs against any
 // version: mcproxy refuses unknown keys, and the run reports that refusal.
 type ProxyConfig struct {
-	HealthInterval time.Duration
-	HealthTimeout  time.Duration
-	FailureLimit   int
-	SuccessLimit   int
+	Health         proxyproc.HealthSettings
 	FlushOnReadd   bool
 	BackendTimeout time.Duration
 	ConnectTimeout time.Duration
@@ -66,10 +65,10 @@ func (pc *ProxyConfig) render(listen, admin string, backends []string) ([]byte, 
 	}
 	set("listen", "", listen)
 	set("admin", "", admin)
-	set("health", "interval", pc.HealthInterval.String())
-	set("health", "timeout", pc.HealthTimeout.String())
-	set("health", "failure_limit", fmt.Sprint(pc.FailureLimit))
-	set("health", "success_limit", fmt.Sprint(pc.SuccessLimit))
+	set("health", "interval", pc.Health.Interval.String())
+	set("health", "timeout", pc.Health.Timeout.String())
+	set("health", "failure_limit", fmt.Sprint(pc.Health.FailureLimit))
+	set("health", "success_limit", fmt.Sprint(pc.Health.SuccessLimit))
 	set("health", "auto_eject", "true")
 	set("health", "flush_on_readd", fmt.Sprint(pc.FlushOnReadd))
 	set("backend", "timeout", pc.BackendTimeout.String())

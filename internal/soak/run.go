@@ -67,10 +67,12 @@ func DefaultConfig() Config {
 			QuietTail:     15 * time.Second,
 		},
 		Proxy: ProxyConfig{
-			HealthInterval: 200 * time.Millisecond,
-			HealthTimeout:  200 * time.Millisecond,
-			FailureLimit:   2,
-			SuccessLimit:   2,
+			Health: proxyproc.HealthSettings{
+				Interval:     200 * time.Millisecond,
+				Timeout:      200 * time.Millisecond,
+				FailureLimit: 2,
+				SuccessLimit: 2,
+			},
 			FlushOnReadd:   true,
 			BackendTimeout: 500 * time.Millisecond,
 			ConnectTimeout: 200 * time.Millisecond,

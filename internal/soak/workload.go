@@ -3,6 +3,7 @@ package soak
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"math/rand"
 	"strconv"
@@ -31,6 +32,18 @@ type WorkloadConfig struct {
 	ValueSize    int           // bytes of a register value
 	ReplyTimeout time.Duration // bound on one batch's replies
 	DialTimeout  time.Duration // bound on one dial of the proxy
+}
+
+// RegisterFlags registers mcsoak's flags of the workload on fs: they set
+// w's fields and default to their current values.
+func (w *WorkloadConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&w.Conns, "conns", w.Conns, "client connections")
+	fs.IntVar(&w.Pipeline, "pipeline", w.Pipeline, "commands per write")
+	fs.IntVar(&w.MultiGet, "multiget", w.MultiGet, "most keys in one get or gets")
+	fs.IntVar(&w.RegisterKeys, "keys", w.RegisterKeys, "keys written by set, cas and delete")
+	fs.IntVar(&w.CounterKeys, "counters", w.CounterKeys, "counter keys (add and incr)")
+	fs.IntVar(&w.ValueSize, "value-size", w.ValueSize, "bytes per value")
+	fs.DurationVar(&w.ReplyTimeout, "reply-timeout", w.ReplyTimeout, "bound on the replies of one batch")
 }
 
 // keyspace names the keys.
