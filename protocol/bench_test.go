@@ -57,28 +57,65 @@ func benchRequestReader(b *testing.B, in []byte, commands, valLen int) {
 	}
 }
 
-// BenchmarkReplyReader parses a backend's replies to that mix: a hit, a
-// multi-get with two hits and two misses, STORED, and a miss. One op is one
-// reply.
-func BenchmarkReplyReader(b *testing.B) {
+// sentCommand is a command sent to a backend, encoded, and its Op.
+type sentCommand struct {
+	op  Op
+	cmd []byte
+}
+
+// replyMix returns a backend's replies to the benchmarks' mix of commands
+// (a hit, a multi-get with two hits and two misses, STORED, and a miss;
+// 100-byte values), 100 rounds of it, and the commands they answer.
+func replyMix() (in []byte, cmds []sentCommand) {
 	val := strings.Repeat("v", 100)
-	var in []byte
-	var kinds []ReplyKind
 	const rounds = 100
 	for i := 0; i < rounds; i++ {
+		u := func(j int) string { return fmt.Sprintf("user:%d", j) }
 		in = fmt.Appendf(in, "VALUE user:%d 0 %d\r\n%s\r\nEND\r\n", i, len(val), val)
 		in = fmt.Appendf(in, "VALUE user:%d 0 %d\r\n%s\r\nVALUE user:%d 0 %d\r\n%s\r\nEND\r\n", i, len(val), val, i+2, len(val), val)
 		in = append(in, "STORED\r\n"...)
 		in = append(in, "END\r\n"...)
-		kinds = append(kinds, ReplyRetrieval, ReplyRetrieval, ReplyLine, ReplyRetrieval)
+		cmds = append(cmds,
+			sentCommand{OpGet, retrieval(OpGet, u(i))},
+			sentCommand{OpGet, retrieval(OpGet, u(i), u(i+1), u(i+2), u(i+3))},
+			sentCommand{OpSet, []byte("set k 0 0 1\r\nx\r\n")},
+			sentCommand{OpGet, retrieval(OpGet, u(i))})
+	}
+	return in, cmds
+}
+
+// BenchmarkReplyReader parses a backend's replies to that mix: a hit, a
+// multi-get with two hits and two misses, STORED, and a miss. One op is one
+// reply.
+func BenchmarkReplyReader(b *testing.B) { benchReplyReader(b, false) }
+
+// BenchmarkReplyReaderTo is BenchmarkReplyReader with each reply checked
+// against its command: the cost of the check is the difference.
+func BenchmarkReplyReaderTo(b *testing.B) { benchReplyReader(b, true) }
+
+// benchReplyReader reads the replies of replyMix over and over, each as its
+// command's kind with ReadReply or, with check, against the command itself
+// with ReadReplyTo.
+func benchReplyReader(b *testing.B, check bool) {
+	in, cmds := replyMix()
+	kinds := make([]ReplyKind, len(cmds))
+	for i, s := range cmds {
+		kinds[i] = KindOf(s.op)
 	}
 	rr := NewReplyReader(&loopReader{in: in}, 0)
 	var r Reply
-	b.SetBytes(int64(len(in) / len(kinds)))
+	b.SetBytes(int64(len(in) / len(cmds)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := rr.ReadReply(kinds[i%len(kinds)], &r); err != nil {
+		j := i % len(cmds)
+		var err error
+		if check {
+			err = rr.ReadReplyTo(cmds[j].op, cmds[j].cmd, &r)
+		} else {
+			err = rr.ReadReply(kinds[j], &r)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

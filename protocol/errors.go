@@ -20,6 +20,22 @@ var (
 	ErrBadDelta        = &ReplyError{Line: "CLIENT_ERROR invalid numeric delta argument"}
 	ErrBadDataChunk    = &ReplyError{Line: "CLIENT_ERROR bad data chunk"}
 	ErrTooLarge        = &ReplyError{Line: "SERVER_ERROR object too large for cache"}
+
+	// The replies memcached 1.6.18 gives to bad meta command lines, byte for
+	// byte. md and ma answer every flag error with ErrMetaInvalidFlags.
+	ErrMetaDuplicateFlag  = &ReplyError{Line: "CLIENT_ERROR duplicate flag"}
+	ErrMetaInvalidFlag    = &ReplyError{Line: "CLIENT_ERROR invalid flag"}
+	ErrMetaBadToken       = &ReplyError{Line: "CLIENT_ERROR bad token in command line format"}
+	ErrMetaBadKeyEncoding = &ReplyError{Line: "CLIENT_ERROR error decoding key"}
+	ErrMetaModeLength     = &ReplyError{Line: "CLIENT_ERROR incorrect length for M token"}
+	ErrMetaBadInitial     = &ReplyError{Line: "CLIENT_ERROR invalid numeric initial value"}
+	ErrMetaBadDelta       = &ReplyError{Line: "CLIENT_ERROR invalid numeric delta value"}
+	ErrMetaInvalidFlags   = &ReplyError{Line: "CLIENT_ERROR invalid or duplicate flag"}
+	ErrMetaOpaqueTooLong  = &ReplyError{Line: "CLIENT_ERROR opaque token too long"}
+	ErrMetaGetTooMany     = &ReplyError{Line: "CLIENT_ERROR options flags are too long"}
+	ErrMetaTooMany        = &ReplyError{Line: "CLIENT_ERROR options flags too long"}
+	ErrMetaSetMode        = &ReplyError{Line: "CLIENT_ERROR invalid mode for ms M token"}
+	ErrMetaArithMode      = &ReplyError{Line: "CLIENT_ERROR invalid mode for ma M token"}
 )
 
 // ErrLineTooLong is returned when a command line exceeds its bound. The

@@ -7,24 +7,6 @@ package protocol
 // only after acting (an over-long opaque on mg or ma), mcproxy refuses the
 // line before anything is sent: same words, no side effect.
 
-// The replies memcached 1.6.18 gives to bad meta command lines, byte for
-// byte. md and ma answer every flag error with ErrMetaInvalidFlags.
-var (
-	ErrMetaDuplicateFlag  = &ReplyError{Line: "CLIENT_ERROR duplicate flag"}
-	ErrMetaInvalidFlag    = &ReplyError{Line: "CLIENT_ERROR invalid flag"}
-	ErrMetaBadToken       = &ReplyError{Line: "CLIENT_ERROR bad token in command line format"}
-	ErrMetaBadKeyEncoding = &ReplyError{Line: "CLIENT_ERROR error decoding key"}
-	ErrMetaModeLength     = &ReplyError{Line: "CLIENT_ERROR incorrect length for M token"}
-	ErrMetaBadInitial     = &ReplyError{Line: "CLIENT_ERROR invalid numeric initial value"}
-	ErrMetaBadDelta       = &ReplyError{Line: "CLIENT_ERROR invalid numeric delta value"}
-	ErrMetaInvalidFlags   = &ReplyError{Line: "CLIENT_ERROR invalid or duplicate flag"}
-	ErrMetaOpaqueTooLong  = &ReplyError{Line: "CLIENT_ERROR opaque token too long"}
-	ErrMetaGetTooMany     = &ReplyError{Line: "CLIENT_ERROR options flags are too long"}
-	ErrMetaTooMany        = &ReplyError{Line: "CLIENT_ERROR options flags too long"}
-	ErrMetaSetMode        = &ReplyError{Line: "CLIENT_ERROR invalid mode for ms M token"}
-	ErrMetaArithMode      = &ReplyError{Line: "CLIENT_ERROR invalid mode for ma M token"}
-)
-
 // MetaRequest is what a meta command carries beyond Request's common
 // fields. The RequestReader owns it and reuses it: like every slice of a
 // Request it is valid only until the reader's next call.

@@ -232,39 +232,3 @@ func refAnswers(op Op, keys [][]byte, raw []byte, blocks [][2][]byte) bool {
 	}
 	return false
 }
-
-// BenchmarkReplyReaderTo is BenchmarkReplyReader with each reply checked
-// against its command: the cost of the check is the difference.
-func BenchmarkReplyReaderTo(b *testing.B) {
-	val := strings.Repeat("v", 100)
-	var in []byte
-	type sent struct {
-		op  Op
-		cmd []byte
-	}
-	var cmds []sent
-	const rounds = 100
-	for i := 0; i < rounds; i++ {
-		u := func(j int) string { return fmt.Sprintf("user:%d", j) }
-		in = fmt.Appendf(in, "VALUE user:%d 0 %d\r\n%s\r\nEND\r\n", i, len(val), val)
-		in = fmt.Appendf(in, "VALUE user:%d 0 %d\r\n%s\r\nVALUE user:%d 0 %d\r\n%s\r\nEND\r\n", i, len(val), val, i+2, len(val), val)
-		in = append(in, "STORED\r\n"...)
-		in = append(in, "END\r\n"...)
-		cmds = append(cmds,
-			sent{OpGet, retrieval(OpGet, u(i))},
-			sent{OpGet, retrieval(OpGet, u(i), u(i+1), u(i+2), u(i+3))},
-			sent{OpSet, []byte("set k 0 0 1\r\nx\r\n")},
-			sent{OpGet, retrieval(OpGet, u(i))})
-	}
-	rr := NewReplyReader(&loopReader{in: in}, 0)
-	var r Reply
-	b.SetBytes(int64(len(in) / len(cmds)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		s := cmds[i%len(cmds)]
-		if err := rr.ReadReplyTo(s.op, s.cmd, &r); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -284,13 +284,13 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 	}
 	switch string(toks[0]) {
 	case "get", "bget":
-		return parseRetrieval(req, OpGet, toks, false)
+		return parseRetrieval(req, OpGet, toks)
 	case "gets":
-		return parseRetrieval(req, OpGets, toks, false)
+		return parseRetrieval(req, OpGets, toks)
 	case "gat":
-		return parseRetrieval(req, OpGat, toks, true)
+		return parseRetrieval(req, OpGat, toks)
 	case "gats":
-		return parseRetrieval(req, OpGats, toks, true)
+		return parseRetrieval(req, OpGats, toks)
 	case "set":
 		return rr.parseStorage(req, OpSet, toks, n)
 	case "add":
@@ -304,11 +304,11 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 	case "cas":
 		return rr.parseStorage(req, OpCas, toks, n)
 	case "incr":
-		return parseArithmetic(req, OpIncr, toks, n)
+		return parseKeyAndArg(req, OpIncr, toks, n)
 	case "decr":
-		return parseArithmetic(req, OpDecr, toks, n)
+		return parseKeyAndArg(req, OpDecr, toks, n)
 	case "touch":
-		return parseTouch(req, toks, n)
+		return parseKeyAndArg(req, OpTouch, toks, n)
 	case "delete":
 		return parseDelete(req, toks, n)
 	case "flush_all":
@@ -344,18 +344,16 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 	return ErrUnknownCommand
 }
 
-func parseRetrieval(req *Request, op Op, toks [][]byte, touch bool) error {
+func parseRetrieval(req *Request, op Op, toks [][]byte) error {
 	if len(toks) < 2 {
 		return ErrUnknownCommand
 	}
 	req.Op = op
 	keys := toks[1:]
-	if touch {
-		exp, ok := parseInt32(toks[1])
-		if !ok {
-			return ErrBadExptime
+	if op == OpGat || op == OpGats {
+		if err := parseExptime(req, toks[1]); err != nil {
+			return err
 		}
-		req.Exptime = exp
 		keys = toks[2:]
 	}
 	for _, k := range keys {
@@ -407,12 +405,22 @@ func (rr *RequestReader) parseStorage(req *Request, op Op, toks [][]byte, n int)
 	return nil
 }
 
-func parseArithmetic(req *Request, op Op, toks [][]byte, n int) error {
-	arg, err := parseKeyAndArg(req, op, toks, n)
-	if err != nil {
-		return err
+// parseKeyAndArg parses the "<command> <key> <arg> [noreply]" shape that
+// incr and decr (arg is the delta) and touch (arg is the exptime) share.
+func parseKeyAndArg(req *Request, op Op, toks [][]byte, n int) error {
+	if n != 4 && n != 5 {
+		return ErrUnknownCommand
 	}
-	delta, ok := parseUint64(arg)
+	req.Op = op
+	req.NoReply = isNoReply(toks[len(toks)-1])
+	if !validKey(toks[1]) {
+		return ErrBadFormat
+	}
+	req.Keys = append(req.Keys, toks[1])
+	if op == OpTouch {
+		return parseExptime(req, toks[2])
+	}
+	delta, ok := parseUint64(toks[2])
 	if !ok {
 		return ErrBadDelta
 	}
@@ -420,32 +428,15 @@ func parseArithmetic(req *Request, op Op, toks [][]byte, n int) error {
 	return nil
 }
 
-func parseTouch(req *Request, toks [][]byte, n int) error {
-	arg, err := parseKeyAndArg(req, OpTouch, toks, n)
-	if err != nil {
-		return err
-	}
-	exp, ok := parseInt32(arg)
+// parseExptime sets req.Exptime, the exptime of touch, gat and gats, from
+// tok.
+func parseExptime(req *Request, tok []byte) error {
+	exp, ok := parseInt32(tok)
 	if !ok {
 		return ErrBadExptime
 	}
 	req.Exptime = exp
 	return nil
-}
-
-// parseKeyAndArg reads the "<command> <key> <arg> [noreply]" shape that
-// incr, decr and touch share, and returns arg for the caller to parse.
-func parseKeyAndArg(req *Request, op Op, toks [][]byte, n int) ([]byte, error) {
-	if n != 4 && n != 5 {
-		return nil, ErrUnknownCommand
-	}
-	req.Op = op
-	req.NoReply = isNoReply(toks[len(toks)-1])
-	if !validKey(toks[1]) {
-		return nil, ErrBadFormat
-	}
-	req.Keys = append(req.Keys, toks[1])
-	return toks[2], nil
 }
 
 func parseDelete(req *Request, toks [][]byte, n int) error {

@@ -277,28 +277,43 @@ func retry(f func() error) error {
 	}
 }
 
-func TestRequestReaderByteAtATime(t *testing.T) {
-	in := "get a b\r\nset k 0 0 5\r\nhello\r\nset big 0 0 30\r\n012345678901234567890123456789\r\nincr k 1\r\n"
-	rr := NewRequestReader(oneByteReader{strings.NewReader(in)}, 10)
+// commandNames reads rr to the end of its stream and returns the name of
+// each command, or the line of the error that refused it. A data block is
+// read, or skipped with DiscardData when discard is set. An error that ends
+// the connection ends the list.
+func commandNames(t *testing.T, rr *RequestReader, discard bool) []string {
+	t.Helper()
 	var req Request
 	var got []string
 	for {
 		err := rr.Next(&req)
 		if err == io.EOF {
-			break
+			return got
 		}
 		if err != nil {
 			got = append(got, err.Error())
+			var re *ReplyError
+			if !errors.As(err, &re) || re == ErrLineTooLong {
+				return got
+			}
 			continue
 		}
-		if req.Op.IsStorage() {
-			data := make([]byte, req.Bytes+2)
-			if err := rr.ReadData(data); err != nil {
+		got = append(got, req.Op.String())
+		switch {
+		case !req.Op.HasData():
+		case discard:
+			rr.DiscardData(&req)
+		default:
+			if err := rr.ReadData(make([]byte, req.Bytes+2)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		got = append(got, req.Op.String())
 	}
+}
+
+func TestRequestReaderByteAtATime(t *testing.T) {
+	in := "get a b\r\nset k 0 0 5\r\nhello\r\nset big 0 0 30\r\n012345678901234567890123456789\r\nincr k 1\r\n"
+	got := commandNames(t, NewRequestReader(oneByteReader{strings.NewReader(in)}, 10), false)
 	want := "get,set,SERVER_ERROR object too large for cache,incr"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("got %v want %v", got, want)

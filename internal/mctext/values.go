@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // MaxValueBytes bounds the data block a VALUE line may announce: a larger
@@ -184,22 +185,13 @@ func parseValueLine(b []byte) (h valueLine, ok bool) {
 	return h, true
 }
 
-// ParseUint parses a decimal number no larger than limit, without
-// allocating.
+// ParseUint parses a decimal number no larger than limit: digits only, as
+// memcached writes them, with no sign or space. It allocates only for a
+// malformed number.
 func ParseUint(b []byte, limit uint64) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil || v > limit {
 		return 0, false
-	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (limit-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
 	}
 	return v, true
 }

@@ -66,3 +66,34 @@ func TestReadStats(t *testing.T) {
 		t.Fatalf("STORED inside stats: %v", err)
 	}
 }
+
+// TestParseUint: digits only, up to the limit; no sign, space or empty
+// number, which memcached's replies never hold.
+func TestParseUint(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		limit uint64
+		want  uint64
+		ok    bool
+	}{
+		{"0", 10, 0, true},
+		{"10", 10, 10, true},
+		{"11", 10, 0, false},
+		{"18446744073709551615", 1<<64 - 1, 1<<64 - 1, true},
+		{"18446744073709551616", 1<<64 - 1, 0, false},
+		{"", 10, 0, false},
+		{"+1", 10, 0, false},
+		{"-0", 10, 0, false},
+		{" 1", 10, 0, false},
+		{"1 ", 10, 0, false},
+		{"1_0", 100, 0, false},
+		{"0x1", 100, 0, false},
+	} {
+		if v, ok := ParseUint([]byte(tt.in), tt.limit); v != tt.want || ok != tt.ok {
+			t.Errorf("ParseUint(%q, %d) = %d, %v; want %d, %v", tt.in, tt.limit, v, ok, tt.want, tt.ok)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { ParseUint([]byte("12345"), 1<<64-1) }); n != 0 {
+		t.Errorf("ParseUint allocates %v times for a valid number", n)
+	}
+}
