@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -32,11 +31,8 @@ func startMemcached(t *testing.T) *memctest.Server {
 // does not come: then memcached lost track of where commands start.
 func exchange(t *testing.T, addr string, input []byte) []byte {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(t, addr)
+	defer c.Close() // at once, not at the end of the test: a test makes one exchange an input
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	go func() { _, _ = c.Write(append(bytes.Clone(input), "version\r\n"...)) }()
 	var got []byte
@@ -231,11 +227,7 @@ func TestRepliesOfMemcached(t *testing.T) {
 		{cmd: protocol.AppendFlushAll(nil, &protocol.Request{}), want: "OK\r\n"},
 		{cmd: get(protocol.OpGet, "n"), kind: protocol.ReplyRetrieval, want: "END\r\n"},
 	}
-	c, err := net.DialTimeout("tcp", mc.Addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	var all []byte
 	for _, s := range steps {
@@ -300,11 +292,7 @@ func TestCasUniqueWithCasDisabled(t *testing.T) {
 		t.Skip(err)
 	}
 	mc := memctest.Start(t, "-C")
-	c, err := net.DialTimeout("tcp", mc.Addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	a := [][]byte{[]byte("a")}
 	steps := []struct {

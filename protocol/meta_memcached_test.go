@@ -2,11 +2,11 @@ package protocol_test
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -123,11 +123,7 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 		}
 		expect = append(expect, sent{exp: e, op: req.Op, want: s.want})
 	}
-	c, err := net.DialTimeout("tcp", mc.Addr, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := memctest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	go func() { _, _ = c.Write(all) }()
 	rec := &recorder{r: c}
