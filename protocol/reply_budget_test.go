@@ -122,3 +122,32 @@ func TestReplyBudgetChargesOneValueOnce(t *testing.T) {
 		t.Fatalf("charged %d bytes for a reply of %d", b.granted, len(stream))
 	}
 }
+
+// TestReplyBudgetManyValuesWithinMaxCapacity: a reply of many values, large
+// and small, is never charged more than MaxReplyCapacity of its size, the
+// figure the proxy's output window counts each value at. Doubling the
+// buffer charged a reply of five large values for eight.
+func TestReplyBudgetManyValuesWithinMaxCapacity(t *testing.T) {
+	for _, size := range []int{10, 1000, 64 << 10, 190 << 10} {
+		for _, n := range []int{1, 2, 3, 5, 9, 17, 40} {
+			var stream strings.Builder
+			value := strings.Repeat("v", size)
+			for i := 0; i < n; i++ {
+				stream.WriteString("VALUE k" + strconv.Itoa(i) + " 0 " + strconv.Itoa(size) + "\r\n" + value + "\r\n")
+			}
+			stream.WriteString("END\r\n")
+			b := &budget{limit: 1 << 30}
+			r := Reply{Budget: b}
+			if err := NewReplyReader(strings.NewReader(stream.String()), 0).ReadReply(ReplyRetrieval, &r); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Raw) != stream.String() {
+				t.Fatalf("%d values of %d: reply differs", n, size)
+			}
+			if limit := MaxReplyCapacity(stream.Len()); b.granted > limit || cap(r.Raw) > limit {
+				t.Errorf("%d values of %d bytes: charged %d, capacity %d, for a reply of %d (bound %d)",
+					n, size, b.granted, cap(r.Raw), stream.Len(), limit)
+			}
+		}
+	}
+}

@@ -99,17 +99,27 @@ func (out *Reply) keep(b []byte) {
 	}
 }
 
+// replyGrowthDivisor sets how a Reply's buffer grows: by what it needs,
+// or by 1/replyGrowthDivisor of what it holds when that is more. An eighth
+// keeps copying linear (each byte is copied at most about nine times as a
+// reply of many small values grows) while the spare capacity, which is
+// memory held and charged like the rest, stays within an eighth of the
+// reply. Doubling would copy less but could charge a reply of large
+// values nearly twice its size.
+const replyGrowthDivisor = 8
+
+// MaxReplyCapacity is the most memory a Reply with a Budget takes, and
+// charges, to hold n bytes. A caller that bounds reply memory by counting
+// values (the proxy's output window) counts each value at this size.
+func MaxReplyCapacity(n int) int { return n + (n+replyGrowthDivisor-1)/replyGrowthDivisor }
+
 // reserve makes room for n more bytes in out.Raw, charging out.Budget for
 // the memory that takes, and reports whether the room is there. The first
 // growth charges the whole new buffer (the one the reply came with, say
-// from a pool, is no longer used); later ones charge what they add.
-// The new capacity is at least twice what the reply holds, so a reply of
-// many values is copied O(1) times per byte; it is not twice the old
-// capacity, which for a pooled buffer that held a larger reply before
-// would charge a single large value up to twice its size, and so let
-// replies within max_item_size pass the hard output limit. Without a
-// budget it only reports whether the reply is still kept; append grows
-// Raw as before.
+// from a pool, is no longer used); later ones charge what they add. The
+// buffer grows as replyGrowthDivisor says, so a reply is never charged more
+// than MaxReplyCapacity of what it holds. Without a budget it only reports
+// whether the reply is still kept; append grows Raw as before.
 func (out *Reply) reserve(n int) bool {
 	if out.Dropped {
 		return false
@@ -117,13 +127,14 @@ func (out *Reply) reserve(n int) bool {
 	if out.Budget == nil || cap(out.Raw)-len(out.Raw) >= n {
 		return true
 	}
-	newCap := max(len(out.Raw)+n, 2*len(out.Raw))
+	have := len(out.Raw)
+	newCap := have + max(n, have/replyGrowthDivisor)
 	if !out.Budget.Charge(newCap - out.charged) {
 		out.Dropped = true
 		return false
 	}
 	out.charged = newCap
-	nb := make([]byte, len(out.Raw), newCap)
+	nb := make([]byte, have, newCap)
 	copy(nb, out.Raw)
 	out.Raw = nb
 	return true

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 
+	"github.com/mcproxy/mcproxy/protocol"
 	"go.uber.org/zap"
 )
 
@@ -21,9 +22,11 @@ import (
 //     reading a connection whose replies it cannot send.
 //   - Keys in flight: a session has at most outputWindow retrieval keys
 //     sent and not yet answered, where outputWindow is the soft limit over
-//     the largest item (max_item_size plus its VALUE line). Replies that
-//     are already on their way when the soft limit is reached can
-//     therefore add at most about one more soft limit. A multi-get of more
+//     the memory the largest item can take (max_item_size plus its VALUE
+//     line, plus the spare capacity of the reply buffer that holds it:
+//     protocol.MaxReplyCapacity). Replies that are already on their way
+//     when the soft limit is reached can therefore add at most one more
+//     soft limit. A multi-get of more
 //     keys than the window is sent as consecutive pieces of at most that
 //     many keys, each only when the window has room, so a get of ten
 //     thousand large values streams through the proxy at the client's
@@ -61,7 +64,7 @@ var errOutputLimit = errors.New("client output limit exceeded")
 // outputWindow returns how many retrieval keys one session may have in
 // flight, and the most keys one piece of a multi-get has.
 func (o *Options) outputWindow() int {
-	return min(max(o.ClientOutputLimit/(o.MaxItemSize+valueOverhead), 1), maxPendingReplies)
+	return min(max(o.ClientOutputLimit/protocol.MaxReplyCapacity(o.MaxItemSize+valueOverhead), 1), maxPendingReplies)
 }
 
 // Charge is the protocol.Budget of r's reply: it is called by the backend

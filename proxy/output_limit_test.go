@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sys/unix"
 )
 
 // sessionOf returns the proxy's session of client connection c.
@@ -31,6 +33,18 @@ func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 		return false
 	})
 	return found
+}
+
+// nothingInFlight reports whether every request of s has its reply, so
+// that nothing changes until the client reads. It asks s's loop.
+func nothingInFlight(s *session) bool {
+	ok := true
+	s.l.call(func() {
+		for r := s.head; r != nil; r = r.next {
+			ok = ok && r.done
+		}
+	})
+	return ok
 }
 
 // parked reports whether s has stopped reading its client for the output
@@ -57,7 +71,7 @@ func parked(s *session) bool {
 // for a client whose replies are values of valueLen bytes: the soft limit,
 // plus a window of values that were on their way when it was reached.
 func heldBound(s *session, valueLen int) int64 {
-	return s.softLimit + int64(s.window)*int64(valueLen+valueOverhead)
+	return s.softLimit + int64(s.window)*int64(protocol.MaxReplyCapacity(valueLen+valueOverhead))
 }
 
 // readExactly reads exactly len(want) bytes from c and compares them.
@@ -281,5 +295,64 @@ func TestMultiGetStreams(t *testing.T) {
 	// The client can go on: the command after the long get is answered.
 	if got := memctest.RoundTrip(t, c, "get stream:0\r\n", "END\r\n", 1); !strings.HasPrefix(got, "VALUE stream:0 ") {
 		t.Fatalf("next command: %.60q", got)
+	}
+}
+
+// TestLargeValuesFromOneBackendNotCutOff: a client that reads slowly gets a
+// long multi-get of values at the item size, all from one backend, so each
+// piece's values arrive in one growing reply buffer. The buffer's spare
+// capacity is memory the proxy holds too; the window must leave room for
+// it, or a well-behaved client (no value over max_item_size) passes twice
+// its soft limit and is cut off. The client reads in small steps and lets
+// the proxy settle between them, so every piece is sent with the client
+// just under its soft limit, the worst moment.
+func TestLargeValuesFromOneBackendNotCutOff(t *testing.T) {
+	const item = 190 << 10 // a window of a few values, so one reply holds several
+	tp := startProxy(t, 1, func(o *Options) {
+		o.ClientOutputLimit = 1 << 20
+		o.MaxItemSize = item
+	})
+	const nkeys = 60
+	value := strings.Repeat("L", item-100)
+	c := memctest.Dial(t, tp.addr)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(16 << 10)
+	}
+	var keys []string
+	var want bytes.Buffer
+	for i := 0; i < nkeys; i++ {
+		k := "big:" + strconv.Itoa(i)
+		keys = append(keys, k)
+		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(value), value), "STORED\r\n", 1)
+		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\n", k, len(value), value)
+	}
+	want.WriteString("END\r\n")
+	if _, err := c.Write([]byte("get " + strings.Join(keys, " ") + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s := sessionOf(t, tp, c)
+	// Small kernel buffers both ways, as on a slow path to a remote client:
+	// what the proxy holds then follows what the client reads.
+	s.l.call(func() {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 16<<10); err != nil {
+			t.Error(err)
+		}
+	})
+	got := make([]byte, 0, want.Len())
+	buf := make([]byte, 32<<10)
+	for len(got) < want.Len() && !s.cut.Load() {
+		memctest.WaitFor(t, "the proxy to have nothing at the backend", func() bool { return nothingInFlight(s) })
+		_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
+		n, err := c.Read(buf[:min(len(buf), want.Len()-len(got))])
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if s.cut.Load() {
+		t.Fatalf("a client reading values within max_item_size was cut off after %d of %d bytes", len(got), want.Len())
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("read %d bytes, want memcached's reply of %d", len(got), want.Len())
 	}
 }
