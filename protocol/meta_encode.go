@@ -30,6 +30,29 @@ type MetaRewrite struct {
 	Vivify    int32
 }
 
+// MetaTokens counts the tokens of the line AppendMetaCommand writes for
+// req (not mn or me) with rw: the command, the key, ms's data length and
+// the flags, less a q that rw drops, plus an O or a T that rw adds.
+// memcached refuses a line of more than MaxMetaTokens, so a rewrite that
+// would pass it must not be sent.
+func MetaTokens(req *Request, rw MetaRewrite) int {
+	m := req.Meta
+	n := 2 + m.Flags.Len()
+	if req.Op == OpMetaSet {
+		n++
+	}
+	if rw.Loud && m.Quiet {
+		n--
+	}
+	if rw.SetOpaque && !m.Flags.Has('O') {
+		n++
+	}
+	if rw.SetTTL && !m.Flags.Has('T') {
+		n++
+	}
+	return n
+}
+
 // AppendMetaCommand appends the line of the meta command req, changed as rw
 // says. ms's data block follows it.
 func AppendMetaCommand(dst []byte, req *Request, rw MetaRewrite) []byte {

@@ -107,6 +107,12 @@ func describeMeta(m *MetaRequest) string {
 	return s
 }
 
+// lineTokens counts the space-separated tokens of a command line, as
+// memcached's tokenizer does (a CR or NUL inside a token is part of it).
+func lineTokens(line []byte) int {
+	return len(bytes.FieldsFunc(bytes.TrimSuffix(line, crlf), func(r rune) bool { return r == ' ' }))
+}
+
 // checkMetaRewrites encodes req with each rewrite the proxy makes and
 // checks the line parses back to req so changed, and that a miss built for
 // req answers it.
@@ -119,6 +125,12 @@ func checkMetaRewrites(t *testing.T, req *Request) {
 	exp.Opaque, exp.Key = bytes.Clone(exp.Opaque), bytes.Clone(exp.Key)
 	for _, rw := range []MetaRewrite{{Loud: true}, {SetOpaque: true, Opaque: []byte("p42")}, {Loud: true, SetOpaque: true}} {
 		line := AppendMetaCommand(nil, req, rw)
+		if n := lineTokens(line); n != MetaTokens(req, rw) {
+			t.Fatalf("rewritten line %q has %d tokens, MetaTokens says %d", line, n, MetaTokens(req, rw))
+		}
+		if MetaTokens(req, rw) > MaxMetaTokens {
+			continue // the proxy does not send it (memcached would refuse it)
+		}
 		stream := line
 		if req.Op == OpMetaSet {
 			stream = append(append(bytes.Clone(line), bytes.Repeat([]byte("v"), req.Bytes)...), crlf...)
@@ -157,9 +169,11 @@ func checkMetaRewrites(t *testing.T, req *Request) {
 	// The failover cap (T and N rewritten in place, T added to an ms
 	// without one, as the proxy does on a stand-in) changes only those.
 	hasT := req.Meta.Flags.Has('T')
-	if hasT || req.Meta.Flags.Has('N') || req.Op == OpMetaSet && 3+req.Meta.Flags.Len() < MaxMetaTokens {
-		rw := MetaRewrite{SetTTL: hasT || req.Op == OpMetaSet, TTL: 61, SetVivify: true, Vivify: 62}
+	if rw := (MetaRewrite{SetTTL: hasT || req.Op == OpMetaSet, TTL: 61, SetVivify: true, Vivify: 62}); (hasT || req.Meta.Flags.Has('N') || req.Op == OpMetaSet) && MetaTokens(req, rw) <= MaxMetaTokens {
 		line := AppendMetaCommand(nil, req, rw)
+		if n := lineTokens(line); n != MetaTokens(req, rw) {
+			t.Fatalf("capped line %q has %d tokens, MetaTokens says %d", line, n, MetaTokens(req, rw))
+		}
 		stream := line
 		if req.Op == OpMetaSet {
 			stream = append(append(bytes.Clone(line), bytes.Repeat([]byte("v"), req.Bytes)...), crlf...)

@@ -136,24 +136,11 @@ func (s *session) prepareMeta(r *request, req *protocol.Request) protocol.MetaRe
 		st.buf = protocol.AppendMetaMiss(st.buf, req)
 	}
 	rw := protocol.MetaRewrite{Loud: m.Quiet}
-	if req.Op != protocol.OpMetaDebug && (st.hasOpaque || metaTokens(req, rw)+1 <= protocol.MaxMetaTokens) {
+	withOpaque := protocol.MetaRewrite{Loud: m.Quiet, SetOpaque: true}
+	if req.Op != protocol.OpMetaDebug && protocol.MetaTokens(req, withOpaque) <= protocol.MaxMetaTokens {
 		st.proxyOpaque = metaOpaqueSeq.Add(1)
 	}
 	return rw
-}
-
-// metaTokens counts the tokens of req's line as rw would forward it:
-// the command, the key, ms's length and the flags.
-func metaTokens(req *protocol.Request, rw protocol.MetaRewrite) int {
-	m := req.Meta
-	n := 2 + m.Flags.Len()
-	if req.Op == protocol.OpMetaSet {
-		n++
-	}
-	if rw.Loud && m.Quiet {
-		n--
-	}
-	return n
 }
 
 // routeMeta queues r for the client and sends it to the key's backend. A

@@ -74,15 +74,13 @@ func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.R
 	if m.Flags.Has('N') {
 		rw.SetVivify, rw.Vivify = true, capExptime(m.Vivify, ttl, s.now)
 	}
-	added := 0
-	if rw.SetTTL && !m.Flags.Has('T') {
-		added = 1
-	}
 	st := &r.meta
-	if st.proxyOpaque != 0 && !st.hasOpaque && metaTokens(req, rw)+added+1 > protocol.MaxMetaTokens {
+	withOpaque := rw
+	withOpaque.SetOpaque = true
+	if st.proxyOpaque != 0 && protocol.MetaTokens(req, withOpaque) > protocol.MaxMetaTokens {
 		st.proxyOpaque = 0 // the cap matters more than the extra check
 	}
-	if metaTokens(req, rw)+added > protocol.MaxMetaTokens {
+	if protocol.MetaTokens(req, rw) > protocol.MaxMetaTokens {
 		return errNoRoomToCap
 	}
 	s.p.stats.failoverCappedWrites.Add(1)

@@ -35,6 +35,12 @@ var metaDifferentialCases = []differentialCase{
 	{"stale and win flags", "ms a 1 T100\r\nx\r\nmd a I T30\r\nmg a v c\r\nmg a v\r\nms a 1 I C1\r\ny\r\nmg nope N30 v\r\nmg nope N30 v\r\nmg a R30 v\r\n"},
 	{"bad meta lines", "mg\r\nmg a v v\r\nmg a !\r\nmg a Tx\r\nmg a " + strings.Repeat("v ", 20) + "\r\nms a\r\nms a 1 Tx\r\nx\r\nms a 2\r\nxyz\r\nmd a Tx\r\nma a Mx\r\nmg a O" + strings.Repeat("o", 40) + "\r\nmg " + strings.Repeat("k", 251) + " v\r\nmn extra tokens\r\n"},
 	{"me", "ms a 1\r\nx\r\nme a\r\nme nope\r\nme YQ== b\r\n"},
+	// Lines at and near 19 tokens, memcached's most: without an O the
+	// proxy has no room for its own opaque and sends the line as it is;
+	// with one it replaces it; one token short, it adds its own.
+	{"lines of the most tokens", "ms a 1 c f h k l s t u v P L N0 R0 I E5 T0\r\nx\r\n" +
+		"mg a c f h k l s t u v P L N30 R30 T30 E6 O7\r\nmg a c f h k l s t u v P L N30 R30 T30 E6\r\n" +
+		"mg a c f h k l s t u v P L N30 R30 T30 q\r\nmg a v\r\nmn\r\n"},
 }
 
 var (
