@@ -124,6 +124,10 @@ func TestShutdownGraceBoundsStuckDrain(t *testing.T) {
 	if _, err := c.Write([]byte("get stuck\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	// Shutdown stops reading commands: wait until the get is at the
+	// backend, or on a busy machine it may not have been read yet and the
+	// client drains at once.
+	waitInFlight(t, tp, tp.backends[0].Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
