@@ -36,11 +36,7 @@ func TestKillScenarioShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	var text bytes.Buffer
-	if err := rep.WriteText(&text); err != nil {
-		t.Fatalf("WriteText: %v", err)
-	}
-	t.Logf("report:\n%s", text.String())
+	proxyproc.LogReport(t, rep.WriteText)
 
 	if !rep.Ejection.Seen || rep.Ejection.RingS == nil {
 		t.Errorf("no ejection recorded: %+v", rep.Ejection)

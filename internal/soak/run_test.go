@@ -1,7 +1,6 @@
 package soak
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -35,11 +34,7 @@ func TestSoakShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	var text bytes.Buffer
-	if err := rep.WriteText(&text); err != nil {
-		t.Fatalf("WriteText: %v", err)
-	}
-	t.Logf("report:\n%s", text.String())
+	proxyproc.LogReport(t, rep.WriteText)
 	t.Logf("stale reads: %d, bogus reads: %d", rep.StaleCount(), rep.BogusCount())
 
 	for _, name := range cmdNames {
@@ -81,7 +76,7 @@ func TestSoakShort(t *testing.T) {
 		t.Errorf("%d kills in the timeline, want 1", n)
 	}
 	if n := rep.Count("chaos", "restart"); n != 1 || rep.Count("chaos", "restart on the same port (pid 0)") != 0 {
-		t.Errorf("restart missing or failed in the timeline:\n%s", text.String())
+		t.Errorf("restart missing or failed in the timeline (the report is logged above)")
 	}
 	if rep.Count("proxy", "ejected") < 1 || rep.Count("proxy", "re-added") < 1 || !rep.AllInRing {
 		t.Errorf("want an ejection and a re-add seen in stats backends, and every backend in the ring at the end")
