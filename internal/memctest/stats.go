@@ -1,6 +1,7 @@
 package memctest
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -40,22 +41,11 @@ func Stat(t testing.TB, addr, name string) int {
 	return n
 }
 
-// statWait bounds WaitStat.
-const statWait = 15 * time.Second
-
 // WaitStat polls the stat name of addr until it is want, and fails the test
-// if it is not within statWait; step names the moment in the message.
+// if it is not within WaitBound; step names the moment in the message.
 func WaitStat(t testing.TB, step, addr, name, want string) {
 	t.Helper()
-	deadline := time.Now().Add(statWait)
-	for {
-		got := Stats(t, addr, "")[name]
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: stat %s of %s is %q after %v, want %q", step, name, addr, got, statWait, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	WaitFor(t, fmt.Sprintf("%s: stat %s of %s to be %q", step, name, addr, want), func() bool {
+		return Stats(t, addr, "")[name] == want
+	})
 }
