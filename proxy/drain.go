@@ -52,11 +52,14 @@ func (s *session) startLinger() {
 }
 
 // lingerRead throws away what a half-closed client sends; its end of the
-// stream (or an error) ends the session.
+// stream (or an error) ends the session. It reads at most the turn's byte
+// budget (turn_budget.go): the socket is level-triggered, so what is left
+// brings it back next turn.
 func (s *session) lingerRead() {
 	var buf [4096]byte
-	for {
+	for budget := s.p.opts.ReadBytesPerEvent; budget > 0; {
 		n, err := unix.Read(s.fd, buf[:])
+		budget -= max(n, 0)
 		switch {
 		case err == unix.EINTR:
 			continue

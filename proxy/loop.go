@@ -64,6 +64,13 @@ type eventLoop struct {
 	dirtySessions []*session
 	dirtyConns    []*backendConn
 
+	// Sessions that used up their turn budget and resume on the next
+	// turn (turn_budget.go); spareYielded keeps the other list's memory.
+	yielded      []*session
+	spareYielded []*session
+	// turn counts the loop's turns; a session's budget is for one turn.
+	turn uint64
+
 	timers loopTimers
 }
 
@@ -152,11 +159,12 @@ func (l *eventLoop) run() {
 	for !l.quit {
 		var n int
 		var err error
-		if busy {
-			// The last turn had work: look again without sleeping. Under
-			// load there usually is more, and a poll that does not block
-			// costs far less than one that parks the thread.
-			if n, err = pollNow(l.epfd, l.events); n == 0 && err == nil {
+		if busy || len(l.yielded) > 0 {
+			// The last turn had work, or sessions wait to resume: look
+			// again without sleeping. Under load there usually is more,
+			// and a poll that does not block costs far less than one that
+			// parks the thread.
+			if n, err = pollNow(l.epfd, l.events); n == 0 && err == nil && len(l.yielded) == 0 {
 				busy = false
 				runtime.Gosched() // let other goroutines run before the loop sleeps
 				continue
@@ -171,6 +179,8 @@ func (l *eventLoop) run() {
 			time.Sleep(10 * time.Millisecond) // never spin on a broken poller
 			continue
 		}
+		l.turn++
+		yielded := l.takeYielded()
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -183,6 +193,10 @@ func (l *eventLoop) run() {
 			}
 		}
 		l.runTasks()
+		if yielded != nil {
+			l.resumeYielded(yielded)
+			l.spareYielded = yielded[:0]
+		}
 		l.timers.expire(l)
 		l.flush()
 	}
@@ -217,7 +231,9 @@ func (l *eventLoop) runTasks() {
 // commands queued writes them at once, and every client with replies ready
 // gets them in one write. Writing replies can make room for a client whose
 // reading was held back, whose next commands may in turn queue more work or
-// be answered at once, so it goes round until nothing is left.
+// be answered at once, so it goes round until nothing is left; it ends
+// because each session runs at most its turn budget of commands
+// (turn_budget.go).
 func (l *eventLoop) flush() {
 	for len(l.dirtyConns) > 0 || len(l.dirtySessions) > 0 {
 		flushDirty(&l.dirtyConns)

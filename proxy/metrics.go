@@ -68,6 +68,8 @@ var (
 		"Client connections accepted since start.")
 	descRejected = newDesc("mcproxy_client_connections_rejected_total",
 		"Client connections refused because limits.max_connections was reached.")
+	descConnYields = newDesc("mcproxy_client_yields_total",
+		"Times a client used up its turn budget (limits.reqs_per_event, limits.read_bytes_per_event) and yielded to the other clients of its event loop (memcached's conn_yields).")
 	descClientErrors = newDesc("mcproxy_client_errors_total",
 		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).")
 	descProtocolRejects = newDesc("mcproxy_client_protocol_rejects_total",
@@ -122,7 +124,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descCommands, descConnections, descConnectionsTotal, descRejected, descClientErrors, descProtocolRejects,
+		descCommands, descConnections, descConnectionsTotal, descRejected, descConnYields, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
@@ -156,6 +158,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnections, float64(st.currConnections.Load()))
 	counter(descConnectionsTotal, st.totalConnections.Total())
 	counter(descRejected, st.rejectedConnections.Total())
+	counter(descConnYields, st.connYields.Total())
 	counter(descClientErrors, st.clientErrors.Total())
 	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
 		counter(descProtocolRejects, st.protocolRejects[f].Total(), f.String())

@@ -77,6 +77,12 @@ type Options struct {
 	// its commands are no longer read; twice as much disconnects it
 	// (DefaultClientOutputLimit; see output_limit.go).
 	ClientOutputLimit int
+	// ReqsPerEvent and ReadBytesPerEvent are a client's budget for one turn
+	// of its event loop: past either, it yields to the loop's other
+	// clients until the next turn (turn_budget.go; DefaultReqsPerEvent,
+	// DefaultReadBytesPerEvent).
+	ReqsPerEvent      int
+	ReadBytesPerEvent int
 
 	// Health configures the checker (with Health.AlwaysUp it tracks the
 	// backends but never probes or ejects one).
@@ -121,6 +127,8 @@ func (o *Options) setDefaults() {
 	defaults.Positive(&o.MaxConnections, DefaultMaxConnections)
 	defaults.Positive(&o.MaxItemSize, DefaultMaxItemSize)
 	defaults.Positive(&o.ClientOutputLimit, DefaultClientOutputLimit)
+	defaults.Positive(&o.ReqsPerEvent, DefaultReqsPerEvent)
+	defaults.Positive(&o.ReadBytesPerEvent, DefaultReadBytesPerEvent)
 	if o.Version == "" {
 		o.Version = "dev"
 	}

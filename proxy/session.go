@@ -66,21 +66,23 @@ type session struct {
 	outOff       int
 
 	// Reading state.
-	data        *request  // a storage command whose data block is arriving
-	dataHave    int       // bytes of data's block (with its CRLF) read so far
-	parked      bool      // req is parsed but waits for room to be dispatched
-	pieceNext   int       // a parked multi-get sent in pieces: its next key
-	paused      bool      // EPOLLIN is off: the session does not read for now
-	wantWrite   bool      // EPOLLOUT is on: output is waiting for room
-	readerDone  bool      // no more commands will be read
-	quit        bool      // quit was rendered: close once out is written
-	drainSince  time.Time // when Shutdown began draining the session; zero until then (drain.go)
-	lastRead    time.Time // when bytes last came from the client
-	lingerClose bool      // half-close and linger once everything is written (drain.go)
-	lingerUntil time.Time // lingering: the half-close is done; close by then
-	closed      bool      // fd is closed
-	ended       bool      // the session is over and unregistered
-	dirty       bool      // queued for the end-of-turn flush
+	data        *request   // a storage command whose data block is arriving
+	dataHave    int        // bytes of data's block (with its CRLF) read so far
+	parked      bool       // req is parsed but waits for room to be dispatched
+	pieceNext   int        // a parked multi-get sent in pieces: its next key
+	paused      bool       // EPOLLIN is off: the session does not read for now
+	wantWrite   bool       // EPOLLOUT is on: output is waiting for room
+	readerDone  bool       // no more commands will be read
+	quit        bool       // quit was rendered: close once out is written
+	drainSince  time.Time  // when Shutdown began draining the session; zero until then (drain.go)
+	lastRead    time.Time  // when bytes last came from the client
+	lingerClose bool       // half-close and linger once everything is written (drain.go)
+	lingerUntil time.Time  // lingering: the half-close is done; close by then
+	closed      bool       // fd is closed
+	ended       bool       // the session is over and unregistered
+	dirty       bool       // queued for the end-of-turn flush
+	budget      turnBudget // what it may still do this turn (turn_budget.go)
+	yielded     bool       // on the loop's list to resume next turn
 }
 
 func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *session {
@@ -99,6 +101,7 @@ func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *sessi
 		window:    p.opts.outputWindow(),
 	}
 	s.in.fd = fd
+	s.in.budgeted = true
 	s.rr = protocol.NewRequestReader(&s.in, p.opts.MaxItemSize)
 	return s
 }
@@ -144,9 +147,16 @@ func (s *session) onEvent(ev uint32) {
 }
 
 // readCommands parses and dispatches commands until the socket has no more
-// bytes, the session has no room for another reply, or it stops reading.
+// bytes, the session has no room for another reply, it stops reading, or
+// it has used up its budget for this turn (then it yields, and resumes
+// next turn).
 func (s *session) readCommands() {
+	s.beginTurn()
 	for !s.readerDone && !s.closed {
+		if s.spent() {
+			s.yield()
+			return
+		}
 		if s.data != nil {
 			if !s.continueData() {
 				return
@@ -169,8 +179,12 @@ func (s *session) readCommands() {
 		s.countRead(before)
 		if err == protocol.ErrWouldBlock {
 			s.resume()
+			if s.in.budget <= 0 {
+				s.yield() // the socket may hold more than the budget let it read
+			}
 			return
 		}
+		s.budget.reqs--
 		s.now = s.l.now
 		if err == nil {
 			if !s.dispatch(&s.req) {
@@ -485,6 +499,9 @@ func (s *session) continueData() bool {
 	s.dataHave = n
 	if err == protocol.ErrWouldBlock {
 		s.resume()
+		if s.in.budget <= 0 {
+			s.yield()
+		}
 		return false
 	}
 	s.data = nil

@@ -31,6 +31,10 @@ type counters struct {
 	// outputLimitDisconnects counts clients disconnected for going over
 	// the hard output limit (output_limit.go).
 	outputLimitDisconnects statCounter
+	// connYields counts client sessions that used up their turn budget
+	// and yielded to the other clients of their loop (turn_budget.go), as
+	// memcached's conn_yields.
+	connYields statCounter
 
 	// Failover (failover.go): commands and gat keys sent to a stand-in
 	// with their exptime capped, invalidating deletes sent, those that
@@ -69,7 +73,7 @@ func (c *counters) reset() {
 		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
 		&c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses, &c.casBadval,
-		&c.bytesRead, &c.bytesWritten, &c.clientErrors, &c.outputLimitDisconnects,
+		&c.bytesRead, &c.bytesWritten, &c.clientErrors, &c.outputLimitDisconnects, &c.connYields,
 		&c.failoverCappedWrites, &c.failoverInvalidations, &c.failoverInvalidationErrors,
 		&c.failoverLateWrites,
 	} {
@@ -196,6 +200,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.i("curr_connections", c.currConnections.Load())
 	w.u("total_connections", c.totalConnections.Load())
 	w.u("rejected_connections", c.rejectedConnections.Load())
+	w.u("conn_yields", c.connYields.Load())
 	w.u("cmd_get", c.cmdGet.Load())
 	w.u("cmd_set", c.cmdSet.Load())
 	w.u("cmd_flush", c.cmdFlush.Load())
@@ -369,6 +374,8 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.i("item_size_max", int64(o.MaxItemSize))
 	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
 	w.i("client_output_limit", int64(o.ClientOutputLimit))
+	w.i("reqs_per_event", int64(o.ReqsPerEvent))
+	w.i("read_bytes_per_event", int64(o.ReadBytesPerEvent))
 	w.i("event_loops", int64(len(p.loops)))
 	w.i("backend_connections", int64(o.Connections))
 	w.str("backend_timeout", o.Timeout.String())

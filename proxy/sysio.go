@@ -28,10 +28,17 @@ import (
 // ErrWouldBlock without asking, until the loop says the socket is readable
 // again (ready). With level-triggered epoll nothing is lost: bytes that came
 // in since make the socket readable on the next turn.
+//
+// A client's reader is budgeted: budget is how many more bytes it may read
+// in the current loop turn (turn_budget.go), and past it the reader reports
+// ErrWouldBlock without reading. A backend's reader is not: a backend sends
+// only the replies it was asked for.
 type fdReader struct {
-	fd      int
-	drained bool
-	n       uint64 // bytes read, in all
+	fd       int
+	drained  bool
+	budgeted bool
+	budget   int
+	n        uint64 // bytes read, in all
 }
 
 // ready is called when epoll reports the socket readable.
@@ -40,6 +47,12 @@ func (r *fdReader) ready() { r.drained = false }
 func (r *fdReader) Read(p []byte) (int, error) {
 	if r.drained || len(p) == 0 {
 		return 0, protocol.ErrWouldBlock
+	}
+	if r.budgeted {
+		if r.budget <= 0 {
+			return 0, protocol.ErrWouldBlock
+		}
+		p = p[:min(len(p), r.budget)]
 	}
 	for {
 		n, err := rawRead(r.fd, p)
@@ -58,6 +71,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 			r.drained = true
 		}
 		r.n += uint64(n)
+		r.budget -= n // unused unless budgeted
 		return n, nil
 	}
 }

@@ -33,6 +33,9 @@
 #                      CPUs (taskset), so load generator and targets do not compete
 #   DOC                write this markdown page (and a .svg chart beside it)
 #   KEEP               1: keep the temp dir (configs, logs, raw results)
+#   BASELINE           another mcproxy binary (e.g. main before a change), run
+#                      beside MCPROXY as the target "baseline", same config, so a
+#                      change is measured before and after in one run
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
@@ -193,6 +196,15 @@ EOF
 	names+=(mcproxy)
 	addrs+=("127.0.0.1:$mp_port")
 	tpids+=("${pids[-1]}")
+	if [[ -n ${BASELINE:-} ]]; then
+		[[ -x $BASELINE ]] || die "BASELINE=$BASELINE is not an executable file"
+		bl_port=$(free_port)
+		sed "s/^listen: .*/listen: 127.0.0.1:$bl_port/" "$tmp/mcproxy.yml" >"$tmp/baseline.yml"
+		start baseline "$bl_port" "$BASELINE" -config "$tmp/baseline.yml" -log-level warn
+		names+=(baseline)
+		addrs+=("127.0.0.1:$bl_port")
+		tpids+=("${pids[-1]}")
+	fi
 	if [[ ${METRICS:-0} == 1 ]]; then
 		mm_port=$(free_port)
 		mm_admin=$(free_port)

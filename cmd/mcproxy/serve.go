@@ -150,6 +150,8 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		MaxItemSize:       cfg.Limits.MaxItemSize,
 		ClientIdleTimeout: cfg.Limits.ClientIdleTimeout,
 		ClientOutputLimit: cfg.Limits.ClientOutputLimit,
+		ReqsPerEvent:      cfg.Limits.ReqsPerEvent,
+		ReadBytesPerEvent: cfg.Limits.ReadBytesPerEvent,
 		Health:            s.Health,
 		AutoEject:         cfg.Health.AutoEject,
 		FlushOnReadd:      cfg.Health.FlushOnReadd,

@@ -153,6 +153,14 @@ type Limits struct {
 	// proxy.MinClientOutputLimit..proxy.MaxClientOutputLimit; in YAML a
 	// size like MaxItemSize.
 	ClientOutputLimit int `yaml:"client_output_limit"`
+	// ReqsPerEvent is the most commands one client runs in a turn of its
+	// event loop before it yields to the others (memcached's -R),
+	// proxy.MinReqsPerEvent..proxy.MaxReqsPerEvent.
+	ReqsPerEvent int `yaml:"reqs_per_event"`
+	// ReadBytesPerEvent is the most bytes read from one client in a turn
+	// of its event loop, proxy.MinReadBytesPerEvent..proxy.MaxReadBytesPerEvent;
+	// in YAML a size like MaxItemSize.
+	ReadBytesPerEvent int `yaml:"read_bytes_per_event"`
 }
 
 // Failover tunes failover without stale reads (proxy/failover.go).
@@ -203,6 +211,8 @@ func Default() Config {
 			MaxItemSize:       proxy.DefaultMaxItemSize,
 			ClientIdleTimeout: proxy.DefaultClientIdleTimeout,
 			ClientOutputLimit: proxy.DefaultClientOutputLimit,
+			ReqsPerEvent:      proxy.DefaultReqsPerEvent,
+			ReadBytesPerEvent: proxy.DefaultReadBytesPerEvent,
 		},
 		Failover: Failover{
 			TTL: proxy.DefaultFailoverTTL,

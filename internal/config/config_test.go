@@ -48,6 +48,8 @@ limits:
   max_item_size: 2m
   client_idle_timeout: 5m
   client_output_limit: 256m
+  reqs_per_event: 50
+  read_bytes_per_event: 1m
 failover:
   ttl: 10s
 `
@@ -69,7 +71,7 @@ func fullConfig() Config {
 		Health: Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false,
 			MaxEjected: "1"},
 		Backend:  BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
-		Limits:   Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20},
+		Limits:   Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20, ReqsPerEvent: 50, ReadBytesPerEvent: 1 << 20},
 		Failover: Failover{TTL: 10 * time.Second},
 	}
 }
@@ -164,7 +166,7 @@ func TestDefaultsApplied(t *testing.T) {
 		d.Ring != (Ring{7919, 160, 1.25}) ||
 		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true, "50%"}) ||
 		d.Backend != (BackendOptions{1, time.Second, 500 * time.Millisecond}) ||
-		d.Limits != (Limits{10000, 1 << 20, 0, 64 << 20}) {
+		d.Limits != (Limits{10000, 1 << 20, 0, 64 << 20, 20, 256 << 10}) {
 		t.Errorf("Default() = %+v", d)
 	}
 }
@@ -306,6 +308,8 @@ func TestParseErrors(t *testing.T) {
 		{"client_output_limit 512k", ok + "limits: {client_output_limit: 512k}\n", []string{"line 2: limits.client_output_limit: 512k is out of range 1m..4096m"}},
 		{"client_output_limit 5g", ok + "limits: {client_output_limit: 5120m}\n", []string{"limits.client_output_limit: 5120m is out of range"}},
 		{"client_output_limit 1x", ok + "limits: {client_output_limit: 1x}\n", []string{"limits.client_output_limit: want a size in bytes"}},
+		{"reqs_per_event 0", ok + "limits: {reqs_per_event: 0}\n", []string{"line 2: limits.reqs_per_event: 0 is out of range 1..1048576"}},
+		{"read_bytes_per_event 1k", ok + "limits: {read_bytes_per_event: 1k}\n", []string{"line 2: limits.read_bytes_per_event: 1k is out of range 16k..1024m"}},
 		{"repeated key", ok + "listen: :1\nlisten: :2\n", []string{"line 3: listen: key repeated (first at line 2)"}},
 		{"syntax error", "backends: [a:1\n", []string{"load config bad.yaml: line"}},
 		{"two documents", ok + "---\nlisten: :1\n", []string{"one YAML document"}},

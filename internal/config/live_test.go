@@ -19,6 +19,7 @@ func TestAppliesLive(t *testing.T) {
 		"backend.connections": false, "backend.timeout": false, "backend.connect_timeout": false,
 		"limits.max_connections": false, "limits.max_item_size": false,
 		"limits.client_idle_timeout": false, "limits.client_output_limit": false,
+		"limits.reqs_per_event": false, "limits.read_bytes_per_event": false,
 		"failover.ttl": false,
 	}
 	var keys []string

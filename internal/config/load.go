@@ -159,10 +159,12 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"connect_timeout": p.duration(&c.Backend.ConnectTimeout),
 		}),
 		"limits": p.section(map[string]field{
-			"max_connections":     p.integer(&c.Limits.MaxConnections),
-			"max_item_size":       p.size(&c.Limits.MaxItemSize, proxy.MinMaxItemSize, proxy.MaxMaxItemSize),
-			"client_idle_timeout": p.duration(&c.Limits.ClientIdleTimeout),
-			"client_output_limit": p.size(&c.Limits.ClientOutputLimit, proxy.MinClientOutputLimit, proxy.MaxClientOutputLimit),
+			"max_connections":      p.integer(&c.Limits.MaxConnections),
+			"max_item_size":        p.size(&c.Limits.MaxItemSize, proxy.MinMaxItemSize, proxy.MaxMaxItemSize),
+			"client_idle_timeout":  p.duration(&c.Limits.ClientIdleTimeout),
+			"client_output_limit":  p.size(&c.Limits.ClientOutputLimit, proxy.MinClientOutputLimit, proxy.MaxClientOutputLimit),
+			"reqs_per_event":       p.integer(&c.Limits.ReqsPerEvent),
+			"read_bytes_per_event": p.size(&c.Limits.ReadBytesPerEvent, proxy.MinReadBytesPerEvent, proxy.MaxReadBytesPerEvent),
 		}),
 		"failover": p.section(map[string]field{
 			"ttl": p.duration(&c.Failover.TTL),

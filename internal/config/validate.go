@@ -99,6 +99,8 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	v.intRange("limits.max_connections", c.Limits.MaxConnections, proxy.MinMaxConnections, proxy.MaxMaxConnections)
 	v.sizeRange("limits.max_item_size", c.Limits.MaxItemSize, proxy.MinMaxItemSize, proxy.MaxMaxItemSize)
 	v.sizeRange("limits.client_output_limit", c.Limits.ClientOutputLimit, proxy.MinClientOutputLimit, proxy.MaxClientOutputLimit)
+	v.intRange("limits.reqs_per_event", c.Limits.ReqsPerEvent, proxy.MinReqsPerEvent, proxy.MaxReqsPerEvent)
+	v.sizeRange("limits.read_bytes_per_event", c.Limits.ReadBytesPerEvent, proxy.MinReadBytesPerEvent, proxy.MaxReadBytesPerEvent)
 	if d := c.Limits.ClientIdleTimeout; d < 0 && !v.skip("limits.client_idle_timeout") {
 		v.errorf("limits.client_idle_timeout", "%v must not be negative (0 means never)", d)
 	}
