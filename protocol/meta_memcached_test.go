@@ -153,3 +153,53 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 }
 
 func itoa(n int) string { return string(protocol.AppendInt32(nil, int32(n))) }
+
+// TestMetaFencedAnswersOfMemcached: memcached answers a fenced request (a
+// quiet ma with N sent with its q and an mn, protocol.MetaQuietFenced) as
+// ReadReplyTo reads it: the reply it shows and MN when N creates the item
+// (memcached 1.6.18), MN alone when an increment is hidden, an error and
+// MN; and the bytes read are exactly those memcached sent.
+func TestMetaFencedAnswersOfMemcached(t *testing.T) {
+	mc := startMemcached(t)
+	steps := []struct{ cmd, kept string }{
+		{"ma fc N0 J13 q v O1\r\nmn\r\n", "VA 2 O1\r\n13\r\n"},
+		{"ma fc N0 J13 q v O2\r\nmn\r\n", "MN\r\n"},
+		{"ma fc N0 q O3 MD D1\r\nmn\r\n", "MN\r\n"},
+		{"ms ft 1\r\nx\r\n", "HD\r\n"},
+		{"ma ft N0 q k O4\r\nmn\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"mg fc v\r\n", "VA 2\r\n13\r\n"},
+	}
+	var all []byte
+	for _, s := range steps {
+		all = append(all, s.cmd...)
+	}
+	c := memctest.Dial(t, mc.Addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = c.Write(all) }()
+	rec := &recorder{r: c}
+	rr := protocol.NewReplyReader(rec, 0)
+	var r protocol.Reply
+	var framed []byte
+	for i, s := range steps {
+		op := protocol.OpMetaArithmetic
+		switch s.cmd[:2] {
+		case "ms":
+			op = protocol.OpMetaSet
+		case "mg":
+			op = protocol.OpMetaGet
+		}
+		if err := rr.ReadReplyTo(op, []byte(s.cmd), &r); err != nil {
+			t.Fatalf("step %d (%q): %v", i, s.cmd, err)
+		}
+		if string(r.Raw) != s.kept {
+			t.Fatalf("step %d (%q): %q, want %q", i, s.cmd, r.Raw, s.kept)
+		}
+		framed = append(framed, r.Raw...)
+		if s.kept != "MN\r\n" && strings.HasSuffix(s.cmd, "mn\r\n") {
+			framed = append(framed, "MN\r\n"...)
+		}
+	}
+	if rr.Buffered() != 0 || !bytes.Equal(framed, rec.got) {
+		t.Fatalf("the answers do not cover exactly what memcached sent: %q framed, %q received", framed, rec.got)
+	}
+}
