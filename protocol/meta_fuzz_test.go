@@ -277,7 +277,7 @@ func refFencedTranscript(in []byte, maxValue int) []string {
 			continue // hidden
 		}
 		if !isErr {
-			line := string(reply[:bytes.IndexByte(reply, '\r')])
+			line := string(reply[:bytes.IndexByte(reply, '\n')-1]) // without its CRLF
 			f := strings.Split(line, " ")
 			flags := f[1:]
 			if f[0] == "VA" {
