@@ -123,11 +123,7 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 		}
 		expect = append(expect, sent{exp: e, op: req.Op, want: s.want})
 	}
-	c := memctest.Dial(t, mc.Addr)
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() { _, _ = c.Write(all) }()
-	rec := &recorder{r: c}
-	rr := protocol.NewReplyReader(rec, 0)
+	rr, rec := pipelineTo(t, mc.Addr, all)
 	var r protocol.Reply
 	var framed []byte
 	for i, s := range expect {
@@ -173,11 +169,7 @@ func TestMetaFencedAnswersOfMemcached(t *testing.T) {
 	for _, s := range steps {
 		all = append(all, s.cmd...)
 	}
-	c := memctest.Dial(t, mc.Addr)
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() { _, _ = c.Write(all) }()
-	rec := &recorder{r: c}
-	rr := protocol.NewReplyReader(rec, 0)
+	rr, rec := pipelineTo(t, mc.Addr, all)
 	var r protocol.Reply
 	var framed []byte
 	for i, s := range steps {
@@ -202,4 +194,16 @@ func TestMetaFencedAnswersOfMemcached(t *testing.T) {
 	if rr.Buffered() != 0 || !bytes.Equal(framed, rec.got) {
 		t.Fatalf("the answers do not cover exactly what memcached sent: %q framed, %q received", framed, rec.got)
 	}
+}
+
+// pipelineTo writes all to the memcached at addr, pipelined while the
+// replies are read, and returns a reader of the replies and the recorder of
+// every byte it read.
+func pipelineTo(t *testing.T, addr string, all []byte) (*protocol.ReplyReader, *recorder) {
+	t.Helper()
+	c := memctest.Dial(t, addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = c.Write(all) }()
+	rec := &recorder{r: c}
+	return protocol.NewReplyReader(rec, 0), rec
 }
