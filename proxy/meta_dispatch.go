@@ -45,7 +45,7 @@ import (
 // the failover rules, once the client's line is gone from the read buffer.
 type metaState struct {
 	quiet     bool // q: hide what memcached hides
-	fenced    bool // sent with q and an mn after it: the backend hides
+	fenced    bool // sent with q and an mn after it: the backend decides what to hide
 	hasOpaque bool // the client sent an O token
 	// proxyOpaque is the O token (digits) the line carries in place of the
 	// client's; 0 when the line carries the client's own, or none.
