@@ -13,7 +13,8 @@ import "strconv"
 type MetaRewrite struct {
 	// Loud drops the q flag: the backend then answers everything, which
 	// keeps the connection's replies one per request, and the proxy drops
-	// what memcached would have hidden (MetaQuietHides).
+	// what memcached would have hidden (MetaQuietHides). A quiet command
+	// sent with its q must be followed by mn (MetaQuietFenced).
 	Loud bool
 	// SetOpaque sends O<Opaque> in place of the client's O token (where it
 	// stood) or, without one, at the end. Opaque must be a valid token of

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -224,7 +225,84 @@ func FuzzMetaReply(f *testing.F) {
 		if b := strings.Join(refMetaReplyTranscript(in, maxValue), "\n"); a != b {
 			t.Fatalf("reader and memcached's grammar disagree:\nreader  %q\ngrammar %q", a, b)
 		}
+		// The same bytes as the answers to fenced requests.
+		a = readThreeWays(t, in, func(rd io.Reader) []string { return fencedReplyTranscript(rd, maxValue) })
+		if b := strings.Join(refFencedTranscript(in, maxValue), "\n"); a != b {
+			t.Fatalf("reader and the fenced grammar disagree:\nreader  %q\ngrammar %q", a, b)
+		}
 	})
+}
+
+// fencedCommand is the fenced request whose answers fencedReplyTranscript
+// reads: an ma with q, v and the opaque 1, and the mn after it.
+const fencedCommand = "ma n q v O1\r\nmn\r\n"
+
+// fencedReplyTranscript reads the replies to fencedCommand repeated, as
+// the backend connection does.
+func fencedReplyTranscript(rd io.Reader, maxValue int) []string {
+	rr := NewReplyReader(rd, maxValue)
+	var r Reply
+	var out []string
+	for i := 0; i < 10000; i++ {
+		err := retry(func() error { return rr.ReadReplyTo(OpMetaArithmetic, []byte(fencedCommand), &r) })
+		if err != nil {
+			if err == io.EOF && len(r.Raw) == 0 && rr.Buffered() == 0 {
+				return append(out, "clean end")
+			}
+			return append(out, "refused")
+		}
+		out = append(out, fmt.Sprintf("reply %q error=%v", r.Raw, r.IsError))
+	}
+	return append(out, "no end")
+}
+
+// refFencedTranscript is fencedReplyTranscript for the grammar of the
+// answers to a fenced request, written apart from the reader:
+//
+//	answer = "MN" CRLF | reply "MN" CRLF
+//
+// where reply is refMetaReply's, an error or a reply that answers
+// fencedCommand: VA, NF, NS or EX (no HD: v was sent), O1 echoed, no k.
+func refFencedTranscript(in []byte, maxValue int) []string {
+	var out []string
+	for len(in) > 0 && len(out) < 10000 {
+		n, isErr, ok := refMetaReply(in, maxValue)
+		if !ok {
+			return append(out, "refused")
+		}
+		reply := in[:n]
+		out = append(out, fmt.Sprintf("reply %q error=%v", reply, isErr))
+		in = in[n:]
+		if string(reply) == "MN\r\n" {
+			continue // hidden
+		}
+		if !isErr {
+			line := string(reply[:bytes.IndexByte(reply, '\n')-1]) // without its CRLF
+			f := strings.Split(line, " ")
+			flags := f[1:]
+			if f[0] == "VA" {
+				flags = f[2:]
+			}
+			answers := false
+			switch f[0] {
+			case "VA", "NF", "NS", "EX":
+				answers = slices.Contains(flags, "O1") && !slices.ContainsFunc(flags, func(s string) bool {
+					return s[0] == 'k' || s[0] == 'O' && s != "O1"
+				})
+			}
+			if !answers {
+				return append(out[:len(out)-1], "refused")
+			}
+		}
+		if !bytes.HasPrefix(in, []byte("MN\r\n")) {
+			return append(out[:len(out)-1], "refused")
+		}
+		in = in[4:]
+	}
+	if len(out) >= 10000 {
+		return append(out, "no end")
+	}
+	return append(out, "clean end")
 }
 
 // metaReplyTranscript is replyTranscript for meta replies, each checked

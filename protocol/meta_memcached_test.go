@@ -123,11 +123,7 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 		}
 		expect = append(expect, sent{exp: e, op: req.Op, want: s.want})
 	}
-	c := memctest.Dial(t, mc.Addr)
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() { _, _ = c.Write(all) }()
-	rec := &recorder{r: c}
-	rr := protocol.NewReplyReader(rec, 0)
+	rr, rec := pipelineTo(t, mc.Addr, all)
 	var r protocol.Reply
 	var framed []byte
 	for i, s := range expect {
@@ -153,3 +149,61 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 }
 
 func itoa(n int) string { return string(protocol.AppendInt32(nil, int32(n))) }
+
+// TestMetaFencedAnswersOfMemcached: memcached answers a fenced request (a
+// quiet ma with N sent with its q and an mn, protocol.MetaQuietFenced) as
+// ReadReplyTo reads it: the reply it shows and MN when N creates the item
+// (memcached 1.6.18), MN alone when an increment is hidden, an error and
+// MN; and the bytes read are exactly those memcached sent.
+func TestMetaFencedAnswersOfMemcached(t *testing.T) {
+	mc := startMemcached(t)
+	steps := []struct{ cmd, kept string }{
+		{"ma fc N0 J13 q v O1\r\nmn\r\n", "VA 2 O1\r\n13\r\n"},
+		{"ma fc N0 J13 q v O2\r\nmn\r\n", "MN\r\n"},
+		{"ma fc N0 q O3 MD D1\r\nmn\r\n", "MN\r\n"},
+		{"ms ft 1\r\nx\r\n", "HD\r\n"},
+		{"ma ft N0 q k O4\r\nmn\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
+		{"mg fc v\r\n", "VA 2\r\n13\r\n"},
+	}
+	var all []byte
+	for _, s := range steps {
+		all = append(all, s.cmd...)
+	}
+	rr, rec := pipelineTo(t, mc.Addr, all)
+	var r protocol.Reply
+	var framed []byte
+	for i, s := range steps {
+		op := protocol.OpMetaArithmetic
+		switch s.cmd[:2] {
+		case "ms":
+			op = protocol.OpMetaSet
+		case "mg":
+			op = protocol.OpMetaGet
+		}
+		if err := rr.ReadReplyTo(op, []byte(s.cmd), &r); err != nil {
+			t.Fatalf("step %d (%q): %v", i, s.cmd, err)
+		}
+		if string(r.Raw) != s.kept {
+			t.Fatalf("step %d (%q): %q, want %q", i, s.cmd, r.Raw, s.kept)
+		}
+		framed = append(framed, r.Raw...)
+		if s.kept != "MN\r\n" && strings.HasSuffix(s.cmd, "mn\r\n") {
+			framed = append(framed, "MN\r\n"...)
+		}
+	}
+	if rr.Buffered() != 0 || !bytes.Equal(framed, rec.got) {
+		t.Fatalf("the answers do not cover exactly what memcached sent: %q framed, %q received", framed, rec.got)
+	}
+}
+
+// pipelineTo writes all to the memcached at addr, pipelined while the
+// replies are read, and returns a reader of the replies and the recorder of
+// every byte it read.
+func pipelineTo(t *testing.T, addr string, all []byte) (*protocol.ReplyReader, *recorder) {
+	t.Helper()
+	c := memctest.Dial(t, addr)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = c.Write(all) }()
+	rec := &recorder{r: c}
+	return protocol.NewReplyReader(rec, 0), rec
+}

@@ -143,6 +143,36 @@ func (rr *ReplyReader) readMeta(e *MetaExpect, out *Reply) error {
 	return nil
 }
 
+// continueMeta reads a meta reply (readMeta), resuming in VA's data block
+// where a call cut short left it, and then, for a fenced command (e.Fenced)
+// whose reply was not hidden, the MN that follows it.
+func (rr *ReplyReader) continueMeta(e *MetaExpect, out *Reply) error {
+	p := &rr.part
+	if !p.metaDone {
+		var err error
+		if p.block > 0 {
+			err = rr.continueBlock(out)
+		} else {
+			err = rr.readMeta(e, out)
+		}
+		if err != nil {
+			return err
+		}
+		p.metaDone = true
+	}
+	if e == nil || !e.Fenced || !out.IsError && out.Meta.Code == MetaMN {
+		return nil
+	}
+	line, err := rr.readLine()
+	if err != nil {
+		return err
+	}
+	if string(line) != "MN\r\n" {
+		return fmt.Errorf("%w: %q where the MN after a quiet reply was due", ErrBadReply, clip(line[:len(line)-2]))
+	}
+	return nil
+}
+
 // parseMetaHeader checks a meta status line (without its CRLF) and fills m;
 // m.Flags point into body until the caller moves them.
 //
@@ -234,6 +264,13 @@ type MetaExpect struct {
 	// EchoKey and Key: k was sent, and the key (decoded) it must echo.
 	EchoKey bool
 	Key     []byte
+	// Fenced is set when the command went with its q and an mn after it
+	// (MetaQuietFenced): the backend answers as memcached does in quiet
+	// mode, so the answer is the reply memcached shows and then MN, or MN
+	// alone when memcached hid the reply. The MN after a reply is read
+	// with it and not kept in Reply.Raw; an MN alone is the reply, its
+	// code MetaMN.
+	Fenced bool
 }
 
 // ExpectMeta returns what req asks for; the slices alias req.
@@ -270,6 +307,9 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 		return nil
 	}
 	c := r.Meta.Code
+	if c == MetaMN && e.Fenced {
+		return nil // memcached hid the reply
+	}
 	valued := e.Op == OpMetaGet || e.Op == OpMetaArithmetic
 	if e.Op >= NumOps || !metaAllowed[e.Op][c] || valued && (c == MetaVA || c == MetaHD) && (c == MetaVA) != e.Value {
 		return fmt.Errorf("%w: %s in answer to %v", ErrBadReply, c, e.Op)
@@ -305,9 +345,9 @@ func (r *Reply) CheckMeta(e *MetaExpect) error {
 
 // expectOfLine is ExpectMeta for a meta command line as AppendMetaCommand
 // writes it ("<cmd> <key>[ <len>]( <flag>)*\r\n", single spaces, then ms's
-// data block), which is all a backend connection keeps of a request. The
-// key, when k was sent with b, is decoded into keyBuf; the other slices
-// alias cmd.
+// data block, or the mn of a fenced command), which is all a backend
+// connection keeps of a request. The key, when k was sent with b, is
+// decoded into keyBuf; the other slices alias cmd.
 func expectOfLine(op Op, cmd []byte, keyBuf []byte) MetaExpect {
 	e := MetaExpect{Op: op}
 	if op == OpMetaNoop || op == OpMetaDebug {
@@ -315,6 +355,7 @@ func expectOfLine(op Op, cmd []byte, keyBuf []byte) MetaExpect {
 	}
 	// The line ends at its first LF; a token may hold a CR of its own.
 	if i := bytes.IndexByte(cmd, '\n'); i >= 0 {
+		e.Fenced = op != OpMetaSet && string(cmd[i+1:]) == "mn\r\n"
 		cmd = cmd[:i]
 	}
 	cmd = bytes.TrimSuffix(cmd, []byte("\r"))

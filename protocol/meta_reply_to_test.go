@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -130,5 +131,66 @@ func TestReadReplyToMetaRefusesBeforeTheData(t *testing.T) {
 	err := NewReplyReader(strings.NewReader("VA 1000 O2\r\n"), 0).ReadReplyTo(OpMetaGet, []byte("mg a v O1\r\n"), &r)
 	if !errors.Is(err, ErrBadReply) {
 		t.Fatalf("got %v, want ErrBadReply before the data", err)
+	}
+}
+
+// TestReadReplyToMetaFenced: the answer to a fenced request (sent with q
+// and an mn after it) is the reply memcached showed and the MN, or the MN
+// alone when memcached hid the reply; the MN after a reply is read and not
+// kept. However the bytes arrive, each answer ends where it should, and
+// anything else than MN after the reply is refused.
+func TestReadReplyToMetaFenced(t *testing.T) {
+	const cmd = "ma n N0 q v O4\r\nmn\r\n"
+	cases := []struct {
+		answer, kept string
+		ok           bool
+	}{
+		{"VA 2 O4\r\n13\r\nMN\r\n", "VA 2 O4\r\n13\r\n", true},
+		{"MN\r\n", "MN\r\n", true},
+		{"NF O4\r\nMN\r\n", "NF O4\r\n", true},
+		{"CLIENT_ERROR bad command line format\r\nMN\r\n", "CLIENT_ERROR bad command line format\r\n", true},
+		{"VA 2 O4\r\n13\r\nVA 2 O4\r\n13\r\nMN\r\n", "", false}, // two replies
+		{"VA 2 O4\r\n13\r\nHD\r\n", "", false},
+		{"VA 2 O4\r\n13\r\nMN O4\r\n", "", false},
+		{"VA 2 O5\r\n13\r\nMN\r\n", "", false}, // another request's
+		{"HD O4\r\nMN\r\n", "", false},         // v was asked
+	}
+	readers := map[string]func(string) io.Reader{
+		"whole":   func(s string) io.Reader { return strings.NewReader(s) },
+		"bytes":   func(s string) io.Reader { return oneByteReader{strings.NewReader(s)} },
+		"stutter": func(s string) io.Reader { return newStutterReader(strings.NewReader(s)) },
+	}
+	for name, rd := range readers {
+		for _, c := range cases {
+			// Each answer twice, then the answer to a plain mn: the
+			// reader stays in step or refuses.
+			rr := NewReplyReader(rd(c.answer+c.answer+"MN\r\n"), 0)
+			var r Reply
+			for i := 0; i < 2; i++ {
+				err := retry(func() error { return rr.ReadReplyTo(OpMetaArithmetic, []byte(cmd), &r) })
+				if (err == nil) != c.ok || err != nil && !errors.Is(err, ErrBadReply) {
+					t.Fatalf("%s: %q: error %v, want ok=%v", name, c.answer, err, c.ok)
+				}
+				if err != nil {
+					break
+				}
+				if string(r.Raw) != c.kept {
+					t.Fatalf("%s: %q: kept %q, want %q", name, c.answer, r.Raw, c.kept)
+				}
+			}
+			if !c.ok {
+				continue
+			}
+			err := retry(func() error { return rr.ReadReplyTo(OpMetaNoop, []byte("mn\r\n"), &r) })
+			if err != nil || string(r.Raw) != "MN\r\n" || rr.Buffered() != 0 {
+				t.Fatalf("%s: %q: then %q, %v", name, c.answer, r.Raw, err)
+			}
+		}
+	}
+	// Not fenced (no mn after the line), an MN is no answer to an ma.
+	var r Reply
+	err := NewReplyReader(strings.NewReader("MN\r\n"), 0).ReadReplyTo(OpMetaArithmetic, []byte("ma n N0 q v O4\r\n"), &r)
+	if !errors.Is(err, ErrBadReply) {
+		t.Fatalf("MN to an ma not fenced: %v", err)
 	}
 }

@@ -270,8 +270,9 @@ func (rr *RequestReader) parseMetaNoop(req *Request, line []byte) error {
 
 // MetaQuietHides reports whether memcached leaves out a reply with code c
 // to command op sent in quiet mode (q): mg hides a miss (EN); ms and md
-// hide success (HD); ma hides success (HD, and VA too in 1.6.18). Errors
-// and every other code are always sent.
+// hide success (HD); ma hides the success of an increment (HD, and VA).
+// Errors and every other code are always sent. The code alone does not
+// decide an ma with N: see MetaQuietFenced.
 func MetaQuietHides(op Op, c MetaCode) bool {
 	switch op {
 	case OpMetaGet:
@@ -282,4 +283,16 @@ func MetaQuietHides(op Op, c MetaCode) bool {
 		return c == MetaHD || c == MetaVA
 	}
 	return false
+}
+
+// MetaQuietFenced reports whether the quiet command req must reach the
+// backend with its q, followed by mn (a fenced request, see
+// MetaExpect.Fenced), instead of being sent loud and filtered by
+// MetaQuietHides. That is an ma with q and N: memcached 1.6.18 to 1.6.39
+// send its HD or VA when N created the item and hide it when an existing
+// item was incremented (1.6.40 and later hide both), and the reply is the
+// same either way, so only the backend itself can tell.
+func MetaQuietFenced(req *Request) bool {
+	m := req.Meta
+	return req.Op == OpMetaArithmetic && m.Quiet && m.Flags.Has('N')
 }

@@ -167,6 +167,7 @@ type replyPart struct {
 	tail     [2]byte // the last two bytes of a skipped block so far
 	value    Value   // the VALUE whose block is being read
 	meta     bool    // the block is a meta VA's: the reply ends with it
+	metaDone bool    // the meta reply is read; a fenced one's MN is due
 }
 
 // NewReplyReader returns a reader of backend replies from rd that accepts
@@ -242,17 +243,14 @@ func (rr *ReplyReader) readReply(kind ReplyKind, ask *asked, e *MetaExpect, out 
 }
 
 func (rr *ReplyReader) continueReply(kind ReplyKind, e *MetaExpect, out *Reply) error {
+	if kind == ReplyMeta {
+		return rr.continueMeta(e, out)
+	}
 	p := &rr.part
 	if p.block > 0 {
 		if err := rr.continueBlock(out); err != nil {
 			return err
 		}
-		if p.meta {
-			return nil
-		}
-	}
-	if kind == ReplyMeta {
-		return rr.readMeta(e, out)
 	}
 	var ask *asked
 	if p.hasAsk {

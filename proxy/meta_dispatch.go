@@ -20,6 +20,11 @@ import (
 //     clients matches replies to requests one for one, so the backend must
 //     answer everything. The proxy then drops, when it renders, exactly the
 //     replies memcached would have left out. Errors are never dropped.
+//     The exception is a quiet ma with N (protocol.MetaQuietFenced), whose
+//     reply does not say whether memcached would hide it (it shows a
+//     creation and hides an increment): it goes with its q, fenced by an
+//     mn, so the backend answers its reply or nothing, then MN, and the
+//     client sees whatever the backend showed.
 //   - The proxy's own opaque (O) replaces the client's, or is added. Every
 //     reply echoes it, so the backend reader (protocol.ReadReplyTo) can tell
 //     that a reply answers this very request and not another one a
@@ -40,6 +45,7 @@ import (
 // the failover rules, once the client's line is gone from the read buffer.
 type metaState struct {
 	quiet     bool // q: hide what memcached hides
+	fenced    bool // sent with q and an mn after it: the backend decides what to hide
 	hasOpaque bool // the client sent an O token
 	// proxyOpaque is the O token (digits) the line carries in place of the
 	// client's; 0 when the line carries the client's own, or none.
@@ -60,6 +66,25 @@ type metaState struct {
 func (m *metaState) opaque() []byte { return m.buf[:m.opaqueEnd] }
 func (m *metaState) key() []byte    { return m.buf[m.opaqueEnd:m.keyEnd] }
 func (m *metaState) miss() []byte   { return m.buf[m.keyEnd:] }
+
+// rewrite returns the change every line of the request gets: q dropped
+// unless the request is fenced.
+func (m *metaState) rewrite() protocol.MetaRewrite {
+	return protocol.MetaRewrite{Loud: m.quiet && !m.fenced}
+}
+
+// hidden reports whether the backend's reply rep is one memcached leaves
+// out in quiet mode: an MN alone, for a fenced request; by its code, for
+// one sent loud.
+func (m *metaState) hidden(op protocol.Op, rep *protocol.Reply) bool {
+	switch {
+	case rep.IsError || !m.quiet:
+		return false
+	case m.fenced:
+		return rep.Meta.Code == protocol.MetaMN
+	}
+	return protocol.MetaQuietHides(op, rep.Meta.Code)
+}
 
 // reset empties m, keeping its buffer for the request's next use.
 func (m *metaState) reset() {
@@ -105,6 +130,9 @@ func (s *session) dispatchMeta(req *protocol.Request) bool {
 		rw.SetOpaque, rw.Opaque = true, strconv.AppendUint(digits[:0], r.meta.proxyOpaque, 10)
 	}
 	r.out = protocol.AppendMetaCommand(r.out, req, rw)
+	if r.meta.fenced {
+		r.out = protocol.AppendMetaNoop(r.out)
+	}
 	if op == protocol.OpMetaSet {
 		// The data block goes straight into the outgoing command, as for
 		// a text storage command, as it arrives (session.continueData);
@@ -122,6 +150,7 @@ func (s *session) dispatchMeta(req *protocol.Request) bool {
 func (s *session) prepareMeta(r *request, req *protocol.Request) protocol.MetaRewrite {
 	m, st := req.Meta, &r.meta
 	st.quiet = m.Quiet
+	st.fenced = protocol.MetaQuietFenced(req)
 	st.touch = req.Op == protocol.OpMetaGet && m.Flags.Has('T')
 	st.vivify = m.Flags.Has('N')
 	st.mode = m.Mode
@@ -135,8 +164,9 @@ func (s *session) prepareMeta(r *request, req *protocol.Request) protocol.MetaRe
 	if req.Op == protocol.OpMetaGet {
 		st.buf = protocol.AppendMetaMiss(st.buf, req)
 	}
-	rw := protocol.MetaRewrite{Loud: m.Quiet}
-	withOpaque := protocol.MetaRewrite{Loud: m.Quiet, SetOpaque: true}
+	rw := st.rewrite()
+	withOpaque := rw
+	withOpaque.SetOpaque = true
 	if req.Op != protocol.OpMetaDebug && protocol.MetaTokens(req, withOpaque) <= protocol.MaxMetaTokens {
 		st.proxyOpaque = metaOpaqueSeq.Add(1)
 	}

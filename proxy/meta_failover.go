@@ -66,7 +66,8 @@ func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.R
 		return nil
 	}
 	m := req.Meta
-	rw := protocol.MetaRewrite{Loud: m.Quiet}
+	st := &r.meta
+	rw := st.rewrite()
 	ttl := t.fo.ttl
 	if m.Flags.Has('T') || req.Op == protocol.OpMetaSet && m.Mode != 'A' && m.Mode != 'P' {
 		rw.SetTTL, rw.TTL = true, capExptime(req.Exptime, ttl, s.now)
@@ -74,7 +75,6 @@ func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.R
 	if m.Flags.Has('N') {
 		rw.SetVivify, rw.Vivify = true, capExptime(m.Vivify, ttl, s.now)
 	}
-	st := &r.meta
 	withOpaque := rw
 	withOpaque.SetOpaque = true
 	if st.proxyOpaque != 0 && protocol.MetaTokens(req, withOpaque) > protocol.MaxMetaTokens {
@@ -120,7 +120,8 @@ func newDeleteOf(s *session, key []byte) *request {
 
 // plantedCopy reports whether r, a command routed with an older table
 // (r.routed), left an item on its backend: a set or add that was STORED,
-// an ms that was stored (HD), an mg or ma with N that found or made one.
+// an ms that was stored (HD), an mg or ma with N that found or made one
+// (a fenced ma's hidden reply is a success too).
 func (r *request) plantedCopy() bool {
 	if !r.op.IsMeta() {
 		return bytes.HasPrefix(r.reply.Raw, storedLine)
@@ -128,7 +129,7 @@ func (r *request) plantedCopy() bool {
 	if r.reply.IsError {
 		return false
 	}
-	switch c := r.reply.Meta.Code; r.op {
+	switch c := r.metaCode(); r.op {
 	case protocol.OpMetaSet:
 		return c == protocol.MetaHD
 	default:

@@ -136,6 +136,8 @@ func TestMetaFailoverCapsStandInExptime(t *testing.T) {
 		{"mg touch", "ms %s 1 T5\r\nx\r\nmg %s T0\r\n", 2},
 		{"mg vivify", "mg %s N0 v\r\n", 2},
 		{"ma vivify", "ma %s N3600 J5\r\n", 1},
+		// Fenced (q kept, mn after): the cap rewrites the line, the mn stays.
+		{"ma vivify quiet", "ma %s N3600 J5 q\r\nmn\r\n", 2},
 		{"ma touch", "ms %s 1 T5\r\n1\r\nma %s T0\r\n", 2},
 		{"md invalidate", "ms %s 1 T5\r\nx\r\nmd %s I T3600\r\n", 2},
 	}
@@ -177,7 +179,7 @@ func TestMetaFailoverInvalidates(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = 30 * time.Second })
 	victim := tp.backends[1]
 	var keys []string
-	for i := 0; len(keys) < 3; i++ {
+	for i := 0; len(keys) < 4; i++ {
 		k := fmt.Sprintf("inv %d", i) // a space: only base64 can carry it
 		if locationOf(tp, k) == victim.Addr {
 			keys = append(keys, k)
@@ -197,8 +199,12 @@ func TestMetaFailoverInvalidates(t *testing.T) {
 	}
 	recoverBackend(t, tp, victim)
 	before := proxyStat(t, tp, "failover_invalidations")
-	for i, cmd := range []string{"ms %s 2 b\r\nv2\r\n", "md %s b I\r\n", "ma %s b N0 J1\r\n"} {
-		got := expectLines(t, c, fmt.Sprintf(cmd, toks[i]), 1)
+	for i, cmd := range []string{"ms %s 2 b\r\nv2\r\n", "md %s b I\r\n", "ma %s b N0 J1\r\n", "ma %s b N0 J1 q\r\nmn\r\n"} {
+		lines := 1
+		if strings.HasSuffix(cmd, "mn\r\n") {
+			lines = 2 // a quiet ma that creates: its HD, then MN
+		}
+		got := expectLines(t, c, fmt.Sprintf(cmd, toks[i]), lines)
 		if strings.Contains(got, "ERROR") {
 			t.Fatalf("%q: %q", cmd, got)
 		}
@@ -206,8 +212,8 @@ func TestMetaFailoverInvalidates(t *testing.T) {
 			t.Errorf("the stand-in still holds %q after %q was answered", keys[i], cmd)
 		}
 	}
-	if n := proxyStat(t, tp, "failover_invalidations") - before; n < 3 {
-		t.Errorf("%d invalidating deletes, want at least 3", n)
+	if n := proxyStat(t, tp, "failover_invalidations") - before; n < 4 {
+		t.Errorf("%d invalidating deletes, want at least 4", n)
 	}
 	if n := proxyStat(t, tp, "failover_invalidation_errors"); n != 0 {
 		t.Errorf("failover_invalidation_errors %d, want 0", n)

@@ -13,8 +13,10 @@ import (
 //     backend in the ring at all, and for every other command, the answer
 //     is SERVER_ERROR <reason>, never hidden.
 //   - An error line from the backend goes out as it came.
-//   - A reply memcached hides in quiet mode (protocol.MetaQuietHides) is
-//     dropped: the backend was asked without q so that it answers in step.
+//   - A reply memcached hides in quiet mode is dropped: one the code says
+//     memcached hides (protocol.MetaQuietHides), the backend having been
+//     asked without q so that it answers in step; or, for a fenced request,
+//     the MN that says the backend itself hid it (metaState.hidden).
 //   - Otherwise the backend's reply, its O flag turned back into the
 //     client's opaque (or taken out) when the proxy put its own there.
 func (s *session) renderMeta(dst []byte, r *request) []byte {
@@ -31,7 +33,7 @@ func (s *session) renderMeta(dst []byte, r *request) []byte {
 	}
 	rep := &r.reply
 	s.p.stats.countMetaReply(r)
-	if !rep.IsError && m.quiet && protocol.MetaQuietHides(r.op, rep.Meta.Code) {
+	if m.hidden(r.op, rep) {
 		return dst
 	}
 	if m.proxyOpaque == 0 || rep.IsError {

@@ -43,8 +43,7 @@ func (c *counters) countMetaReply(r *request) {
 		c.countResult(r.op, resError, 1)
 		return
 	}
-	code := r.reply.Meta.Code
-	res := metaResult(r.op, code)
+	res := metaResult(r.op, r.metaCode())
 	c.countResult(r.op, res, 1)
 	switch r.op {
 	case protocol.OpMetaGet:
@@ -56,6 +55,17 @@ func (c *counters) countMetaReply(r *request) {
 		hits, misses := c.arithCounters(m == 'D' || m == '-')
 		countHitMiss(res, resHit, hits, misses)
 	}
+}
+
+// metaCode returns the code of the backend's reply to the meta request r,
+// with the MN that stands for a fenced ma's hidden reply read as the HD it
+// hides: memcached hides only a success.
+func (r *request) metaCode() protocol.MetaCode {
+	c := r.reply.Meta.Code
+	if c == protocol.MetaMN && r.meta.fenced && !r.reply.IsError {
+		return protocol.MetaHD
+	}
+	return c
 }
 
 // countMetaGet counts an mg's hit or miss where memcached does.

@@ -75,23 +75,7 @@ func randomMetaFlags(rnd *rand.Rand, cmd string) []string {
 			out = append(out, out[0]) // a duplicate flag
 		}
 	}
-	if cmd == "ma" && used['q'] && used['N'] {
-		// memcached before 1.6.40 shows a quiet ma's HD when N creates
-		// the item; the proxy hides it as 1.6.40 does
-		// (TestMetaQuietAutovivify).
-		out = removeFlag(out, 'q')
-	}
 	rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out
-}
-
-func removeFlag(flags []string, c byte) []string {
-	out := flags[:0]
-	for _, f := range flags {
-		if f[0] != c {
-			out = append(out, f)
-		}
-	}
 	return out
 }
 
@@ -107,9 +91,6 @@ func randomMetaCommand(rnd *rand.Rand, quiet bool) string {
 	}
 	if quiet && !strings.Contains(" "+strings.Join(flags, " ")+" ", " q ") {
 		flags = append(flags, "q")
-		if cmd == "ma" {
-			flags = removeFlag(flags, 'N')
-		}
 	}
 	line := cmd + " " + k.token
 	if cmd == "ms" {
