@@ -524,6 +524,12 @@ func (s *session) checkDeadlines(now time.Time) {
 	if s.ended {
 		return
 	}
+	// The drain's quiet period and the idle timeout measure the client's
+	// silence, which is only heard while the session listens: not while
+	// it is paused (it waits for room: replies from a backend, the client
+	// reading its own; resume restarts the clock), nor while it has
+	// yielded with commands read and not yet run.
+	listening := !s.paused && !s.yielded
 	switch {
 	case s.lingerUntil != (time.Time{}):
 		if !now.Before(s.lingerUntil) {
@@ -533,14 +539,12 @@ func (s *session) checkDeadlines(now time.Time) {
 	case s.readerDone:
 		return
 	case s.draining():
-		if now.Sub(latest(s.lastRead, s.drainSince)) >= drainQuiet {
+		if listening && now.Sub(latest(s.lastRead, s.drainSince)) >= drainQuiet {
 			s.stopReading()
 			return
 		}
 	case s.p.opts.ClientIdleTimeout > 0:
-		// Not while paused: the client is waited for, not idle (resume
-		// restarts the clock, as the read deadline of a read did).
-		if !s.paused && now.Sub(s.lastRead) >= s.p.opts.ClientIdleTimeout {
+		if listening && now.Sub(s.lastRead) >= s.p.opts.ClientIdleTimeout {
 			s.stopReading()
 			return
 		}

@@ -260,3 +260,64 @@ func counterValue(t *testing.T, reply string) int {
 	}
 	return n
 }
+
+// TestYieldedSessionIsNotQuiet: a session that yielded still has commands
+// read and not run, so neither a drain's quiet period nor the idle timeout
+// may stop it, however long ago their bytes came. The check runs with the
+// clock an hour ahead, on the loop, right after the session yielded; every
+// command must still run.
+func TestYieldedSessionIsNotQuiet(t *testing.T) {
+	const incrs = 500
+	tp := startProxy(t, 1, func(o *Options) {
+		o.EventLoops = 1
+		o.ReqsPerEvent = 1
+		o.ClientIdleTimeout = time.Minute
+	})
+	c := memctest.Dial(t, tp.addr)
+	memctest.RoundTrip(t, c, "set ctr 0 0 1\r\n0\r\n", "STORED\r\n", 1)
+
+	l := tp.loops[0]
+	entered, release := make(chan struct{}), make(chan struct{})
+	if !l.post(func() { close(entered); <-release }) {
+		t.Fatal("loop stopped")
+	}
+	<-entered
+	// Posted while the loop is held, this runs in its next turn, after
+	// that turn's events: the client's commands have been read, one has
+	// run, and the session has yielded.
+	checked := make(chan string, 1)
+	l.post(func() {
+		for s := range l.sessions {
+			if !s.yielded {
+				checked <- "the session did not yield"
+				return
+			}
+			s.checkDeadlines(l.now.Add(time.Hour)) // idle for an hour
+			s.drain()
+			s.checkDeadlines(l.now.Add(time.Hour)) // quiet for an hour
+			if s.readerDone {
+				checked <- "the session was stopped with commands still to run"
+				return
+			}
+		}
+		checked <- ""
+	})
+	_, err := c.Write(bytes.Repeat([]byte("incr ctr 1 noreply\r\n"), incrs))
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := <-checked; msg != "" {
+		t.Fatal(msg)
+	}
+	// The drain ends the session once its commands have run and it has
+	// been quiet: the client reads EOF.
+	_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("after the drain: read %q, %v; want EOF", b, err)
+	}
+	got := memctest.Send(t, tp.backends[0].Addr, "get ctr\r\n", "END\r\n", 1)
+	if n := counterValue(t, got); n != incrs {
+		t.Fatalf("%d of %d increments ran", n, incrs)
+	}
+}
