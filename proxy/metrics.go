@@ -68,6 +68,14 @@ var (
 		"Client connections accepted since start.")
 	descRejected = newDesc("mcproxy_client_connections_rejected_total",
 		"Client connections refused because limits.max_connections was reached.")
+	descListenDisabled = newDesc("mcproxy_listen_disabled_total",
+		"Times mcproxy stopped accepting clients until a descriptor was released: at EMFILE/ENFILE, or with the clients at the descriptor cap (memcached's listen_disabled_num). Clients wait in the listen backlog meanwhile.")
+	descListenDisabledSeconds = newDesc("mcproxy_listen_disabled_seconds_total",
+		"Time spent not accepting clients, the pause under way included (memcached's time_in_listen_disabled_us).")
+	descAccepting = newDesc("mcproxy_accepting_connections",
+		"1 while mcproxy accepts clients, 0 while it waits for a descriptor to be released.")
+	descDescriptorCap = newDesc("mcproxy_client_descriptor_cap",
+		"Clients the descriptor limit (RLIMIT_NOFILE) leaves room for once the descriptors of backends, health probes, listeners and the admin endpoint are reserved.")
 	descClientErrors = newDesc("mcproxy_client_errors_total",
 		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).")
 	descProtocolRejects = newDesc("mcproxy_client_protocol_rejects_total",
@@ -122,7 +130,8 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descCommands, descConnections, descConnectionsTotal, descRejected, descClientErrors, descProtocolRejects,
+		descCommands, descConnections, descConnectionsTotal, descRejected,
+		descListenDisabled, descListenDisabledSeconds, descAccepting, descDescriptorCap, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
@@ -156,6 +165,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descConnections, float64(st.currConnections.Load()))
 	counter(descConnectionsTotal, st.totalConnections.Total())
 	counter(descRejected, st.rejectedConnections.Total())
+	disabled, disabledMicros, accepting := p.gate.disabledStats(true)
+	counter(descListenDisabled, disabled)
+	ch <- prometheus.MustNewConstMetric(descListenDisabledSeconds, prometheus.CounterValue, float64(disabledMicros)/1e6)
+	gauge(descAccepting, boolFloat(accepting))
+	gauge(descDescriptorCap, float64(p.descriptorBudget().clientCap()))
 	counter(descClientErrors, st.clientErrors.Total())
 	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
 		counter(descProtocolRejects, st.protocolRejects[f].Total(), f.String())
