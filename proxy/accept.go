@@ -136,8 +136,8 @@ func (a *acceptor) run() error {
 				continue
 			}
 			p.gate.disable("the clients hold the descriptors not reserved for backends", p)
-			if !p.gate.wait(seq, a.stop) {
-				return nil
+			if end, err := a.pause(seq); end {
+				return err
 			}
 			continue
 		}
@@ -147,26 +147,21 @@ func (a *acceptor) run() error {
 		case err == nil:
 			p.admit(fd, sa, a.tcp)
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if a.callerClosed() {
-				return fmt.Errorf("accept on %s: %w", a.ln.Addr(), net.ErrClosed)
+			if end, err := a.ended(); end {
+				return err
 			}
 		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE),
 			errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
 			p.gate.disable("accept: "+err.Error(), p)
-			if !p.gate.wait(seq, a.stop) {
-				return nil
+			if end, err := a.pause(seq); end {
+				return err
 			}
 		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EPERM), errors.Is(err, unix.EPROTO):
 			// The client left before it was accepted, or a firewall
 			// refused it: nothing to do for this one.
 		default:
-			select {
-			case <-a.stop:
-				return nil // Shutdown closed the listener
-			default:
-			}
-			if a.callerClosed() {
-				return fmt.Errorf("accept on %s: %w", a.ln.Addr(), net.ErrClosed)
+			if end, err := a.ended(); end {
+				return err
 			}
 			return fmt.Errorf("accept on %s: %w", a.ln.Addr(), err)
 		}
@@ -207,9 +202,26 @@ func (a *acceptor) accept() (int, unix.Sockaddr, error) {
 	return fd, sa, nil
 }
 
-// callerClosed reports whether the caller of Serve closed its listener.
-func (a *acceptor) callerClosed() bool {
-	return a.lnRaw.Control(func(uintptr) {}) != nil
+// pause waits for a descriptor to be released since the release count was
+// seq (listenGate.wait); it reports whether the listener was closed
+// meanwhile, as ended does.
+func (a *acceptor) pause(seq uint64) (bool, error) {
+	a.p.gate.wait(seq, a.stop)
+	return a.ended()
+}
+
+// ended reports whether the listener was closed, and what Serve returns
+// then: nil when Shutdown closed it, an error when Serve's caller did.
+func (a *acceptor) ended() (bool, error) {
+	select {
+	case <-a.stop:
+		return true, nil
+	default:
+	}
+	if a.lnRaw.Control(func(uintptr) {}) != nil {
+		return true, fmt.Errorf("accept on %s: %w", a.ln.Addr(), net.ErrClosed)
+	}
+	return false, nil
 }
 
 // tooManyConnections is memcached's own answer when -c is exceeded.
@@ -268,10 +280,13 @@ func sockaddrString(sa unix.Sockaddr) string {
 }
 
 // listenGate is the proxy's accepting state, shared by its acceptors: on,
-// or off for an episode that began at EMFILE (or the client cap) and ends
-// when an accept succeeds or finds no client waiting. It counts the
-// episodes and their time as memcached's listen_disabled_num and
-// time_in_listen_disabled_us.
+// or off for an episode that begins at EMFILE (or the client cap) and ends
+// when an accept finds no client left waiting, so that a proxy that takes
+// in its backlog one freed descriptor at a time has one episode, logged
+// once. It counts the episodes and their time as memcached's
+// listen_disabled_num and time_in_listen_disabled_us. (memcached ends an
+// episode each time it listens again, 10 ms after a connection closed, and
+// counts the next EMFILE as a new one.)
 //
 // Sessions and backend connections call release when they give a
 // descriptor back, from any goroutine; an acceptor that stopped waits for
@@ -283,9 +298,9 @@ type listenGate struct {
 
 	mu     sync.Mutex
 	wake   chan struct{} // closed by release while acceptors wait
-	since  time.Time
-	reason string
-	st     *counters // listenDisabled, listenDisabledMicros
+	since  time.Time     // the episode's start
+	reason string        // what began it, for the log
+	st     *counters     // listenDisabled, listenDisabledMicros
 	log    *zap.Logger
 }
 
@@ -308,19 +323,19 @@ func (g *listenGate) release() {
 }
 
 // wait blocks until a descriptor has been released since the release count
-// was seq, relistenInterval has passed, or stop closes; false means stop.
+// was seq, relistenInterval has passed, or stop closes.
 //
 // No release is missed between the caller's failed accept and the wait:
 // the waiter registers before it compares the count, and release bumps
 // the count before it looks for waiters.
-func (g *listenGate) wait(seq uint64, stop <-chan struct{}) bool {
+func (g *listenGate) wait(seq uint64, stop <-chan struct{}) {
 	g.mu.Lock()
 	wake := g.wake
 	g.mu.Unlock()
 	g.waiters.Add(1)
 	defer g.waiters.Add(-1)
 	if g.released.Load() != seq {
-		return true
+		return
 	}
 	t := time.NewTimer(relistenInterval)
 	defer t.Stop()
@@ -328,9 +343,7 @@ func (g *listenGate) wait(seq uint64, stop <-chan struct{}) bool {
 	case <-wake:
 	case <-t.C:
 	case <-stop:
-		return false
 	}
-	return true
 }
 
 // disable begins an episode of not accepting, unless one is under way.
