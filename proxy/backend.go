@@ -38,12 +38,15 @@ type backend struct {
 	// retired: a reload replaced or removed it; its connection failures
 	// no longer speak for the backend of its name.
 	retired atomic.Bool
+	// closed: close has run; its descriptors left the budget.
+	closed atomic.Bool
 }
 
 // newBackend makes a backend and starts its connections on every loop.
 func newBackend(p *Proxy, name, addr string, weight int) *backend {
 	b := &backend{p: p, name: name, addr: addr}
 	b.weight.Store(int64(weight))
+	p.fds.backends.Add(1) // before any connection dials
 	for _, l := range p.loops {
 		for range p.connsPerLoop {
 			c := newBackendConn(b, l)
@@ -162,6 +165,10 @@ func (b *backend) retryNow() {
 func (b *backend) close() {
 	for _, c := range b.conns {
 		c.l.call(c.close)
+	}
+	if !b.closed.Swap(true) {
+		b.p.fds.backends.Add(-1)
+		b.p.gate.release() // the budget leaves the clients more
 	}
 }
 

@@ -375,6 +375,7 @@ func (c *backendConn) closeSocket() {
 		c.l.unregister(c.fd)
 		c.fd = -1
 		c.wantWrite = false
+		c.b.p.gate.release()
 	}
 }
 

@@ -70,6 +70,14 @@ var (
 		"Client connections refused because limits.max_connections was reached.")
 	descConnYields = newDesc("mcproxy_client_yields_total",
 		"Times a client used up its turn budget (limits.reqs_per_event, limits.read_bytes_per_event) and yielded to the other clients of its event loop (memcached's conn_yields).")
+	descListenDisabled = newDesc("mcproxy_listen_disabled_total",
+		"Times mcproxy stopped accepting clients until a descriptor was released: at EMFILE/ENFILE, or with the clients at the descriptor cap (memcached's listen_disabled_num). Clients wait in the listen backlog meanwhile.")
+	descListenDisabledSeconds = newDesc("mcproxy_listen_disabled_seconds_total",
+		"Time spent not accepting clients, the pause under way included (memcached's time_in_listen_disabled_us).")
+	descAccepting = newDesc("mcproxy_accepting_connections",
+		"1 while mcproxy accepts clients, 0 while it waits for a descriptor to be released.")
+	descDescriptorCap = newDesc("mcproxy_client_descriptor_cap",
+		"Clients the descriptor limit (RLIMIT_NOFILE) leaves room for once the descriptors of backends, health probes, listeners and the admin endpoint are reserved.")
 	descClientErrors = newDesc("mcproxy_client_errors_total",
 		"Commands refused as bad input (CLIENT_ERROR, ERROR, too large).")
 	descProtocolRejects = newDesc("mcproxy_client_protocol_rejects_total",
@@ -124,7 +132,8 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descCommands, descConnections, descConnectionsTotal, descRejected, descConnYields, descClientErrors, descProtocolRejects,
+		descCommands, descConnections, descConnectionsTotal, descRejected, descConnYields,
+		descListenDisabled, descListenDisabledSeconds, descAccepting, descDescriptorCap, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
@@ -159,6 +168,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descConnectionsTotal, st.totalConnections.Total())
 	counter(descRejected, st.rejectedConnections.Total())
 	counter(descConnYields, st.connYields.Total())
+	disabled, disabledMicros, accepting := p.gate.disabledStats(true)
+	counter(descListenDisabled, disabled)
+	ch <- prometheus.MustNewConstMetric(descListenDisabledSeconds, prometheus.CounterValue, float64(disabledMicros)/1e6)
+	gauge(descAccepting, boolFloat(accepting))
+	gauge(descDescriptorCap, float64(p.descriptorBudget().clientCap()))
 	counter(descClientErrors, st.clientErrors.Total())
 	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
 		counter(descProtocolRejects, st.protocolRejects[f].Total(), f.String())

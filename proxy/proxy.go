@@ -19,7 +19,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
@@ -108,6 +107,11 @@ type Options struct {
 	// DefaultFailoverTTL). Whole seconds count.
 	FailoverTTL time.Duration
 
+	// ReservedFds are file descriptors the program embedding the
+	// proxy keeps for itself (mcproxy's admin endpoint): the clients'
+	// share of the descriptor limit leaves them free (descriptors.go).
+	ReservedFds int
+
 	// CommandLatency records the per-command latency histogram that
 	// Collector exports. It costs a clock read and an Observe per command,
 	// so it is on only when metrics are scraped.
@@ -178,6 +182,9 @@ type Proxy struct {
 	dials      sync.WaitGroup
 	draining   atomic.Bool // Shutdown has begun: new sessions drain at once
 
+	fds  descriptorCounts // what the descriptor budget counts (descriptors.go)
+	gate listenGate       // accepting on or off (accept.go)
+
 	mu           sync.Mutex // guards everything below and ring rebuilds
 	backends     []*backend // configured, in config order
 	ringCfg      ring.Config
@@ -186,7 +193,7 @@ type Proxy struct {
 	stopRetiring chan struct{}  // closed by Shutdown: close them at once
 	generation   uint64         // config generation: 1 + successful reconfigurations
 	lastReload   time.Time      // when the last reconfiguration was applied
-	listeners    []net.Listener
+	listeners    []*acceptor
 	acceptors    sync.WaitGroup
 	sessions     map[*session]struct{}
 	closed       bool
@@ -208,6 +215,8 @@ func New(opts Options) (*Proxy, error) {
 		sessions: make(map[*session]struct{}),
 	}
 	p.versionLine = "VERSION " + FullVersion(opts.Version)
+	p.gate.init(&p.stats, p.log)
+	p.fds.readLimit()
 	if opts.CommandLatency {
 		p.latency = newCommandLatency()
 	}
@@ -375,87 +384,40 @@ func (p *Proxy) rebuildLocked() error {
 
 // Serve accepts clients on l until l is closed or Shutdown is called, and
 // hands each to an event loop, round robin. It returns nil after Shutdown.
+// l must be a socket listener (*net.TCPListener, *net.UnixListener): the
+// proxy accepts on its socket itself, so that a client costs one
+// descriptor (accept.go). Clients past the descriptor budget wait in the
+// listen backlog until others leave (descriptors.go).
 func (p *Proxy) Serve(l net.Listener) error {
+	a, err := newAcceptor(p, l)
+	if err != nil {
+		return fmt.Errorf("proxy: serve: %w", err)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		a.close()
 		return errors.New("proxy: serve after shutdown")
 	}
-	p.listeners = append(p.listeners, l)
+	p.listeners = append(p.listeners, a)
 	p.acceptors.Add(1)
 	p.mu.Unlock()
 	defer p.acceptors.Done()
-
-	var tempDelay time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			p.mu.Lock()
-			closed := p.closed
-			p.mu.Unlock()
-			if closed {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of file descriptors or similar: wait, as net/http does.
-				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				p.log.Warn("accept", zap.Error(err), zap.Duration("retry_in", tempDelay))
-				time.Sleep(tempDelay)
-				continue
-			}
-			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
-		}
-		tempDelay = 0
-		p.accept(conn)
+	b := p.descriptorBudget()
+	if b.clientCap() < 1 {
+		a.close()
+		return fmt.Errorf("proxy: serve on %s: %w", l.Addr(), b.tooLow())
 	}
-}
-
-// tooManyConnections is memcached's own answer when -c is exceeded.
-const tooManyConnections = "ERROR Too many open connections\r\n"
-
-// accept hands a new client connection to an event loop.
-func (p *Proxy) accept(conn net.Conn) {
-	if p.stats.currConnections.Load() >= int64(p.opts.MaxConnections) {
-		p.stats.rejectedConnections.Add(1)
-		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = conn.Write([]byte(tooManyConnections))
-		_ = conn.Close()
-		return
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	remote := conn.RemoteAddr().String()
-	fd, err := takeFd(conn)
-	if err != nil {
-		p.log.Warn("accept: take the client's socket", zap.String("client", remote), zap.Error(err))
-		return
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		_ = syscall.Close(fd)
-		return
-	}
-	p.nextID++
-	l := p.loops[p.nextID%uint64(len(p.loops))] // round robin
-	s := newSession(p, l, fd, p.nextID, remote)
-	p.sessions[s] = struct{}{}
-	p.sessWG.Add(1)
-	p.mu.Unlock()
-	p.stats.currConnections.Add(1)
-	p.stats.totalConnections.Add(1)
-	if !l.post(s.start) {
-		s.ended = true
-		_ = syscall.Close(fd)
-		p.sessionEnded(s)
-	}
+	p.log.Info("accepting clients", zap.String("listen", l.Addr().String()), zap.Int("descriptor_limit", b.limit),
+		zap.Int("reserved_descriptors", b.reserved()), zap.Int("client_cap", b.clientCap()),
+		zap.Int("max_connections", p.opts.MaxConnections))
+	return a.run()
 }
 
 // sessionEnded forgets a session that has closed.
 func (p *Proxy) sessionEnded(s *session) {
 	p.stats.currConnections.Add(-1)
+	p.gate.release()
 	p.mu.Lock()
 	delete(p.sessions, s)
 	p.mu.Unlock()
@@ -489,8 +451,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.closed = true
 	p.draining.Store(true)
-	for _, l := range p.listeners {
-		_ = l.Close()
+	for _, a := range p.listeners {
+		a.close()
 	}
 	draining := len(p.sessions)
 	p.mu.Unlock()

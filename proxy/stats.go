@@ -28,6 +28,13 @@ type counters struct {
 	bytesRead, bytesWritten               statCounter
 	clientErrors                          statCounter
 	reloadFailures                        atomic.Uint64
+
+	// listenDisabled counts the episodes of not accepting, at EMFILE or at
+	// the descriptor budget's client cap, and listenDisabledMicros the
+	// time of those that ended (accept.go); memcached's
+	// listen_disabled_num and time_in_listen_disabled_us.
+	listenDisabled, listenDisabledMicros statCounter
+
 	// outputLimitDisconnects counts clients disconnected for going over
 	// the hard output limit (output_limit.go).
 	outputLimitDisconnects statCounter
@@ -69,6 +76,7 @@ func (c *statCounter) reset() { c.base.Store(c.total.Load()) }
 func (c *counters) reset() {
 	for _, v := range []*statCounter{
 		&c.totalConnections, &c.rejectedConnections,
+		&c.listenDisabled, &c.listenDisabledMicros,
 		&c.cmdGet, &c.cmdSet, &c.cmdFlush, &c.cmdTouch, &c.cmdMeta,
 		&c.getHits, &c.getMisses, &c.touchHits, &c.touchMisses,
 		&c.deleteHits, &c.deleteMisses, &c.incrHits, &c.incrMisses,
@@ -201,6 +209,11 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("total_connections", c.totalConnections.Load())
 	w.u("rejected_connections", c.rejectedConnections.Load())
 	w.u("conn_yields", c.connYields.Load())
+	disabled, disabledMicros, accepting := p.gate.disabledStats(false)
+	w.i("reserved_fds", int64(p.descriptorBudget().reserved()))
+	w.str("accepting_conns", boolDigit(accepting))
+	w.u("listen_disabled_num", disabled)
+	w.u("time_in_listen_disabled_us", disabledMicros)
 	w.u("cmd_get", c.cmdGet.Load())
 	w.u("cmd_set", c.cmdSet.Load())
 	w.u("cmd_flush", c.cmdFlush.Load())

@@ -132,11 +132,13 @@ func writev(fd int, bufs [][]byte, off int, iov []unix.Iovec) (int, []unix.Iovec
 	}
 }
 
-// takeFd moves the socket of a connection that the net package opened (an
-// accepted client, a dialed backend) to an event loop: it duplicates the
-// descriptor, non-blocking and close-on-exec, and closes conn, whose
-// descriptor the Go runtime's poller then forgets. The socket stays open
-// through the duplicate.
+// takeFd moves the socket of a connection that the net package opened (a
+// dialed backend) to an event loop: it duplicates the descriptor,
+// non-blocking and close-on-exec, and closes conn, whose descriptor the Go
+// runtime's poller then forgets. The socket stays open through the
+// duplicate; for a moment it takes two descriptors, which the descriptor
+// budget reserves (descriptors.go). Clients are accepted without it
+// (accept.go).
 func takeFd(conn net.Conn) (int, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {

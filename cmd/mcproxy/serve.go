@@ -159,9 +159,19 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		DisableFlushAll:   cfg.DisableFlushAll,
 		FailoverTTL:       cfg.Failover.TTL,
 		CommandLatency:    cfg.Admin != "", // only scraped with an admin endpoint
+		ReservedFds:       reservedFds(cfg),
 		Version:           buildVersion(),
 		Logger:            log,
 	}
+}
+
+// reservedFds are the descriptors mcproxy keeps from the clients besides
+// the proxy's own: the admin endpoint's, when it is on.
+func reservedFds(cfg config.Config) int {
+	if cfg.Admin == "" {
+		return 0
+	}
+	return admin.ReservedDescriptors
 }
 
 // settingsFrom maps the validated config onto the settings a running

@@ -57,12 +57,14 @@ type Server struct {
 	done chan error
 }
 
-// Start listens on addr and serves h until Shutdown.
+// Start listens on addr and serves h until Shutdown, with at most
+// MaxConnections connections open at once.
 func Start(addr string, h http.Handler) (*Server, error) {
-	l, err := net.Listen("tcp", addr)
+	nl, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
+	l := newLimitListener(nl, MaxConnections)
 	s := &Server{
 		srv: &http.Server{
 			Handler:           h,

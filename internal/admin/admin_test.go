@@ -1,14 +1,20 @@
 package admin
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/memctest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -78,4 +84,96 @@ func TestStartBadAddress(t *testing.T) {
 	if _, err := Start("127.0.0.1:99999", http.NotFoundHandler()); err == nil || !strings.Contains(err.Error(), "admin listen") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+// TestConnectionCap holds MaxConnections keep-alive connections open, then
+// sends requests on three more: the kernel holds those three in the listen
+// backlog, unaccepted, until the held ones close, and then they and a new
+// /metrics request are answered.
+func TestConnectionCap(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := Start("127.0.0.1:0", Handler(reg, func() (bool, string) { return true, "ok" }, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	addr := s.Addr().String()
+	const req = "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
+	dialSend := func() net.Conn {
+		c, err := net.DialTimeout("tcp", addr, memctest.WaitBound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	readOK := func(c net.Conn) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("read reply: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	held := make([]net.Conn, MaxConnections)
+	for i := range held {
+		held[i] = dialSend()
+		readOK(held[i]) // served, and now idle with keep-alive
+	}
+	const extra = 3
+	waiting := make([]net.Conn, extra)
+	for i := range waiting {
+		waiting[i] = dialSend()
+	}
+	memctest.WaitFor(t, fmt.Sprintf("%d connections in the admin listener's backlog", extra), func() bool {
+		return acceptQueue(t, s.Addr().(*net.TCPAddr).Port) == extra
+	})
+	for _, c := range held {
+		c.Close()
+	}
+	for _, c := range waiting {
+		readOK(c)
+	}
+	if code, body := get(t, "http://"+addr+"/metrics"); code != 200 {
+		t.Fatalf("/metrics after the held connections closed: %d %q", code, body)
+	}
+}
+
+// acceptQueue returns how many connections wait to be accepted on the
+// loopback listener of port, as the kernel reports it in /proc/net/tcp
+// (a listening socket's rx_queue).
+func acceptQueue(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skipf("no /proc/net/tcp: %v", err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != local || f[3] != "0A" { // 0A: LISTEN
+			continue
+		}
+		queues := strings.SplitN(f[4], ":", 2) // tx_queue:rx_queue, hex
+		n, err := strconv.ParseInt(queues[1], 16, 64)
+		if err != nil {
+			t.Fatalf("/proc/net/tcp: %q: %v", line, err)
+		}
+		return int(n)
+	}
+	t.Fatalf("no listener on 127.0.0.1:%d in /proc/net/tcp", port)
+	return 0
 }
