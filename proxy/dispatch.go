@@ -47,6 +47,8 @@ func (s *session) dispatch(req *protocol.Request) bool {
 		return false
 	case op.IsMeta():
 		return s.dispatchMeta(req) // meta_dispatch.go
+	case op == protocol.OpLruCrawler:
+		s.enqueueLocal("ERROR") // as before lru_crawler was parsed; metadump.go comes next
 	}
 	return true
 }
