@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +282,3 @@ func FuzzDumpLine(f *testing.F) {
 		}
 	})
 }
-
-var _ net.Conn // memctest.Dial's connections

@@ -48,7 +48,7 @@ func (s *session) dispatch(req *protocol.Request) bool {
 	case op.IsMeta():
 		return s.dispatchMeta(req) // meta_dispatch.go
 	case op == protocol.OpLruCrawler:
-		s.enqueueLocal("ERROR") // as before lru_crawler was parsed; metadump.go comes next
+		s.dispatchLruCrawler(req) // metadump.go
 	}
 	return true
 }

@@ -169,6 +169,7 @@ type Proxy struct {
 	cancelDial context.CancelFunc
 	dials      sync.WaitGroup
 	draining   atomic.Bool // Shutdown has begun: new sessions drain at once
+	dumping    atomic.Bool // an lru_crawler metadump runs (metadump.go)
 
 	mu           sync.Mutex // guards everything below and ring rebuilds
 	backends     []*backend // configured, in config order
