@@ -32,6 +32,8 @@ const (
 	OpMetaArithmetic
 	OpMetaNoop
 	OpMetaDebug
+	// OpLruCrawler is lru_crawler; what it asks is in Request.Crawler.
+	OpLruCrawler
 	// NumOps is the number of Op values, for tables indexed by Op.
 	NumOps
 )
@@ -43,7 +45,7 @@ var opNames = [NumOps]string{
 	OpTouch: "touch", OpDelete: "delete", OpFlushAll: "flush_all",
 	OpVersion: "version", OpStats: "stats", OpVerbosity: "verbosity", OpQuit: "quit",
 	OpMetaGet: "mg", OpMetaSet: "ms", OpMetaDelete: "md", OpMetaArithmetic: "ma",
-	OpMetaNoop: "mn", OpMetaDebug: "me",
+	OpMetaNoop: "mn", OpMetaDebug: "me", OpLruCrawler: "lru_crawler",
 }
 
 // String returns the command's name as the client writes it.
@@ -107,6 +109,8 @@ type Request struct {
 	// a meta command: its quiet mode (Meta.Quiet) hides only some replies
 	// and never an error.
 	Meta *MetaRequest
+	// Crawler is what an lru_crawler command asks (lru_crawler.go).
+	Crawler CrawlerRequest
 }
 
 // Key returns the first key, or nil for a command without keys.

@@ -38,6 +38,19 @@ var (
 	ErrMetaArithMode      = &ReplyError{Line: "CLIENT_ERROR invalid mode for ma M token"}
 )
 
+// The replies memcached 1.6.18 gives to lru_crawler (proto_text.c,
+// process_lru_crawler_command, and crawler.c), byte for byte.
+var (
+	ErrCrawlerBadClass   = &ReplyError{Line: "BADCLASS invalid class id"}
+	ErrCrawlerNotStarted = &ReplyError{Line: "NOTSTARTED no items to crawl"}
+	ErrCrawlerSleep      = &ReplyError{Line: "CLIENT_ERROR sleep must be one second or less"}
+	// ErrCrawlerBusy: another crawl or dump holds the server's one crawler.
+	ErrCrawlerBusy = &ReplyError{Line: "BUSY currently processing crawler request"}
+	// ErrMetadumpPipelined: a metadump came while replies to the client's
+	// earlier commands were still unsent.
+	ErrMetadumpPipelined = &ReplyError{Line: "ERROR cannot pipeline other commands before metadump"}
+)
+
 // ErrLineTooLong is returned when a command line exceeds its bound. The
 // connection cannot be resynchronised and must be closed after the reply.
 var ErrLineTooLong = &ReplyError{Line: "CLIENT_ERROR line too long"}

@@ -147,7 +147,8 @@ var memcachedErrors = map[*ReplyError]bool{
 	ErrMetaDuplicateFlag: true, ErrMetaInvalidFlag: true, ErrMetaBadToken: true, ErrMetaBadKeyEncoding: true,
 	ErrMetaModeLength: true, ErrMetaBadInitial: true, ErrMetaBadDelta: true, ErrMetaInvalidFlags: true,
 	ErrMetaOpaqueTooLong: true, ErrMetaGetTooMany: true, ErrMetaTooMany: true, ErrMetaSetMode: true,
-	ErrMetaArithMode: true,
+	ErrMetaArithMode:   true,
+	ErrCrawlerBadClass: true, ErrCrawlerNotStarted: true, ErrCrawlerSleep: true,
 }
 
 func checkReplyError(t *testing.T, re *ReplyError, req *Request) {
@@ -203,11 +204,45 @@ func checkRequest(t *testing.T, req *Request) {
 	if req.Op.HasData() && (req.Bytes < 0 || req.Bytes > fuzzMaxItem) {
 		t.Fatalf("accepted a data block of %d bytes, limit %d", req.Bytes, fuzzMaxItem)
 	}
+	checkCrawlerRequest(t, req)
+}
+
+// checkCrawlerRequest checks that an lru_crawler command, and only one,
+// says what it asks: a metadump or crawl exactly one target among every
+// class, the hash table and a set of real slab classes.
+func checkCrawlerRequest(t *testing.T, req *Request) {
+	t.Helper()
+	c := req.Crawler
+	if req.Op != OpLruCrawler {
+		if c != (CrawlerRequest{}) {
+			t.Fatalf("%v with crawler fields %+v", req.Op, c)
+		}
+		return
+	}
+	targets := 0
+	for _, set := range []bool{c.All, c.Hash, c.Classes != 0} {
+		if set {
+			targets++
+		}
+	}
+	switch c.Sub {
+	case CrawlerMetadump, CrawlerCrawl:
+		if targets != 1 || c.Classes&1 != 0 || c.N != 0 {
+			t.Fatalf("lru_crawler %v with target %+v", c.Sub, c)
+		}
+	case CrawlerTocrawl, CrawlerSleep, CrawlerEnable, CrawlerDisable:
+		if targets != 0 || c.Sub == CrawlerSleep && c.N > 1000000 {
+			t.Fatalf("lru_crawler %v with %+v", c.Sub, c)
+		}
+	default:
+		t.Fatalf("lru_crawler without a subcommand: %+v", c)
+	}
 }
 
 func describe(req *Request) string {
-	return fmt.Sprintf("%v keys=%q flags=%d exp=%d bytes=%d cas=%d delta=%d delay=%d/%v noreply=%v args=%q",
-		req.Op, req.Keys, req.Flags, req.Exptime, req.Bytes, req.Cas, req.Delta, req.Delay, req.HasDelay, req.NoReply, req.Args) +
+	return fmt.Sprintf("%v keys=%q flags=%d exp=%d bytes=%d cas=%d delta=%d delay=%d/%v noreply=%v args=%q crawler=%+v",
+		req.Op, req.Keys, req.Flags, req.Exptime, req.Bytes, req.Cas, req.Delta, req.Delay, req.HasDelay, req.NoReply, req.Args,
+		req.Crawler) +
 		describeMeta(req.Meta)
 }
 
@@ -227,6 +262,8 @@ func canonicalLine(req *Request) []byte {
 		return AppendDelete(nil, req.Key())
 	case req.Op == OpFlushAll:
 		return AppendFlushAll(nil, req)
+	case req.Op == OpLruCrawler && req.Crawler.Sub == CrawlerMetadump:
+		return AppendMetadump(nil, &req.Crawler)
 	}
 	return nil
 }
@@ -258,6 +295,7 @@ func checkRoundTrip(t *testing.T, req *Request, content int) {
 	if again.Op != req.Op || again.Flags != req.Flags || again.Exptime != req.Exptime ||
 		again.Bytes != req.Bytes || again.Cas != req.Cas || again.Delta != req.Delta ||
 		again.Delay != req.Delay || again.HasDelay != req.HasDelay || again.NoReply ||
+		again.Crawler != req.Crawler ||
 		len(again.Keys) != len(req.Keys) {
 		t.Fatalf("round trip of %q changed the command:\n%+v\n%+v", line, req, &again)
 	}

@@ -337,6 +337,8 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 		return rr.parseMetaNoop(req, line)
 	case "me":
 		return rr.parseMetaDebug(req, line, toks)
+	case "lru_crawler":
+		return parseLruCrawler(req, toks, n) // lru_crawler.go
 	}
 	if isHTTPLine(toks) {
 		return errHTTP

@@ -47,6 +47,8 @@ func (s *session) dispatch(req *protocol.Request) bool {
 		return false
 	case op.IsMeta():
 		return s.dispatchMeta(req) // meta_dispatch.go
+	case op == protocol.OpLruCrawler:
+		s.dispatchLruCrawler(req) // metadump.go
 	}
 	return true
 }

@@ -181,6 +181,7 @@ type Proxy struct {
 	cancelDial context.CancelFunc
 	dials      sync.WaitGroup
 	draining   atomic.Bool // Shutdown has begun: new sessions drain at once
+	dumping    atomic.Bool // an lru_crawler metadump runs (metadump.go)
 
 	fds  descriptorCounts // what the descriptor budget counts (descriptors.go)
 	gate listenGate       // accepting on or off (accept.go)

@@ -55,6 +55,8 @@ type request struct {
 	more bool
 	// meta is what a meta command keeps for its reply (meta_dispatch.go).
 	meta metaState
+	// dump is the stream of an lru_crawler metadump (metadump.go).
+	dump *metadump
 
 	done bool     // finished: ready to render
 	next *request // session FIFO link

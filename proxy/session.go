@@ -233,9 +233,10 @@ func (s *session) readError(err error) {
 }
 
 // hasRoom reports whether the session may take another command: its FIFO
-// is not full and the client is under its soft output limit.
+// is not full, the client is under its soft output limit, and no metadump
+// of its is under way (metadump.go).
 func (s *session) hasRoom() bool {
-	return s.pending < maxPendingReplies && s.held.Load() < s.softLimit
+	return s.pending < maxPendingReplies && s.held.Load() < s.softLimit && (s.tail == nil || s.tail.dump == nil)
 }
 
 // keysFit reports whether a retrieval of n keys may be sent now: the keys
@@ -342,7 +343,7 @@ func (s *session) flush() {
 	for {
 		s.renderReady()
 		s.writeOut()
-		if s.closed || s.wantWrite || s.head == nil || !s.head.done {
+		if s.closed || s.wantWrite || s.head == nil || !s.head.done && !s.head.dumpReady() {
 			break // the socket is full, or nothing more is ready
 		}
 	}
@@ -367,7 +368,13 @@ const outputHighWater = 256 << 10
 // output buffer, up to outputHighWater.
 func (s *session) renderReady() {
 	s.compactOut()
-	for r := s.head; r != nil && r.done && (s.gone || len(s.out)-s.outOff < outputHighWater); r = s.head {
+	for r := s.head; r != nil && (s.gone || len(s.out)-s.outOff < outputHighWater); r = s.head {
+		if r.dump != nil && !s.streamDump(r) {
+			break // the rest of the dump has yet to arrive, or to fit (metadump.go)
+		}
+		if !r.done {
+			break
+		}
 		s.head = r.next
 		if s.head == nil {
 			s.tail = nil
