@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,16 +77,27 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	var (
 		adm     *admin.Server
 		reg     = prometheus.NewRegistry()
-		running atomic.Pointer[proxy.Proxy] // set once the proxy exists; /readyz asks it
+		running atomic.Pointer[proxy.Proxy] // set once the proxy runs; /readyz asks it
+		// registered is closed once reg holds every collector (or the
+		// start failed): until then admin requests wait, so that a scrape
+		// in the first moments gets the whole page, not an empty one.
+		registered = make(chan struct{})
+		markOnce   sync.Once
 	)
+	markRegistered := func() { markOnce.Do(func() { close(registered) }) }
 	if cfg.Admin != "" {
 		ready := func() (bool, string) {
 			if p := running.Load(); p != nil {
 				return p.Ready()
 			}
-			return false, "starting"
+			return false, "not started"
 		}
-		if adm, err = admin.Start(cfg.Admin, admin.Handler(reg, ready, cfg.Pprof)); err != nil {
+		h := admin.Handler(reg, ready, cfg.Pprof)
+		adm, err = admin.Start(cfg.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-registered
+			h.ServeHTTP(w, r)
+		}))
+		if err != nil {
 			_ = l.Close()
 			return err
 		}
@@ -94,6 +107,7 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 			_ = adm.Shutdown(ctx)
 		}()
 	}
+	defer markRegistered() // before the admin server's Shutdown waits for its requests
 	p, err := proxy.New(optionsFrom(cfg, log))
 	if err != nil {
 		_ = l.Close()
@@ -105,6 +119,7 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		running.Store(p)
 	}
+	markRegistered()
 	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
 		zap.Strings("backend_addrs", backendAddrs(cfg)))

@@ -66,7 +66,7 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	out := term.collect()
+	out := term.collect(t)
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -212,15 +212,15 @@ func openPTY(t *testing.T) *pty {
 	return p
 }
 
-// collect copies what the terminal shows into a buffer until every slave
+// collect copies what the terminal shows into a file until every slave
 // is closed (the master reads EIO) or the master is closed.
-func (p *pty) collect() *lockedBuffer {
-	buf := &lockedBuffer{}
+func (p *pty) collect(t *testing.T) outputFile {
+	out := newOutputFile(t, "terminal")
 	go func() {
 		defer close(p.done)
-		_, _ = io.Copy(buf, p.master)
+		_, _ = io.Copy(out.File, p.master)
 	}()
-	return buf
+	return out
 }
 
 // wait waits, bounded, for collect's reader to have read everything.

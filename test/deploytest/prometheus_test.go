@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -209,16 +207,16 @@ func dashboardPanel(t *testing.T, title string) map[string]string {
 // promProcess is a Prometheus server a test started, with its output.
 type promProcess struct {
 	*childproc.Process
-	out *lockedBuffer
+	out outputFile
 }
 
 // startPrometheus starts the prometheus binary with args; at cleanup it is
 // stopped by its PID (SIGTERM, then SIGKILL after a bound).
 func startPrometheus(t *testing.T, bin string, args ...string) promProcess {
 	t.Helper()
-	p := promProcess{out: &lockedBuffer{}}
+	p := promProcess{out: newOutputFile(t, "prometheus.log")}
 	var err error
-	if p.Process, err = childproc.Start(bin, args, p.out); err != nil {
+	if p.Process, err = childproc.Start(bin, args, p.out.File); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -232,22 +230,27 @@ func startPrometheus(t *testing.T, bin string, args ...string) promProcess {
 	return p
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// outputFile is a file in the test's temp dir that a child writes its
+// output to (an *os.File needs no copying goroutine); String reads what it
+// holds so far.
+type outputFile struct{ *os.File }
+
+func newOutputFile(t *testing.T, name string) outputFile {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return outputFile{f}
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func (o outputFile) String() string {
+	data, err := os.ReadFile(o.Name())
+	if err != nil {
+		return err.Error()
+	}
+	return string(data)
 }
 
 func writeFile(t *testing.T, path, data string) {
