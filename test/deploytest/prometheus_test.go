@@ -77,7 +77,8 @@ scrape_configs:
 	})
 
 	// Bounded by alertWait from the moment Prometheus serves.
-	deadline := time.Now().Add(alertWait)
+	serving := time.Now()
+	deadline := serving.Add(alertWait)
 	var last []promAlert
 	for {
 		last = activeAlerts(t, api)
@@ -91,7 +92,7 @@ scrape_configs:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("alerts with every backend dead: %+v", last)
+	t.Logf("%v after Prometheus served, alerts with every backend dead: %+v", time.Since(serving).Round(100*time.Millisecond), last)
 
 	// The dashboard, as Grafana would query it with every instance chosen.
 	panel := dashboardPanel(t, "Live backends")
