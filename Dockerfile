@@ -1,14 +1,19 @@
 # mcproxy container image: a static binary on distroless, running as nonroot (65532).
-#   docker build --build-arg VERSION=$(git describe --always --dirty) -t mcproxy .
-# The default config is configs/docker.yaml, copied to /etc/mcproxy/mcproxy.yaml.
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t mcproxy .
+#   (make docker does this; the version is the release tag, e.g. v0.1.0)
+# The built-in config is configs/docker.yaml, copied to /etc/mcproxy/mcproxy.yaml:
+# it names the docker compose services memcached-1..3, which resolve only
+# under docker-compose.yml (mcproxy logs "backend address does not resolve"
+# for each otherwise).
 # Mount your own config *directory* at /etc/mcproxy (read-only is fine), not a
 # single file: a single-file bind mount hides in-place edits and keeps the old
 # file after an editor's rename, so live reload and SIGHUP would see nothing.
 
-# GO_VERSION is the go.mod toolchain line's version (test/deploytest
-# checks that they agree): the one Go that builds, tests and is scanned by
-# govulncheck. Raise both together.
-ARG GO_VERSION=1.27.3
+# GO_VERSION is the Go the project is built and tested with (CI's); go.mod
+# names only the oldest Go that builds it (its go line; test/deploytest
+# checks that this one is not older) and no toolchain line, which would make
+# every build elsewhere download a toolchain first.
+ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src

@@ -3,8 +3,10 @@
 GO       ?= go
 BIN      := bin/mcproxy
 IMAGE    ?= mcproxy
+# The version is the release tag (v0.1.0, or v0.1.0-3-g<hash> after it),
+# else the commit; see README, "Releases".
 ifeq ($(origin VERSION),undefined)
-VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 endif
 LDFLAGS  := -X main.version=$(VERSION)
 FUZZTIME ?= 30s
@@ -15,12 +17,16 @@ DOC      ?=
 BENCH    ?= .
 # Extra flags for mcproxy under `make run`, e.g. make run RUN_ARGS='-log-level debug'.
 RUN_ARGS ?=
+# The config `make run` gives mcproxy; memcached is started on the loopback
+# ports of its backends. Copy it to try reloads: cp configs/local.yaml my.yaml;
+# make run CONFIG=my.yaml, then edit my.yaml.
+CONFIG   ?= configs/local.yaml
 # Flags for cmd/mcsoak under `make soak`, e.g. make soak SOAK_ARGS='-duration 10m'.
 SOAK_ARGS ?=
 
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build run test fuzz bench compare soak docker clean
+.PHONY: help deps build run test fuzz bench compare soak docker push clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,15 +34,17 @@ help: ## list the targets
 deps: ## install memcached, gcc and the client libraries the tests use (apt-get; root or sudo)
 	bash .ci/install-deps
 
-build: ## build bin/mcproxy with the version from git describe
+build: ## build bin/mcproxy with the version from git describe (the release tag)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mcproxy
 
 # On a terminal, devcluster.sh runs as a job of its own (bash -m) that holds the
-# terminal, so Ctrl-C reaches it and not make: it stops everything, exits 0,
-# and make prints no "Interrupt" or "Error 130".
-run: build ## start 3 memcached on 127.0.0.1:11311-11313 and mcproxy (configs/local.yaml); Ctrl-C stops all
+# terminal, so Ctrl-C reaches it and not make: it stops mcproxy with one
+# SIGTERM (mcproxy itself runs outside the terminal's process group, so the
+# Ctrl-C is not a second signal), exits 0, and make prints no "Interrupt" or
+# "Error 130".
+run: build ## start 3 memcached on 127.0.0.1:11311-11313 and mcproxy (CONFIG, default configs/local.yaml); Ctrl-C drains and stops all
 	@if [ -t 0 ]; then job=-m; else job=; fi; \
-	MCPROXY=$(BIN) CONFIG=configs/local.yaml bash $$job -c 'bash scripts/devcluster.sh "$$@"; exit $$?' run.sh $(RUN_ARGS)
+	MCPROXY='$(BIN)' CONFIG='$(CONFIG)' bash $$job -c 'bash scripts/devcluster.sh "$$@"; exit $$?' run.sh $(RUN_ARGS)
 
 test: ## gofmt check, go vet, staticcheck, then race-enabled tests (needs memcached in PATH)
 	@unformatted="$$(find . -name '*.go' -not -path './.git/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)"; \
@@ -65,8 +73,11 @@ soak: build ## build, then soak bin/mcproxy for ~3 min under backend kills and f
 	$(GO) build -o bin/mcsoak ./cmd/mcsoak
 	bin/mcsoak -mcproxy $(BIN) $(SOAK_ARGS)
 
-docker: ## build the container image (docker build -t mcproxy .)
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+docker: ## build the image IMAGE:VERSION (default mcproxy:<git describe>), e.g. IMAGE=registry.example.com/team/mcproxy
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+push: docker ## build, then push IMAGE:VERSION to your registry (docker login first)
+	docker push $(IMAGE):$(VERSION)
 
 clean: ## remove build output
 	rm -rf bin/

@@ -2,8 +2,6 @@ module github.com/mcproxy/mcproxy
 
 go 1.23.0
 
-toolchain go1.27.3
-
 require (
 	github.com/QuangTung97/go-memcache v0.3.5
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c

@@ -107,7 +107,9 @@ var (
 	descEjectionsCapped = newDesc("mcproxy_backend_ejections_capped_total",
 		"Times health.max_ejected kept the failed backend in the ring instead of ejecting it.", "backend")
 	descRingMembers = newDesc("mcproxy_ring_members",
-		"Backends in the current ring.")
+		"Backends in the current ring, counting those the ejection cap holds there down.")
+	descLiveBackends = newDesc("mcproxy_live_backends",
+		"Backends that serve their keys: in the ring and not held there down by health.max_ejected. 0: every command fails, and /readyz answers 503.")
 	descBackends = newDesc("mcproxy_backends",
 		"Backends configured.")
 	descGeneration = newDesc("mcproxy_config_generation",
@@ -135,7 +137,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descCommands, descConnections, descConnectionsTotal, descRejected, descConnYields,
 		descListenDisabled, descListenDisabledSeconds, descAccepting, descDescriptorCap, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
-		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers,
+		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers, descLiveBackends,
 		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
 		descBackendInfo, descEjectionCapped, descEjectionsCapped,
 		descOutputLimitDisconnects,
@@ -206,6 +208,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descEjectionsCapped, b.cappedEjections.Load(), b.name)
 	}
 	gauge(descRingMembers, float64(len(t.members)))
+	gauge(descLiveBackends, float64(t.liveBackends()))
 	gauge(descBackends, float64(len(t.all)))
 	gen, at := p.ConfigGeneration()
 	gauge(descGeneration, float64(gen))
@@ -220,6 +223,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}
+}
+
+// liveBackends counts the ring members that serve: a member the ejection
+// cap holds in the ring is down and fails fast. The proxy is ready
+// (/readyz) while this is above 0.
+func (t *routeTable) liveBackends() int {
+	n := 0
+	for _, b := range t.members {
+		if !b.capped.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 func boolFloat(b bool) float64 {

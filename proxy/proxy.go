@@ -378,7 +378,8 @@ func (p *Proxy) rebuildLocked() error {
 	p.attachFailover(t, p.table.Load())
 	old := p.table.Swap(t)
 	if old != nil && len(old.members) != len(t.members) {
-		p.log.Info("ring rebuilt", zap.Int("live_backends", len(t.members)), zap.Int("backends", len(t.all)))
+		p.log.Info("ring rebuilt", zap.Int("ring_members", len(t.members)), zap.Int("live_backends", t.liveBackends()),
+			zap.Int("backends", len(t.all)))
 	}
 	return nil
 }
@@ -517,10 +518,8 @@ func (p *Proxy) Ready() (bool, string) {
 	if !listening {
 		return false, "not listening"
 	}
-	for _, b := range p.table.Load().members {
-		if !b.capped.Load() { // a capped backend is in the ring but down
-			return true, "ok"
-		}
+	if p.table.Load().liveBackends() > 0 {
+		return true, "ok"
 	}
 	return false, "no live backend"
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -248,7 +249,7 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 		timeouts += b.failed[failTimeout].Load()
 	}
 	w.i("backends", int64(len(t.all)))
-	w.i("live_backends", int64(len(t.members)))
+	w.i("live_backends", int64(t.liveBackends()))
 	w.u("backend_requests", requests)
 	w.u("backend_errors", errs)
 	w.u("backend_timeouts", timeouts)
@@ -314,7 +315,7 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 	}
 	status := map[string]healthStatus{}
 	for _, st := range p.health.Snapshot() {
-		status[st.Name] = healthStatus{state: st.State.String(), failures: st.ConsecutiveFailures,
+		status[st.Name] = healthStatus{state: backendState(st), failures: st.ConsecutiveFailures,
 			lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
 	}
 	for _, b := range t.all {
@@ -349,6 +350,23 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 	}
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
+}
+
+// backendState is a backend's state in "stats backends": up or down as
+// the health checker says, but a down backend that has yet to prove itself
+// (added by a reload) is "joining", and one whose last probe answered,
+// waiting for health.success_limit probes (or its flap hold-down) to be
+// re-added, is "recovering".
+func backendState(st health.Status) string {
+	switch {
+	case st.State == health.Up:
+		return "up"
+	case st.Joining:
+		return "joining"
+	case st.ConsecutiveFailures == 0:
+		return "recovering"
+	}
+	return "down"
 }
 
 type healthStatus struct {

@@ -2,15 +2,22 @@
 # A local dev cluster for `make run`: three memcached on 127.0.0.1:11311-11313 and
 # mcproxy in front of them with configs/local.yaml, its log on this terminal.
 # Ctrl-C (or SIGTERM/SIGHUP to this script) stops everything this script started,
-# by PID, and nothing else.
+# by PID, and nothing else: mcproxy first, with one SIGTERM, so it drains (up to
+# its -shutdown-grace), then the backends. A second Ctrl-C cuts the drain short.
+#
+# mcproxy runs in a session of its own (setsid), outside the terminal's
+# foreground process group: Ctrl-C reaches this script only, and mcproxy gets
+# exactly one signal, from here. (In the terminal's group it got the SIGINT and
+# then this script's SIGTERM, which it took as a second signal: no drain.)
 #
 # Usage: scripts/devcluster.sh [extra mcproxy flags, e.g. -log-level debug]
 #
 # Environment:
 #   MCPROXY          mcproxy binary               (default bin/mcproxy)
 #   CONFIG           mcproxy config file          (default configs/local.yaml)
-#   MEMCACHED_PORTS  backend ports; must match the backends in CONFIG
-#                                                 (default "11311 11312 11313")
+#   MEMCACHED_PORTS  ports of the memcached to start (default: the ports of the
+#                    backends on 127.0.0.1 or localhost in CONFIG, else
+#                    "11311 11312 11313")
 #   MEMCACHED_MB     memory limit per memcached   (default 64)
 #   MEMCACHED_ONLY   set to 1 to start only the memcached backends (e.g. to run
 #                    mcproxy yourself under a debugger)
@@ -22,14 +29,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 MCPROXY=${MCPROXY:-bin/mcproxy}
 CONFIG=${CONFIG:-configs/local.yaml}
-read -r -a MEMCACHED_PORTS <<<"${MEMCACHED_PORTS:-11311 11312 11313}"
+MEMCACHED_PORTS=${MEMCACHED_PORTS:-}
 MEMCACHED_MB=${MEMCACHED_MB:-64}
 MEMCACHED_ONLY=${MEMCACHED_ONLY:-0}
 
 # The processes this script started; only these are ever signalled.
 memcached_pids=()
 mcproxy_pid=""
-force=0 # set by a second Ctrl-C during shutdown: SIGKILL what is left at once
+mcproxy_status=0 # mcproxy's exit status once stopped
+force=0          # set by a second Ctrl-C during shutdown: cut the drain short
+# How long mcproxy may take to drain before SIGKILL: more than its default
+# -shutdown-grace (10s).
+MCPROXY_STOP_WAIT=${MCPROXY_STOP_WAIT:-15}
 
 log() { printf 'devcluster: %s\n' "$*" >&2; }
 die() {
@@ -53,6 +64,13 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # config_port KEY: the port of a top-level "KEY: host:port" line in CONFIG, or nothing.
 config_port() {
 	sed -nE "s/^$1:[[:space:]]*[\"']?[^\"'#[:space:]]*:([0-9]+)[\"']?.*/\\1/p" "$CONFIG" | head -n 1
+}
+
+# config_backend_ports: the ports of the loopback addresses in CONFIG other
+# than listen and admin (comments left out): the backends to start.
+config_backend_ports() {
+	sed -e 's/#.*//' "$CONFIG" | grep -vE '^[[:space:]]*(listen|admin):' |
+		grep -oE '(127\.0\.0\.1|localhost):[0-9]+' | sed 's/.*://' | tr '\n' ' ' || true
 }
 
 install_memcached() {
@@ -86,19 +104,30 @@ alive_child() {
 	[[ $state != Z && $ppid == "$$" ]]
 }
 
-# stop_pids PID...: SIGTERM those still running, give them 10s together (less if
-# Ctrl-C is pressed again), then SIGKILL.
+# stop_pids SECONDS PID...: one SIGTERM to those still running, then wait up to
+# SECONDS for them together. A Ctrl-C meanwhile sends a second SIGTERM (mcproxy
+# then exits without finishing its drain) and waits one second more; what is
+# left then gets SIGKILL. Sets stopped_status to the first non-zero exit status.
 stop_pids() {
-	local pid n left
+	local wait_s=$1 pid n left forced=0 status
+	shift
+	stopped_status=0
 	for pid in "$@"; do
 		if alive_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
 	done
-	for ((n = 0; n < 100; n++)); do
+	for ((n = 0; n < wait_s * 10; n++)); do
 		left=0
 		for pid in "$@"; do
 			if alive_child "$pid"; then left=1; fi
 		done
-		((left && !force)) || break
+		((left)) || break
+		if ((force && !forced)); then
+			forced=1
+			n=$((wait_s * 10 - 10)) # one second more
+			for pid in "$@"; do
+				if alive_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+			done
+		fi
 		sleep 0.1 || true
 	done
 	for pid in "$@"; do
@@ -106,15 +135,21 @@ stop_pids() {
 			log "pid $pid did not stop; sending SIGKILL"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
-		wait "$pid" 2>/dev/null || true
+		status=0
+		wait "$pid" 2>/dev/null || status=$?
+		if ((stopped_status == 0)); then stopped_status=$status; fi
 	done
 }
 
 # stop_all: mcproxy first, so it can finish in-flight requests while its backends
 # are still up, then the memcached backends.
 stop_all() {
-	if [[ -n $mcproxy_pid ]]; then stop_pids "$mcproxy_pid"; fi
-	if ((${#memcached_pids[@]} > 0)); then stop_pids "${memcached_pids[@]}"; fi
+	if [[ -n $mcproxy_pid ]]; then
+		stop_pids "$MCPROXY_STOP_WAIT" "$mcproxy_pid"
+		mcproxy_status=$stopped_status
+		log "mcproxy exited with status $mcproxy_status"
+	fi
+	if ((${#memcached_pids[@]} > 0)); then stop_pids 10 "${memcached_pids[@]}"; fi
 	mcproxy_pid=""
 	memcached_pids=()
 }
@@ -127,11 +162,13 @@ cleanup() {
 		log "stopping pids $mcproxy_pid ${memcached_pids[*]}"
 		stop_all
 	fi
+	if ((status == 0)); then status=$mcproxy_status; fi
 	exit "$status"
 }
 # A stop asked for (Ctrl-C, SIGTERM, SIGHUP) is the normal end of a dev
-# cluster: everything is stopped by cleanup and the script exits 0, so make
-# reports no error. A failure to start still exits 1.
+# cluster: everything is stopped by cleanup and the script exits 0 (or with
+# mcproxy's status if its drain failed), so make reports no error. A failure
+# to start still exits 1.
 trap cleanup EXIT
 trap 'exit 0' INT TERM HUP
 
@@ -166,9 +203,13 @@ main() {
 		[[ -r $CONFIG ]] || die "config $CONFIG not found"
 		listen_port=$(config_port listen)
 		admin_port=$(config_port admin)
+		if [[ -z $MEMCACHED_PORTS ]]; then MEMCACHED_PORTS=$(config_backend_ports); fi
 	fi
+	local memcached_ports
+	read -r -a memcached_ports <<<"${MEMCACHED_PORTS:-11311 11312 11313}"
+	((${#memcached_ports[@]} > 0)) || die "no memcached ports to start (MEMCACHED_PORTS is blank)"
 
-	local port check=("${MEMCACHED_PORTS[@]}")
+	local port check=("${memcached_ports[@]}")
 	if [[ -n $listen_port ]]; then check+=("$listen_port"); fi
 	if [[ -n $admin_port ]]; then check+=("$admin_port"); fi
 	for port in "${check[@]}"; do
@@ -177,24 +218,30 @@ main() {
 		fi
 	done
 
-	for port in "${MEMCACHED_PORTS[@]}"; do
+	for port in "${memcached_ports[@]}"; do
 		start_memcached "$port"
 	done
 
 	if [[ $MEMCACHED_ONLY == 1 ]]; then
-		log "memcached running on ports ${MEMCACHED_PORTS[*]}; Ctrl-C stops them"
+		log "memcached running on ports ${memcached_ports[*]}; Ctrl-C stops them"
 		wait
 		return 0
 	fi
 
 	log "starting $MCPROXY -config $CONFIG -log-format console $*"
-	"$MCPROXY" -config "$CONFIG" -log-format console "$@" &
+	# A session of its own (see the header): the terminal's Ctrl-C is not sent
+	# to mcproxy; this script's one SIGTERM is. This shell has no job control,
+	# so the background child is no group leader and setsid execs mcproxy in
+	# place: $! is mcproxy's PID.
+	local session=()
+	if command -v setsid >/dev/null 2>&1; then session=(setsid); fi
+	"${session[@]}" "$MCPROXY" -config "$CONFIG" -log-format console "$@" &
 	mcproxy_pid=$!
 	if [[ -n $listen_port ]]; then
 		wait_listening "$mcproxy_pid" "$listen_port" "mcproxy"
 		log "ready; try: printf 'set a 0 0 1\\r\\nx\\r\\nget a\\r\\n' | nc -q1 127.0.0.1 $listen_port"
 	fi
-	log "Ctrl-C stops mcproxy and the memcached backends"
+	log "Ctrl-C stops mcproxy (it drains) and the memcached backends; edits of $CONFIG apply live"
 
 	# Wait for mcproxy; a signal to this script interrupts the wait and runs the traps.
 	local status=0

@@ -35,6 +35,14 @@ func TestExitCodes(t *testing.T) {
 		{name: "check invalid", args: []string{"-check", "-config", invalid}, code: 1,
 			stderr: "2 problems:\nline 4: health.interval: 0s must be greater than 0\nline 5: unknown key \"health.failure_limt\""},
 		{name: "check missing", args: []string{"-check", "-config", invalid + ".gone"}, code: 1, stderr: "no such file"},
+		// The flags given with -check are checked as a start checks them,
+		// and a bad value is a bad command line.
+		{name: "check bad log level", args: []string{"-check", "-config", valid, "-log-level", "verbose"}, code: 2,
+			stderr: `-log-level "verbose"`},
+		{name: "check bad log format", args: []string{"-check", "-config", valid, "-log-format", "xml"}, code: 2,
+			stderr: `-log-format "xml": want json or console`},
+		{name: "bad log level", args: []string{"-config", valid, "-log-level", "verbose"}, code: 2, stderr: `-log-level "verbose"`},
+		{name: "negative grace", args: []string{"-config", valid, "-shutdown-grace", "-1s"}, code: 2, stderr: "-shutdown-grace -1s must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -52,9 +60,12 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestHelpIsErrHelp: -help prints the usage on stdout (so `mcproxy -help |
+// grep -- -config` finds it) and nothing on stderr; a mistake prints the
+// problem and the usage on stderr only.
 func TestHelpIsErrHelp(t *testing.T) {
-	var out bytes.Buffer
-	_, err := parseFlags([]string{"-help"}, &out)
+	var out, errOut bytes.Buffer
+	_, err := parseFlags([]string{"-help"}, &out, &errOut)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseFlags(-help) = %v, want flag.ErrHelp", err)
 	}
@@ -62,6 +73,39 @@ func TestHelpIsErrHelp(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage does not mention %q:\n%s", want, out.String())
 		}
+	}
+	if errOut.Len() > 0 {
+		t.Errorf("-help wrote to stderr: %q", errOut.String())
+	}
+
+	out.Reset()
+	_, err = parseFlags([]string{"-nope"}, &out, &errOut)
+	var ue usageError
+	if !errors.As(err, &ue) || out.Len() > 0 {
+		t.Fatalf("parseFlags(-nope) = %v, stdout %q; want a usage error and nothing on stdout", err, out.String())
+	}
+	for _, want := range []string{"flag provided but not defined: -nope", "Usage: mcproxy", "-config"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("stderr after -nope lacks %q:\n%s", want, errOut.String())
+		}
+	}
+}
+
+// TestCheckWarnsOfUnresolvedBackends: -check accepts a backend whose name
+// does not resolve (it may later) but says that its keys would fail.
+func TestCheckWarnsOfUnresolvedBackends(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	writeFile(t, file, "backends: [127.0.0.1:11311, nosuchhost.invalid:11211]\n")
+	var out, warn bytes.Buffer
+	if err := check(file, &out, &warn); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !strings.Contains(out.String(), "is valid") {
+		t.Errorf("stdout: %q", out.String())
+	}
+	want := "mcproxy: warning: backends[1].addr nosuchhost.invalid:11211 does not resolve ("
+	if !strings.Contains(warn.String(), want) || strings.Contains(warn.String(), "127.0.0.1:11311") {
+		t.Errorf("warnings: %q, want one line containing %q", warn.String(), want)
 	}
 }
 

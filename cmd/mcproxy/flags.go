@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,12 +42,15 @@ type flags struct {
 	grace        time.Duration // -shutdown-grace
 }
 
-// parseFlags parses args. -help returns flag.ErrHelp after printing the
-// usage to out; any other problem returns a usageError.
-func parseFlags(args []string, out io.Writer) (flags, error) {
+// parseFlags parses and checks args. -help returns flag.ErrHelp after
+// printing the usage to stdout (so `mcproxy -help | less` shows it); any
+// other problem returns a usageError, with the usage on stderr. A value no
+// start would accept (-log-level verbose) is refused here, so -check
+// refuses it too.
+func parseFlags(args []string, stdout, stderr io.Writer) (flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("mcproxy", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr) // the flag package's own error line
 	fs.StringVar(&f.config, "config", "", "path of the YAML config file (default: the first of "+
 		strings.Join(defaultConfigPaths, ", ")+" that exists)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -57,14 +61,19 @@ func parseFlags(args []string, out io.Writer) (flags, error) {
 	fs.DurationVar(&f.probeTimeout, "probe-timeout", defaultProbeTimeout, "bound on one -probe")
 	fs.DurationVar(&f.grace, "shutdown-grace", shutdownGrace,
 		"on SIGTERM or SIGINT, how long to wait for clients to get the replies they are owed; a second signal exits at once")
+	var usage bytes.Buffer // stdout for -help, stderr after a mistake
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: mcproxy [flags]\n\nmcproxy is a memcached-protocol sharding proxy. Flags:\n")
+		fmt.Fprintf(&usage, "Usage: mcproxy [flags]\n\nmcproxy is a memcached-protocol sharding proxy. Flags:\n")
+		fs.SetOutput(&usage)
 		fs.PrintDefaults()
+		fs.SetOutput(stderr)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			_, _ = usage.WriteTo(stdout)
 			return f, err
 		}
+		_, _ = usage.WriteTo(stderr)
 		return f, usageError{err: err, printed: true} // flag has printed the problem and the usage
 	}
 	if fs.NArg() > 0 {
@@ -72,6 +81,12 @@ func parseFlags(args []string, out io.Writer) (flags, error) {
 	}
 	if f.probeTimeout <= 0 {
 		return f, usageError{err: fmt.Errorf("-probe-timeout %v must be greater than 0", f.probeTimeout)}
+	}
+	if f.grace < 0 {
+		return f, usageError{err: fmt.Errorf("-shutdown-grace %v must not be negative", f.grace)}
+	}
+	if _, err := loggerConfig(f.logLevel, f.logFormat); err != nil {
+		return f, usageError{err: err}
 	}
 	return f, nil
 }

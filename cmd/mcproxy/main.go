@@ -53,7 +53,7 @@ func exitCode(err error, stderr io.Writer) int {
 }
 
 func run(args []string) error {
-	f, err := parseFlags(args, os.Stderr)
+	f, err := parseFlags(args, os.Stdout, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func run(args []string) error {
 		return err
 	}
 	if f.check {
-		return check(configPath, os.Stdout)
+		return check(configPath, os.Stdout, os.Stderr)
 	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
@@ -94,13 +94,19 @@ func run(args []string) error {
 }
 
 // check loads and validates the config at path, as a start or a reload
-// would, and says so; the error lists every problem with its key and line.
-func check(path string, out io.Writer) error {
+// would, and says so on out; the error lists every problem with its key
+// and line. The flags given with -check were checked by parseFlags. A
+// backend whose address does not resolve now gets a warning on warn: the
+// config is valid, but that backend's keys would fail.
+func check(path string, out, warn io.Writer) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends\n", path, cfg.Listen, len(cfg.Backends))
+	for _, w := range unresolvedBackends(cfg) {
+		fmt.Fprintln(warn, "mcproxy: warning:", w)
+	}
 	return nil
 }
 

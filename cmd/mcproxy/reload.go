@@ -57,7 +57,7 @@ func (r *reloader) reload(trigger string) {
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed),
-		zap.Strings("replaced", res.Replaced), zap.Bool("ring_changed", res.RingChanged),
+		zap.Strings("replaced", res.Replaced), zap.Bool("ring_settings_changed", res.RingChanged),
 		zap.Bool("health_changed", res.HealthChanged), zap.Bool("max_ejected_changed", res.MaxEjectedChanged))
 }
 

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
@@ -64,25 +67,38 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	if err != nil {
 		return err
 	}
-	p, err := proxy.New(optionsFrom(cfg, log))
-	if err != nil {
-		return err
-	}
+	// Both ports are bound before the proxy starts, so that a port in use
+	// is the one thing reported, with no proxy to stop (and no drain
+	// logged) before the error.
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		_ = p.Shutdown(context.Background())
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	var adm *admin.Server
+	var (
+		adm     *admin.Server
+		reg     = prometheus.NewRegistry()
+		running atomic.Pointer[proxy.Proxy] // set once the proxy runs; /readyz asks it
+		// registered is closed once reg holds every collector (or the
+		// start failed): until then admin requests wait, so that a scrape
+		// in the first moments gets the whole page, not an empty one.
+		registered = make(chan struct{})
+		markOnce   sync.Once
+	)
+	markRegistered := func() { markOnce.Do(func() { close(registered) }) }
 	if cfg.Admin != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		adm, err = admin.Start(cfg.Admin, admin.Handler(reg, p.Ready, cfg.Pprof))
+		ready := func() (bool, string) {
+			if p := running.Load(); p != nil {
+				return p.Ready()
+			}
+			return false, "not started"
+		}
+		h := admin.Handler(reg, ready, cfg.Pprof)
+		adm, err = admin.Start(cfg.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			<-registered
+			h.ServeHTTP(w, r)
+		}))
 		if err != nil {
 			_ = l.Close()
-			_ = p.Shutdown(context.Background())
 			return err
 		}
 		defer func() {
@@ -91,9 +107,35 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 			_ = adm.Shutdown(ctx)
 		}()
 	}
+	defer markRegistered() // before the admin server's Shutdown waits for its requests
+	p, err := proxy.New(optionsFrom(cfg, log))
+	if err != nil {
+		_ = l.Close()
+		return err
+	}
+	if adm != nil {
+		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		running.Store(p)
+	}
+	markRegistered()
 	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
 		zap.Strings("backend_addrs", backendAddrs(cfg)))
+	// A backend whose name does not resolve (the image's built-in config
+	// outside docker compose, a typo) is said at once, beside the config
+	// file's name, not only as probe failures. Off the start path: a slow
+	// DNS server delays nothing but this warning (by at most
+	// resolve.Timeout, which also bounds the wait for it at the end).
+	lookedUp := make(chan struct{})
+	go func() {
+		defer close(lookedUp)
+		for _, w := range unresolvedBackends(cfg) {
+			log.Warn("backend address does not resolve", zap.String("config", path), zap.String("problem", w))
+		}
+	}()
+	defer func() { <-lookedUp }()
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- p.Serve(l) }()

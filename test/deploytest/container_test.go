@@ -122,7 +122,7 @@ func TestContainerOperations(t *testing.T) {
 	t.Run("images are pinned to exact versions", func(t *testing.T) {
 		for _, base := range img.Bases {
 			if strings.HasPrefix(base, "golang:") && !exactGoImage.MatchString(base) {
-				t.Errorf("Dockerfile: FROM %s: pin the exact Go release, e.g. golang:1.27.3-bookworm", base)
+				t.Errorf("Dockerfile: FROM %s: pin the exact Go release, e.g. golang:1.26.8-bookworm", base)
 			}
 		}
 		for name, svc := range compose.Services {

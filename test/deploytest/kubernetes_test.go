@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,6 +86,7 @@ type kubeContainer struct {
 	} `yaml:"lifecycle"`
 	Resources struct {
 		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
 	} `yaml:"resources"`
 	VolumeMounts []struct {
 		Name      string `yaml:"name"`
@@ -207,6 +209,23 @@ type kubeConfig struct {
 	mountPath string
 	key       string
 	configMap kubeObject
+}
+
+// cpuQuantity parses a Kubernetes CPU quantity: "250m", "1", "1.5".
+func cpuQuantity(t *testing.T, q string) float64 {
+	t.Helper()
+	if m, ok := strings.CutSuffix(q, "m"); ok {
+		n, err := strconv.Atoi(m)
+		if err != nil {
+			t.Fatalf("CPU quantity %q: %v", q, err)
+		}
+		return float64(n) / 1000
+	}
+	f, err := strconv.ParseFloat(q, 64)
+	if err != nil {
+		t.Fatalf("CPU quantity %q: %v", q, err)
+	}
+	return f
 }
 
 func loadKubeConfig(t *testing.T, objs map[string]kubeObject) kubeConfig {
@@ -345,6 +364,46 @@ func TestKubernetesManifests(t *testing.T) {
 		if !found {
 			t.Errorf("service.yaml: no port reaches the memcached-protocol port %d", listenPort)
 		}
+	})
+
+	// event_loops 0 means one loop per CPU Go sees: every CPU of the node
+	// unless a CPU limit caps GOMAXPROCS. Under a small request and no limit
+	// that is a loop per node CPU fighting for a quarter of one.
+	t.Run("event loops fit the CPU", func(t *testing.T) {
+		if c.Resources.Limits["cpu"] != "" {
+			return // Go sets GOMAXPROCS from the limit, and event_loops 0 follows it
+		}
+		cpus := cpuQuantity(t, c.Resources.Requests["cpu"])
+		if cfg.EventLoops < 1 || float64(cfg.EventLoops) > math.Ceil(cpus) {
+			t.Errorf("configmap.yaml: event_loops %d with a CPU request of %s and no limit; want 1..%v (one per CPU requested) or a CPU limit",
+				cfg.EventLoops, c.Resources.Requests["cpu"], math.Ceil(cpus))
+		}
+	})
+
+	// The image must come from a registry: the manifests name it "mcproxy",
+	// and kustomization.yaml's images: entry says where it is pushed.
+	t.Run("image is pulled from a registry", func(t *testing.T) {
+		var k struct {
+			Images []struct {
+				Name    string `yaml:"name"`
+				NewName string `yaml:"newName"`
+				NewTag  string `yaml:"newTag"`
+			} `yaml:"images"`
+		}
+		decodeFile(t, filepath.Join(kubeDir, "kustomization.yaml"), yaml.Unmarshal, &k)
+		for _, im := range k.Images {
+			if im.Name != c.Image {
+				continue
+			}
+			if !strings.Contains(im.NewName, "/") {
+				t.Errorf("kustomization.yaml: image %s becomes %q, not an image in a registry (registry/name)", im.Name, im.NewName)
+			}
+			if im.NewTag == "" || im.NewTag == "latest" {
+				t.Errorf("kustomization.yaml: image %s tag %q; want a release tag (make docker VERSION=...)", im.Name, im.NewTag)
+			}
+			return
+		}
+		t.Errorf("kustomization.yaml: no images: entry for the container image %q", c.Image)
 	})
 
 	t.Run("backends are the memcached StatefulSet", func(t *testing.T) {

@@ -50,6 +50,11 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("deploy/systemd/mcproxy.service: %s=%v, want %s=%s", k, got, k, want)
 		}
 	}
+	// ProcSubset=pid hides /proc/stat, and with it the boot time the
+	// process collector needs: process_start_time_seconds would vanish.
+	if got := s["ProcSubset"]; len(got) > 0 && got[len(got)-1] == "pid" {
+		t.Errorf("deploy/systemd/mcproxy.service: ProcSubset=pid hides /proc/stat: /metrics loses process_start_time_seconds")
+	}
 	start := strings.Fields(strings.Join(s["ExecStart"], " "))
 	cfg := flagValue(start, "config")
 	if cfg == "" || !strings.HasPrefix(cfg, "/etc/mcproxy/") {
