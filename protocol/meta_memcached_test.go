@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -123,7 +123,7 @@ func TestMetaRepliesOfMemcached(t *testing.T) {
 		}
 		expect = append(expect, sent{exp: e, op: req.Op, want: s.want})
 	}
-	c := memctest.Dial(t, mc.Addr)
+	c := memcachedtest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	go func() { _, _ = c.Write(all) }()
 	rec := &recorder{r: c}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // TestOutputLimitExperiment measures the proxy's peak RSS, and the latency
@@ -45,11 +45,11 @@ func TestOutputLimitExperiment(t *testing.T) {
 		}
 	}
 	t.Run("A pipelined gets of 500 KB, no reading", func(t *testing.T) {
-		be := memctest.Start(t, "-m", "256")
+		be := memcachedtest.Start(t, "-m", "256")
 		px := startChild(t, bin, be.Addr)
 		value := strings.Repeat("a", 500<<10)
-		c := memctest.Dial(t, px.addr)
-		memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\nset small 0 0 1\r\nx\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
+		c := memcachedtest.Dial(t, px.addr)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\nset small 0 0 1\r\nx\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
 		px.resetPeak(t)
 		base := px.rss(t)
 		go func() { // blocks once the proxy stops reading; ends when c closes
@@ -62,11 +62,11 @@ func TestOutputLimitExperiment(t *testing.T) {
 	t.Run("B one get of 10000 keys of 100 KB, read slowly", func(t *testing.T) {
 		var addrs []string
 		for i := 0; i < 3; i++ {
-			addrs = append(addrs, memctest.Start(t, "-m", "700").Addr)
+			addrs = append(addrs, memcachedtest.Start(t, "-m", "700").Addr)
 		}
 		px := startChild(t, bin, addrs...)
 		value := strings.Repeat("b", 100<<10)
-		c := memctest.Dial(t, px.addr)
+		c := memcachedtest.Dial(t, px.addr)
 		keys := make([]string, 10000)
 		var set bytes.Buffer
 		for i := range keys {
@@ -74,7 +74,7 @@ func TestOutputLimitExperiment(t *testing.T) {
 			fmt.Fprintf(&set, "set %s 0 0 %d noreply\r\n%s\r\n", keys[i], len(value), value)
 			if i%50 == 49 || i == len(keys)-1 { // a few MB per round trip
 				set.WriteString("set small 0 0 1\r\nx\r\n")
-				memctest.RoundTrip(t, c, set.String(), "STORED\r\n", 1)
+				memcachedtest.RoundTrip(t, c, set.String(), "STORED\r\n", 1)
 				set.Reset()
 			}
 		}
@@ -101,7 +101,7 @@ type child struct {
 
 func startChild(t *testing.T, bin string, backends ...string) *child {
 	t.Helper()
-	port, err := memctest.FreePort()
+	port, err := memcachedtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func (c *child) report(t *testing.T, base int64, lat []time.Duration) {
 // delivers (which it passes back), and returns each one's latency. A get
 // that fails or gets no answer within 10 s counts as 10 s.
 func otherClient(t *testing.T, addr, key string, d time.Duration, done ...chan int) []time.Duration {
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	br := bufio.NewReader(c)
 	var lat []time.Duration
 	end := time.Now().Add(d)

@@ -2,7 +2,7 @@
 // target (memcached, twemproxy or mcproxy) and reports throughput, hits and
 // errors, and latency percentiles. It speaks the protocol over raw TCP itself,
 // so its own cost is the same for every target. The engine is
-// internal/bench; scripts/compare.sh uses it to compare targets.
+// internal/tools/bench; scripts/compare.sh uses it to compare targets.
 //
 //	mcbench -addr 127.0.0.1:11211 -duration 10s -conns 50 -pipeline 1 -ratio 9:1 -prefill
 //	mcbench -addr 127.0.0.1:22121 -multiget 10 -pipeline 8 -json
@@ -18,8 +18,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/mcproxy/mcproxy/internal/bench"
-	"github.com/mcproxy/mcproxy/internal/cli"
+	"github.com/mcproxy/mcproxy/internal/tools/bench"
+	"github.com/mcproxy/mcproxy/internal/tools/cli"
 )
 
 func main() {
