@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 )
 
 // scrape reads /metrics and returns every sample as "name{labels}" -> value.
 func scrape(t *testing.T, admin string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for name, mf := range mcproxyproc.ScrapeT(t, admin) {
+	for name, mf := range childproxy.ScrapeT(t, admin) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, lp := range m.GetLabel() {

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 )
 
 // startBinary starts the mcproxy binary (built once per test run) on
 // config (text with a %s for the listen address), with extra flags.
-func startBinary(t *testing.T, config string, flags ...string) *mcproxyproc.TestProxy {
+func startBinary(t *testing.T, config string, flags ...string) *childproxy.TestProxy {
 	t.Helper()
 	listen := memcachedtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
@@ -20,5 +20,5 @@ func startBinary(t *testing.T, config string, flags ...string) *mcproxyproc.Test
 		t.Fatal(err)
 	}
 	args := append([]string{"-config", path, "-log-format", "console"}, flags...)
-	return mcproxyproc.StartT(t, mcproxyproc.BuildT(t), listen, args...)
+	return childproxy.StartT(t, childproxy.BuildT(t), listen, args...)
 }

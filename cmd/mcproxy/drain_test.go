@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 )
 
 const drainConfig = "listen: %s\nbackends:\n  - %s\nhealth: {interval: 100ms, timeout: 100ms}\n"
@@ -91,7 +91,7 @@ func dialAccepted(t *testing.T, addr string) net.Conn {
 // stuckDrain starts mcproxy with the given -shutdown-grace in front of a
 // backend whose timeout is longer than any test, leaves a get owed on that
 // backend frozen, and sends SIGTERM: the drain cannot finish by itself.
-func stuckDrain(t *testing.T, grace time.Duration) *mcproxyproc.TestProxy {
+func stuckDrain(t *testing.T, grace time.Duration) *childproxy.TestProxy {
 	t.Helper()
 	mc := memcachedtest.Start(t)
 	p := startBinary(t, fmt.Sprintf(drainConfig+"backend: {timeout: 60s}\n", "%s", mc.Addr),

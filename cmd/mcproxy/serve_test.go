@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/internal/tools/childproc"
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 	"go.uber.org/zap/zaptest"
 )
 
-func TestMain(m *testing.M) { mcproxyproc.VerifyTestMain(m) }
+func TestMain(m *testing.M) { childproxy.VerifyTestMain(m) }
 
 // instance is mcproxy's serve loop running in-process on a config file.
 type instance struct {

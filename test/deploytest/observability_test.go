@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 )
@@ -92,7 +92,7 @@ func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 	startMcproxy(t, listen, "-config", file)
 	memcachedtest.Send(t, listen, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", "END\r\n", 2)
 	memcachedtest.Send(t, listen, "version\r\n", "\r\n", 1)
-	return mcproxyproc.ScrapeT(t, admin)
+	return childproxy.ScrapeT(t, admin)
 }
 
 // TestDashboardAndAlertsUseRealMetrics: every metric name (and every label

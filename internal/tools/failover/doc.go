@@ -3,9 +3,9 @@
 // later comes back.
 //
 // One run is one Scenario. Run starts three memcached processes
-// (internal/testkit/memcachedtest) and an mcproxy binary (internal/tools/mcproxyproc) on free
-// 127.0.0.1 ports (cluster.go), stores every key of
-// the key space through the proxy and learns which backend owns a sample of
+// (internal/tools/memcachedproc) and an mcproxy binary
+// (internal/tools/mcproxyproc) on free 127.0.0.1 ports (cluster.go), stores
+// every key of the key space through the proxy and learns which backend owns a sample of
 // them by asking each memcached directly (keys.go), then drives a closed-loop
 // raw-TCP load of gets and sets through the proxy (load.go, over
 // internal/tools/textclient) while internal/tools/backendwatch reads the proxy's "stats

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 )
 
-func TestMain(m *testing.M) { mcproxyproc.VerifyTestMain(m) }
+func TestMain(m *testing.M) { childproxy.VerifyTestMain(m) }
 
 // TestKillScenarioShort runs a shortened kill scenario against real
 // memcached and a freshly built mcproxy. It checks only that the run
@@ -18,7 +19,7 @@ func TestMain(m *testing.M) { mcproxyproc.VerifyTestMain(m) }
 // the benchmark, not something a test can assert on a shared machine.
 func TestKillScenarioShort(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Mcproxy = mcproxyproc.ClusterTestBinary(t)
+	cfg.Mcproxy = childproxy.ClusterTestBinary(t)
 	cfg.Scenario = Kill
 	cfg.Conns = 4
 	cfg.Keys = 2000
@@ -36,7 +37,7 @@ func TestKillScenarioShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	mcproxyproc.LogReport(t, rep.WriteText)
+	childproxy.LogReport(t, rep.WriteText)
 
 	if !rep.Ejection.Seen || rep.Ejection.RingS == nil {
 		t.Errorf("no ejection recorded: %+v", rep.Ejection)

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/tools/memcachedproc"
 )
 
 // ClusterSpec describes a cluster for StartCluster: memcached backends and
@@ -37,7 +37,7 @@ type ClusterSpec struct {
 type Cluster struct {
 	// Dir holds the proxy's config and log.
 	Dir      string
-	Backends []*memcachedtest.Server
+	Backends []*memcachedproc.Server
 	Proxy    *Proxy
 	keepDir  bool
 }
@@ -63,7 +63,7 @@ func StartCluster(s ClusterSpec) (*Cluster, error) {
 
 func (c *Cluster) start(s ClusterSpec, bin string) error {
 	for i := 0; i < s.Backends; i++ {
-		m, err := memcachedtest.LaunchBinary(s.Memcached, s.MemcachedArgs...)
+		m, err := memcachedproc.LaunchBinary(s.Memcached, s.MemcachedArgs...)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"testing"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/tools/textclient"
@@ -49,16 +48,6 @@ func Scrape(ctx context.Context, admin string, timeout time.Duration) (map[strin
 		return nil, fmt.Errorf("scrape %s: parse: %w", url, err)
 	}
 	return families, nil
-}
-
-// ScrapeT is Scrape for tests: it fails the test on error.
-func ScrapeT(t testing.TB, admin string) map[string]*dto.MetricFamily {
-	t.Helper()
-	families, err := Scrape(context.Background(), admin, StartWait)
-	if err != nil {
-		t.Fatalf("mcproxyproc: %v", err)
-	}
-	return families
 }
 
 // Gauge returns the value of the unlabelled gauge name in families.

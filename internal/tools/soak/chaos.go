@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/tools/memcachedproc"
 )
 
 // ChaosConfig is the failure schedule. Every Period, starting at Start, the
@@ -91,7 +91,7 @@ func (cc *ChaosConfig) schedule(d time.Duration) []action {
 
 // runChaos performs acts on servers at their offsets from base until ctx
 // ends, and returns what it did. now gives the checker time.
-func runChaos(ctx context.Context, acts []action, servers []*memcachedtest.Server, base time.Time, now func() int64) []Event {
+func runChaos(ctx context.Context, acts []action, servers []*memcachedproc.Server, base time.Time, now func() int64) []Event {
 	var events []Event
 	for _, a := range acts {
 		if wait := time.Until(base.Add(a.at)); wait > 0 && !pause(ctx, wait) {

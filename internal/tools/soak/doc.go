@@ -1,8 +1,8 @@
 // Package soak is the engine of mcsoak, a long-running correctness test of
 // mcproxy under failures.
 //
-// Run starts a few real memcached processes (internal/testkit/memcachedtest) and the
-// mcproxy binary (internal/tools/mcproxyproc) with a generated config
+// Run starts a few real memcached processes (internal/tools/memcachedproc)
+// and the mcproxy binary (internal/tools/mcproxyproc) with a generated config
 // (proxyconfig.go), then, for the run's duration, drives pipelined traffic
 // through the proxy on many connections (workload.go, over internal/tools/textclient:
 // set, cas, delete, get and gets of many keys at once, incr and add of

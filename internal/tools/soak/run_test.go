@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 )
 
-func TestMain(m *testing.M) { mcproxyproc.VerifyTestMain(m) }
+func TestMain(m *testing.M) { childproxy.VerifyTestMain(m) }
 
 // TestSoakShort runs a 9-second soak with one kill and restart against
 // real memcached and a freshly built mcproxy, and checks that the tool
@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { mcproxyproc.VerifyTestMain(m) }
 // finding them is the tool's job, and the count is logged.
 func TestSoakShort(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Mcproxy = mcproxyproc.ClusterTestBinary(t)
+	cfg.Mcproxy = childproxy.ClusterTestBinary(t)
 	cfg.Duration = 9 * time.Second
 	cfg.Workload.Conns = 8
 	cfg.Workload.RegisterKeys = 1000
@@ -34,7 +34,7 @@ func TestSoakShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	mcproxyproc.LogReport(t, rep.WriteText)
+	childproxy.LogReport(t, rep.WriteText)
 	t.Logf("stale reads: %d, bogus reads: %d", rep.StaleCount(), rep.BogusCount())
 
 	for _, name := range cmdNames {

@@ -1,6 +1,6 @@
-// Package textclient is the tools' and tests' own client of the memcached text
-// protocol over loopback TCP: the load of mcbench, mcfailover, mcsoak and
-// memcachedtest, the "stats" polls, and the direct looks at a memcached.
+// Package textclient is the tools' and tests' own raw client of the
+// memcached text protocol over loopback TCP: the load of mcbench,
+// mcfailover, mcsoak and internal/testkit/memcachedtest, the "stats" polls, and the direct looks at a memcached.
 //
 // It is kept apart from package protocol on purpose: it checks the proxy's
 // parsers and encoders from outside, so it must not share their code. It is

@@ -1,4 +1,4 @@
-package mcproxyproc
+package childproxy
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/tools/childproc"
+	"github.com/mcproxy/mcproxy/internal/tools/mcproxyproc"
 )
 
 // TestProxy is an mcproxy a test started with StartT.
@@ -22,28 +23,28 @@ type TestProxy struct {
 // StartT starts bin with args for a test and waits until listen accepts,
 // failing the test if it does not. The proxy's output is kept and logged if
 // the test fails. At cleanup a proxy still running gets SIGTERM, and the
-// test fails if it has not exited StopWait later (it is then killed).
+// test fails if it has not exited mcproxyproc.StopWait later (it is then killed).
 func StartT(t testing.TB, bin, listen string, args ...string) *TestProxy {
 	t.Helper()
 	p := &TestProxy{Listen: listen, out: &syncBuffer{}}
 	var err error
 	if p.Process, err = childproc.Start(bin, args, p.out); err != nil {
-		t.Fatalf("mcproxyproc: %v", err)
+		t.Fatalf("childproxy: %v", err)
 	}
 	t.Cleanup(func() {
 		if !p.Exited() {
 			_ = p.Signal(syscall.SIGTERM)
-			if !p.WaitExit(StopWait) {
+			if !p.WaitExit(mcproxyproc.StopWait) {
 				p.Kill()
-				t.Errorf("mcproxy did not stop on SIGTERM within %v", StopWait)
+				t.Errorf("mcproxy did not stop on SIGTERM within %v", mcproxyproc.StopWait)
 			}
 		}
 		if t.Failed() {
 			t.Logf("mcproxy output:\n%s", p.Output())
 		}
 	})
-	if err := p.WaitAccepting(listen, StartWait); err != nil {
-		t.Fatalf("mcproxyproc: mcproxy not serving: %v\n%s", err, p.Output())
+	if err := p.WaitAccepting(listen, mcproxyproc.StartWait); err != nil {
+		t.Fatalf("childproxy: mcproxy not serving: %v\n%s", err, p.Output())
 	}
 	return p
 }
@@ -51,12 +52,12 @@ func StartT(t testing.TB, bin, listen string, args ...string) *TestProxy {
 // Output returns what the proxy has written to stdout and stderr so far.
 func (p *TestProxy) Output() string { return p.out.String() }
 
-// WaitOutput waits up to StartWait until the proxy's output holds text, and
+// WaitOutput waits up to mcproxyproc.StartWait until the proxy's output holds text, and
 // fails the test if it does not. It is for tests of what the proxy logs;
 // tools read what it publishes instead (see internal/tools/backendwatch).
 func (p *TestProxy) WaitOutput(t testing.TB, text string) {
 	t.Helper()
-	deadline := time.Now().Add(StartWait)
+	deadline := time.Now().Add(mcproxyproc.StartWait)
 	for !strings.Contains(p.Output(), text) {
 		if time.Now().After(deadline) {
 			t.Fatalf("mcproxy never wrote %q:\n%s", text, p.Output())

@@ -1,4 +1,4 @@
-package mcproxyproc
+package childproxy
 
 import (
 	"bytes"

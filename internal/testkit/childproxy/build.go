@@ -1,7 +1,6 @@
-package mcproxyproc
+package childproxy
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,9 +15,9 @@ import (
 // mainPackage is the import path of the mcproxy binary.
 const mainPackage = "github.com/mcproxy/mcproxy/cmd/mcproxy"
 
-// goCommand returns the go command: the one in PATH, else the one of the
+// GoCommand returns the go command: the one in PATH, else the one of the
 // toolchain that built this program.
-func goCommand() (string, error) {
+func GoCommand() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
@@ -31,7 +30,7 @@ func goCommand() (string, error) {
 
 // Build builds cmd/mcproxy into dir and returns the binary's path.
 func Build(dir string) (string, error) {
-	goBin, err := goCommand()
+	goBin, err := GoCommand()
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +65,7 @@ func BuildT(t testing.TB) string {
 		}
 	})
 	if built.err != nil {
-		t.Fatalf("mcproxyproc: %v", built.err)
+		t.Fatalf("childproxy: %v", built.err)
 	}
 	return built.bin
 }
@@ -90,7 +89,7 @@ func (w withCleanup) Run() int {
 }
 
 // WithCleanup returns m whose Run also removes the binary BuildT built:
-// os.Exit(mcproxyproc.WithCleanup(m).Run()).
+// os.Exit(childproxy.WithCleanup(m).Run()).
 func WithCleanup(m TestingM) TestingM { return withCleanup{m} }
 
 // VerifyTestMain is a TestMain for packages whose tests start processes:
@@ -110,24 +109,4 @@ func ClusterTestBinary(t testing.TB) string {
 		t.Skip("memcached not in PATH")
 	}
 	return BuildT(t)
-}
-
-// ErrNoBinary is wrapped by CheckBinary's error.
-var ErrNoBinary = errors.New("mcproxy binary not found (make build)")
-
-// CheckBinary returns the absolute path of the mcproxy binary at path, or
-// an error if there is no executable file there.
-func CheckBinary(path string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", fmt.Errorf("mcproxy binary %q: %w", path, err)
-	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrNoBinary, path, err)
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return "", fmt.Errorf("%w: %q is not an executable file", ErrNoBinary, path)
-	}
-	return abs, nil
 }
