@@ -11,10 +11,14 @@
 //     may ask for several keys at once.
 //   - Histogram: a fixed-size HDR-style log-bucket latency histogram that
 //     records without allocating and merges across goroutines.
+//   - RunOutputLimit: the output-limit scenario (outputlimit.go), which
+//     starts memcached and a given mcproxy binary itself and measures the
+//     proxy's peak RSS and another client's gets while one client does
+//     not read its replies.
 //
-// Replies are read by internal/tools/textclient's strict, allocation-free Reader, and
-// a run only ever sends traffic to 127.0.0.0/8, ::1 or localhost
-// (textclient.ResolveLoopback).
+// Replies are read by internal/tools/textclient's strict, allocation-free
+// Reader, and a run only ever sends traffic to 127.0.0.0/8, ::1 or
+// localhost (textclient.ResolveLoopback).
 //
 // Every run is bounded: it stops after Duration (and, if set, after Requests
 // operations), every socket operation has a deadline, and errors are counted

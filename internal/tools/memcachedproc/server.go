@@ -1,5 +1,5 @@
 // Package memcachedproc runs real memcached processes on free loopback
-// ports, for the tools (mcsoak and mcfailover) and, through
+// ports, for the tools (mcsoak, mcfailover, mcbench -scenario) and, through
 // internal/testkit/memcachedtest, for the tests. Every Server is a child
 // process (internal/tools/childproc) that addresses only
 // 127.0.0.1 and is ended by its PID. Every call returns its error; nothing
