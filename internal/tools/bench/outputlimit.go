@@ -192,16 +192,9 @@ func outputLimitProxyConfig(listen, _ string, backends []string) ([]byte, error)
 // nothing while another gets a small value for pipelinedFor.
 func measurePipelined(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputLimitSizes) (OutputLimitResult, error) {
 	r := OutputLimitResult{Name: fmt.Sprintf("pipelined: %d gets of %d KB, not read", sz.pipelinedGets, sz.pipelinedValue>>10)}
-	addr := cl.Proxy.Addr
-	if err := storeValues(addr, []string{"big"}, sz.pipelinedValue, 'a'); err != nil {
-		return r, err
-	}
-	if err := markPeak(cl, &r); err != nil {
-		return r, err
-	}
-	c, err := net.DialTimeout("tcp", addr, dialBound)
+	c, err := setUp(cl, &r, []string{"big"}, sz.pipelinedValue, 'a')
 	if err != nil {
-		return r, fmt.Errorf("dial %s: %w", addr, err)
+		return r, err
 	}
 	written := make(chan struct{})
 	go func() { // blocks once the proxy stops reading; ends when c closes
@@ -211,7 +204,7 @@ func measurePipelined(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputLi
 	}()
 	stop, cancel := context.WithTimeout(ctx, sz.pipelinedFor)
 	defer cancel()
-	r.Other, err = otherClient(stop, addr)
+	r.Other, err = otherClient(stop, cl.Proxy.Addr)
 	if err == nil {
 		r.PeakKiB, err = cl.Proxy.StatusKiB("VmHWM")
 	}
@@ -224,22 +217,15 @@ func measurePipelined(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputLi
 // reads the reply at slowRate while another gets a small value.
 func measureSlowReader(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputLimitSizes) (OutputLimitResult, error) {
 	r := OutputLimitResult{Name: fmt.Sprintf("slow reader: one get of %d × %d KB, read at %d MB/s", sz.slowKeys, sz.slowValue>>10, sz.slowRate>>20)}
-	addr := cl.Proxy.Addr
 	keys := make([]string, sz.slowKeys)
 	r.Want = len("END\r\n")
 	for i := range keys {
 		keys[i] = "k" + strconv.Itoa(i)
 		r.Want += len("VALUE  0 \r\n\r\n") + len(keys[i]) + len(strconv.Itoa(sz.slowValue)) + sz.slowValue
 	}
-	if err := storeValues(addr, keys, sz.slowValue, 'b'); err != nil {
-		return r, err
-	}
-	if err := markPeak(cl, &r); err != nil {
-		return r, err
-	}
-	c, err := net.DialTimeout("tcp", addr, dialBound)
+	c, err := setUp(cl, &r, keys, sz.slowValue, 'b')
 	if err != nil {
-		return r, fmt.Errorf("dial %s: %w", addr, err)
+		return r, err
 	}
 	defer c.Close()
 	otherCtx, stopOther := context.WithCancel(ctx)
@@ -251,7 +237,7 @@ func measureSlowReader(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputL
 		defer stopOther() // the other client runs as long as the slow read
 		r.Received, readErr = slowRead(c, "get "+strings.Join(keys, " ")+"\r\n", sz.slowRate)
 	}()
-	r.Other, err = otherClient(otherCtx, addr)
+	r.Other, err = otherClient(otherCtx, cl.Proxy.Addr)
 	if ctx.Err() != nil {
 		c.Close() // interrupted: end the slow read too
 	}
@@ -265,14 +251,26 @@ func measureSlowReader(ctx context.Context, cl *mcproxyproc.Cluster, sz *outputL
 	return r, err
 }
 
-// markPeak resets the proxy's peak RSS and records its RSS as the base.
-func markPeak(cl *mcproxyproc.Cluster, r *OutputLimitResult) error {
+// setUp readies a measurement: it stores keys with values of size bytes of
+// fill through the proxy, resets the proxy's peak RSS and records its RSS
+// as r's base, and connects the misbehaving client.
+func setUp(cl *mcproxyproc.Cluster, r *OutputLimitResult, keys []string, size int, fill byte) (net.Conn, error) {
+	addr := cl.Proxy.Addr
+	if err := storeValues(addr, keys, size, fill); err != nil {
+		return nil, err
+	}
 	if err := cl.Proxy.ResetPeakRSS(); err != nil {
-		return err
+		return nil, err
 	}
 	var err error
-	r.BaseKiB, err = cl.Proxy.StatusKiB("VmRSS")
-	return err
+	if r.BaseKiB, err = cl.Proxy.StatusKiB("VmRSS"); err != nil {
+		return nil, err
+	}
+	c, err := net.DialTimeout("tcp", addr, dialBound)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // storeValues sets every key to a value of size bytes of fill, and "small"
