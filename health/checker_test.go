@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
@@ -34,7 +34,7 @@ func (r *recorder) on(ev Event) {
 
 func (r *recorder) wait(t *testing.T, addr string, st State) Event {
 	t.Helper()
-	timer := time.NewTimer(memctest.WaitBound)
+	timer := time.NewTimer(memcachedtest.WaitBound)
 	defer timer.Stop()
 	for {
 		select {
@@ -43,7 +43,7 @@ func (r *recorder) wait(t *testing.T, addr string, st State) Event {
 				return ev
 			}
 		case <-timer.C:
-			t.Fatalf("no %s event for %s within %v", st, addr, memctest.WaitBound)
+			t.Fatalf("no %s event for %s within %v", st, addr, memcachedtest.WaitBound)
 		}
 	}
 }
@@ -53,7 +53,7 @@ func fastConfig() Config {
 }
 
 func TestCheckerKillAndRestart(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
@@ -87,7 +87,7 @@ func TestCheckerKillAndRestart(t *testing.T) {
 
 // freezeUntilDown freezes a, to be thawed when the test ends at the
 // latest, and waits until rec has seen it go down.
-func freezeUntilDown(t *testing.T, a *memctest.Server, rec *recorder) {
+func freezeUntilDown(t *testing.T, a *memcachedtest.Server, rec *recorder) {
 	t.Helper()
 	if err := a.Freeze(); err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func freezeUntilDown(t *testing.T, a *memctest.Server, rec *recorder) {
 // A frozen process keeps its socket and accepts connections, but never
 // answers: only the probe timeout can tell.
 func TestCheckerFrozenBackend(t *testing.T) {
-	a := memctest.Start(t)
+	a := memcachedtest.Start(t)
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
@@ -112,7 +112,7 @@ func TestCheckerFrozenBackend(t *testing.T) {
 }
 
 func TestCheckerPassiveFailures(t *testing.T) {
-	a := memctest.Start(t)
+	a := memcachedtest.Start(t)
 	rec := newRecorder()
 	cfg := fastConfig()
 	cfg.Interval = time.Hour // only the first probe runs: failures below are passive
@@ -121,7 +121,7 @@ func TestCheckerPassiveFailures(t *testing.T) {
 	c.SetBackends(byAddr(a.Addr))
 	// The one probe may succeed in between and reset the count; the loop
 	// goes on until three failures in a row take the backend down.
-	memctest.WaitFor(t, "passive failures to take the backend down", func() bool {
+	memcachedtest.WaitFor(t, "passive failures to take the backend down", func() bool {
 		c.ReportFailure(a.Addr, errors.New("connection reset"))
 		return !c.IsUp(a.Addr)
 	})
@@ -136,12 +136,12 @@ func TestCheckerPassiveFailures(t *testing.T) {
 }
 
 func TestCheckerSetBackends(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	c := New(fastConfig(), nil, zaptest.NewLogger(t))
 	defer c.Close()
 	c.SetBackends(byAddr(a.Addr))
 	a.Kill()
-	memctest.WaitFor(t, "the killed backend to be down", func() bool { return !c.IsUp(a.Addr) })
+	memcachedtest.WaitFor(t, "the killed backend to be down", func() bool { return !c.IsUp(a.Addr) })
 	// b joins, a stays down; then a leaves and is forgotten.
 	c.SetBackends(byAddr(a.Addr, b.Addr))
 	if c.IsUp(a.Addr) || !c.IsUp(b.Addr) {
@@ -159,7 +159,7 @@ func TestCheckerSetBackends(t *testing.T) {
 // BeforeUp runs before a down backend is marked up; while it fails, the
 // backend stays down.
 func TestCheckerBeforeUp(t *testing.T) {
-	a := memctest.Start(t)
+	a := memcachedtest.Start(t)
 	rec := newRecorder()
 	var allow atomic.Bool
 	var calls atomic.Int64
@@ -184,7 +184,7 @@ func TestCheckerBeforeUp(t *testing.T) {
 	if err := a.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitFor(t, "BeforeUp calls for the recovered backend", func() bool { return calls.Load() >= 3 })
+	memcachedtest.WaitFor(t, "BeforeUp calls for the recovered backend", func() bool { return calls.Load() >= 3 })
 	if c.IsUp(a.Addr) {
 		t.Fatal("marked up although BeforeUp failed")
 	}
@@ -195,7 +195,7 @@ func TestCheckerBeforeUp(t *testing.T) {
 // SetBackendsPending: new backends start down and come up with an event
 // once probed, without counting a re-add; kept ones keep their state.
 func TestCheckerSetBackendsPending(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()
@@ -217,7 +217,7 @@ func TestCheckerSetBackendsPending(t *testing.T) {
 
 // SetConfig changes the limits of a running checker; states are kept.
 func TestCheckerSetConfig(t *testing.T) {
-	a := memctest.Start(t)
+	a := memcachedtest.Start(t)
 	cfg := fastConfig()
 	cfg.Interval = time.Hour // only the first probe: the failures below are passive
 	c := New(cfg, nil, zaptest.NewLogger(t))
@@ -229,7 +229,7 @@ func TestCheckerSetConfig(t *testing.T) {
 		t.Fatalf("Config after SetConfig: %+v", got)
 	}
 	// One failure is enough now; the wait only rides out a racing probe.
-	memctest.WaitFor(t, "one failure to take the backend down with failure_limit 1", func() bool {
+	memcachedtest.WaitFor(t, "one failure to take the backend down with failure_limit 1", func() bool {
 		c.ReportFailure(a.Addr, errors.New("reset"))
 		return !c.IsUp(a.Addr)
 	})
@@ -280,7 +280,7 @@ func TestCheckerAlwaysUp(t *testing.T) {
 		c.ReportFailure("a", errors.New("reset"))
 		c.ReportFailure("b", errors.New("reset"))
 	}
-	memctest.WaitFor(t, "the probing checker beside it to probe five times", func() bool { return clockDials.Load() >= 5 })
+	memcachedtest.WaitFor(t, "the probing checker beside it to probe five times", func() bool { return clockDials.Load() >= 5 })
 	if !c.IsUp("a") || !c.IsUp("b") {
 		t.Fatal("an AlwaysUp checker took a backend down")
 	}
@@ -319,7 +319,7 @@ func byAddr(addrs ...string) []Target {
 // probes follow the new address; Forget drops a name's state so that it
 // can be listed again as a new server.
 func TestCheckerRespellAndForget(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	rec := newRecorder()
 	c := New(fastConfig(), rec.on, zaptest.NewLogger(t))
 	defer c.Close()

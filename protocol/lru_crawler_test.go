@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -116,7 +116,7 @@ func TestLruCrawlerMatchesMemcached(t *testing.T) {
 		var got string
 		// A crawl just asked for may still hold the crawler: BUSY until
 		// it is done.
-		memctest.WaitFor(t, "the crawler to be free for "+c.line, func() bool {
+		memcachedtest.WaitFor(t, "the crawler to be free for "+c.line, func() bool {
 			got = crawlerReply(t, mc.Addr, c.line)
 			return got != protocol.ErrCrawlerBusy.Line+"\r\n"
 		})
@@ -136,7 +136,7 @@ func TestLruCrawlerMatchesMemcached(t *testing.T) {
 // reply: up to END for a dump, else one line.
 func crawlerReply(t *testing.T, addr, line string) string {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write([]byte(line + "\r\n")); err != nil {
@@ -163,7 +163,7 @@ func crawlerReply(t *testing.T, addr, line string) string {
 // END.
 func TestClassifyMemcachedDump(t *testing.T) {
 	mc := startMemcached(t)
-	c := memctest.Dial(t, mc.Addr)
+	c := memcachedtest.Dial(t, mc.Addr)
 	var cmds strings.Builder
 	keys := [][]byte{bytes.Repeat([]byte("k"), protocol.MaxKeyLength), []byte("a-b.c_d~e")}
 	fmt.Fprintf(&cmds, "set %s 0 0 2\r\nhi\r\nset %s 0 100 2\r\nhi\r\n", keys[0], keys[1])
@@ -174,7 +174,7 @@ func TestClassifyMemcachedDump(t *testing.T) {
 	}
 	cmds.WriteString("get a-b.c_d~e\r\nmn\r\n")
 	want := "STORED\r\nSTORED\r\nVALUE a-b.c_d~e 0 2\r\nhi\r\nEND\r\nMN\r\n"
-	if got := memctest.RoundTrip(t, c, cmds.String(), "MN\r\n", 1); got != want {
+	if got := memcachedtest.RoundTrip(t, c, cmds.String(), "MN\r\n", 1); got != want {
 		t.Fatalf("storing the keys: %q", got)
 	}
 	dump := crawlerReply(t, mc.Addr, "lru_crawler metadump all")

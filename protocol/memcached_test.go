@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -18,12 +18,12 @@ import (
 // and stay in step with it; the reply parser must frame memcached's real
 // replies exactly.
 
-func startMemcached(t *testing.T) *memctest.Server {
+func startMemcached(t *testing.T) *memcachedtest.Server {
 	t.Helper()
-	if _, err := memctest.Binary(); err != nil {
+	if _, err := memcachedtest.Binary(); err != nil {
 		t.Skip(err)
 	}
-	return memctest.Start(t)
+	return memcachedtest.Start(t)
 }
 
 // exchange sends input and then "version", and returns what memcached
@@ -31,7 +31,7 @@ func startMemcached(t *testing.T) *memctest.Server {
 // does not come: then memcached lost track of where commands start.
 func exchange(t *testing.T, addr string, input []byte) []byte {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	defer c.Close() // at once, not at the end of the test: a test makes one exchange an input
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	go func() { _, _ = c.Write(append(bytes.Clone(input), "version\r\n"...)) }()
@@ -227,7 +227,7 @@ func TestRepliesOfMemcached(t *testing.T) {
 		{cmd: protocol.AppendFlushAll(nil, &protocol.Request{}), want: "OK\r\n"},
 		{cmd: get(protocol.OpGet, "n"), kind: protocol.ReplyRetrieval, want: "END\r\n"},
 	}
-	c := memctest.Dial(t, mc.Addr)
+	c := memcachedtest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	var all []byte
 	for _, s := range steps {
@@ -288,11 +288,11 @@ func opOf(cmd []byte) protocol.Op {
 // writes a cas unique, 0, for gets and gats, and none for get and gat;
 // ReadReplyTo, which insists on that, accepts its replies.
 func TestCasUniqueWithCasDisabled(t *testing.T) {
-	if _, err := memctest.Binary(); err != nil {
+	if _, err := memcachedtest.Binary(); err != nil {
 		t.Skip(err)
 	}
-	mc := memctest.Start(t, "-C")
-	c := memctest.Dial(t, mc.Addr)
+	mc := memcachedtest.Start(t, "-C")
+	c := memcachedtest.Dial(t, mc.Addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	a := [][]byte{[]byte("a")}
 	steps := []struct {

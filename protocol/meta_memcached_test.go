@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -201,7 +201,7 @@ func TestMetaFencedAnswersOfMemcached(t *testing.T) {
 // every byte it read.
 func pipelineTo(t *testing.T, addr string, all []byte) (*protocol.ReplyReader, *recorder) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	go func() { _, _ = c.Write(all) }()
 	rec := &recorder{r: c}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // newServingProxy starts a proxy in front of one real memcached, serving on
@@ -19,7 +19,7 @@ func newServingProxy(t *testing.T) *Proxy {
 	tp := startProxy(t, 1, nil)
 	// Serve has begun: shutting down at the end of the test does not
 	// race the start of the helper's Serve.
-	memctest.Send(t, tp.addr, "version\r\n", "\r\n", 1)
+	memcachedtest.Send(t, tp.addr, "version\r\n", "\r\n", 1)
 	return tp.Proxy
 }
 
@@ -40,12 +40,12 @@ func TestServeUnixListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := serveOn(p, l)
-	c, err := net.DialTimeout("unix", path, memctest.WaitBound)
+	c, err := net.DialTimeout("unix", path, memcachedtest.WaitBound)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := memctest.RoundTrip(t, c, "set u 0 0 1\r\nx\r\nget u\r\n", "END\r\n", 1); got != "STORED\r\nVALUE u 0 1\r\nx\r\nEND\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "set u 0 0 1\r\nx\r\nget u\r\n", "END\r\n", 1); got != "STORED\r\nVALUE u 0 1\r\nx\r\nEND\r\n" {
 		t.Fatalf("over the Unix socket: %q", got)
 	}
 	c.Close()
@@ -88,14 +88,14 @@ func TestServeEndsWhenCallerClosesListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := serveOn(p, l)
-	memctest.Send(t, l.Addr().String(), "version\r\n", "\r\n", 1) // serving
+	memcachedtest.Send(t, l.Addr().String(), "version\r\n", "\r\n", 1) // serving
 	l.Close()
 	select {
 	case err := <-done:
 		if !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("Serve after its listener closed: %v", err)
 		}
-	case <-time.After(memctest.WaitBound):
+	case <-time.After(memcachedtest.WaitBound):
 		t.Fatal("Serve still running after its listener closed")
 	}
 	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {

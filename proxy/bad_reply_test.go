@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // fakeProxy starts a proxy in front of fake (and of real memcached servers
@@ -31,7 +31,7 @@ func fakeProxy(t *testing.T, fake *fakeBackend, real int, mod func(*Options)) *t
 // "backend:<addr>:" prefix.
 func backendStats(t *testing.T, c net.Conn, addr string) map[string]string {
 	t.Helper()
-	all := parseStats(memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1))
+	all := parseStats(memcachedtest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1))
 	out := map[string]string{}
 	for k, v := range all {
 		if name, ok := strings.CutPrefix(k, "backend:"+addr+":"); ok {
@@ -68,13 +68,13 @@ func TestBackendValueForAnotherKey(t *testing.T) {
 		o.Health.AlwaysUp = false
 		o.Health.FailureLimit = 1000 // watched, never ejected
 	})
-	c := memctest.Dial(t, tp.addr)
-	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "END\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	if got := memcachedtest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get k from a backend that answers for another key: %q", got)
 	}
-	memctest.WaitFor(t, "the proxy to close the lying connection", func() bool { return fake.closed.Load() >= 1 })
+	memcachedtest.WaitFor(t, "the proxy to close the lying connection", func() bool { return fake.closed.Load() >= 1 })
 	// The next command goes on a new connection and is answered.
-	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != valueBlock("get", "k", fakeValue("k"))+"END\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != valueBlock("get", "k", fakeValue("k"))+"END\r\n" {
 		t.Fatalf("get k after reconnecting: %q", got)
 	}
 	st := backendStats(t, c, fake.addr)
@@ -110,14 +110,14 @@ func TestBackendExtraReplyNeverShifts(t *testing.T) {
 				return honest(f)
 			})
 			tp := fakeProxy(t, fake, 0, nil)
-			c := memctest.Dial(t, tp.addr)
+			c := memcachedtest.Dial(t, tp.addr)
 			var pipeline strings.Builder
 			for i := 1; i <= 10; i++ {
 				fmt.Fprintf(&pipeline, "get k%d\r\n", i)
 			}
 			// Ten replies, each ending in END: split after each END, the
 			// last piece is empty.
-			replies := strings.SplitAfter(memctest.RoundTrip(t, c, pipeline.String(), "END\r\n", 10), "END\r\n")
+			replies := strings.SplitAfter(memcachedtest.RoundTrip(t, c, pipeline.String(), "END\r\n", 10), "END\r\n")
 			if len(replies) != 11 || replies[10] != "" {
 				t.Fatalf("want 10 replies, got %q", replies)
 			}
@@ -127,10 +127,10 @@ func TestBackendExtraReplyNeverShifts(t *testing.T) {
 					t.Errorf("get %s: %q", k, got)
 				}
 			}
-			memctest.WaitFor(t, "the stray reply to be counted", func() bool {
+			memcachedtest.WaitFor(t, "the stray reply to be counted", func() bool {
 				return backendStats(t, c, fake.addr)["errors_protocol"] != "0"
 			})
-			if got := memctest.RoundTrip(t, c, "get k11\r\n", "END\r\n", 1); got != valueBlock("get", "k11", fakeValue("k11"))+"END\r\n" {
+			if got := memcachedtest.RoundTrip(t, c, "get k11\r\n", "END\r\n", 1); got != valueBlock("get", "k11", fakeValue("k11"))+"END\r\n" {
 				t.Fatalf("get after the stray reply: %q", got)
 			}
 		})
@@ -147,14 +147,14 @@ func TestBackendReplyWithNothingOutstanding(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, nil)
-	c := memctest.Dial(t, tp.addr)
-	if got := memctest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1); got != valueBlock("get", "a", fakeValue("a"))+"END\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	if got := memcachedtest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1); got != valueBlock("get", "a", fakeValue("a"))+"END\r\n" {
 		t.Fatalf("get a: %q", got)
 	}
-	memctest.WaitFor(t, "the unsolicited reply to be counted", func() bool {
+	memcachedtest.WaitFor(t, "the unsolicited reply to be counted", func() bool {
 		return backendStats(t, c, fake.addr)["errors_protocol"] == "1"
 	})
-	memctest.WaitFor(t, "the proxy to close the connection", func() bool { return fake.closed.Load() >= 1 })
+	memcachedtest.WaitFor(t, "the proxy to close the connection", func() bool { return fake.closed.Load() >= 1 })
 }
 
 // TestMultiGetWithLyingBackend: a multi-get over a real memcached and a
@@ -190,7 +190,7 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 			})
 			tp := fakeProxy(t, fake, 1, nil)
 			realAddr := tp.backends[0].Addr
-			c := memctest.Dial(t, tp.addr)
+			c := memcachedtest.Dial(t, tp.addr)
 			var realKeys, fakeKeys []string
 			for i := 0; i < 3; i++ {
 				realKeys = append(realKeys, keyOn(t, tp, realAddr, fmt.Sprintf("real%d-", i)))
@@ -199,7 +199,7 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 			forged.Store(&realKeys[0])
 			want := ""
 			for _, k := range realKeys {
-				memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\nreal-%s\r\n", k, len("real-"+k), k), "STORED\r\n", 1)
+				memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\nreal-%s\r\n", k, len("real-"+k), k), "STORED\r\n", 1)
 			}
 			// Interleaved: real, fake, real, fake, ...
 			var asked []string
@@ -208,13 +208,13 @@ func TestMultiGetWithLyingBackend(t *testing.T) {
 				want += valueBlock("get", realKeys[i], "real-"+realKeys[i])
 			}
 			want += "END\r\n"
-			got := memctest.RoundTrip(t, c, "get "+strings.Join(asked, " ")+"\r\n", "END\r\n", 1)
+			got := memcachedtest.RoundTrip(t, c, "get "+strings.Join(asked, " ")+"\r\n", "END\r\n", 1)
 			if got != want {
 				t.Fatalf("multi-get over a liar:\n got %q\nwant %q", got, want)
 			}
 			// Keys that all live on the liar go as one command; its reply is
 			// refused all the same.
-			if got := memctest.RoundTrip(t, c, "get "+strings.Join(fakeKeys, " ")+"\r\n", "END\r\n", 1); got != "END\r\n" {
+			if got := memcachedtest.RoundTrip(t, c, "get "+strings.Join(fakeKeys, " ")+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("multi-get of the liar's keys only: %q", got)
 			}
 			if st := backendStats(t, c, fake.addr); st["errors_protocol"] != "2" {
@@ -264,14 +264,14 @@ func TestBackendWrongOrGarbageReply(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	for i, tc := range cases {
-		got := memctest.RoundTrip(t, c, tc.cmd, "\r\n", 1)
+		got := memcachedtest.RoundTrip(t, c, tc.cmd, "\r\n", 1)
 		if got != tc.want {
 			t.Errorf("%q answered %q: client got %q, want %q", tc.cmd, tc.lie, got, tc.want)
 		}
 		// The connection is new and in step: the next command is answered.
-		if got := memctest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != valueBlock("get", "ok", fakeValue("ok"))+"END\r\n" {
+		if got := memcachedtest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != valueBlock("get", "ok", fakeValue("ok"))+"END\r\n" {
 			t.Fatalf("after %q answered %q: get ok: %q", tc.cmd, tc.lie, got)
 		}
 		if n := backendStats(t, c, fake.addr)["errors_protocol"]; n != strconv.Itoa(i+1) {
@@ -296,21 +296,21 @@ func TestLargeSetAfterIdle(t *testing.T) {
 		o.Connections = 1
 		o.Timeout = timeout
 	})
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set small 0 0 1\r\nx\r\n", "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set small 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 	// The idle time is the point of the test: wait it out.
 	idle := time.Now()
 	for time.Since(idle) < timeout+300*time.Millisecond {
 		time.Sleep(50 * time.Millisecond)
 	}
 	big := strings.Repeat("B", 100<<10)
-	if got := memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), big), "\r\n", 1); got != "STORED\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(big), big), "\r\n", 1); got != "STORED\r\n" {
 		t.Fatalf("100 KB set after an idle period: %q", got)
 	}
-	if got := memctest.RoundTrip(t, c, "get small\r\n", "END\r\n", 1); got != "VALUE small 0 1\r\nx\r\nEND\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get small\r\n", "END\r\n", 1); got != "VALUE small 0 1\r\nx\r\nEND\r\n" {
 		t.Fatalf("get after the large set: %q", got)
 	}
-	if got := memctest.RoundTrip(t, c, "get big\r\n", "END\r\n", 1); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(big), big) {
+	if got := memcachedtest.RoundTrip(t, c, "get big\r\n", "END\r\n", 1); got != fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(big), big) {
 		t.Fatalf("get big: %.80q", got)
 	}
 	if st := backendStats(t, c, tp.backends[0].Addr); st["errors"] != "0" {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // BenchmarkProxyPipelinedGets measures the proxy's own cost per command:
@@ -17,7 +17,7 @@ import (
 // per command, since the client side allocates nothing in the loop.
 func BenchmarkProxyPipelinedGets(b *testing.B) {
 	benchBatch(b, func(c net.Conn, k string) (cmd, reply string) {
-		memctest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
+		memcachedtest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
 		return "get " + k + "\r\n", "VALUE " + k + " 0 10\r\n0123456789\r\nEND\r\n"
 	})
 }
@@ -36,7 +36,7 @@ func BenchmarkProxyPipelinedSets(b *testing.B) {
 // key k on c and returns its command and the reply it must get.
 func benchBatch(b *testing.B, prepare func(c net.Conn, k string) (cmd, reply string)) {
 	tp := startProxy(b, 3, nil)
-	c := memctest.Dial(b, tp.addr)
+	c := memcachedtest.Dial(b, tp.addr)
 	const batch = 16
 	var cmds, want bytes.Buffer
 	for i := 0; i < batch; i++ {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // differentialCases are byte streams a client might send. Each is sent to a
@@ -85,7 +85,7 @@ type differentialCase struct {
 // over three backends, both freshly flushed, and compares the replies byte
 // for byte once mask has masked what differs between servers by design.
 func matchCases(t *testing.T, cases []differentialCase, mask func([]byte) []byte) {
-	direct := memctest.Start(t)
+	direct := memcachedtest.Start(t)
 	tp := startProxy(t, 3, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,7 +101,7 @@ func matchCases(t *testing.T, cases []differentialCase, mask func([]byte) []byte
 // streams, each a stream of 1 to maxCommands commands from command. A
 // failure prints the seed and the stream.
 func matchRandomStreams(t *testing.T, streams, maxCommands int, command func(*rand.Rand) string, mask func([]byte) []byte) {
-	direct := memctest.Start(t)
+	direct := memcachedtest.Start(t)
 	tp := startProxy(t, 3, nil)
 	for seed := int64(1); seed <= int64(streams); seed++ {
 		rnd := rand.New(rand.NewSource(seed))

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // pipelinedSets returns n sets of distinct keys as one buffer.
@@ -27,10 +27,10 @@ func pipelinedSets(n int) []byte {
 func TestShutdownAnswersWhatWasSent(t *testing.T) {
 	const n = 2000
 	tp := startProxy(t, 2, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	// Something answered first, so the session surely exists at Shutdown.
-	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
 
 	read := make(chan error, 1)
 	var got []byte
@@ -59,8 +59,8 @@ func TestShutdownAnswersWhatWasSent(t *testing.T) {
 // reads EOF, not a reset, and the listener is closed.
 func TestShutdownClosesQuietClientsGently(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	idle := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, idle, "version\r\n", "\r\n", 1)
+	idle := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, idle, "version\r\n", "\r\n", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -81,8 +81,8 @@ func TestShutdownClosesQuietClientsGently(t *testing.T) {
 // off when ctx ends, and Shutdown says so.
 func TestShutdownGraceCutsDrainShort(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
 	stop := make(chan struct{})
 	sent := make(chan struct{})
 	go func() { // a client that keeps sending and never reads
@@ -113,10 +113,10 @@ func TestShutdownGraceCutsDrainShort(t *testing.T) {
 func TestShutdownGraceBoundsStuckDrain(t *testing.T) {
 	const backendTimeout = time.Minute
 	tp := startProxy(t, 1, func(o *Options) { o.Timeout = backendTimeout; o.Health.AlwaysUp = true })
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	// A get, not a version: the backend connection must be up before the
 	// freeze, or its dial check times out and the stuck get fails fast.
-	memctest.RoundTrip(t, c, "get warm\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "get warm\r\n", "END\r\n", 1)
 	if err := tp.backends[0].Freeze(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -104,7 +104,7 @@ func TestGomemcacheEveryCommand(t *testing.T) {
 		}
 	}
 	for _, s := range tp.backends {
-		items := memctest.Stat(t, s.Addr, "curr_items")
+		items := memcachedtest.Stat(t, s.Addr, "curr_items")
 		if items < 50 {
 			t.Errorf("backend %s holds %d items of 300: keys are not spread", s.Addr, items)
 		}
@@ -122,7 +122,7 @@ func TestGomemcacheEveryCommand(t *testing.T) {
 // different backends.
 func TestPipelinedRepliesInOrder(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	var in, want bytes.Buffer
 	for i := 0; i < 1000; i++ {
 		k := "pipe:" + strconv.Itoa(i)
@@ -132,7 +132,7 @@ func TestPipelinedRepliesInOrder(t *testing.T) {
 	}
 	in.WriteString("get pipe:0 pipe:999 pipe:500\r\n")
 	want.WriteString("VALUE pipe:0 0 1\r\n1\r\nVALUE pipe:999 0 4\r\n6994\r\nVALUE pipe:500 0 4\r\n3501\r\nEND\r\n")
-	got := memctest.RoundTrip(t, c, in.String(), "VALUE pipe:500 0 4\r\n3501\r\nEND\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, in.String(), "VALUE pipe:500 0 4\r\n3501\r\nEND\r\n", 1)
 	if got != want.String() {
 		t.Fatalf("pipelined replies differ (got %d bytes, want %d)", len(got), want.Len())
 	}
@@ -178,13 +178,13 @@ func TestConcurrentClients(t *testing.T) {
 // TestStatsCounts checks the proxy's own counters after a known sequence.
 func TestStatsCounts(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n", 1)
-	memctest.RoundTrip(t, c, "get a b c\r\n", "END\r\n", 1)
-	memctest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1)
-	memctest.RoundTrip(t, c, "touch a 10\r\n", "TOUCHED\r\n", 1)
-	memctest.RoundTrip(t, c, "delete zz\r\n", "NOT_FOUND\r\n", 1)
-	stats := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set a 0 0 1\r\nx\r\nset b 0 0 1\r\ny\r\n", "STORED\r\nSTORED\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "get a b c\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "get a\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "touch a 10\r\n", "TOUCHED\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "delete zz\r\n", "NOT_FOUND\r\n", 1)
+	stats := parseStats(memcachedtest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
 	want := map[string]string{
 		"cmd_get": "4", "get_hits": "3", "get_misses": "1", "cmd_set": "2",
 		"cmd_touch": "1", "touch_hits": "1", "delete_misses": "1",
@@ -204,38 +204,38 @@ func TestStatsCounts(t *testing.T) {
 	if n, _ := strconv.Atoi(stats["limit_maxbytes"]); n != 3*64<<20 {
 		t.Errorf("limit_maxbytes %d: want the sum over three 64 MiB backends", n)
 	}
-	be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
+	be := memcachedtest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 	for _, s := range tp.backends {
 		if !strings.Contains(be, "STAT backend:"+s.Addr+":state up\r\n") {
 			t.Errorf("stats backends lacks %s:\n%s", s.Addr, be)
 		}
 	}
-	if got := memctest.RoundTrip(t, c, "stats reset\r\n", "\r\n", 1); got != "RESET\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "stats reset\r\n", "\r\n", 1); got != "RESET\r\n" {
 		t.Errorf("stats reset: %q", got)
 	}
-	if got := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1)); got["cmd_get"] != "0" {
+	if got := parseStats(memcachedtest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1)); got["cmd_get"] != "0" {
 		t.Errorf("cmd_get after reset = %q", got["cmd_get"])
 	}
-	if got := memctest.RoundTrip(t, c, "stats nonsense\r\n", "\r\n", 1); got != "ERROR\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "stats nonsense\r\n", "\r\n", 1); got != "ERROR\r\n" {
 		t.Errorf("unknown stats group: %q", got)
 	}
-	if got := memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
 		t.Errorf("version: %q", got)
 	}
 }
 
-func parseStats(s string) map[string]string { return memctest.ParseStats(s) }
+func parseStats(s string) map[string]string { return memcachedtest.ParseStats(s) }
 
 // TestControlCharactersInKeysRefused documents a deliberate difference from
 // memcached's parser, which only splits on spaces: protocol.txt forbids
 // control characters in keys and the proxy enforces it.
 func TestControlCharactersInKeysRefused(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := memctest.Dial(t, tp.addr)
-	if got := memctest.RoundTrip(t, c, "get a\tb\r\n", "\r\n", 1); got != "CLIENT_ERROR bad command line format\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	if got := memcachedtest.RoundTrip(t, c, "get a\tb\r\n", "\r\n", 1); got != "CLIENT_ERROR bad command line format\r\n" {
 		t.Fatalf("got %q", got)
 	}
-	if got := memctest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != "END\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get ok\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("connection out of step after refusal: %q", got)
 	}
 }
@@ -243,17 +243,17 @@ func TestControlCharactersInKeysRefused(t *testing.T) {
 // TestMaxConnections refuses clients over the limit as memcached does.
 func TestMaxConnections(t *testing.T) {
 	tp := startProxy(t, 1, func(o *Options) { o.MaxConnections = 2 })
-	a, b := memctest.Dial(t, tp.addr), memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, a, "get x\r\n", "END\r\n", 1)
-	memctest.RoundTrip(t, b, "get x\r\n", "END\r\n", 1)
-	c := memctest.Dial(t, tp.addr)
+	a, b := memcachedtest.Dial(t, tp.addr), memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, a, "get x\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, b, "get x\r\n", "END\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	buf := make([]byte, 100)
 	n, _ := c.Read(buf)
 	if string(buf[:n]) != tooManyConnections {
 		t.Fatalf("third connection got %q", buf[:n])
 	}
-	stats := parseStats(memctest.RoundTrip(t, a, "stats\r\n", "END\r\n", 1))
+	stats := parseStats(memcachedtest.RoundTrip(t, a, "stats\r\n", "END\r\n", 1))
 	if stats["rejected_connections"] != "1" {
 		t.Fatalf("rejected_connections = %q", stats["rejected_connections"])
 	}
@@ -262,8 +262,8 @@ func TestMaxConnections(t *testing.T) {
 // TestClientIdleTimeout closes a client that sends nothing.
 func TestClientIdleTimeout(t *testing.T) {
 	tp := startProxy(t, 1, func(o *Options) { o.ClientIdleTimeout = 100 * time.Millisecond })
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "get x\r\n", "END\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "get x\r\n", "END\r\n", 1)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	if n, err := c.Read(make([]byte, 10)); err == nil {
 		t.Fatalf("idle connection still open, read %d bytes", n)
@@ -290,20 +290,20 @@ func TestSlowReaderBounded(t *testing.T) {
 	const limit = 4 << 20
 	tp := startProxy(t, 1, func(o *Options) { o.ClientOutputLimit = limit })
 	value := strings.Repeat("v", 512<<10)
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
 	const n = 200 // 100 MiB of replies if nothing held the proxy back
-	stats := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
+	stats := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
 	// All commands at once: they fit in the socket buffers, and the proxy
 	// must bound itself however many commands one read happens to see.
 	if _, err := c.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, c)
-	memctest.WaitFor(t, "the proxy to stop reading the client", func() bool { return parked(s) })
+	memcachedtest.WaitFor(t, "the proxy to stop reading the client", func() bool { return parked(s) })
 	held := s.held.Load()
-	read := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"]
+	read := parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"]
 	t.Logf("the proxy read %s of %d gets and holds %d reply bytes for a client that does not read", read, n, held)
 	if read == strconv.Itoa(n) {
 		t.Errorf("the proxy read all %d commands of a client that does not read", n)
@@ -314,7 +314,7 @@ func TestSlowReaderBounded(t *testing.T) {
 	// Now read: every reply arrives, in full.
 	want := fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value)
 	readExactly(t, c, []byte(strings.Repeat(want, n)))
-	memctest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
+	memcachedtest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 
 // TestLongGatSplit: memcached closes a connection on a gat line over 2048
@@ -323,14 +323,14 @@ func TestSlowReaderBounded(t *testing.T) {
 // replies in the client's key order.
 func TestLongGatSplit(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	var keys []string
 	for i := 0; i < 300; i++ {
 		keys = append(keys, fmt.Sprintf("gatkey-%022d", i))
 	}
 	var want strings.Builder
 	for _, i := range []int{0, 5, 77, 150, 151, 299} {
-		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n", 1)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n", 1)
 	}
 	b := tp.table.Load().all[0]
 	for _, op := range []string{"gat", "gats"} {
@@ -345,7 +345,7 @@ func TestLongGatSplit(t *testing.T) {
 		want.WriteString("END\r\n")
 		before := b.requests()
 		line := op + " 1000 " + strings.Join(keys, " ") + "\r\n"
-		got := maskCas([]byte(memctest.RoundTrip(t, c, line, "END\r\n", 1)))
+		got := maskCas([]byte(memcachedtest.RoundTrip(t, c, line, "END\r\n", 1)))
 		if string(got) != want.String() {
 			t.Fatalf("%s of 300 keys:\n got %q\nwant %q", op, got, want.String())
 		}
@@ -356,7 +356,7 @@ func TestLongGatSplit(t *testing.T) {
 	}
 	// Short gat lines are not split.
 	before := b.requests()
-	memctest.RoundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "gat 10 "+keys[0]+" "+keys[1]+"\r\n", "END\r\n", 1)
 	if sent := b.requests() - before; sent != 1 {
 		t.Fatalf("a short gat went as %d commands", sent)
 	}
@@ -371,14 +371,14 @@ func TestClientIdleTimeoutAfterPause(t *testing.T) {
 		o.ClientOutputLimit = 1 << 20
 	})
 	value := strings.Repeat("p", 512<<10)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	s := sessionOf(t, tp, c)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
 	const n = 20
 	if _, err := c.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitFor(t, "the proxy to hold the client back", func() bool { return parked(s) })
+	memcachedtest.WaitFor(t, "the proxy to hold the client back", func() bool { return parked(s) })
 	want := strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n)
 	_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
 	got, err := io.ReadAll(io.LimitReader(c, int64(len(want))))
@@ -397,8 +397,8 @@ func TestClientIdleTimeoutAfterPause(t *testing.T) {
 func TestSessionsSpreadOverConnections(t *testing.T) {
 	tp := startProxy(t, 1, func(o *Options) { o.EventLoops, o.Connections = 2, 2 })
 	for i := range 8 {
-		c := memctest.Dial(t, tp.addr)
-		memctest.RoundTrip(t, c, fmt.Sprintf("get spread%d\r\n", i), "END\r\n", 1)
+		c := memcachedtest.Dial(t, tp.addr)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("get spread%d\r\n", i), "END\r\n", 1)
 	}
 	b := tp.table.Load().all[0]
 	if len(b.conns) != 4 {

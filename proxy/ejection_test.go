@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 func TestEjectionCapLimit(t *testing.T) {
@@ -28,7 +28,7 @@ func TestEjectionCapLimit(t *testing.T) {
 // waitCapped waits until the named backend's capped state is want.
 func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
 	t.Helper()
-	memctest.WaitFor(t, fmt.Sprintf("backend %s capped to be %v", name, want), func() bool {
+	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s capped to be %v", name, want), func() bool {
 		for _, b := range tp.table.Load().all {
 			if b.name == name && b.capped.Load() == want {
 				return true
@@ -67,8 +67,8 @@ func TestEjectionCap(t *testing.T) {
 			first, second, survivor := tp.backends[0], tp.backends[1], tp.backends[2]
 			k2 := keyOn(t, tp, second.Addr, "second")
 			k3 := keyOn(t, tp, survivor.Addr, "survivor")
-			c := memctest.Dial(t, tp.addr)
-			memctest.RoundTrip(t, c, "set "+k2+" 0 0 2\r\nv2\r\n", "STORED\r\n", 1)
+			c := memcachedtest.Dial(t, tp.addr)
+			memcachedtest.RoundTrip(t, c, "set "+k2+" 0 0 2\r\nv2\r\n", "STORED\r\n", 1)
 
 			first.Kill()
 			waitInRing(t, tp, first.Addr, false)
@@ -82,22 +82,22 @@ func TestEjectionCap(t *testing.T) {
 				t.Fatal("the capped backend is up")
 			}
 			// Its keys fail fast, and stay on it; the survivor's keys work.
-			if got := memctest.RoundTrip(t, c, "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
+			if got := memcachedtest.RoundTrip(t, c, "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("get of a capped backend's key: %q, want a miss", got)
 			}
-			sets := memctest.Stat(t, survivor.Addr, "cmd_set")
-			if got := memctest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
+			sets := memcachedtest.Stat(t, survivor.Addr, "cmd_set")
+			if got := memcachedtest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 				t.Fatalf("set of a capped backend's key: %q", got)
 			}
-			if n := memctest.Stat(t, survivor.Addr, "cmd_set"); n != sets {
+			if n := memcachedtest.Stat(t, survivor.Addr, "cmd_set"); n != sets {
 				t.Fatalf("the survivor received %d sets meant for the capped backend", n-sets)
 			}
-			if got := memctest.RoundTrip(t, memctest.Dial(t, survivor.Addr), "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
+			if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, survivor.Addr), "get "+k2+"\r\n", "END\r\n", 1); got != "END\r\n" {
 				t.Fatalf("the capped backend's key is on the survivor: %q", got)
 			}
-			memctest.RoundTrip(t, c, "set "+k3+" 0 0 1\r\ny\r\n", "STORED\r\n", 1)
+			memcachedtest.RoundTrip(t, c, "set "+k3+" 0 0 1\r\ny\r\n", "STORED\r\n", 1)
 
-			be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
+			be := memcachedtest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 			for _, want := range []string{"backend:" + second.Addr + ":ejection_capped 1\r\n",
 				"backend:" + second.Addr + ":ejections_capped 1\r\n", "backend:" + second.Addr + ":in_ring true\r\n",
 				"backend:" + first.Addr + ":ejection_capped 0\r\n", "backend:" + first.Addr + ":in_ring false\r\n",
@@ -106,7 +106,7 @@ func TestEjectionCap(t *testing.T) {
 					t.Errorf("stats backends lacks %q:\n%s", want, be)
 				}
 			}
-			st := memctest.Stats(t, tp.addr, "settings")
+			st := memcachedtest.Stats(t, tp.addr, "settings")
 			if st["max_ejected"] != tt.cap.String() || st["max_ejected_backends"] != "1" {
 				t.Errorf("stats settings: max_ejected %q max_ejected_backends %q", st["max_ejected"], st["max_ejected_backends"])
 			}
@@ -129,7 +129,7 @@ func TestEjectionCap(t *testing.T) {
 				t.Errorf("mcproxy_backend_ejection_capped after it was ejected: %v", v)
 			}
 			// Its keys now move to a stand-in, like any ejected backend's.
-			if got := memctest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nz\r\n", "\r\n", 1); got != "STORED\r\n" {
+			if got := memcachedtest.RoundTrip(t, c, "set "+k2+" 0 0 1\r\nz\r\n", "\r\n", 1); got != "STORED\r\n" {
 				t.Fatalf("set of an ejected backend's key: %q", got)
 			}
 		})
@@ -148,7 +148,7 @@ func TestEjectionCapZero(t *testing.T) {
 	if n := len(tp.table.Load().members); n != 3 {
 		t.Fatalf("max_ejected 0, but the ring has %d members", n)
 	}
-	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "SERVER_ERROR backend unavailable\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "SERVER_ERROR backend unavailable\r\n", 1)
 	if want := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\nSERVER_ERROR backend unavailable\r\n", alive); got != want {
 		t.Fatalf("with max_ejected 0:\n got %q\nwant %q", got, want)
 	}
@@ -162,7 +162,7 @@ func TestEjectionCapZero(t *testing.T) {
 	if ok, why := one.Ready(); ok || why != "no live backend" {
 		t.Fatalf("Ready with the only backend down: %v %q", ok, why)
 	}
-	if got := memctest.RoundTrip(t, memctest.Dial(t, one.addr), "set k 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
+	if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, one.addr), "set k 0 0 1\r\nx\r\n", "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 		t.Fatalf("set with the only backend down: %q", got)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/ring"
 )
 
@@ -37,8 +37,8 @@ func inRing(tp *testProxy, addr string) bool {
 // -1 for never, ok false when the key is not there.
 func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
-	got := memctest.RoundTrip(t, c, "mg "+key+" t\r\n", "\r\n", 1)
+	c := memcachedtest.Dial(t, addr)
+	got := memcachedtest.RoundTrip(t, c, "mg "+key+" t\r\n", "\r\n", 1)
 	if got == "EN\r\n" {
 		return 0, false
 	}
@@ -74,18 +74,18 @@ func expectLines(t *testing.T, c net.Conn, cmd string, n int) string {
 // proxyStat returns one of the proxy's own stats.
 func proxyStat(t *testing.T, tp *testProxy, name string) int {
 	t.Helper()
-	return memctest.Stat(t, tp.addr, name)
+	return memcachedtest.Stat(t, tp.addr, name)
 }
 
 // outage kills victim and waits until it has left the ring.
-func outage(t *testing.T, tp *testProxy, victim *memctest.Server) {
+func outage(t *testing.T, tp *testProxy, victim *memcachedtest.Server) {
 	t.Helper()
 	victim.Kill()
 	waitInRing(t, tp, victim.Addr, false)
 }
 
 // recover restarts victim and waits until it is back in the ring.
-func recoverBackend(t *testing.T, tp *testProxy, victim *memctest.Server) {
+func recoverBackend(t *testing.T, tp *testProxy, victim *memcachedtest.Server) {
 	t.Helper()
 	victim.Restart(t)
 	waitInRing(t, tp, victim.Addr, true)
@@ -121,7 +121,7 @@ func TestNoStaleReadAcrossTwoOutages(t *testing.T) {
 			tp := startProxy(t, 3, nil)
 			victim := tp.backends[1]
 			k := keyOn(t, tp, victim.Addr, "twice:")
-			c := memctest.Dial(t, tp.addr)
+			c := memcachedtest.Dial(t, tp.addr)
 			exchangeAll := func(cmd, want string) {
 				t.Helper()
 				cmd, want = strings.ReplaceAll(cmd, "%[1]s", k), strings.ReplaceAll(want, "%[1]s", k)
@@ -186,7 +186,7 @@ func TestFailoverCapsStandInExptime(t *testing.T) {
 	victim := tp.backends[0]
 	keys := keysOn(t, tp, victim.Addr, "cap", 12)
 	outage(t, tp, victim)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	now := time.Now().Unix()
 	cases := []struct {
 		name string
@@ -260,7 +260,7 @@ func TestFailoverCapsStandInExptime(t *testing.T) {
 // ring change, nothing is capped and no delete is added.
 func TestFailoverSteadyPathUntouched(t *testing.T) {
 	tp := startProxy(t, 3, func(o *Options) { o.FailoverTTL = 5 * time.Second })
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	for i := 0; i < 50; i++ {
 		k := fmt.Sprintf("steady:%d", i)
 		got := expectLines(t, c, fmt.Sprintf("set %s 0 0 1\r\n1\r\ntouch %s 0\r\nincr %s 1\r\ngat 0 %s\r\n", k, k, k, k), 6)
@@ -289,7 +289,7 @@ func TestFailoverWindow(t *testing.T) {
 	victim := tp.backends[2]
 	early := keyOn(t, tp, victim.Addr, "early:")
 	late := keyOn(t, tp, victim.Addr, "late:")
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	outage(t, tp, victim)
 	earlyStandIn, lateStandIn := locationOf(tp, early), locationOf(tp, late)
 	expectLines(t, c, fmt.Sprintf("set %s 0 0 2\r\nv1\r\nset %s 0 0 2\r\nv1\r\n", early, late), 2)
@@ -306,7 +306,7 @@ func TestFailoverWindow(t *testing.T) {
 		t.Errorf("the stand-in still holds %s after the set at home was answered", early)
 	}
 
-	memctest.WaitFor(t, "the invalidation window to close", func() bool { return !tp.table.Load().fo.active(time.Now()) })
+	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !tp.table.Load().fo.active(time.Now()) })
 	if _, ok := remainingTTL(t, lateStandIn, late); ok {
 		t.Errorf("the stand-in copy of %s outlived the window", late)
 	}
@@ -335,7 +335,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	// Find a key that the ring without the victim moves between the two
 	// others, by building that ring here.
 	full := tp.table.Load()
-	var victim *memctest.Server
+	var victim *memcachedtest.Server
 	var k string
 	for _, v := range tp.backends {
 		var others []ring.Member
@@ -362,7 +362,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	if k == "" {
 		t.Fatal("no key moves off a home that stays in the ring")
 	}
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	expectLines(t, c, "set "+k+" 0 0 2\r\nv1\r\n", 1)
 	outage(t, tp, victim)
 	if locationOf(tp, k) == homeOf(tp, k) {
@@ -371,7 +371,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	home := homeOf(tp, k)
 	// Past the window of the ejection only the home rule can delete the
 	// old copy.
-	memctest.WaitFor(t, "the invalidation window to close", func() bool { return !time.Now().Before(tp.table.Load().fo.windowEnd) })
+	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !time.Now().Before(tp.table.Load().fo.windowEnd) })
 	if got := expectLines(t, c, "set "+k+" 0 0 2\r\nv3\r\n", 1); got != "STORED\r\n" {
 		t.Fatalf("set on the stand-in: %q", got)
 	}
@@ -414,7 +414,7 @@ func TestFailoverRandomized(t *testing.T) {
 	progress := func() {
 		t.Helper()
 		start := ops.Load()
-		memctest.WaitFor(t, "the load to make progress", func() bool { return ops.Load() >= start+int64(workers*keysPer) })
+		memcachedtest.WaitFor(t, "the load to make progress", func() bool { return ops.Load() >= start+int64(workers*keysPer) })
 	}
 	defer func() {
 		close(stop)
@@ -430,7 +430,7 @@ func TestFailoverRandomized(t *testing.T) {
 		progress()
 		victim.Restart(t)
 		// The second return waits out the checker's flap hold-down.
-		memctest.WaitFor(t, "the victim to rejoin the ring", func() bool {
+		memcachedtest.WaitFor(t, "the victim to rejoin the ring", func() bool {
 			if inRing(tp, victim.Addr) {
 				return true
 			}
@@ -545,7 +545,7 @@ func randomWorker(t *testing.T, addr string, w, nkeys int, stop chan struct{}, o
 // there. Its copy off the new ring must be gone by the time the client
 // has its STORED.
 func TestLateWriteAfterSwap(t *testing.T) {
-	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t)}
+	servers := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
 	tp := startProxyFor(t, servers[:2], func(o *Options) {
 		o.Health.AlwaysUp = true // the swap comes from Reconfigure alone
 		o.Timeout = 10 * time.Second
@@ -566,7 +566,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	if k == "" {
 		t.Fatal("no key moves from the slow backend to the added one")
 	}
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	expectLines(t, c, "set warm 0 0 1\r\nw\r\nset "+k+" 0 0 2\r\nv0\r\n", 2) // connections up
 	var sb *backend
 	for _, b := range tp.table.Load().members {
@@ -584,7 +584,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	if _, err := c.Write([]byte("set " + k + " 0 0 2\r\nv1\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitFor(t, "the set to leave for the slow backend", func() bool { return sb.requests() != sent })
+	memcachedtest.WaitFor(t, "the set to leave for the slow backend", func() bool { return sb.requests() != sent })
 	var bs []Backend
 	for _, m := range grown {
 		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // keyOn returns a key that the proxy's current ring places on addr.
@@ -42,8 +42,8 @@ func storeDeadAndAlive(t *testing.T, tp *testProxy, victim, other string) (c net
 	t.Helper()
 	dead = keyOn(t, tp, victim, "dead")
 	alive = keyOn(t, tp, other, "alive")
-	c = memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n", 1)
+	c = memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n", 1)
 	return c, dead, alive
 }
 
@@ -60,20 +60,20 @@ func TestDeadBackendSemantics(t *testing.T) {
 	// The first command may find the pooled connection broken; either way
 	// the answers are a miss and a SERVER_ERROR, never a hang or a desync.
 	for i := 0; i < 3; i++ {
-		got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\n", dead, alive), "END\r\n", 1)
+		got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\n", dead, alive), "END\r\n", 1)
 		if got != fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\n", alive) {
 			t.Fatalf("multi-get with a dead backend: %q", got)
 		}
-		got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1)
+		got = memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1)
 		if !strings.HasPrefix(got, "SERVER_ERROR backend ") {
 			t.Fatalf("set on a dead backend: %q", got)
 		}
-		got = memctest.RoundTrip(t, c, fmt.Sprintf("incr %s 1\r\ntouch %s 0\r\n", dead, alive), "TOUCHED\r\n", 1)
+		got = memcachedtest.RoundTrip(t, c, fmt.Sprintf("incr %s 1\r\ntouch %s 0\r\n", dead, alive), "TOUCHED\r\n", 1)
 		if !strings.HasPrefix(got, "SERVER_ERROR backend ") || !strings.HasSuffix(got, "\r\nTOUCHED\r\n") {
 			t.Fatalf("incr on dead, touch on live: %q", got)
 		}
 	}
-	if got := memctest.RoundTrip(t, c, "flush_all\r\n", "\r\n", 1); got != "SERVER_ERROR flush_all failed on 1 of 3 backends\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "flush_all\r\n", "\r\n", 1); got != "SERVER_ERROR flush_all failed on 1 of 3 backends\r\n" {
 		t.Fatalf("flush_all with a dead backend: %q", got)
 	}
 }
@@ -90,26 +90,26 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	victim := tp.backends[0]
 	frozen := keyOn(t, tp, victim.Addr, "frozen")
 	fine := keyOn(t, tp, tp.backends[1].Addr, "fine")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", frozen, fine), "STORED\r\nSTORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", frozen, fine), "STORED\r\nSTORED\r\n", 1)
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = victim.Thaw() })
 
-	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s\r\n", frozen), "END\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("get %s\r\n", frozen), "END\r\n", 1)
 	if got != "END\r\n" {
 		t.Fatalf("get on a frozen backend: %q", got)
 	}
 	// After a timeout the connection is treated as hung: the set fails at
 	// once while it reconnects ("unavailable"), or times out if it was
 	// sent on a fresh connection the frozen host accepted.
-	got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\nget %s\r\n", frozen, fine), "END\r\n", 1)
+	got = memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\nget %s\r\n", frozen, fine), "END\r\n", 1)
 	healthy := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\n", fine)
 	if got != "SERVER_ERROR backend unavailable\r\n"+healthy && got != "SERVER_ERROR backend timeout\r\n"+healthy {
 		t.Fatalf("set on frozen then get on healthy: %q", got)
 	}
-	stats := parseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
+	stats := parseStats(memcachedtest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
 	if stats["backend_timeouts"] == "0" {
 		t.Fatalf("timeouts not counted: %v", stats["backend_timeouts"])
 	}
@@ -121,8 +121,8 @@ func TestFrozenBackendBoundedByTimeout(t *testing.T) {
 	// The set that timed out may still be applied when the backend wakes
 	// (it was in its socket buffer), as with any client that gives up on a
 	// reply; so check with a fresh write.
-	memctest.WaitFor(t, "the backend to be used again after the thaw", func() bool {
-		got = memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nw\r\nget %s\r\n", frozen, frozen), "END\r\n", 1)
+	memcachedtest.WaitFor(t, "the backend to be used again after the thaw", func() bool {
+		got = memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nw\r\nget %s\r\n", frozen, frozen), "END\r\n", 1)
 		return got == fmt.Sprintf("STORED\r\nVALUE %s 0 1\r\nw\r\nEND\r\n", frozen)
 	})
 }
@@ -138,14 +138,14 @@ func TestNoBackendsFailsFast(t *testing.T) {
 	for _, s := range tp.backends {
 		s.Kill()
 	}
-	c := memctest.Dial(t, tp.addr)
-	memctest.WaitFor(t, "every backend to be ejected", func() bool { return tp.table.Load().ring == nil })
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.WaitFor(t, "every backend to be ejected", func() bool { return tp.table.Load().ring == nil })
 	for _, cmd := range []string{"get a\r\n", "set a 0 0 1\r\nx\r\n", "delete a\r\n", "incr a 1\r\n", "flush_all\r\n"} {
-		if got := memctest.RoundTrip(t, c, cmd, "\r\n", 1); got != "SERVER_ERROR no backends available\r\n" {
+		if got := memcachedtest.RoundTrip(t, c, cmd, "\r\n", 1); got != "SERVER_ERROR no backends available\r\n" {
 			t.Errorf("%q with no backends: %q", cmd, got)
 		}
 	}
-	if got := memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1); got != "VERSION 1.6.0-mcproxy-test\r\n" {
 		t.Errorf("version with no backends: %q", got)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // httpPost is what a web page can make a browser send to 127.0.0.1:11211: a
@@ -59,8 +59,8 @@ func protocolRejects(t *testing.T, p *Proxy) map[string]float64 {
 
 func statLine(t *testing.T, addr, name string) string {
 	t.Helper()
-	c := memctest.Dial(t, addr)
-	for _, line := range strings.Split(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1), "\r\n") {
+	c := memcachedtest.Dial(t, addr)
+	for _, line := range strings.Split(memcachedtest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1), "\r\n") {
 		if strings.HasPrefix(line, "STAT "+name+" ") {
 			return strings.TrimPrefix(line, "STAT "+name+" ")
 		}
@@ -94,7 +94,7 @@ func TestHTTPPostIsNotRun(t *testing.T) {
 // Replies owed for commands before the request line differ on purpose: see
 // the proxy's reply in the test below.
 func TestHTTPRejectAgainstMemcached(t *testing.T) {
-	direct := memctest.Start(t)
+	direct := memcachedtest.Start(t)
 	tp := startProxy(t, 2, nil)
 	for _, in := range []string{
 		httpPost,
@@ -153,7 +153,7 @@ func TestBinaryProtocolRefused(t *testing.T) {
 // crypto/tls) is closed at once instead of waiting for a newline.
 func TestTLSClientHelloRefused(t *testing.T) {
 	tp := startProxy(t, 1, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	_ = c.SetDeadline(time.Now().Add(exchangeBound))
 	tc := tls.Client(c, &tls.Config{ServerName: "mcproxy", MinVersion: tls.VersionTLS12})
 	err := tc.Handshake()
@@ -176,11 +176,11 @@ func TestTLSClientHelloRefused(t *testing.T) {
 // hold binary, TLS or HTTP bytes, are served as before and not counted.
 func TestTextClientUnaffected(t *testing.T) {
 	tp := startProxy(t, 2, nil)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	for _, v := range []string{"\x80\x0a\x00\x00", "\x16\x03\x01", "GET / HTTP/1.1"} {
 		cmd := fmt.Sprintf("set k 0 0 %d\r\n%s\r\nget k\r\n", len(v), v)
 		want := fmt.Sprintf("STORED\r\nVALUE k 0 %d\r\n%s\r\nEND\r\n", len(v), v)
-		if got := memctest.RoundTrip(t, c, cmd, "END\r\n", 1); got != want {
+		if got := memcachedtest.RoundTrip(t, c, cmd, "END\r\n", 1); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // garbagePieces are fragments of valid and invalid commands; random
@@ -56,13 +56,13 @@ func TestGarbageNeverHurtsTheProxy(t *testing.T) {
 		c.Close()
 	}
 	// A well-behaved client is served as before.
-	c := memctest.Dial(t, tp.addr)
-	if got := memctest.RoundTrip(t, c, "set ok 0 0 2\r\nhi\r\nget ok\r\n", "END\r\n", 1); got != "STORED\r\nVALUE ok 0 2\r\nhi\r\nEND\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	if got := memcachedtest.RoundTrip(t, c, "set ok 0 0 2\r\nhi\r\nget ok\r\n", "END\r\n", 1); got != "STORED\r\nVALUE ok 0 2\r\nhi\r\nEND\r\n" {
 		t.Fatalf("after the garbage: %q", got)
 	}
 	c.Close()
 	// Every garbage session ends: none is stuck on a reply or a read.
-	memctest.WaitFor(t, "every session to end after its client left", func() bool {
+	memcachedtest.WaitFor(t, "every session to end after its client left", func() bool {
 		tp.mu.Lock()
 		defer tp.mu.Unlock()
 		return len(tp.sessions) == 0

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // prefill stores n keys through the proxy and returns them.
@@ -42,7 +42,7 @@ func hitShare(t *testing.T, addr string, keys []string) float64 {
 // waitInRing waits until addr's membership of the ring is want.
 func waitInRing(t *testing.T, tp *testProxy, addr string, want bool) {
 	t.Helper()
-	memctest.WaitFor(t, fmt.Sprintf("backend %s in ring to be %v", addr, want), func() bool { return inRing(tp, addr) == want })
+	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s in ring to be %v", addr, want), func() bool { return inRing(tp, addr) == want })
 }
 
 // TestKilledBackendEjectedUnderLoad: SIGKILL one backend of three under a
@@ -59,7 +59,7 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 			mine++
 		}
 	}
-	load := memctest.StartLoad(t, tp.addr, 8, "load:", 3000)
+	load := memcachedtest.StartLoad(t, tp.addr, 8, "load:", 3000)
 	load.WaitOps(t, "before the kill", 500)
 
 	victim.Kill()
@@ -83,12 +83,12 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 	load.WaitOps(t, "after the re-add", 500)
 	// Its keys route to it again: a set through the proxy lands on it.
 	k := keyOn(t, tp, victim.Addr, "back")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nz\r\n", "STORED\r\n", 1)
-	if got := memctest.RoundTrip(t, memctest.Dial(t, victim.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nz\r\n", "STORED\r\n", 1)
+	if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, victim.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nz\r\nEND\r\n" {
 		t.Fatalf("key of the re-added backend not stored on it: %q", got)
 	}
-	be := memctest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
+	be := memcachedtest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1)
 	for _, want := range []string{"backend:" + victim.Addr + ":ejections 1\r\n", "backend:" + victim.Addr + ":readds 1\r\n",
 		"backend:" + victim.Addr + ":state up\r\n"} {
 		if !strings.Contains(be, want) {
@@ -104,7 +104,7 @@ func TestFrozenBackendEjectedUnderLoad(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	tp := startProxy(t, 3, func(o *Options) { o.Timeout = timeout })
 	victim := tp.backends[1]
-	load := memctest.StartLoad(t, tp.addr, 8, "load:", 3000)
+	load := memcachedtest.StartLoad(t, tp.addr, 8, "load:", 3000)
 	load.WaitOps(t, "before the freeze", 500)
 
 	if err := victim.Freeze(); err != nil {
@@ -136,14 +136,14 @@ func TestAutoEjectOff(t *testing.T) {
 	victim := tp.backends[2]
 	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[0].Addr)
 	victim.Kill()
-	memctest.WaitFor(t, "the dead backend to be marked down", func() bool { return !tp.health.IsUp(victim.Addr) })
+	memcachedtest.WaitFor(t, "the dead backend to be marked down", func() bool { return !tp.health.IsUp(victim.Addr) })
 	if n := len(tp.table.Load().members); n != 3 {
 		t.Fatalf("auto_eject false, but the ring has %d members", n)
 	}
 	start := time.Now()
-	got := memctest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "\r\n", 1)
 	for !strings.HasSuffix(got, "SERVER_ERROR backend unavailable\r\n") && time.Since(start) < exchangeBound {
-		got += memctest.RoundTrip(t, c, "", "\r\n", 1)
+		got += memcachedtest.RoundTrip(t, c, "", "\r\n", 1)
 	}
 	want := fmt.Sprintf("VALUE %s 0 1\r\ny\r\nEND\r\nSERVER_ERROR backend unavailable\r\n", alive)
 	if got != want {
@@ -161,20 +161,20 @@ func TestNoStaleValueAfterReadd(t *testing.T) {
 			tp := startProxy(t, 3, func(o *Options) { o.FlushOnReadd = !keep })
 			victim := tp.backends[0]
 			k := keyOn(t, tp, victim.Addr, "stale")
-			c := memctest.Dial(t, tp.addr)
-			memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
+			c := memcachedtest.Dial(t, tp.addr)
+			memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
 			if err := victim.Freeze(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = victim.Thaw() })
 			waitInRing(t, tp, victim.Addr, false)
 			// The key now lives on another backend; the client updates it.
-			memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1)
+			memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1)
 			if err := victim.Thaw(); err != nil {
 				t.Fatal(err)
 			}
 			waitInRing(t, tp, victim.Addr, true)
-			got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1)
+			got := memcachedtest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1)
 			stale := "VALUE " + k + " 0 3\r\nold\r\nEND\r\n"
 			if !keep && got != "END\r\n" {
 				t.Fatalf("after re-adding a flushed backend: %q, want a miss", got)
@@ -201,14 +201,14 @@ func TestAutoEjectOffNamedFrozen(t *testing.T) {
 	})
 	victim := tp.backends[2]
 	dead := keyOn(t, tp, victim.Addr, "dead")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", dead), "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", dead), "STORED\r\n", 1)
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = victim.Thaw() }()
-	memctest.WaitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
-	if got := memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
+	memcachedtest.WaitFor(t, "the frozen backend to be marked down", func() bool { return !tp.health.IsUp("cache-2") })
+	if got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nz\r\n", dead), "\r\n", 1); got != "SERVER_ERROR backend unavailable\r\n" {
 		t.Fatalf("set on a down backend: %q", got)
 	}
 	st := backendStats(t, c, "cache-2")

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -26,16 +26,16 @@ func TestMain(m *testing.M) {
 type testProxy struct {
 	*Proxy
 	addr     string
-	backends []*memctest.Server
+	backends []*memcachedtest.Server
 }
 
 // startProxy starts n memcached servers and a proxy in front of them. mod
 // may adjust the options before the proxy is built.
 func startProxy(t testing.TB, n int, mod func(*Options)) *testProxy {
 	t.Helper()
-	servers := make([]*memctest.Server, n)
+	servers := make([]*memcachedtest.Server, n)
 	for i := range servers {
-		servers[i] = memctest.Start(t)
+		servers[i] = memcachedtest.Start(t)
 	}
 	return startProxyFor(t, servers, mod)
 }
@@ -48,7 +48,7 @@ func (tp *testProxy) reconfigure(bs []Backend, rc ring.Config) (ReconfigureResul
 	return tp.Reconfigure(s)
 }
 
-func startProxyFor(t testing.TB, servers []*memctest.Server, mod func(*Options)) *testProxy {
+func startProxyFor(t testing.TB, servers []*memcachedtest.Server, mod func(*Options)) *testProxy {
 	t.Helper()
 	opts := Options{
 		Ring:           ring.Config{Partitions: 271, ReplicationFactor: 20, Load: 1.25},

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // placement returns the name of the backend each key routes to.
@@ -35,7 +35,7 @@ func member(tp *testProxy, name string) *backend {
 // out of it) at addr.
 func waitNameInRing(t *testing.T, tp *testProxy, name, addr string, want bool) {
 	t.Helper()
-	memctest.WaitFor(t, fmt.Sprintf("backend %s at %s in ring to be %v", name, addr, want), func() bool {
+	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s at %s in ring to be %v", name, addr, want), func() bool {
 		b := member(tp, name)
 		return (b != nil && b.addr == addr) == want
 	})
@@ -72,7 +72,7 @@ func hasInfo(t *testing.T, tp *testProxy, name, addr string) bool {
 func TestRespelledBackendKeepsKeys(t *testing.T) {
 	for _, named := range []bool{false, true} {
 		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
-			servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t)}
+			servers := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
 			list := func(addr0 string) []Backend {
 				bs := []Backend{{Addr: addr0}, {Addr: servers[1].Addr}, {Addr: servers[2].Addr}}
 				for i := range bs {
@@ -121,12 +121,12 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 			}
 			// The respelled backend serves on its new connections.
 			k := keyOn(t, tp, respelled, "respelled")
-			c := memctest.Dial(t, tp.addr)
-			memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nr\r\n", "STORED\r\n", 1)
-			if got := memctest.RoundTrip(t, memctest.Dial(t, servers[0].Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nr\r\nEND\r\n" {
+			c := memcachedtest.Dial(t, tp.addr)
+			memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nr\r\n", "STORED\r\n", 1)
+			if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, servers[0].Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nr\r\nEND\r\n" {
 				t.Fatalf("a key of the respelled backend is not on its server: %q", got)
 			}
-			st := memctest.Stats(t, tp.addr, "backends")
+			st := memcachedtest.Stats(t, tp.addr, "backends")
 			pre := "backend:" + name0 + ":"
 			if st[pre+"addr"] != respelled || st[pre+"state"] != "up" || st[pre+"ejections"] != "0" || st[pre+"in_ring"] != "true" {
 				t.Errorf("stats backends after the respelling: addr %q state %q ejections %q in_ring %q",
@@ -156,8 +156,8 @@ func ownedByName(t *routeTable, keys []string, name string) float64 {
 // keeps its ring place, but the new server takes the keys only once probes
 // vouch for it, and flushed: until then its keys are on stand-ins.
 func TestNameMovedToAnotherServer(t *testing.T) {
-	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t)}
-	fresh := memctest.Start(t)
+	servers := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
+	fresh := memcachedtest.Start(t)
 	list := func(addr0 string) []Backend {
 		return []Backend{{Name: "a", Addr: addr0}, {Name: "b", Addr: servers[1].Addr}, {Name: "c", Addr: servers[2].Addr}}
 	}
@@ -168,7 +168,7 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 	keys := prefill(t, tp.addr, 600)
 	before := tp.table.Load()
 	// Something the new server holds from before: flush_on_readd empties it.
-	memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n", 1)
+	memcachedtest.RoundTrip(t, memcachedtest.Dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 
 	res, err := tp.reconfigure(list(fresh.Addr), before.ringCfg)
 	if err != nil {
@@ -184,16 +184,16 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 	if !slices.Equal(placement(before, keys), placement(tp.table.Load(), keys)) {
 		t.Fatal("a's ring place changed with its server")
 	}
-	if got := memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "get leftover\r\n", "END\r\n", 1); got != "END\r\n" {
+	if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, fresh.Addr), "get leftover\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("the new server joined without a flush: %q", got)
 	}
 	k := keyOn(t, tp, fresh.Addr, "moved")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nm\r\n", "STORED\r\n", 1)
-	if got := memctest.RoundTrip(t, memctest.Dial(t, fresh.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nm\r\nEND\r\n" {
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 1\r\nm\r\n", "STORED\r\n", 1)
+	if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, fresh.Addr), "get "+k+"\r\n", "END\r\n", 1); got != "VALUE "+k+" 0 1\r\nm\r\nEND\r\n" {
 		t.Fatalf("a's keys do not reach its new server: %q", got)
 	}
-	st := memctest.Stats(t, tp.addr, "backends")
+	st := memcachedtest.Stats(t, tp.addr, "backends")
 	if st["backend:a:addr"] != fresh.Addr || st["backend:a:ejections"] != "0" {
 		t.Errorf("stats backends of a: addr %q ejections %q", st["backend:a:addr"], st["backend:a:ejections"])
 	}
@@ -202,13 +202,13 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 // TestDuplicateNamesRefused: two backends of one name are refused at start
 // and on reload, naming the name; a name equal to another's address too.
 func TestDuplicateNamesRefused(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
 	_, err := New(Options{Backends: []Backend{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}}})
 	if err == nil || !strings.Contains(err.Error(), "backend name x listed twice") {
 		t.Fatalf("New with a name twice: %v", err)
 	}
-	tp := startProxyFor(t, []*memctest.Server{a, b}, nil)
-	memctest.RoundTrip(t, memctest.Dial(t, tp.addr), "version\r\n", "\r\n", 1) // serving before the cleanup shuts it down
+	tp := startProxyFor(t, []*memcachedtest.Server{a, b}, nil)
+	memcachedtest.RoundTrip(t, memcachedtest.Dial(t, tp.addr), "version\r\n", "\r\n", 1) // serving before the cleanup shuts it down
 	for _, bs := range [][]Backend{
 		{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}},
 		{{Addr: a.Addr}, {Name: a.Addr, Addr: b.Addr}},

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/mcproxy/mcproxy/health"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // TestLiveBackendsWithEveryBackendDead: with the default cap, two of three
@@ -23,7 +23,7 @@ func TestLiveBackendsWithEveryBackendDead(t *testing.T) {
 	for _, b := range tp.backends[1:] {
 		waitCapped(t, tp, b.Addr, true)
 	}
-	memctest.WaitFor(t, "two capped backends and one ejected", func() bool {
+	memcachedtest.WaitFor(t, "two capped backends and one ejected", func() bool {
 		n := 0
 		for _, b := range tp.table.Load().all {
 			if b.capped.Load() {
@@ -38,7 +38,7 @@ func TestLiveBackendsWithEveryBackendDead(t *testing.T) {
 	if v := metric(t, tp, "mcproxy_live_backends", ""); v != 0 {
 		t.Errorf("mcproxy_live_backends with every backend dead: %v, want 0", v)
 	}
-	if got := memctest.Stats(t, tp.addr, "")["live_backends"]; got != "0" {
+	if got := memcachedtest.Stats(t, tp.addr, "")["live_backends"]; got != "0" {
 		t.Errorf("stats live_backends with every backend dead: %q, want 0", got)
 	}
 	if ok, why := tp.Ready(); ok || why != "no live backend" {

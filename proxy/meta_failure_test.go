@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // TestMetaDeadBackend kills one backend with health checking off, so the
@@ -21,19 +21,19 @@ func TestMetaDeadBackend(t *testing.T) {
 	dead := keyOn(t, tp, victim.Addr, "dead")
 	alive := keyOn(t, tp, tp.backends[1].Addr, "alive")
 	b64 := base64.StdEncoding.EncodeToString([]byte(dead))
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("ms %s 1\r\nx\r\nms %s 1\r\ny\r\n", dead, alive), "HD\r\nHD\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("ms %s 1\r\nx\r\nms %s 1\r\ny\r\n", dead, alive), "HD\r\nHD\r\n", 1)
 
 	victim.Kill()
 
 	for i := 0; i < 3; i++ {
-		got := memctest.RoundTrip(t, c, fmt.Sprintf("mg %s v O5 k\r\nmg %s b k v O6\r\nmg %s v q\r\nmg %s v\r\nmn\r\n", dead, b64, dead, alive), "MN\r\n", 1)
+		got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("mg %s v O5 k\r\nmg %s b k v O6\r\nmg %s v q\r\nmg %s v\r\nmn\r\n", dead, b64, dead, alive), "MN\r\n", 1)
 		want := fmt.Sprintf("EN O5 k%s\r\nEN k%s b O6\r\nVA 1\r\ny\r\nMN\r\n", dead, b64)
 		if got != want {
 			t.Fatalf("mg with a dead backend: %q, want %q", got, want)
 		}
 		for _, cmd := range []string{"ms " + dead + " 1 q\r\nz\r\n", "md " + dead + " q\r\n", "ma " + dead + "\r\n", "me " + dead + "\r\n"} {
-			got := memctest.RoundTrip(t, c, cmd, "\r\n", 1)
+			got := memcachedtest.RoundTrip(t, c, cmd, "\r\n", 1)
 			if !strings.HasPrefix(got, "SERVER_ERROR backend ") {
 				t.Fatalf("%q on a dead backend: %q", cmd, got)
 			}
@@ -46,8 +46,8 @@ func TestMetaDeadBackend(t *testing.T) {
 // result.
 func TestMetaCounted(t *testing.T) {
 	tp := startProxy(t, 3, nil)
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "ms a 1\r\nx\r\nmg a v\r\nmg nope\r\nmg a T10\r\nmd a\r\nmd a q\r\nma n N0 J1\r\nma n MD\r\nmn\r\n", "HD\r\nVA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nNF\r\nHD\r\nHD\r\nMN\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "ms a 1\r\nx\r\nmg a v\r\nmg nope\r\nmg a T10\r\nmd a\r\nmd a q\r\nma n N0 J1\r\nma n MD\r\nmn\r\n", "HD\r\nVA 1\r\nx\r\nEN\r\nHD\r\nHD\r\nNF\r\nHD\r\nHD\r\nMN\r\n", 1)
 
 	for name, want := range map[string]int{
 		"cmd_meta": 9, "cmd_get": 2, "cmd_touch": 1, "cmd_set": 1, "get_hits": 1, "get_misses": 1,
@@ -82,12 +82,12 @@ func commandsMetric(t *testing.T, tp *testProxy, command, result string) float64
 // key token (base64 with b) has left: -1 for never, ok false when absent.
 func metaTTL(t *testing.T, addr, token string, b bool) (ttl int, ok bool) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	cmd := "mg " + token + " t"
 	if b {
 		cmd += " b"
 	}
-	got := memctest.RoundTrip(t, c, cmd+"\r\n", "\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, cmd+"\r\n", "\r\n", 1)
 	if got == "EN\r\n" {
 		return 0, false
 	}
@@ -121,7 +121,7 @@ func TestMetaFailoverCapsStandInExptime(t *testing.T) {
 		}
 	}
 	outage(t, tp, victim)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	cases := []struct {
 		name string
 		cmds string // %s is the key
@@ -185,7 +185,7 @@ func TestMetaFailoverInvalidates(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	outage(t, tp, victim)
 	var toks, standIns []string
 	for _, k := range keys {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // TestMetaSlowReaderHeldBack: a client pipelining mg of large values
@@ -24,17 +24,17 @@ func TestMetaSlowReaderHeldBack(t *testing.T) {
 	// soft limit must stay under the hard limit, each reply charged about
 	// its size.
 	value := strings.Repeat("h", 60<<10)
-	direct := memctest.Dial(t, tp.backends[0].Addr)
-	memctest.RoundTrip(t, direct, fmt.Sprintf("ms big %d\r\n%s\r\n", len(value), value), "HD\r\n", 1)
+	direct := memcachedtest.Dial(t, tp.backends[0].Addr)
+	memcachedtest.RoundTrip(t, direct, fmt.Sprintf("ms big %d\r\n%s\r\n", len(value), value), "HD\r\n", 1)
 
 	const n = 400 // 24 MB of replies, twelve times the hard limit
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	// Looked up first: a session cut off would end and could be gone.
 	s := sessionOf(t, tp, c)
 	if _, err := c.Write([]byte(strings.Repeat("mg big v\r\n", n) + "mn\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitFor(t, "the proxy to hold the client back or cut it off", func() bool { return s.cut.Load() || parked(s) })
+	memcachedtest.WaitFor(t, "the proxy to hold the client back or cut it off", func() bool { return s.cut.Load() || parked(s) })
 	if s.cut.Load() {
 		t.Fatal("a client pipelining mg was cut off instead of held back")
 	}

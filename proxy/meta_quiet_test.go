@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // The quiet-mode matrix: every outcome of mg, ms, md and ma, each sent
@@ -208,8 +208,8 @@ func TestMetaQuietFencedFollowsBackend(t *testing.T) {
 		return honest(f)
 	})
 	tp := fakeProxy(t, fake, 0, nil)
-	c := memctest.Dial(t, tp.addr)
-	got := memctest.RoundTrip(t, c, "ma hidden N0 J5 q Oc1\r\nma shown N0 q v Oc2\r\nma refused N0 q\r\nma loud N0\r\nma plain q\r\nmn\r\n", "MN\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	got := memcachedtest.RoundTrip(t, c, "ma hidden N0 J5 q Oc1\r\nma shown N0 q v Oc2\r\nma refused N0 q\r\nma loud N0\r\nma plain q\r\nmn\r\n", "MN\r\n", 1)
 	if want := "VA 1 Oc2\r\n7\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\nHD\r\nMN\r\n"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -275,8 +275,8 @@ func TestMetaQuietFenceOutOfStep(t *testing.T) {
 				return honest(f)
 			})
 			tp := fakeProxy(t, fake, 0, nil)
-			c := memctest.Dial(t, tp.addr)
-			got := memctest.RoundTrip(t, c, "ma k N0 q\r\nmn\r\n", "MN\r\n", 1)
+			c := memcachedtest.Dial(t, tp.addr)
+			got := memcachedtest.RoundTrip(t, c, "ma k N0 q\r\nmn\r\n", "MN\r\n", 1)
 			if want := "SERVER_ERROR backend protocol error\r\nMN\r\n"; got != want {
 				t.Fatalf("got %q, want %q", got, want)
 			}

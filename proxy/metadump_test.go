@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
@@ -61,9 +61,9 @@ func TestMetadumpMemcachedTool(t *testing.T) {
 		fmt.Fprintf(&cmds, "set %s %d 0 %d noreply\r\n%s\r\n", k, it.flags, len(it.value), it.value)
 	}
 	cmds.WriteString("mn\r\n")
-	memctest.Send(t, p.addr, cmds.String(), "MN\r\n", 1)
+	memcachedtest.Send(t, p.addr, cmds.String(), "MN\r\n", 1)
 	for _, b := range p.backends { // the keys are spread over all three
-		if n := memctest.Stat(t, b.Addr, "curr_items"); n == 0 || n == len(items) {
+		if n := memcachedtest.Stat(t, b.Addr, "curr_items"); n == 0 || n == len(items) {
 			t.Fatalf("backend %s holds %d of the %d keys", b.Addr, n, len(items))
 		}
 	}
@@ -162,7 +162,7 @@ func TestMetadumpBackendStopsMidDump(t *testing.T) {
 				o.Backends = []Backend{{Addr: fb.addr, Weight: 1}}
 				o.Timeout = 100 * time.Millisecond
 			})
-			conn := memctest.Dial(t, p.addr)
+			conn := memcachedtest.Dial(t, p.addr)
 			if _, err := conn.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +194,7 @@ func TestMetadumpRefusalPassedOn(t *testing.T) {
 			o.Timeout = 100 * time.Millisecond
 		})
 		before := fb.commands.Load()
-		got := memctest.Send(t, p.addr, "lru_crawler metadump all\r\nget k\r\n", "END\r\n", 1)
+		got := memcachedtest.Send(t, p.addr, "lru_crawler metadump all\r\nget k\r\n", "END\r\n", 1)
 		if want := refusal + "\r\nVALUE k 0 3\r\nv-k\r\nEND\r\n"; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -212,7 +212,7 @@ func TestMetadumpRefusalPassedOn(t *testing.T) {
 // it runs.
 func TestMetadumpPipelined(t *testing.T) {
 	p := startProxy(t, 3, nil)
-	direct := memctest.Start(t)
+	direct := memcachedtest.Start(t)
 	for _, in := range []string{
 		"set a 0 0 1\r\nx\r\nlru_crawler metadump all\r\n",
 		"set a 0 0 1 noreply\r\nx\r\nlru_crawler metadump all\r\n",
@@ -234,7 +234,7 @@ func TestMetadumpPipelined(t *testing.T) {
 		"lru_crawler metadump all\r\nlru_crawler metadump all\r\nmn\r\n":               "END\r\nEND\r\nMN\r\n",
 		"lru_crawler metadump all\r\nset a 0 0 1\r\nx\r\nlru_crawler metadump all\r\n": "END\r\nSTORED\r\n" + protocol.ErrMetadumpPipelined.Line + "\r\n",
 	} {
-		memctest.Send(t, p.addr, "flush_all\r\n", "OK\r\n", 1) // a dump does not list flushed items
+		memcachedtest.Send(t, p.addr, "flush_all\r\n", "OK\r\n", 1) // a dump does not list flushed items
 		if got := exchange(t, p.addr, []byte(in)); string(got) != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
@@ -247,7 +247,7 @@ func TestMetadumpPipelined(t *testing.T) {
 // 1.6.18's dumps for good) and lists only the classes asked for.
 func TestLruCrawlerCommands(t *testing.T) {
 	p := startProxy(t, 3, nil)
-	memctest.Send(t, p.addr, "set small 0 0 1\r\nx\r\nset big 0 0 5000\r\n"+strings.Repeat("y", 5000)+"\r\n", "STORED\r\n", 2)
+	memcachedtest.Send(t, p.addr, "set small 0 0 1\r\nx\r\nset big 0 0 5000\r\n"+strings.Repeat("y", 5000)+"\r\n", "STORED\r\n", 2)
 	for in, want := range map[string]string{
 		"lru_crawler metadump 0\r\n":     "BADCLASS invalid class id\r\n",
 		"lru_crawler metadump ,\r\n":     "NOTSTARTED no items to crawl\r\n",
@@ -307,7 +307,7 @@ func dumpKeys(t *testing.T, dump []byte) []string {
 func TestMetadumpSlowClientAndKill(t *testing.T) {
 	p := startProxy(t, 3, nil)
 	first := p.table.Load().members[0] // dumped first
-	var victim *memctest.Server
+	var victim *memcachedtest.Server
 	for _, b := range p.backends {
 		if b.Addr == first.addr {
 			victim = b
@@ -317,7 +317,7 @@ func TestMetadumpSlowClientAndKill(t *testing.T) {
 	// memcached and the client can take.
 	const n = 120000
 	prefix := strings.Repeat("k", 150)
-	c := memctest.Dial(t, victim.Addr)
+	c := memcachedtest.Dial(t, victim.Addr)
 	w := bufio.NewWriterSize(c, 1<<20)
 	for i := range n {
 		fmt.Fprintf(w, "set %s%d 0 0 1 noreply\r\nx\r\n", prefix, i)
@@ -326,7 +326,7 @@ func TestMetadumpSlowClientAndKill(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	memctest.RoundTrip(t, c, "", "MN\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "", "MN\r\n", 1)
 
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
@@ -339,8 +339,8 @@ func TestMetadumpSlowClientAndKill(t *testing.T) {
 	if _, err := slow.Write([]byte("lru_crawler metadump all\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitFor(t, "the dump to stall on the client", func() bool {
-		return memctest.Stat(t, victim.Addr, "lru_crawler_running") == 1 && maxHeld(p) >= outputHighWater
+	memcachedtest.WaitFor(t, "the dump to stall on the client", func() bool {
+		return memcachedtest.Stat(t, victim.Addr, "lru_crawler_running") == 1 && maxHeld(p) >= outputHighWater
 	})
 	// The proxy holds what its output buffer allows and its two chunks; the
 	// backend's crawler waits for the rest. Look a few times: it stays so.
@@ -350,7 +350,7 @@ func TestMetadumpSlowClientAndKill(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if got := memctest.Send(t, p.addr, "lru_crawler metadump all\r\n", "\r\n", 1); got != protocol.ErrCrawlerBusy.Line+"\r\n" {
+	if got := memcachedtest.Send(t, p.addr, "lru_crawler metadump all\r\n", "\r\n", 1); got != protocol.ErrCrawlerBusy.Line+"\r\n" {
 		t.Errorf("a second dump got %q", got)
 	}
 
@@ -373,8 +373,8 @@ func TestMetadumpSlowClientAndKill(t *testing.T) {
 		t.Errorf("%d lines before the error", len(lines)-1)
 	}
 	// The guard is free again: a dump of the two backends left runs.
-	memctest.WaitFor(t, "the killed backend to leave the ring", func() bool { return len(p.liveBackendsNow()) == 2 })
-	if got := memctest.Send(t, p.addr, "lru_crawler metadump all\r\n", "END\r\n", 1); got != "END\r\n" {
+	memcachedtest.WaitFor(t, "the killed backend to leave the ring", func() bool { return len(p.liveBackendsNow()) == 2 })
+	if got := memcachedtest.Send(t, p.addr, "lru_crawler metadump all\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Errorf("dump after the kill: %q", clip(got))
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -21,7 +21,7 @@ import (
 func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
 	t.Helper()
 	var found *session
-	memctest.WaitFor(t, "the proxy to accept the client", func() bool {
+	memcachedtest.WaitFor(t, "the proxy to accept the client", func() bool {
 		tp.mu.Lock()
 		defer tp.mu.Unlock()
 		for s := range tp.sessions {
@@ -100,12 +100,12 @@ func readExactly(t *testing.T, c net.Conn, want []byte) {
 // every one has been answered correctly.
 func roundTrips(t *testing.T, addr string, n int) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	for i := 0; i < n; i++ {
 		k, v := "other:"+strconv.Itoa(i%10), strconv.Itoa(i)
-		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
 		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", k, len(v), v)
-		if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != want {
+		if got := memcachedtest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != want {
 			t.Fatalf("round trip %d: got %q, want %q", i, got, want)
 		}
 	}
@@ -121,14 +121,14 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 		o.ClientOutputLimit = 1 << 20
 	})
 	value := strings.Repeat("s", 256<<10)
-	slow := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, slow, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
+	slow := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, slow, fmt.Sprintf("set big 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
 	const n = 400 // 100 MiB of replies
 	if _, err := slow.Write([]byte(strings.Repeat("get big\r\n", n))); err != nil {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, slow)
-	memctest.WaitFor(t, "the proxy to stop reading the slow client", func() bool { return parked(s) })
+	memcachedtest.WaitFor(t, "the proxy to stop reading the slow client", func() bool { return parked(s) })
 
 	roundTrips(t, tp.addr, 200)
 
@@ -140,7 +140,7 @@ func TestSlowReaderDoesNotStallOthers(t *testing.T) {
 	}
 	want := []byte(strings.Repeat(fmt.Sprintf("VALUE big 0 %d\r\n%s\r\nEND\r\n", len(value), value), n))
 	readExactly(t, slow, want)
-	memctest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
+	memcachedtest.WaitFor(t, "the held bytes to be released", func() bool { return s.held.Load() == 0 })
 }
 
 // TestOutputLimitDisconnect: items larger than max_item_size (stored on the
@@ -156,10 +156,10 @@ func TestOutputLimitDisconnect(t *testing.T) {
 		o.Logger = zap.New(core)
 	})
 	value := strings.Repeat("h", 512<<10)
-	direct := memctest.Dial(t, tp.backends[0].Addr)
-	memctest.RoundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
+	direct := memcachedtest.Dial(t, tp.backends[0].Addr)
+	memcachedtest.RoundTrip(t, direct, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\nset small 0 0 2\r\nok\r\n", len(value), value), "STORED\r\nSTORED\r\n", 1)
 
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	// The session is looked up before the gets are sent: once cut off it
 	// ends, and may be gone before a lookup after them.
 	s := sessionOf(t, tp, c)
@@ -168,11 +168,11 @@ func TestOutputLimitDisconnect(t *testing.T) {
 	}
 	// Nothing is read until the proxy has cut the client off: a client
 	// that reads would keep itself under the limit.
-	memctest.WaitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
+	memcachedtest.WaitFor(t, "the client over its hard output limit to be cut off", s.cut.Load)
 	// Then the connection is closed: reading ends in EOF or a reset after
 	// what the proxy had written before.
 	buf := make([]byte, 256<<10)
-	_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
+	_ = c.SetReadDeadline(time.Now().Add(memcachedtest.WaitBound))
 	for {
 		if _, err := c.Read(buf); err != nil {
 			if isTimeout(err) {
@@ -181,11 +181,11 @@ func TestOutputLimitDisconnect(t *testing.T) {
 			break
 		}
 	}
-	stats := memctest.Dial(t, tp.addr)
-	memctest.WaitFor(t, "the disconnect to be counted", func() bool {
-		return parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["output_limit_disconnects"] == "1"
+	stats := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.WaitFor(t, "the disconnect to be counted", func() bool {
+		return parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["output_limit_disconnects"] == "1"
 	})
-	memctest.WaitFor(t, "the session to end and log", func() bool {
+	memcachedtest.WaitFor(t, "the session to end and log", func() bool {
 		return logs.FilterMessageSnippet("hard output limit").Len() == 1
 	})
 	if e := logs.FilterMessageSnippet("hard output limit").All()[0]; e.ContextMap()["client"] != c.LocalAddr().String() {
@@ -199,10 +199,10 @@ func TestOutputLimitDisconnect(t *testing.T) {
 	// the backend connection was never reset.
 	roundTrips(t, tp.addr, 20)
 	want := fmt.Sprintf("VALUE huge 0 %d\r\n%s\r\nEND\r\n", len(value), value)
-	if got := memctest.RoundTrip(t, stats, "get huge\r\n", "END\r\n", 1); got != want {
+	if got := memcachedtest.RoundTrip(t, stats, "get huge\r\n", "END\r\n", 1); got != want {
 		t.Fatalf("get huge after the disconnect: %d bytes, want %d", len(got), len(want))
 	}
-	st := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))
+	st := parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))
 	if st["backend_errors"] != "0" {
 		t.Errorf("backend_errors %s: dropping a client's replies broke the backend connection", st["backend_errors"])
 	}
@@ -221,7 +221,7 @@ func TestMultiGetStreams(t *testing.T) {
 	})
 	const nkeys = 300
 	value := strings.Repeat("m", 100<<10)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	var keys []string
 	var want bytes.Buffer
 	for i := 0; i < nkeys; i++ {
@@ -231,20 +231,20 @@ func TestMultiGetStreams(t *testing.T) {
 			continue // a miss now and then
 		}
 		v := value[:len(value)-i]
-		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(v), v), "STORED\r\n", 1)
 		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\n", k, len(v), v)
 	}
 	want.WriteString("END\r\n")
-	stats := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
+	stats := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, stats, "stats reset\r\n", "RESET\r\n", 1)
 
 	if _, err := c.Write([]byte("get " + strings.Join(keys, " ") + "\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	s := sessionOf(t, tp, c)
-	memctest.WaitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
+	memcachedtest.WaitFor(t, "the proxy to stop sending pieces of the get", func() bool { return parked(s) })
 	parkedAt := time.Now()
-	sent, _ := strconv.Atoi(parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"])
+	sent, _ := strconv.Atoi(parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["cmd_get"])
 	if sent >= nkeys {
 		t.Errorf("all %d keys were sent to the backends for a client that reads nothing", sent)
 	}
@@ -289,11 +289,11 @@ func TestMultiGetStreams(t *testing.T) {
 	if s.cut.Load() {
 		t.Fatal("the streaming client was disconnected")
 	}
-	if st := parseStats(memctest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1)); st["output_limit_disconnects"] != "0" {
+	if st := parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1)); st["output_limit_disconnects"] != "0" {
 		t.Errorf("output_limit_disconnects %s", st["output_limit_disconnects"])
 	}
 	// The client can go on: the command after the long get is answered.
-	if got := memctest.RoundTrip(t, c, "get stream:0\r\n", "END\r\n", 1); !strings.HasPrefix(got, "VALUE stream:0 ") {
+	if got := memcachedtest.RoundTrip(t, c, "get stream:0\r\n", "END\r\n", 1); !strings.HasPrefix(got, "VALUE stream:0 ") {
 		t.Fatalf("next command: %.60q", got)
 	}
 }
@@ -314,7 +314,7 @@ func TestLargeValuesFromOneBackendNotCutOff(t *testing.T) {
 	})
 	const nkeys = 60
 	value := strings.Repeat("L", item-100)
-	c := memctest.Dial(t, tp.addr)
+	c := memcachedtest.Dial(t, tp.addr)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetReadBuffer(16 << 10)
 	}
@@ -323,7 +323,7 @@ func TestLargeValuesFromOneBackendNotCutOff(t *testing.T) {
 	for i := 0; i < nkeys; i++ {
 		k := "big:" + strconv.Itoa(i)
 		keys = append(keys, k)
-		memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(value), value), "STORED\r\n", 1)
+		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", k, len(value), value), "STORED\r\n", 1)
 		fmt.Fprintf(&want, "VALUE %s 0 %d\r\n%s\r\n", k, len(value), value)
 	}
 	want.WriteString("END\r\n")
@@ -341,7 +341,7 @@ func TestLargeValuesFromOneBackendNotCutOff(t *testing.T) {
 	got := make([]byte, 0, want.Len())
 	buf := make([]byte, 32<<10)
 	for len(got) < want.Len() && !s.cut.Load() {
-		memctest.WaitFor(t, "the proxy to have nothing at the backend", func() bool { return nothingInFlight(s) })
+		memcachedtest.WaitFor(t, "the proxy to have nothing at the backend", func() bool { return nothingInFlight(s) })
 		_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
 		n, err := c.Read(buf[:min(len(buf), want.Len()-len(got))])
 		got = append(got, buf[:n]...)

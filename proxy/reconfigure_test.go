@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/ring"
 )
 
@@ -44,9 +44,9 @@ func ownedShare(t *routeTable, addr string) float64 {
 // weight, try an invalid list, then a valid one. No client may see an
 // error at any step.
 func TestReconfigureUnderLoad(t *testing.T) {
-	servers := []*memctest.Server{memctest.Start(t), memctest.Start(t), memctest.Start(t), memctest.Start(t)}
+	servers := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
 	tp := startProxyFor(t, servers[:3], func(o *Options) { o.Ring = ring.Config{} }) // default ring
-	load := memctest.StartLoad(t, tp.addr, 8, "load:", 5000)
+	load := memcachedtest.StartLoad(t, tp.addr, 8, "load:", 5000)
 	load.Check(t, "before any change", 500)
 	list := func(ws ...int) []Backend {
 		var bs []Backend
@@ -79,7 +79,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		t.Errorf("the new backend owns %.3f of the keys, want about a quarter", share)
 	}
 	// The new backend receives its share of the load's writes.
-	memctest.WaitFor(t, "writes to the added backend", func() bool { return memctest.Stat(t, servers[3].Addr, "cmd_set") >= 100 })
+	memcachedtest.WaitFor(t, "writes to the added backend", func() bool { return memcachedtest.Stat(t, servers[3].Addr, "cmd_set") >= 100 })
 
 	_, after = step("remove the first", list(0, 1, 1, 1))
 	if ownedShare(after, servers[0].Addr) != 0 {
@@ -105,7 +105,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 	if g, _ := tp.ConfigGeneration(); g != gen+1 {
 		t.Fatalf("generation %d after one more reconfigure, want %d", g, gen+1)
 	}
-	stats := memctest.Stats(t, tp.addr, "")
+	stats := memcachedtest.Stats(t, tp.addr, "")
 	if stats["config_generation"] != strconv.FormatUint(gen+1, 10) || stats["backends"] != "3" {
 		t.Errorf("stats after reloads: generation %q backends %q", stats["config_generation"], stats["backends"])
 	}
@@ -120,8 +120,8 @@ func TestRemovedBackendDrains(t *testing.T) {
 	tp := startProxy(t, 2, func(o *Options) { o.Health.AlwaysUp = true })
 	victim, other := tp.backends[0], tp.backends[1]
 	k := keyOn(t, tp, victim.Addr, "drain")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k), "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k), "STORED\r\n", 1)
 	// Freeze the backend so that a get stays in flight across the reload.
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 	if err := victim.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	got := memctest.RoundTrip(t, c, "", "END\r\n", 1)
+	got := memcachedtest.RoundTrip(t, c, "", "END\r\n", 1)
 	if got != fmt.Sprintf("VALUE %s 0 1\r\nx\r\nEND\r\n", k) {
 		t.Fatalf("in-flight get across the removal of its backend: %q", got)
 	}
@@ -145,7 +145,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 	for _, m := range tp.table.Load().members {
 		t.Logf("member %s", m.addr)
 	}
-	if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get after removal: %q", got)
 	}
 }
@@ -158,16 +158,16 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 	tp := startProxy(t, 2, nil)
 	a, b := tp.backends[0], tp.backends[1]
 	k := keyOn(t, tp, a.Addr, "rejoin")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
 	rc := tp.table.Load().ringCfg // the same ring, so k returns to a
 
 	if _, err := tp.reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
 		t.Fatal(err)
 	}
-	memctest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1) // now on b
+	memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nnew\r\n", "STORED\r\n", 1) // now on b
 
-	port, err := memctest.FreePort()
+	port, err := memcachedtest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,13 +176,13 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitInRing(t, tp, a.Addr, true)
-	if got := memctest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("a re-added backend served %q; want a miss, never the value from before", got)
 	}
 	// Keys keep working while the dead address waits outside the ring.
 	for i := 0; i < 50; i++ {
 		key := fmt.Sprintf("alive%d", i)
-		if got := memctest.RoundTrip(t, c, "set "+key+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "STORED\r\n" {
+		if got := memcachedtest.RoundTrip(t, c, "set "+key+" 0 0 1\r\nx\r\n", "\r\n", 1); got != "STORED\r\n" {
 			t.Fatalf("set %s with a dead address pending: %q", key, got)
 		}
 	}
@@ -197,7 +197,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 // backend connections and awaits its reply.
 func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 	t.Helper()
-	memctest.WaitFor(t, "a request in flight to "+addr, func() bool {
+	memcachedtest.WaitFor(t, "a request in flight to "+addr, func() bool {
 		n := 0
 		for _, b := range tp.table.Load().all {
 			if b.addr != addr {
@@ -243,7 +243,7 @@ func TestReconfigureSettingsTogether(t *testing.T) {
 	}
 	want := map[string]string{"health_interval": "200ms", "health_failure_limit": "7", "health_success_limit": "2",
 		"max_ejected": "1", "ring_load": "2"}
-	st := memctest.Stats(t, tp.addr, "settings")
+	st := memcachedtest.Stats(t, tp.addr, "settings")
 	for k, v := range want {
 		if st[k] != v {
 			t.Errorf("stats settings %s = %q after Reconfigure, want %q", k, st[k], v)

@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // TestDisableFlushAllLikeMemcachedF: with disable_flush_all, every form of
 // flush_all gets what memcached -F answers, byte for byte, and flushes
 // nothing; cmd_flush counts the refused commands, as memcached's does.
 func TestDisableFlushAllLikeMemcachedF(t *testing.T) {
-	refusing := memctest.Start(t, "-F")
+	refusing := memcachedtest.Start(t, "-F")
 	p := startProxy(t, 2, func(o *Options) { o.DisableFlushAll = true })
 	input := []byte("set k 0 0 1\r\nv\r\nflush_all\r\nflush_all 0\r\nflush_all noreply\r\nflush_all 10 noreply\r\nget k\r\n")
 	want := exchange(t, refusing.Addr, input)
@@ -26,17 +26,17 @@ func TestDisableFlushAllLikeMemcachedF(t *testing.T) {
 	if got := exchange(t, p.addr, input); !bytes.Equal(got, want) {
 		t.Errorf("through the proxy:\n%q\nmemcached -F:\n%q", got, want)
 	}
-	st := memctest.Stats(t, p.addr, "")
+	st := memcachedtest.Stats(t, p.addr, "")
 	if st["cmd_flush"] != "4" {
 		t.Errorf("proxy cmd_flush = %s, want 4 (memcached -F counts refused flushes: %s)",
-			st["cmd_flush"], memctest.Stats(t, refusing.Addr, "")["cmd_flush"])
+			st["cmd_flush"], memcachedtest.Stats(t, refusing.Addr, "")["cmd_flush"])
 	}
 	for _, b := range p.backends {
-		if n := memctest.Stats(t, b.Addr, "")["cmd_flush"]; n != "0" {
+		if n := memcachedtest.Stats(t, b.Addr, "")["cmd_flush"]; n != "0" {
 			t.Errorf("backend %s saw %s flush_all, want 0", b.Addr, n)
 		}
 	}
-	if got := memctest.Stats(t, p.addr, "settings")["flush_enabled"]; got != "no" {
+	if got := memcachedtest.Stats(t, p.addr, "settings")["flush_enabled"]; got != "no" {
 		t.Errorf("stats settings flush_enabled = %q, want no (memcached -F's)", got)
 	}
 }
@@ -45,7 +45,7 @@ func TestDisableFlushAllLikeMemcachedF(t *testing.T) {
 // land in several slab classes of every backend.
 func storeSizes(t *testing.T, addr string, n int) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	var cmds strings.Builder
 	sizes := []int{10, 200, 1500, 9000}
 	for i := 0; i < n; i++ {
@@ -53,7 +53,7 @@ func storeSizes(t *testing.T, addr string, n int) {
 		fmt.Fprintf(&cmds, "set key:%d 0 0 %d noreply\r\n%s\r\n", i, len(v), v)
 	}
 	cmds.WriteString("version\r\n")
-	memctest.RoundTrip(t, c, cmds.String(), "\r\n", 1)
+	memcachedtest.RoundTrip(t, c, cmds.String(), "\r\n", 1)
 }
 
 // TestStatsItemsAndSlabsAddUpBackends checks the merged views against the
@@ -63,10 +63,10 @@ func TestStatsItemsAndSlabsAddUpBackends(t *testing.T) {
 	p := startProxy(t, 3, nil)
 	storeSizes(t, p.addr, 400)
 
-	sum := func(group string, backends []*memctest.Server) (map[string]uint64, map[string]uint64) {
+	sum := func(group string, backends []*memcachedtest.Server) (map[string]uint64, map[string]uint64) {
 		s, mx := map[string]uint64{}, map[string]uint64{}
 		for _, b := range backends {
-			for k, v := range memctest.Stats(t, b.Addr, group) {
+			for k, v := range memcachedtest.Stats(t, b.Addr, group) {
 				n, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
 					continue
@@ -77,9 +77,9 @@ func TestStatsItemsAndSlabsAddUpBackends(t *testing.T) {
 		}
 		return s, mx
 	}
-	check := func(step string, backends []*memctest.Server) {
+	check := func(step string, backends []*memcachedtest.Server) {
 		t.Helper()
-		items := memctest.Stats(t, p.addr, "items")
+		items := memcachedtest.Stats(t, p.addr, "items")
 		wantItems, maxItems := sum("items", backends)
 		classes := 0
 		for k, want := range wantItems {
@@ -98,7 +98,7 @@ func TestStatsItemsAndSlabsAddUpBackends(t *testing.T) {
 		if classes < 3 {
 			t.Fatalf("%s: items in only %d slab classes; the test wants several", step, classes)
 		}
-		slabs := memctest.Stats(t, p.addr, "slabs")
+		slabs := memcachedtest.Stats(t, p.addr, "slabs")
 		wantSlabs, maxSlabs := sum("slabs", backends)
 		active := 0
 		for k, want := range wantSlabs {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // flood is a client that writes one command over and over, as fast as
@@ -29,7 +29,7 @@ type flood struct {
 // kernel keeps the proxy's socket full without a copy through this process.
 func startFlood(t *testing.T, addr, unit string) *flood {
 	t.Helper()
-	f := &flood{conn: memctest.Dial(t, addr)}
+	f := &flood{conn: memcachedtest.Dial(t, addr)}
 	file, err := os.Create(filepath.Join(t.TempDir(), "flood"))
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ const floodFile = 1 << 20
 func (f *flood) waitPass(t *testing.T) {
 	t.Helper()
 	from := f.written.Load()
-	memctest.WaitFor(t, "the flood to go on", func() bool { return f.written.Load() > from })
+	memcachedtest.WaitFor(t, "the flood to go on", func() bool { return f.written.Load() > from })
 }
 
 func (f *flood) stop() {
@@ -86,12 +86,12 @@ func (f *flood) stop() {
 
 // neighbourTrips has each of n clients make rounds round trips of cmd (whose
 // reply is want) at once, and returns the slowest. A round trip that gets
-// no answer within memctest's bound fails the test.
+// no answer within memcachedtest's bound fails the test.
 func neighbourTrips(t *testing.T, addr string, n, rounds int, cmd, want string) time.Duration {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		conns[i] = memctest.Dial(t, addr)
+		conns[i] = memcachedtest.Dial(t, addr)
 	}
 	var slowest atomic.Int64
 	var wg sync.WaitGroup
@@ -101,7 +101,7 @@ func neighbourTrips(t *testing.T, addr string, n, rounds int, cmd, want string) 
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 4096)
-			_ = c.SetDeadline(time.Now().Add(memctest.WaitBound))
+			_ = c.SetDeadline(time.Now().Add(memcachedtest.WaitBound))
 			for i := 0; i < rounds; i++ {
 				start := time.Now()
 				if _, err := c.Write([]byte(cmd)); err != nil {
@@ -150,7 +150,7 @@ func TestFloodDoesNotStallLoop(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := startProxy(t, 2, func(o *Options) { o.EventLoops = 1 })
 			key := "neighbour"
-			memctest.Send(t, tp.addr, "set "+key+" 0 0 1\r\nv\r\n", "STORED\r\n", 1)
+			memcachedtest.Send(t, tp.addr, "set "+key+" 0 0 1\r\nv\r\n", "STORED\r\n", 1)
 
 			f := startFlood(t, tp.addr, tc.unit)
 			slowest := neighbourTrips(t, tp.addr, 8, 20, "get "+key+"\r\nversion\r\n",
@@ -159,7 +159,7 @@ func TestFloodDoesNotStallLoop(t *testing.T) {
 			f.waitPass(t)
 			t.Logf("slowest of 8×20 round trips during a %s flood: %v", tc.name, slowest)
 
-			if n := memctest.Stat(t, tp.addr, "conn_yields"); n == 0 {
+			if n := memcachedtest.Stat(t, tp.addr, "conn_yields"); n == 0 {
 				t.Fatal("conn_yields = 0 after a flood")
 			}
 		})
@@ -177,8 +177,8 @@ func TestFloodKeepsBackendTimeouts(t *testing.T) {
 	})
 	victim := tp.backends[0]
 	frozen := keyOn(t, tp, victim.Addr, "frozen")
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set "+frozen+" 0 0 1\r\nx\r\n", "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set "+frozen+" 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 	if err := victim.Freeze(); err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +186,12 @@ func TestFloodKeepsBackendTimeouts(t *testing.T) {
 
 	f := startFlood(t, tp.addr, "version\r\n")
 	start := time.Now()
-	if got := memctest.RoundTrip(t, c, "get "+frozen+"\r\n", "END\r\n", 1); got != "END\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get "+frozen+"\r\n", "END\r\n", 1); got != "END\r\n" {
 		t.Fatalf("get on a frozen backend during a flood: %q, want a miss", got)
 	}
 	took := time.Since(start)
 	f.waitPass(t)
-	if n := memctest.Stat(t, tp.addr, "backend_timeouts"); n == 0 {
+	if n := memcachedtest.Stat(t, tp.addr, "backend_timeouts"); n == 0 {
 		t.Fatal("the miss was not a counted timeout")
 	}
 	t.Logf("get on a frozen backend during a flood answered after %v (timeout 200ms)", took)
@@ -223,9 +223,9 @@ func TestTurnBudgetInterleavesClients(t *testing.T) {
 				o.EventLoops = 1
 				o.ReqsPerEvent, o.ReadBytesPerEvent = tc.reqs, tc.bytes
 			})
-			a, b := memctest.Dial(t, tp.addr), memctest.Dial(t, tp.addr)
-			memctest.RoundTrip(t, a, "set ctr 0 0 1\r\n0\r\n", "STORED\r\n", 1)
-			memctest.RoundTrip(t, b, "version\r\n", "\r\n", 1)
+			a, b := memcachedtest.Dial(t, tp.addr), memcachedtest.Dial(t, tp.addr)
+			memcachedtest.RoundTrip(t, a, "set ctr 0 0 1\r\n0\r\n", "STORED\r\n", 1)
+			memcachedtest.RoundTrip(t, b, "version\r\n", "\r\n", 1)
 
 			entered, release := make(chan struct{}), make(chan struct{})
 			if !tp.loops[0].post(func() { close(entered); <-release }) {
@@ -239,13 +239,13 @@ func TestTurnBudgetInterleavesClients(t *testing.T) {
 				t.Fatal(errA, errB)
 			}
 
-			seen := counterValue(t, memctest.RoundTrip(t, b, "", "END\r\n", 1))
+			seen := counterValue(t, memcachedtest.RoundTrip(t, b, "", "END\r\n", 1))
 			t.Logf("B's get saw %d of A's %d increments", seen, tc.incrs)
 			if seen > tc.seenAtMost {
 				t.Fatalf("B's get saw %d increments, want at most %d: A ran past its budget", seen, tc.seenAtMost)
 			}
-			memctest.WaitFor(t, "every increment to land", func() bool {
-				return counterValue(t, memctest.RoundTrip(t, b, "get ctr\r\n", "END\r\n", 1)) == tc.incrs
+			memcachedtest.WaitFor(t, "every increment to land", func() bool {
+				return counterValue(t, memcachedtest.RoundTrip(t, b, "get ctr\r\n", "END\r\n", 1)) == tc.incrs
 			})
 		})
 	}
@@ -273,8 +273,8 @@ func TestYieldedSessionIsNotQuiet(t *testing.T) {
 		o.ReqsPerEvent = 1
 		o.ClientIdleTimeout = time.Minute
 	})
-	c := memctest.Dial(t, tp.addr)
-	memctest.RoundTrip(t, c, "set ctr 0 0 1\r\n0\r\n", "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.RoundTrip(t, c, "set ctr 0 0 1\r\n0\r\n", "STORED\r\n", 1)
 
 	l := tp.loops[0]
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -312,11 +312,11 @@ func TestYieldedSessionIsNotQuiet(t *testing.T) {
 	}
 	// The drain ends the session once its commands have run and it has
 	// been quiet: the client reads EOF.
-	_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
+	_ = c.SetReadDeadline(time.Now().Add(memcachedtest.WaitBound))
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Fatalf("after the drain: read %q, %v; want EOF", b, err)
 	}
-	got := memctest.Send(t, tp.backends[0].Addr, "get ctr\r\n", "END\r\n", 1)
+	got := memcachedtest.Send(t, tp.backends[0].Addr, "get ctr\r\n", "END\r\n", 1)
 	if n := counterValue(t, got); n != incrs {
 		t.Fatalf("%d of %d increments ran", n, incrs)
 	}

@@ -2,10 +2,17 @@
 // target (memcached, twemproxy or mcproxy) and reports throughput, hits and
 // errors, and latency percentiles. It speaks the protocol over raw TCP itself,
 // so its own cost is the same for every target. The engine is
-// internal/bench; scripts/compare.sh uses it to compare targets.
+// internal/tools/bench; scripts/compare.sh uses it to compare targets.
 //
 //	mcbench -addr 127.0.0.1:11211 -duration 10s -conns 50 -pipeline 1 -ratio 9:1 -prefill
 //	mcbench -addr 127.0.0.1:22121 -multiget 10 -pipeline 8 -json
+//	mcbench -scenario output-limit -mcproxy bin/mcproxy
+//
+// -scenario output-limit does not load a given target: it starts memcached
+// and the given mcproxy binary itself, twice, and measures the proxy's peak
+// RSS and another client's gets while one client pipelines gets it never
+// reads, then while one reads a 1 GB reply slowly (internal/tools/bench,
+// outputlimit.go).
 //
 // Only loopback targets (127.0.0.0/8, ::1, localhost) are accepted, and every
 // run stops by itself after -warmup plus -duration, or after -requests.
@@ -18,8 +25,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/mcproxy/mcproxy/internal/bench"
-	"github.com/mcproxy/mcproxy/internal/cli"
+	"github.com/mcproxy/mcproxy/internal/tools/bench"
+	"github.com/mcproxy/mcproxy/internal/tools/cli"
 )
 
 func main() {
@@ -47,11 +54,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the result as one line of JSON")
 	report := fs.String("report", "", "do not run: read a results file of scripts/compare.sh and print its medians as markdown")
 	svgOut := fs.String("svg", "", "with -report: also draw the chart into this SVG file")
+	scenario := fs.String("scenario", "", "do not run the load: run a scenario against its own memcached and mcproxy; output-limit")
+	olCfg := bench.OutputLimitConfig{Mcproxy: "bin/mcproxy", Memcached: "memcached"}
+	fs.StringVar(&olCfg.Mcproxy, "mcproxy", olCfg.Mcproxy, "with -scenario: the mcproxy binary to run (make build)")
+	fs.StringVar(&olCfg.Memcached, "memcached", olCfg.Memcached, "with -scenario: the memcached binary")
+	fs.BoolVar(&olCfg.KeepDir, "keep", false, "with -scenario: keep the temp dirs with mcproxy's config and log")
 	if status, ok := cli.Parse(fs, args); !ok {
 		return status
 	}
 	if *report != "" {
 		return writeReport(*report, *svgOut, stdout, stderr)
+	}
+	if *scenario != "" {
+		return runScenario(*scenario, olCfg, stdout, stderr)
 	}
 	var err error
 	if cfg.GetWeight, cfg.SetWeight, err = bench.ParseRatio(*ratio); err != nil {
@@ -112,4 +127,31 @@ func writeReport(resultsPath, svgPath string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	return 0
+}
+
+// runScenario runs the named scenario and prints its figures. The exit
+// status is 1 when the slow reader of output-limit did not receive its
+// whole reply.
+func runScenario(name string, cfg bench.OutputLimitConfig, stdout, stderr io.Writer) int {
+	if name != "output-limit" {
+		fmt.Fprintf(stderr, "mcbench: unknown scenario %q; known: output-limit\n", name)
+		return cli.ExitUsage
+	}
+	ctx, stop := cli.Interruptible()
+	defer stop()
+	results, err := bench.RunOutputLimit(ctx, cfg)
+	status := 0
+	for i := range results {
+		if werr := results[i].WriteText(stdout); werr != nil && err == nil {
+			err = werr
+		}
+		if !results[i].Complete() {
+			status = 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return cli.ExitUsage
+	}
+	return status
 }

@@ -5,7 +5,7 @@
 // free 127.0.0.1 ports, puts a get/set load through the proxy, and reports
 // the time to ejection and re-adding, the errors and latencies clients saw
 // in each phase, and the hit ratios by owner of the key. The engine is
-// internal/failover.
+// internal/tools/failover.
 //
 //	make build && go run ./cmd/mcfailover                   # kill, then freeze
 //	go run ./cmd/mcfailover -scenario freeze -down-for 8s -json
@@ -22,8 +22,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mcproxy/mcproxy/internal/cli"
-	"github.com/mcproxy/mcproxy/internal/failover"
+	"github.com/mcproxy/mcproxy/internal/tools/cli"
+	"github.com/mcproxy/mcproxy/internal/tools/failover"
 )
 
 func main() {

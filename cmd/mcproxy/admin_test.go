@@ -7,15 +7,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // scrape reads /metrics and returns every sample as "name{labels}" -> value.
 func scrape(t *testing.T, admin string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for name, mf := range proxyproc.ScrapeT(t, admin) {
+	for name, mf := range childproxy.ScrapeT(t, admin) {
 		for _, m := range mf.GetMetric() {
 			var labels []string
 			for _, lp := range m.GetLabel() {
@@ -40,7 +40,7 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 
 func httpStatus(t *testing.T, url string) (int, string) {
 	t.Helper()
-	c := &http.Client{Timeout: memctest.WaitBound}
+	c := &http.Client{Timeout: memcachedtest.WaitBound}
 	defer c.CloseIdleConnections()
 	resp, err := c.Get(url)
 	if err != nil {
@@ -54,15 +54,15 @@ func httpStatus(t *testing.T, url string) (int, string) {
 // TestMetricsAndStatsCount runs a known sequence of commands and checks the
 // counts in /metrics and in stats, then the health endpoints.
 func TestMetricsAndStatsCount(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
-	adminAddr := memctest.FreeAddr(t)
-	in := startInstance(t, memctest.FreeAddr(t), adminAddr, a.Addr, b.Addr)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	adminAddr := memcachedtest.FreeAddr(t)
+	in := startInstance(t, memcachedtest.FreeAddr(t), adminAddr, a.Addr, b.Addr)
 
-	memctest.Send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n", 1)
-	memctest.Send(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
-	memctest.Send(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
+	memcachedtest.Send(t, in.listen, "set k1 0 0 1\r\nx\r\nset k2 0 0 1\r\ny\r\nadd k1 0 0 1\r\nz\r\n", "NOT_STORED\r\n", 1)
+	memcachedtest.Send(t, in.listen, "get k1 k2 k3\r\nget k4\r\ngets k1\r\n", "END\r\n", 3)
+	memcachedtest.Send(t, in.listen, "delete k2\r\ndelete k2\r\nincr k1 1\r\ntouch k1 10\r\nversion\r\n", "\r\n", 5)
 	// A bad data chunk: memcached reads the rest of the line as a command.
-	memctest.Send(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
+	memcachedtest.Send(t, in.listen, "bogus\r\nset k 0 0 1\r\nxx\r\n", "\r\n", 3)
 
 	m := scrape(t, adminAddr)
 	want := map[string]float64{
@@ -105,7 +105,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		t.Error("byte counters are zero")
 	}
 
-	st := memctest.Stats(t, in.listen, "")
+	st := memcachedtest.Stats(t, in.listen, "")
 	for k, v := range map[string]string{"cmd_get": "5", "get_hits": "3", "get_misses": "2", "cmd_set": "3",
 		"delete_hits": "1", "delete_misses": "1", "touch_hits": "1", "client_errors": "3"} {
 		if st[k] != v {
@@ -113,8 +113,8 @@ func TestMetricsAndStatsCount(t *testing.T) {
 		}
 	}
 	// stats reset zeroes stats but never a Prometheus counter.
-	memctest.Send(t, in.listen, "stats reset\r\n", "RESET\r\n", 1)
-	if got := memctest.Stats(t, in.listen, "")["cmd_get"]; got != "0" {
+	memcachedtest.Send(t, in.listen, "stats reset\r\n", "RESET\r\n", 1)
+	if got := memcachedtest.Stats(t, in.listen, "")["cmd_get"]; got != "0" {
 		t.Errorf("cmd_get after stats reset: %s", got)
 	}
 	if got := scrape(t, adminAddr)[`mcproxy_commands_total{command="get",result="hit"}`]; got != 2 {
@@ -132,7 +132,7 @@ func TestMetricsAndStatsCount(t *testing.T) {
 	}
 	a.Kill()
 	b.Kill()
-	memctest.WaitFor(t, `/readyz to answer 503 "no live backend" with every backend dead`, func() bool {
+	memcachedtest.WaitFor(t, `/readyz to answer 503 "no live backend" with every backend dead`, func() bool {
 		code, body := httpStatus(t, "http://"+adminAddr+"/readyz")
 		return code == 503 && body == "no live backend\n"
 	})

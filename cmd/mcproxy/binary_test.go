@@ -6,19 +6,19 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // startBinary starts the mcproxy binary (built once per test run) on
 // config (text with a %s for the listen address), with extra flags.
-func startBinary(t *testing.T, config string, flags ...string) *proxyproc.TestProxy {
+func startBinary(t *testing.T, config string, flags ...string) *childproxy.TestProxy {
 	t.Helper()
-	listen := memctest.FreeAddr(t)
+	listen := memcachedtest.FreeAddr(t)
 	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(config, listen)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"-config", path, "-log-format", "console"}, flags...)
-	return proxyproc.StartT(t, proxyproc.BuildT(t), listen, args...)
+	return childproxy.StartT(t, childproxy.BuildT(t), listen, args...)
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -155,14 +155,14 @@ func TestVersionFromBuildInfo(t *testing.T) {
 // TestOneVersionString: -version, the version command, stats and
 // mcproxy_build_info all show the same string.
 func TestOneVersionString(t *testing.T) {
-	mc := memctest.Start(t)
-	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
+	mc := memcachedtest.Start(t)
+	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
 	startInstance(t, listen, admin, mc.Addr)
 	want := fullVersion()
-	if got := memctest.Send(t, listen, "version\r\n", "\r\n", 1); got != "VERSION "+want+"\r\n" {
+	if got := memcachedtest.Send(t, listen, "version\r\n", "\r\n", 1); got != "VERSION "+want+"\r\n" {
 		t.Errorf("version command: %q, want VERSION %s", got, want)
 	}
-	if got := memctest.Stats(t, listen, "")["version"]; got != want {
+	if got := memcachedtest.Stats(t, listen, "")["version"]; got != want {
 		t.Errorf("stats version %q, want %q", got, want)
 	}
 	m := scrape(t, admin)
@@ -181,21 +181,21 @@ func TestOneVersionString(t *testing.T) {
 }
 
 func TestProbe(t *testing.T) {
-	mc := memctest.Start(t)
-	listen := memctest.FreeAddr(t)
+	mc := memcachedtest.Start(t)
+	listen := memcachedtest.FreeAddr(t)
 	startInstance(t, listen, "", mc.Addr)
-	if err := probe(listen, memctest.WaitBound); err != nil {
+	if err := probe(listen, memcachedtest.WaitBound); err != nil {
 		t.Errorf("probe of a running mcproxy: %v", err)
 	}
 	if code := exitCode(run([]string{"-probe", listen}), &bytes.Buffer{}); code != 0 {
 		t.Errorf("mcproxy -probe %s: exit %d, want 0", listen, code)
 	}
-	if err := probe(mc.Addr, memctest.WaitBound); err != nil {
+	if err := probe(mc.Addr, memcachedtest.WaitBound); err != nil {
 		t.Errorf("probe of memcached itself: %v", err)
 	}
 
 	// Nothing listening: refused at once.
-	closed := memctest.FreeAddr(t)
+	closed := memcachedtest.FreeAddr(t)
 	var stderr bytes.Buffer
 	if code := exitCode(run([]string{"-probe", closed}), &stderr); code != 1 || !strings.Contains(stderr.String(), closed) {
 		t.Errorf("mcproxy -probe %s (nothing listening): exit %d, %q; want 1 naming the address", closed, code, stderr.String())
@@ -204,7 +204,7 @@ func TestProbe(t *testing.T) {
 	// Something that answers, but not memcached; and something that
 	// accepts and never answers: the timeout bounds the probe.
 	wrong := fakeServer(t, "HTTP/1.1 400 Bad Request\r\n")
-	if err := probe(wrong, memctest.WaitBound); err == nil || !strings.Contains(err.Error(), "HTTP/1.1 400") {
+	if err := probe(wrong, memcachedtest.WaitBound); err == nil || !strings.Contains(err.Error(), "HTTP/1.1 400") {
 		t.Errorf("probe of a non-memcached server: %v, want an error quoting its reply", err)
 	}
 	silent := fakeServer(t, "")
@@ -214,7 +214,7 @@ func TestProbe(t *testing.T) {
 	} else if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("probe of a silent server: %v, want a timeout", err)
 	}
-	if d := time.Since(start); d > memctest.WaitBound {
+	if d := time.Since(start); d > memcachedtest.WaitBound {
 		t.Errorf("probe with a 200ms timeout took %v", d)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 const drainConfig = "listen: %s\nbackends:\n  - %s\nhealth: {interval: 100ms, timeout: 100ms}\n"
@@ -23,7 +23,7 @@ const drainConfig = "listen: %s\nbackends:\n  - %s\nhealth: {interval: 100ms, ti
 // EOF (no reset), and mcproxy exits 0.
 func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	const n = 2000
-	mc := memctest.Start(t)
+	mc := memcachedtest.Start(t)
 	p := startBinary(t, fmt.Sprintf(drainConfig, "%s", mc.Addr))
 	c := dialAccepted(t, p.Listen)
 
@@ -63,7 +63,7 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	if want := bytes.Repeat([]byte("STORED\r\n"), n); !bytes.Equal(got, want) {
 		t.Fatalf("%d of %d STORED before EOF (%d bytes)", stored.Load(), n, len(got))
 	}
-	code := p.WaitExitCode(t, memctest.WaitBound+shutdownGrace)
+	code := p.WaitExitCode(t, memcachedtest.WaitBound+shutdownGrace)
 	t.Logf("drain: %d of %d STORED before SIGTERM, %d after; EOF %v and exit %v after the signal",
 		before, n, int64(n)-before, answered.Round(time.Millisecond), time.Since(signalled).Round(time.Millisecond))
 	if code != 0 {
@@ -72,7 +72,7 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 	if !strings.Contains(p.Output(), "clients drained") {
 		t.Errorf("no drain figures logged:\n%s", p.Output())
 	}
-	if k := memctest.Stat(t, mc.Addr, "curr_items"); k != n {
+	if k := memcachedtest.Stat(t, mc.Addr, "curr_items"); k != n {
 		t.Errorf("backend holds %d items, want %d", k, n)
 	}
 }
@@ -82,24 +82,24 @@ func TestSIGTERMAnswersPipelinedCommands(t *testing.T) {
 // the end of the test.
 func dialAccepted(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c := memctest.Dial(t, addr)
-	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
-	_ = c.SetDeadline(time.Now().Add(memctest.WaitBound + shutdownGrace))
+	c := memcachedtest.Dial(t, addr)
+	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1)
+	_ = c.SetDeadline(time.Now().Add(memcachedtest.WaitBound + shutdownGrace))
 	return c
 }
 
 // stuckDrain starts mcproxy with the given -shutdown-grace in front of a
 // backend whose timeout is longer than any test, leaves a get owed on that
 // backend frozen, and sends SIGTERM: the drain cannot finish by itself.
-func stuckDrain(t *testing.T, grace time.Duration) *proxyproc.TestProxy {
+func stuckDrain(t *testing.T, grace time.Duration) *childproxy.TestProxy {
 	t.Helper()
-	mc := memctest.Start(t)
+	mc := memcachedtest.Start(t)
 	p := startBinary(t, fmt.Sprintf(drainConfig+"backend: {timeout: 60s}\n", "%s", mc.Addr),
 		"-shutdown-grace", grace.String())
 	c := dialAccepted(t, p.Listen)
 	// A get: the backend connection must be up before the freeze, or its
 	// dial check times out and the stuck get fails fast.
-	memctest.RoundTrip(t, c, "get warm\r\n", "END\r\n", 1)
+	memcachedtest.RoundTrip(t, c, "get warm\r\n", "END\r\n", 1)
 	if err := mc.Freeze(); err != nil {
 		t.Fatal(err)
 	}

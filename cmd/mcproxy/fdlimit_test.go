@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,14 +28,14 @@ const (
 // startLimited starts the mcproxy binary under a descriptor limit
 // (RLIMIT_NOFILE) of nofile, through prlimit(1), with one event loop in
 // front of backends.
-func startLimited(t *testing.T, nofile int, backends ...string) *proxyproc.TestProxy {
+func startLimited(t *testing.T, nofile int, backends ...string) *childproxy.TestProxy {
 	t.Helper()
 	prlimit, err := exec.LookPath("prlimit")
 	if err != nil {
 		t.Skip("prlimit (util-linux) not in PATH")
 	}
-	bin := proxyproc.ClusterTestBinary(t)
-	listen := memctest.FreeAddr(t)
+	bin := childproxy.ClusterTestBinary(t)
+	listen := memcachedtest.FreeAddr(t)
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "listen: %s\nevent_loops: 1\nbackends:\n", listen)
 	for _, b := range backends {
@@ -47,7 +47,7 @@ func startLimited(t *testing.T, nofile int, backends ...string) *proxyproc.TestP
 		t.Fatal(err)
 	}
 	// prlimit execs the proxy: the PID is the proxy's.
-	return proxyproc.StartT(t, prlimit, listen, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--",
+	return childproxy.StartT(t, prlimit, listen, fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--",
 		bin, "-config", path, "-log-format", "console")
 }
 
@@ -58,7 +58,7 @@ func dialAll(t *testing.T, addr string, n int) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, memctest.WaitBound)
+		c, err := net.DialTimeout("tcp", addr, memcachedtest.WaitBound)
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
@@ -83,7 +83,7 @@ func storeAtOnce(t *testing.T, conns []net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(memctest.WaitBound))
+			_ = c.SetDeadline(time.Now().Add(memcachedtest.WaitBound))
 			v := fdValue(i)
 			if _, err := fmt.Fprintf(c, "set %s 0 0 %d\r\n%s\r\n", fdKey(i), len(v), v); err != nil {
 				replies[i] = err.Error()
@@ -112,11 +112,11 @@ func storeAtOnce(t *testing.T, conns []net.Conn) {
 // checkReadBack reads every client's value back through the proxy.
 func checkReadBack(t *testing.T, addr string, n int) {
 	t.Helper()
-	c := memctest.Dial(t, addr)
+	c := memcachedtest.Dial(t, addr)
 	for i := range n {
 		v := fdValue(i)
 		want := fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", fdKey(i), len(v), v)
-		if got := memctest.RoundTrip(t, c, "get "+fdKey(i)+"\r\n", "END\r\n", 1); got != want {
+		if got := memcachedtest.RoundTrip(t, c, "get "+fdKey(i)+"\r\n", "END\r\n", 1); got != want {
 			t.Errorf("get %s: %q, want %q", fdKey(i), got, want)
 		}
 	}
@@ -125,14 +125,14 @@ func checkReadBack(t *testing.T, addr string, n int) {
 // proxyStats reads "stats" on a connection the proxy has accepted.
 func proxyStats(t *testing.T, c net.Conn) map[string]string {
 	t.Helper()
-	return memctest.ParseStats(memctest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
+	return memcachedtest.ParseStats(memcachedtest.RoundTrip(t, c, "stats\r\n", "END\r\n", 1))
 }
 
 // checkListenDisabled checks that stats count at least one pause in
 // accepting, and time in it.
 func checkListenDisabled(t *testing.T, addr string) {
 	t.Helper()
-	st := proxyStats(t, memctest.Dial(t, addr))
+	st := proxyStats(t, memcachedtest.Dial(t, addr))
 	for _, name := range []string{"listen_disabled_num", "time_in_listen_disabled_us"} {
 		if n, err := strconv.Atoi(st[name]); err != nil || n <= 0 {
 			t.Errorf("stat %s = %q, want > 0", name, st[name])
@@ -151,7 +151,7 @@ func checkListenDisabled(t *testing.T, addr string) {
 func TestDescriptorLimitQueuesClients(t *testing.T) {
 	var addrs []string
 	for range 3 {
-		addrs = append(addrs, memctest.Start(t).Addr)
+		addrs = append(addrs, memcachedtest.Start(t).Addr)
 	}
 	p := startLimited(t, fdLimit, addrs...)
 	storeAtOnce(t, dialAll(t, p.Listen, fdClients))
@@ -164,10 +164,10 @@ func TestDescriptorLimitQueuesClients(t *testing.T) {
 // with EMFILE: the proxy stops accepting until a client leaves, and every
 // one of 80 clients connecting at once is still served.
 func TestDescriptorsRunOutStopsAccepting(t *testing.T) {
-	be := memctest.Start(t)
+	be := memcachedtest.Start(t)
 	p := startLimited(t, fdLimit, be.Addr)
-	c := memctest.Dial(t, p.Listen)
-	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1) // accepted, backends dialed
+	c := memcachedtest.Dial(t, p.Listen)
+	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1) // accepted, backends dialed
 	open, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.PID()))
 	if err != nil {
 		t.Fatal(err)
@@ -192,25 +192,25 @@ func TestDescriptorsRunOutStopsAccepting(t *testing.T) {
 // the flush before it rejoins) from the descriptors the clients cannot
 // take, and stores through it again while the clients still hold the rest.
 func TestBackendReconnectsWhileClientsHoldDescriptors(t *testing.T) {
-	be := memctest.Start(t)
+	be := memcachedtest.Start(t)
 	p := startLimited(t, fdLimit, be.Addr)
-	c := memctest.Dial(t, p.Listen)
-	memctest.RoundTrip(t, c, "version\r\n", "\r\n", 1) // accepted before the others
+	c := memcachedtest.Dial(t, p.Listen)
+	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1) // accepted before the others
 	dialAll(t, p.Listen, fdClients)
-	memctest.WaitFor(t, "the clients to reach the descriptor cap", func() bool {
+	memcachedtest.WaitFor(t, "the clients to reach the descriptor cap", func() bool {
 		return proxyStats(t, c)["accepting_conns"] == "0"
 	})
 	held := proxyStats(t, c)["curr_connections"]
 
 	be.Kill()
-	memctest.WaitFor(t, "a set to fail with the backend gone", func() bool {
-		return strings.HasPrefix(memctest.RoundTrip(t, c, "set k 0 0 1\r\nx\r\n", "\r\n", 1), "SERVER_ERROR")
+	memcachedtest.WaitFor(t, "a set to fail with the backend gone", func() bool {
+		return strings.HasPrefix(memcachedtest.RoundTrip(t, c, "set k 0 0 1\r\nx\r\n", "\r\n", 1), "SERVER_ERROR")
 	})
 	be.Restart(t)
-	memctest.WaitFor(t, "a set through the restarted backend", func() bool {
-		return memctest.RoundTrip(t, c, "set after 0 0 5\r\nagain\r\n", "\r\n", 1) == "STORED\r\n"
+	memcachedtest.WaitFor(t, "a set through the restarted backend", func() bool {
+		return memcachedtest.RoundTrip(t, c, "set after 0 0 5\r\nagain\r\n", "\r\n", 1) == "STORED\r\n"
 	})
-	if got := memctest.Send(t, be.Addr, "get after\r\n", "END\r\n", 1); got != "VALUE after 0 5\r\nagain\r\nEND\r\n" {
+	if got := memcachedtest.Send(t, be.Addr, "get after\r\n", "END\r\n", 1); got != "VALUE after 0 5\r\nagain\r\nEND\r\n" {
 		t.Fatalf("the backend holds %q", got)
 	}
 	st := proxyStats(t, c)

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/childproc"
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"go.uber.org/zap/zaptest"
 )
 
-func TestMain(m *testing.M) { proxyproc.VerifyTestMain(m) }
+func TestMain(m *testing.M) { childproxy.VerifyTestMain(m) }
 
 // instance is mcproxy's serve loop running in-process on a config file.
 type instance struct {
@@ -39,7 +39,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			if err != nil {
 				t.Errorf("serve: %v", err)
 			}
-		case <-time.After(memctest.WaitBound + shutdownGrace):
+		case <-time.After(memcachedtest.WaitBound + shutdownGrace):
 			t.Error("serve did not return after cancel")
 		}
 	})
@@ -52,7 +52,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			return nil
 		}
 	}
-	if err := childproc.WaitAccepting(listen, memctest.WaitBound, ended); err != nil {
+	if err := childproc.WaitAccepting(listen, memcachedtest.WaitBound, ended); err != nil {
 		t.Fatalf("mcproxy not listening: %v", err)
 	}
 	return in
@@ -84,7 +84,7 @@ func (in *instance) write(t *testing.T, text string) {
 // waitStat polls a stat of the proxy at addr until it has the wanted value.
 func waitStat(t *testing.T, addr, name, want string) {
 	t.Helper()
-	memctest.WaitStat(t, "mcproxy", addr, name, want)
+	memcachedtest.WaitStat(t, "mcproxy", addr, name, want)
 }
 
 // TestEditConfigUnderLoad edits the config file of a running mcproxy under
@@ -94,10 +94,10 @@ func waitStat(t *testing.T, addr, name, want string) {
 func TestEditConfigUnderLoad(t *testing.T) {
 	var be []string
 	for i := 0; i < 4; i++ {
-		be = append(be, memctest.Start(t).Addr)
+		be = append(be, memcachedtest.Start(t).Addr)
 	}
-	in := startInstance(t, memctest.FreeAddr(t), "", be[:3]...)
-	l := memctest.StartLoad(t, in.listen, 6, "reload:", 4000)
+	in := startInstance(t, memcachedtest.FreeAddr(t), "", be[:3]...)
+	l := memcachedtest.StartLoad(t, in.listen, 6, "reload:", 4000)
 	l.Check(t, "start", 300)
 
 	in.write(t, configText(in.listen, "", be...))
@@ -107,14 +107,14 @@ func TestEditConfigUnderLoad(t *testing.T) {
 	// Count the writes each backend receives from here on.
 	before := make([]int, 4)
 	for i, a := range be {
-		before[i] = memctest.Stat(t, a, "cmd_set")
+		before[i] = memcachedtest.Stat(t, a, "cmd_set")
 	}
 	var total, onNew int
 	for total < 4000 {
 		l.Check(t, "writes after the add", 300)
 		total, onNew = 0, 0
 		for i, a := range be {
-			n := memctest.Stat(t, a, "cmd_set") - before[i]
+			n := memcachedtest.Stat(t, a, "cmd_set") - before[i]
 			total += n
 			if i == 3 {
 				onNew = n
@@ -130,21 +130,21 @@ func TestEditConfigUnderLoad(t *testing.T) {
 	in.write(t, configText(in.listen, "", be[1:]...))
 	waitStat(t, in.listen, "config_generation", "3")
 	l.Check(t, "removed the first backend", 300)
-	if got := memctest.Stats(t, in.listen, "")["backends"]; got != "3" {
+	if got := memcachedtest.Stats(t, in.listen, "")["backends"]; got != "3" {
 		t.Fatalf("backends after removal: %s", got)
 	}
 
 	in.write(t, configText(in.listen, "", "{addr: "+be[1]+", weight: 3}", be[2], be[3]))
 	waitStat(t, in.listen, "config_generation", "4")
 	l.Check(t, "changed a weight", 300)
-	if got := memctest.Stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
+	if got := memcachedtest.Stats(t, in.listen, "backends")["backend:"+be[1]+":weight"]; got != "3" {
 		t.Fatalf("weight after the edit: %q", got)
 	}
 
 	in.write(t, "listen: "+in.listen+"\nbackends:\n  - addr: "+be[1]+"\n    wieght: 2\n")
 	waitStat(t, in.listen, "config_reload_failures", "1")
 	l.Check(t, "invalid file", 300)
-	if got := memctest.Stats(t, in.listen, "")["config_generation"]; got != "4" {
+	if got := memcachedtest.Stats(t, in.listen, "")["config_generation"]; got != "4" {
 		t.Fatalf("an invalid file changed the generation to %s", got)
 	}
 
@@ -162,12 +162,12 @@ func TestEditConfigUnderLoad(t *testing.T) {
 // TestRestartOnlyKeysKeepRunningValues: a changed listen address is not
 // applied (it needs a restart) while the backend change in the same edit is.
 func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
-	a, b := memctest.Start(t), memctest.Start(t)
-	in := startInstance(t, memctest.FreeAddr(t), "", a.Addr)
-	other := memctest.FreeAddr(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	in := startInstance(t, memcachedtest.FreeAddr(t), "", a.Addr)
+	other := memcachedtest.FreeAddr(t)
 	in.write(t, configText(other, "", a.Addr, b.Addr))
 	waitStat(t, in.listen, "config_generation", "2")
-	if got := memctest.Stats(t, in.listen, "")["backends"]; got != "2" {
+	if got := memcachedtest.Stats(t, in.listen, "")["backends"]; got != "2" {
 		t.Fatalf("backends: %s", got)
 	}
 	if c, err := net.DialTimeout("tcp", other, 200*time.Millisecond); err == nil {
@@ -179,13 +179,13 @@ func TestRestartOnlyKeysKeepRunningValues(t *testing.T) {
 // TestHealthSettingsApplyLive: the checker's interval, timeout and limits
 // follow an edit of the file without a restart.
 func TestHealthSettingsApplyLive(t *testing.T) {
-	a := memctest.Start(t)
-	in := startInstance(t, memctest.FreeAddr(t), "", a.Addr)
+	a := memcachedtest.Start(t)
+	in := startInstance(t, memcachedtest.FreeAddr(t), "", a.Addr)
 	text := strings.Replace(configText(in.listen, "", a.Addr),
 		"health: {interval: 100ms, timeout: 100ms}", "health: {interval: 250ms, timeout: 50ms, failure_limit: 5, success_limit: 4}", 1)
 	in.write(t, text)
 	waitStat(t, in.listen, "config_generation", "2")
-	st := memctest.Stats(t, in.listen, "settings")
+	st := memcachedtest.Stats(t, in.listen, "settings")
 	for k, v := range map[string]string{"health_interval": "250ms", "health_timeout": "50ms",
 		"health_failure_limit": "5", "health_success_limit": "4"} {
 		if st[k] != v {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -24,10 +24,10 @@ func TestPortInUseIsTheOnlyThingLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	mc := memctest.Start(t)
+	mc := memcachedtest.Start(t)
 	for _, tc := range []struct{ name, config, want string }{
 		{"listen", fmt.Sprintf("listen: %s\nbackends: [%s]\n", taken.Addr(), mc.Addr), "listen " + taken.Addr().String()},
-		{"admin", fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", memctest.FreeAddr(t), taken.Addr(), mc.Addr),
+		{"admin", fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", memcachedtest.FreeAddr(t), taken.Addr(), mc.Addr),
 			"admin listen " + taken.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,14 +50,14 @@ func TestPortInUseIsTheOnlyThingLogged(t *testing.T) {
 // warning at start, with the config file, rather than left to show only as
 // SERVER_ERROR and probe failures.
 func TestStartWarnsOfUnresolvedBackends(t *testing.T) {
-	mc := memctest.Start(t)
+	mc := memcachedtest.Start(t)
 	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
-	writeFile(t, path, fmt.Sprintf("listen: %s\nbackends: [%s, nosuchhost.invalid:11211]\n", memctest.FreeAddr(t), mc.Addr))
+	writeFile(t, path, fmt.Sprintf("listen: %s\nbackends: [%s, nosuchhost.invalid:11211]\n", memcachedtest.FreeAddr(t), mc.Addr))
 	core, logs := observer.New(zapcore.InfoLevel)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, path, nil, zap.New(core), time.Second) }()
-	memctest.WaitFor(t, "the unresolved-backend warning", func() bool {
+	memcachedtest.WaitFor(t, "the unresolved-backend warning", func() bool {
 		return logs.FilterMessage("backend address does not resolve").Len() > 0
 	})
 	stop()

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/cli"
-	"github.com/mcproxy/mcproxy/internal/soak"
+	"github.com/mcproxy/mcproxy/internal/tools/cli"
+	"github.com/mcproxy/mcproxy/internal/tools/soak"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -106,7 +106,7 @@ func TestConnectionCap(t *testing.T) {
 	addr := s.Addr().String()
 	const req = "GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"
 	dialSend := func() net.Conn {
-		c, err := net.DialTimeout("tcp", addr, memctest.WaitBound)
+		c, err := net.DialTimeout("tcp", addr, memcachedtest.WaitBound)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestConnectionCap(t *testing.T) {
 	}
 	readOK := func(c net.Conn) {
 		t.Helper()
-		_ = c.SetReadDeadline(time.Now().Add(memctest.WaitBound))
+		_ = c.SetReadDeadline(time.Now().Add(memcachedtest.WaitBound))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			t.Fatalf("read reply: %v", err)
@@ -138,7 +138,7 @@ func TestConnectionCap(t *testing.T) {
 	for i := range waiting {
 		waiting[i] = dialSend()
 	}
-	memctest.WaitFor(t, fmt.Sprintf("%d connections in the admin listener's backlog", extra), func() bool {
+	memcachedtest.WaitFor(t, fmt.Sprintf("%d connections in the admin listener's backlog", extra), func() bool {
 		return acceptQueue(t, s.Addr().(*net.TCPAddr).Port) == extra
 	})
 	for _, c := range held {

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/inprocproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/proxy"
-	"github.com/mcproxy/mcproxy/test/proxytest"
 )
 
 // clientTimeout bounds one client script run so nothing hangs.
@@ -40,8 +40,8 @@ var scripts = []clientScript{
 }
 
 func TestClientLibrariesSeeMemcached(t *testing.T) {
-	direct := memctest.Start(t)
-	proxyAddr, backends := proxytest.Start(t, proxy.Options{FlushOnReadd: true})
+	direct := memcachedtest.Start(t)
+	proxyAddr, backends := inprocproxy.Start(t, proxy.Options{FlushOnReadd: true})
 	for _, sc := range scripts {
 		t.Run(sc.name, func(t *testing.T) {
 			want := runScript(t, sc, direct.Addr)
@@ -54,7 +54,7 @@ func TestClientLibrariesSeeMemcached(t *testing.T) {
 	// The scripts wrote hundreds of keys (and flushed some): check the
 	// proxy spread what is left over all three backends.
 	for _, addr := range backends {
-		if n := memctest.Stat(t, addr, "total_items"); n < 50 {
+		if n := memcachedtest.Stat(t, addr, "total_items"); n < 50 {
 			t.Errorf("backend %s stored only %d items: keys are not spread", addr, n)
 		}
 	}
@@ -65,7 +65,7 @@ func TestMemccapableASCII(t *testing.T) {
 	if err != nil {
 		t.Fatalf("memccapable not installed (apt-get install libmemcached-tools): %v", err)
 	}
-	proxyAddr, _ := proxytest.Start(t, proxy.Options{FlushOnReadd: true})
+	proxyAddr, _ := inprocproxy.Start(t, proxy.Options{FlushOnReadd: true})
 	host, port, _ := net.SplitHostPort(proxyAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()

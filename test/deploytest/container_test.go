@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -227,14 +227,14 @@ func TestMemcachedHealthcheckCommand(t *testing.T) {
 	run := func(addrPort string) error {
 		cmd := exec.Command(busybox, "sh", "-c", strings.ReplaceAll(test[2], port, addrPort))
 		cmd.Env = []string{"PATH=" + bin}
-		cmd.WaitDelay = memctest.WaitBound
+		cmd.WaitDelay = memcachedtest.WaitBound
 		return cmd.Run()
 	}
-	mc := memctest.Start(t)
+	mc := memcachedtest.Start(t)
 	if err := run(strconv.Itoa(mc.Port)); err != nil {
 		t.Errorf("healthcheck %q against a running memcached: %v", test[2], err)
 	}
-	closed := memctest.FreeAddr(t)
+	closed := memcachedtest.FreeAddr(t)
 	_, closedPort, _ := net.SplitHostPort(closed)
 	if err := run(closedPort); err == nil {
 		t.Errorf("healthcheck %q passed with nothing listening", test[2])

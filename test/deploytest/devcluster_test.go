@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,10 +37,10 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 	}
 	bin := buildMcproxy(t)
 	dir := t.TempDir()
-	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
+	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
 	var backends []string
 	for range 3 {
-		backends = append(backends, memctest.FreeAddr(t))
+		backends = append(backends, memcachedtest.FreeAddr(t))
 	}
 	cfg := filepath.Join(dir, "mine.yaml")
 	writeFile(t, cfg, fmt.Sprintf("listen: %s\nadmin: %s\nbackends:\n  - addr: %s\n  - addr: %s\n  - addr: %s\n",
@@ -81,7 +81,7 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 		}
 	})
 
-	memctest.WaitFor(t, "make run to be ready", func() bool {
+	memcachedtest.WaitFor(t, "make run to be ready", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("make run exited before it was ready: %v", waitErr)
@@ -90,12 +90,12 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 		return strings.Contains(out.String(), "devcluster: ready")
 	})
 	for _, b := range backends {
-		if got := memctest.Stats(t, b, "")["pid"]; got == "" {
+		if got := memcachedtest.Stats(t, b, "")["pid"]; got == "" {
 			t.Fatalf("no memcached started on %s, a backend of %s", b, cfg)
 		}
 	}
-	c := memctest.Dial(t, listen)
-	memctest.RoundTrip(t, c, "set k 0 0 1\r\nv\r\n", "STORED\r\n", 1)
+	c := memcachedtest.Dial(t, listen)
+	memcachedtest.RoundTrip(t, c, "set k 0 0 1\r\nv\r\n", "STORED\r\n", 1)
 
 	intr := term.interruptChar(t)
 	if _, err := term.master.Write([]byte{intr}); err != nil {
@@ -103,10 +103,10 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 	}
 	typed := time.Now()
 	// The client is drained: it may still send, then reads EOF, not a reset.
-	if got := memctest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "VALUE k 0 1\r\nv\r\nEND\r\n" {
+	if got := memcachedtest.RoundTrip(t, c, "get k\r\n", "END\r\n", 1); got != "VALUE k 0 1\r\nv\r\nEND\r\n" {
 		t.Fatalf("get after Ctrl-C: %q", got)
 	}
-	if err := c.SetReadDeadline(time.Now().Add(memctest.WaitBound)); err != nil {
+	if err := c.SetReadDeadline(time.Now().Add(memcachedtest.WaitBound)); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.Read(make([]byte, 64)); n != 0 || !errors.Is(err, io.EOF) {
@@ -119,8 +119,8 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 		if waitErr != nil {
 			t.Fatalf("make run after Ctrl-C: %v, want exit 0", waitErr)
 		}
-	case <-time.After(memctest.WaitBound):
-		t.Fatalf("make run still running %v after Ctrl-C", memctest.WaitBound)
+	case <-time.After(memcachedtest.WaitBound):
+		t.Fatalf("make run still running %v after Ctrl-C", memcachedtest.WaitBound)
 	}
 	t.Logf("make run exited 0 %v after Ctrl-C", time.Since(typed).Round(time.Millisecond))
 	term.wait(t)
@@ -150,7 +150,7 @@ func TestMakeRunCtrlCDrains(t *testing.T) {
 // by an absolute path: make runs in the repository root.
 func buildMcproxy(t *testing.T) string {
 	t.Helper()
-	abs, err := filepath.Abs(proxyproc.BuildT(t))
+	abs, err := filepath.Abs(childproxy.BuildT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,8 +228,8 @@ func (p *pty) wait(t *testing.T) {
 	t.Helper()
 	select {
 	case <-p.done:
-	case <-time.After(memctest.WaitBound):
-		t.Errorf("the terminal is still open %v after make exited: a child of make run is left", memctest.WaitBound)
+	case <-time.After(memcachedtest.WaitBound):
+		t.Errorf("the terminal is still open %v after make exited: a child of make run is left", memcachedtest.WaitBound)
 		p.master.Close()
 		<-p.done
 	}

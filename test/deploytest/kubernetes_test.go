@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/config"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -489,20 +489,20 @@ func (v *configMapVolume) write(t *testing.T, key, content string) {
 func TestConfigMapUpdateReloads(t *testing.T) {
 	kc := loadKubeConfig(t, loadKube(t))
 	vol := &configMapVolume{dir: t.TempDir()}
-	a, b := memctest.Start(t), memctest.Start(t)
-	listen := memctest.FreeAddr(t)
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	listen := memcachedtest.FreeAddr(t)
 	vol.write(t, kc.key, localConfig(listen, a.Addr))
 	cfgPath := filepath.Join(vol.dir, kc.key) // the manifest's -config, under the mount
 	if fi, err := os.Lstat(cfgPath); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Fatalf("%s should be a symlink through ..data, as the kubelet makes it", cfgPath)
 	}
 	p := startMcproxy(t, listen, "-config", cfgPath)
-	memctest.WaitStat(t, "start", p.Listen, "backends", "1")
+	memcachedtest.WaitStat(t, "start", p.Listen, "backends", "1")
 	vol.write(t, kc.key, localConfig(listen, a.Addr, b.Addr))
-	memctest.WaitStat(t, "first ConfigMap update", p.Listen, "backends", "2")
+	memcachedtest.WaitStat(t, "first ConfigMap update", p.Listen, "backends", "2")
 	vol.write(t, kc.key, localConfig(listen, b.Addr))
-	memctest.WaitStat(t, "second ConfigMap update", p.Listen, "backends", "1")
-	if got := memctest.Stats(t, listen, "backends"); got["backend:"+b.Addr+":state"] == "" {
+	memcachedtest.WaitStat(t, "second ConfigMap update", p.Listen, "backends", "1")
+	if got := memcachedtest.Stats(t, listen, "backends"); got["backend:"+b.Addr+":state"] == "" {
 		t.Errorf("after the second update the backend is not %s: %v", b.Addr, got)
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 )
@@ -82,17 +82,17 @@ var matcherKey = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
 // commands whose metrics the dashboard shows, and returns /metrics.
 func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	mc := memctest.Start(t)
-	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
+	mc := memcachedtest.Start(t)
+	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
 	file := t.TempDir() + "/mcproxy.yaml"
 	cfg := fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", listen, admin, mc.Addr)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	startMcproxy(t, listen, "-config", file)
-	memctest.Send(t, listen, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", "END\r\n", 2)
-	memctest.Send(t, listen, "version\r\n", "\r\n", 1)
-	return proxyproc.ScrapeT(t, admin)
+	memcachedtest.Send(t, listen, "set a 0 0 1\r\nx\r\nget a\r\nget b\r\n", "END\r\n", 2)
+	memcachedtest.Send(t, listen, "version\r\n", "\r\n", 1)
+	return childproxy.ScrapeT(t, admin)
 }
 
 // TestDashboardAndAlertsUseRealMetrics: every metric name (and every label

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/childproc"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 )
 
 // alertWait is how soon the issue asks the critical alert to be pending
@@ -36,10 +36,10 @@ func TestPrometheusAlertsWhenEveryBackendIsDead(t *testing.T) {
 		t.Skip("prometheus not on PATH (Debian package prometheus; .ci/install-deps installs it): alerts not checked against a real server")
 	}
 	dir := t.TempDir()
-	listen, admin := memctest.FreeAddr(t), memctest.FreeAddr(t)
+	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
 	var backends []string
 	for range 3 {
-		backends = append(backends, memctest.FreeAddr(t)) // nothing listens there
+		backends = append(backends, memcachedtest.FreeAddr(t)) // nothing listens there
 	}
 	cfgFile := filepath.Join(dir, "mcproxy.yaml")
 	writeFile(t, cfgFile, fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", listen, admin, strings.Join(backends, ", ")))
@@ -59,12 +59,12 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, rules, admin))
-	web := memctest.FreeAddr(t)
+	web := memcachedtest.FreeAddr(t)
 	prom := startPrometheus(t, promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+web, "--log.level=warn")
 	api := "http://" + web
 
-	memctest.WaitFor(t, "Prometheus ready", func() bool {
+	memcachedtest.WaitFor(t, "Prometheus ready", func() bool {
 		if prom.Exited() {
 			t.Fatalf("prometheus exited: %v\n%s", prom.Err(), prom.out.String())
 		}
@@ -221,7 +221,7 @@ func startPrometheus(t *testing.T, bin string, args ...string) promProcess {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := p.Stop(memctest.WaitBound); err != nil {
+		if err := p.Stop(memcachedtest.WaitBound); err != nil {
 			t.Errorf("prometheus: %v", err)
 		}
 		if t.Failed() {

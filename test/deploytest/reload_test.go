@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
 // localConfig is a config for a test process on loopback.
@@ -45,13 +45,13 @@ func TestComposeConfigReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(hostDir, rel)
-	a, b, c := memctest.Start(t), memctest.Start(t), memctest.Start(t)
-	listen := memctest.FreeAddr(t)
+	a, b, c := memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)
+	listen := memcachedtest.FreeAddr(t)
 	if err := os.WriteFile(file, []byte(localConfig(listen, a.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := startMcproxy(t, listen, "-config", file, "-log-level", "debug")
-	memctest.WaitStat(t, "start", p.Listen, "backends", "1")
+	memcachedtest.WaitStat(t, "start", p.Listen, "backends", "1")
 
 	// In place: same inode, truncated and rewritten.
 	before, _ := os.Stat(file)
@@ -66,7 +66,7 @@ func TestComposeConfigReloads(t *testing.T) {
 	if after, _ := os.Stat(file); !os.SameFile(before, after) {
 		t.Fatal("the in-place edit replaced the file")
 	}
-	memctest.WaitStat(t, "edit in place", p.Listen, "backends", "2")
+	memcachedtest.WaitStat(t, "edit in place", p.Listen, "backends", "2")
 
 	// By rename, as vim, VS Code and `sed -i` do.
 	tmp := file + ".tmp"
@@ -76,12 +76,12 @@ func TestComposeConfigReloads(t *testing.T) {
 	if err := os.Rename(tmp, file); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitStat(t, "rename over", p.Listen, "backends", "3")
+	memcachedtest.WaitStat(t, "rename over", p.Listen, "backends", "3")
 
 	// SIGHUP (docker compose kill -s HUP mcproxy) reloads too.
-	gen, _ := strconv.Atoi(memctest.Stats(t, listen, "")["config_generation"])
+	gen, _ := strconv.Atoi(memcachedtest.Stats(t, listen, "")["config_generation"])
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	memctest.WaitStat(t, "SIGHUP", p.Listen, "config_generation", strconv.Itoa(gen+1))
+	memcachedtest.WaitStat(t, "SIGHUP", p.Listen, "config_generation", strconv.Itoa(gen+1))
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/proxyproc"
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 )
 
 const unitPath = "../../deploy/systemd/mcproxy.service"
@@ -78,7 +78,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	unit := filepath.Join(t.TempDir(), "mcproxy.service")
-	text := strings.ReplaceAll(string(data), "/usr/local/bin/mcproxy", proxyproc.BuildT(t))
+	text := strings.ReplaceAll(string(data), "/usr/local/bin/mcproxy", childproxy.BuildT(t))
 	if err := os.WriteFile(unit, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

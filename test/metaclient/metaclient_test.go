@@ -11,14 +11,14 @@ import (
 	"testing"
 
 	"github.com/QuangTung97/go-memcache/memcache"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/inprocproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/proxy"
-	"github.com/mcproxy/mcproxy/test/proxytest"
 )
 
 func TestMetaClientSeesMemcached(t *testing.T) {
-	direct := memctest.Start(t)
-	proxyAddr, backends := proxytest.Start(t, proxy.Options{})
+	direct := memcachedtest.Start(t)
+	proxyAddr, backends := inprocproxy.Start(t, proxy.Options{})
 	want := scenario(t, direct.Addr)
 	got := scenario(t, proxyAddr)
 	if got != want {
@@ -34,7 +34,7 @@ func TestMetaClientSeesMemcached(t *testing.T) {
 	}
 	// The scenario leaves a few hundred keys: the proxy spread them.
 	for _, addr := range backends {
-		if n := memctest.Stat(t, addr, "curr_items"); n < 30 {
+		if n := memcachedtest.Stat(t, addr, "curr_items"); n < 30 {
 			t.Errorf("backend %s holds only %d items: keys are not spread", addr, n)
 		}
 	}
