@@ -167,7 +167,12 @@ func TestDescriptorsRunOutStopsAccepting(t *testing.T) {
 	be := memcachedtest.Start(t)
 	p := startLimited(t, fdLimit, be.Addr)
 	c := memcachedtest.Dial(t, p.Listen)
-	memcachedtest.RoundTrip(t, c, "version\r\n", "\r\n", 1) // accepted, backends dialed
+	// A set, not a version (which the proxy answers itself): the backend
+	// connection must be up before descriptors run out, or its dial fails.
+	memcachedtest.RoundTrip(t, c, "set warm 0 0 1\r\nx\r\n", "STORED\r\n", 1)
+	memcachedtest.WaitFor(t, "the backend to be up", func() bool {
+		return memcachedtest.Stats(t, p.Listen, "backends")["backend:"+be.Addr+":state"] == "up"
+	})
 	open, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.PID()))
 	if err != nil {
 		t.Fatal(err)
