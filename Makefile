@@ -4,7 +4,7 @@ GO       ?= go
 BIN      := bin/mcproxy
 IMAGE    ?= mcproxy
 # The version is the release tag (v0.1.0, or v0.1.0-3-g<hash> after it),
-# else the commit; see README, "Releases".
+# else the commit; see docs/operations.md, "Versions and releases".
 ifeq ($(origin VERSION),undefined)
 VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 endif

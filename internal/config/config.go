@@ -12,10 +12,10 @@
 //     editors' rename-over writes and Kubernetes ConfigMap symlink swaps.
 //
 // The YAML key names are a public contract: they are the yaml tags of the
-// types below and are documented in the configuration table of README.md.
+// types below and are documented in the table of docs/configuration.md.
 // Each default and range is defined once, in the package that owns the
 // setting (ring, health, proxy); Default and validation take them from
-// there, and TestREADMEConfigTable checks the README's table against them.
+// there, and TestConfigPageTable checks that page's table against them.
 package config
 
 import (

@@ -7,8 +7,8 @@ import "strings"
 // the health checker's interval, timeout and limits, and the ejection cap.
 // Every other key (listen, admin, pprof, disable_flush_all, event_loops,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
-// failover.ttl) applies only after a restart. README.md's Reloading
-// section lists the same split.
+// failover.ttl) applies only after a restart. The Applies column of
+// docs/configuration.md states the same split (TestConfigPageTable).
 func AppliesLive(key string) bool {
 	switch key {
 	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit",

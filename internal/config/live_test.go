@@ -27,7 +27,7 @@ func TestAppliesLive(t *testing.T) {
 	for _, k := range keys {
 		want, ok := live[k]
 		if !ok {
-			t.Errorf("key %s: decide whether it applies live, and say so here and in README.md", k)
+			t.Errorf("key %s: decide whether it applies live, and say so here and in the Applies column of docs/configuration.md", k)
 			continue
 		}
 		if got := AppliesLive(k); got != want {

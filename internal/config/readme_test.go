@@ -13,26 +13,33 @@ import (
 	"time"
 )
 
-// TestREADMEConfigTable holds README.md's configuration table, the
-// operators' documentation of every key, to the code: every key of Config
-// has a row and every row a key; each stated default, read by the loader
-// as if written in a file, is Default()'s value; and each stated range
+// configPage is the operators' configuration reference. Its title
+// "# Configuration" is followed by the example and the table of every key,
+// before its first "## " section.
+const configPage = "../../docs/configuration.md"
+
+// TestConfigPageTable holds docs/configuration.md's configuration table,
+// the operators' documentation of every key, to the code: every key of
+// Config has a row and every row a key; each stated default, read by the
+// loader as if written in a file, is Default()'s value; each stated range
 // "lo..hi" (also "≥ x", "> 0" and "At most n bytes") is what validation
-// accepts, at both ends and one step outside. A default or limit changed
-// in code only, or in the README only, fails here.
-func TestREADMEConfigTable(t *testing.T) {
-	rows := readConfigTable(t, "../../README.md")
+// accepts, at both ends and one step outside; and the Applies column says
+// "live" exactly for the keys AppliesLive reports, else "restart". A
+// default, limit or live split changed in code only, or in the page only,
+// fails here.
+func TestConfigPageTable(t *testing.T) {
+	rows := readConfigTable(t, configPage)
 
 	var keys []string
 	yamlKeys(reflect.TypeOf(Config{}), "", &keys)
 	for _, k := range keys {
 		if _, ok := rows[k]; !ok {
-			t.Errorf("README.md's configuration table has no row for %s", k)
+			t.Errorf("%s: the configuration table has no row for %s", configPage, k)
 		}
 	}
 	for k := range rows {
 		if !slices.Contains(keys, k) {
-			t.Errorf("README.md's configuration table has a row for %s, which is not a key of Config", k)
+			t.Errorf("%s: the configuration table has a row for %s, which is not a key of Config", configPage, k)
 		}
 	}
 
@@ -44,43 +51,64 @@ func TestREADMEConfigTable(t *testing.T) {
 		t.Run(k, func(t *testing.T) {
 			checkDefault(t, k, row.dflt)
 			checkRange(t, k, row.meaning)
+			checkApplies(t, k, row.applies)
 		})
 	}
 }
 
-// TestREADMEConfigExample: the YAML example at the head of the README's
-// Configuration section writes out every default, as configs/local.yaml
+// TestConfigPageExample: the YAML example at the head of
+// docs/configuration.md writes out every default, as configs/local.yaml
 // does (TestLoadExampleConfigs); only the addresses and backends are its
 // own.
-func TestREADMEConfigExample(t *testing.T) {
-	data, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(data), "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README.md has no ## Configuration section")
-	}
-	_, block, ok := strings.Cut(section, "```yaml\n")
-	block, _, closed := strings.Cut(block, "```")
-	if !ok || !closed {
-		t.Fatal("README.md's Configuration section has no ```yaml example")
-	}
-	cfg, err := Parse([]byte(block), "README.md's example")
+func TestConfigPageExample(t *testing.T) {
+	block := yamlBlock(t, configPage, "# Configuration")
+	cfg, err := Parse([]byte(block), configPage+"'s example")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Default()
 	want.Listen, want.Admin, want.Backends = cfg.Listen, cfg.Admin, cfg.Backends
 	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("README.md's example config differs from the defaults in %v", Diff(cfg, want))
+		t.Errorf("%s's example config differs from the defaults in %v", configPage, Diff(cfg, want))
 	}
 }
 
-type tableRow struct{ dflt, meaning string }
+// TestREADMEFirstConfig: the first config README.md shows a newcomer
+// loads as it is.
+func TestREADMEFirstConfig(t *testing.T) {
+	const readme = "../../README.md"
+	block := yamlBlock(t, readme, "## A first config")
+	if _, err := Parse([]byte(block), readme+"'s first config"); err != nil {
+		t.Error(err)
+	}
+}
 
-// readConfigTable returns the rows of the "| Key | Default | Meaning |"
-// table under the README's "## Configuration" heading, by key.
+// yamlBlock returns the first ```yaml block of path's section that starts
+// at the heading line and ends at the next "## " heading.
+func yamlBlock(t *testing.T, path, heading string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut("\n"+string(data), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no %s section", path, heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	block, _, closed := strings.Cut(block, "```")
+	if !ok || !closed {
+		t.Fatalf("%s's %s section has no ```yaml example", path, heading)
+	}
+	return block
+}
+
+type tableRow struct{ dflt, applies, meaning string }
+
+// readConfigTable returns the rows of the "| Key | Default | Applies |
+// Meaning |" table between the page's "# Configuration" title and its
+// first "## " section, by key.
 func readConfigTable(t *testing.T, path string) map[string]tableRow {
 	t.Helper()
 	f, err := os.Open(path)
@@ -89,13 +117,17 @@ func readConfigTable(t *testing.T, path string) map[string]tableRow {
 	}
 	defer f.Close()
 	rows := map[string]tableRow{}
-	section, inTable := false, false
+	section, inTable, inCode := false, false, false
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "## ") {
-			section = line == "## Configuration"
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+			continue
+		}
+		if !inCode && (strings.HasPrefix(line, "# ") || strings.HasPrefix(line, "## ")) {
+			section = line == "# Configuration"
 			continue
 		}
 		if !section {
@@ -104,7 +136,7 @@ func readConfigTable(t *testing.T, path string) map[string]tableRow {
 		cells := tableCells(line)
 		switch {
 		case !inTable:
-			inTable = len(cells) == 3 && cells[0] == "Key" && cells[1] == "Default" && cells[2] == "Meaning"
+			inTable = len(cells) == 4 && cells[0] == "Key" && cells[1] == "Default" && cells[2] == "Applies" && cells[3] == "Meaning"
 		case cells == nil:
 			if len(rows) == 0 {
 				t.Fatalf("%s: the configuration table has no rows", path)
@@ -112,21 +144,21 @@ func readConfigTable(t *testing.T, path string) map[string]tableRow {
 			return rows
 		case strings.Trim(cells[0], "-") == "":
 			// the |---| line under the header
-		case len(cells) != 3:
+		case len(cells) != 4:
 			t.Errorf("%s: configuration table row with %d cells: %s", path, len(cells), line)
 		default:
 			key := strings.Trim(cells[0], "`")
 			if _, dup := rows[key]; dup {
 				t.Errorf("%s: configuration table has two rows for %s", path, key)
 			}
-			rows[key] = tableRow{dflt: cells[1], meaning: cells[2]}
+			rows[key] = tableRow{dflt: cells[1], applies: cells[2], meaning: cells[3]}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if len(rows) == 0 {
-		t.Fatalf("%s: no | Key | Default | Meaning | table under ## Configuration", path)
+		t.Fatalf("%s: no | Key | Default | Applies | Meaning | table under # Configuration", path)
 	}
 	return rows
 }
@@ -145,7 +177,7 @@ func tableCells(line string) []string {
 	return cells
 }
 
-// yamlKeys lists the file's keys as the README writes them: "listen",
+// yamlKeys lists the file's keys as the configuration page writes them: "listen",
 // "ring.partitions", and for the list of backends "backends" and
 // "backends[].addr". Sections are not keys of their own.
 func yamlKeys(typ reflect.Type, prefix string, keys *[]string) {
@@ -222,7 +254,7 @@ func checkDefault(t *testing.T, key, cell string) {
 		}
 		want := strings.ReplaceAll(key, "[]", "[0]") + ": "
 		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("README says %s is required; a file without it: %v", key, err)
+			t.Errorf("the page says %s is required; a file without it: %v", key, err)
 		}
 		return
 	case cell == "the `addr`":
@@ -230,7 +262,7 @@ func checkDefault(t *testing.T, key, cell string) {
 		// backend by that address is a duplicate name.
 		doc := fmt.Sprintf("backends:\n  - %s\n  - {name: %q, addr: 127.0.0.1:11312}\n", testBackend, testBackend)
 		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), "backends[1].name: ") {
-			t.Errorf("README says %s defaults to the addr; a name equal to an unnamed backend's addr: %v", key, err)
+			t.Errorf("the page says %s defaults to the addr; a name equal to an unnamed backend's addr: %v", key, err)
 		}
 		return
 	}
@@ -240,7 +272,7 @@ func checkDefault(t *testing.T, key, cell string) {
 	}
 	got, err := Parse([]byte(fileWith(key, m[1])), "readme")
 	if err != nil {
-		t.Fatalf("README's default %s: %s does not load: %v", key, m[1], err)
+		t.Fatalf("the page's default %s: %s does not load: %v", key, m[1], err)
 	}
 	want := Default()
 	if strings.HasPrefix(key, "backends[].") {
@@ -251,7 +283,7 @@ func checkDefault(t *testing.T, key, cell string) {
 		}
 	}
 	if g, w := valueAt(got, key), valueAt(want, key); !reflect.DeepEqual(g.Interface(), w.Interface()) {
-		t.Errorf("README's default of %s is %s, which loads as %v; the code's default is %v", key, m[1], g, w)
+		t.Errorf("the page's default of %s is %s, which loads as %v; the code's default is %v", key, m[1], g, w)
 	}
 }
 
@@ -261,7 +293,7 @@ var (
 	atMostBytesRE = regexp.MustCompile(`At most (\d+) bytes`)
 )
 
-// checkRange checks the first range the README's text states for key.
+// checkRange checks the first range the page's text states for key.
 func checkRange(t *testing.T, key, meaning string) {
 	withBackend := Default()
 	withBackend.Backends = []Backend{{}}
@@ -287,10 +319,10 @@ func checkRange(t *testing.T, key, meaning string) {
 		default:
 			t.Fatalf("range %s..%s of a %v: the test does not know this kind", lo, hi, typ)
 		}
-		accepts(t, key, lo, "README's lower bound")
-		accepts(t, key, hi, "README's upper bound")
-		refuses(t, key, below, "out of range", "one step below README's range "+m[0])
-		refuses(t, key, above, "out of range", "one step above README's range "+m[0])
+		accepts(t, key, lo, "the page's lower bound")
+		accepts(t, key, hi, "the page's upper bound")
+		refuses(t, key, below, "out of range", "one step below the page's range "+m[0])
+		refuses(t, key, above, "out of range", "one step above the page's range "+m[0])
 		return
 	}
 	if m := atLeastRE.FindStringSubmatch(meaning); m != nil {
@@ -298,8 +330,8 @@ func checkRange(t *testing.T, key, meaning string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		accepts(t, key, m[1], "README's lower bound")
-		refuses(t, key, strconv.FormatFloat(lo-0.01, 'f', -1, 64), "", "below README's ≥ "+m[1])
+		accepts(t, key, m[1], "the page's lower bound")
+		refuses(t, key, strconv.FormatFloat(lo-0.01, 'f', -1, 64), "", "below the page's ≥ "+m[1])
 		return
 	}
 	if m := atMostBytesRE.FindStringSubmatch(meaning); m != nil && typ.Kind() == reflect.String {
@@ -307,13 +339,24 @@ func checkRange(t *testing.T, key, meaning string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		accepts(t, key, strings.Repeat("n", n), "README's "+m[0])
-		refuses(t, key, strings.Repeat("n", n+1), "", "README's "+m[0])
+		accepts(t, key, strings.Repeat("n", n), "the page's "+m[0])
+		refuses(t, key, strings.Repeat("n", n+1), "", "the page's "+m[0])
 		return
 	}
 	if strings.Contains(meaning, "> 0") && typ == reflect.TypeOf(time.Duration(0)) {
-		accepts(t, key, "1ns", "README's > 0")
-		refuses(t, key, "0s", "", "README's > 0")
+		accepts(t, key, "1ns", "the page's > 0")
+		refuses(t, key, "0s", "", "the page's > 0")
+	}
+}
+
+// checkApplies checks the Applies cell of key against AppliesLive.
+func checkApplies(t *testing.T, key, cell string) {
+	want := "restart"
+	if AppliesLive(key) {
+		want = "live"
+	}
+	if cell != want {
+		t.Errorf("the page says %s applies %q; AppliesLive says %q", key, cell, want)
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 )
 
 // The ranges checked here are the owning packages' Min* and Max* constants
-// (ring, health, proxy); the README's configuration table states the same
-// numbers and TestREADMEConfigTable holds it to them.
+// (ring, health, proxy); docs/configuration.md's table states the same
+// numbers and TestConfigPageTable holds it to them.
 
 // Validate checks a config built in code (Load and Parse already validate
 // what they return). The error joins every problem found, each naming its
