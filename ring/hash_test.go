@@ -79,7 +79,7 @@ func TestHashVectors(t *testing.T) {
 // twemproxy's test_all.c pins ketama's point hash too: the first and the
 // last four bytes of MD5("server1-8").
 func TestKetamaPointVectors(t *testing.T) {
-	pts := ketamaContinuum([]string{"server1"}, []Server{{Addr: "x:1"}},
+	pts := ketamaContinuum([]string{"server1"}, []Server{{Addr: "x:1"}}, []int{0},
 		func(float32, int) int { return 9 * 4 },
 		func(name string, i int) string { return name + "-" + strconv.Itoa(i) })
 	var got []uint32

@@ -1,20 +1,24 @@
 package ring
 
 import (
+	"cmp"
 	"crypto/md5"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // ketama is twemproxy 0.5.0's ketama distribution (src/hashkit/nc_ketama.c
 // and server_pool_idx in src/nc_server.c). Each server puts points on a
 // circle of 2^32 in proportion to its weight: 160 per server on average,
 // four from each MD5 digest of "<server>-<i>". A key's hash picks the
-// first point at or after it (past the last point, the first). The
-// server string is the backend's name if it has one, else host:port as
-// written, or the host alone when the port is 11211 (libmemcached's rule,
-// kept for compatibility).
+// first point at or after it (past the last point, the first; among equal
+// points, that of the server first in TwemproxyOrder). The server string is
+// the backend's name if it has one, else host:port as written, or the host
+// alone when the port is 11211 (libmemcached's rule, kept for
+// compatibility).
 type ketama struct {
 	points continuum
 	hash   func([]byte) uint32
@@ -34,25 +38,70 @@ const ketamaMaxHostLen = 273
 // ketamaDefaultPort is the port whose servers hash as the host alone.
 const ketamaDefaultPort = 11211
 
-func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, error) {
+// twemproxyName returns the string twemproxy knows a server by, as
+// conf_add_server: its name, else host:port with the port text as written,
+// or the host alone when the port's number is 11211.
+func twemproxyName(s Server) (string, error) {
+	if s.Name != "" {
+		return s.Name, nil
+	}
+	host, port, err := splitHostPort(s.Addr)
+	if err != nil {
+		return "", err
+	}
+	if port == ketamaDefaultPort {
+		return host, nil
+	}
+	return s.Addr, nil
+}
+
+// twemproxyLess is twemproxy's string_compare: the shorter string first,
+// then byte by byte.
+func twemproxyLess(a, b string) int {
+	if len(a) != len(b) {
+		return cmp.Compare(len(a), len(b))
+	}
+	return strings.Compare(a, b)
+}
+
+// TwemproxyOrder returns the indexes of servers in the order twemproxy
+// 0.5.0 keeps a pool's servers in: it sorts them by name (twemproxyName;
+// shorter names first, then bytes) when it checks the config for
+// duplicates (conf_validate_server), and that order, not the order of the
+// config file, is what its modula distribution counts in and what breaks
+// ketama's ties. Ketama applies it itself; a modula pool converted from
+// twemproxy must list its backends in this order.
+func TwemproxyOrder(servers []Server) ([]int, error) {
 	names := make([]string, len(servers))
 	for i, s := range servers {
-		if s.Name != "" {
-			names[i] = s.Name
-			continue
-		}
-		host, port, err := splitHostPort(s.Addr)
+		n, err := twemproxyName(s)
 		if err != nil {
 			return nil, err
 		}
-		// As conf_add_server: the port text as written, unless its number
-		// is 11211.
-		names[i] = s.Addr
-		if port == ketamaDefaultPort {
-			names[i] = host
+		names[i] = n
+	}
+	order := make([]int, len(servers))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return twemproxyLess(names[a], names[b]) })
+	return order, nil
+}
+
+func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, error) {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		n, err := twemproxyName(s)
+		if err != nil {
+			return nil, err
 		}
+		names[i] = n
 	}
 	if err := checkDistinct(DistKetama, names); err != nil {
+		return nil, err
+	}
+	order, err := TwemproxyOrder(servers)
+	if err != nil {
 		return nil, err
 	}
 	pps := func(pct float32, n int) int {
@@ -62,7 +111,7 @@ func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, erro
 		f := float32(float32(float32(pct*ketamaPointsPerServer)/4) * float32(n))
 		return int(math.Floor(float64(float32(float64(f)+0.0000000001)))) * 4
 	}
-	pts := ketamaContinuum(names, servers, pps, func(name string, i int) string {
+	pts := ketamaContinuum(names, servers, order, pps, func(name string, i int) string {
 		s := name + "-" + strconv.Itoa(i)
 		if len(s) >= ketamaMaxHostLen {
 			s = s[:ketamaMaxHostLen-1]
@@ -75,14 +124,17 @@ func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, erro
 // ketamaContinuum builds the weighted ketama circle shared by twemproxy
 // and libmemcached: for server s of weight w, pointsPer(w/total, servers)
 // points, four from the MD5 digest of each pointName(name, i), i = 0, 1,
-// ..., each point the digest's next four bytes, little-endian.
-func ketamaContinuum(names []string, servers []Server, pointsPer func(pct float32, n int) int, pointName func(string, int) string) continuum {
+// ..., each point the digest's next four bytes, little-endian. The points
+// are made server by server in order (the indexes of servers), which
+// decides ties.
+func ketamaContinuum(names []string, servers []Server, order []int, pointsPer func(pct float32, n int) int, pointName func(string, int) string) continuum {
 	total := 0
 	for _, s := range servers {
 		total += weightOf(s)
 	}
 	var ps []point
-	for si, s := range servers {
+	for _, si := range order {
+		s := servers[si]
 		pct := float32(weightOf(s)) / float32(total)
 		for i := 0; i < pointsPer(pct, len(servers))/4; i++ {
 			d := md5.Sum([]byte(pointName(names[si], i)))

@@ -44,7 +44,11 @@ func newLibketama(servers []Server, o PlacementOptions, tag hashTag) (*libketama
 		f := float32(float32(float32(float32(pct*ketamaPointsPerServer)/4)*float32(n)) + float32(0.0000000001))
 		return int(math.Floor(float64(f))) * 4
 	}
-	pts := ketamaContinuum(names, servers, pps, func(name string, i int) string {
+	order := make([]int, len(servers)) // list order, as added
+	for i := range order {
+		order[i] = i
+	}
+	pts := ketamaContinuum(names, servers, order, pps, func(name string, i int) string {
 		return name + "-" + strconv.Itoa(i)
 	})
 	return &libketama{points: pts, tag: tag, n: len(servers), opts: o}, nil

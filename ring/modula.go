@@ -7,7 +7,9 @@ package ring
 // gomemcache's ServerList (crc32.ChecksumIEEE(key) % len(servers)) and the
 // "crc32(key) % N" of countless applications; gomemcache's way to weigh a
 // server, listing it again, matches a weight only when the copies are
-// listed next to each other.
+// listed next to each other. The list follows the order of the servers as
+// given, as gomemcache's and libmemcached's do; twemproxy counts in its
+// own order instead, which TwemproxyOrder gives.
 type modula struct {
 	list []uint32 // server index of each entry
 	hash func([]byte) uint32
