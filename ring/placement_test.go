@@ -101,12 +101,12 @@ func TestHashTag(t *testing.T) {
 	tests := []struct{ tag, key, want string }{
 		{"{}", "user:{42}:name", "42"},
 		{"{}", "{42}", "42"},
-		{"{}", "a{}b", "a{}b"},     // nothing between: the whole key
-		{"{}", "a{b", "a{b"},       // no closing byte
-		{"{}", "a}b{c", "a}b{c"},   // closing only before the opening
-		{"{}", "{a}{b}", "a"},      // the first pair
-		{"{}", "x{{a}}", "{a"},     // first opening, first closing after it
-		{"$$", "p$id$q", "id"},     // same byte twice
+		{"{}", "a{}b", "a{}b"},   // nothing between: the whole key
+		{"{}", "a{b", "a{b"},     // no closing byte
+		{"{}", "a}b{c", "a}b{c"}, // closing only before the opening
+		{"{}", "{a}{b}", "a"},    // the first pair
+		{"{}", "x{{a}}", "{a"},   // first opening, first closing after it
+		{"$$", "p$id$q", "id"},   // same byte twice
 		{"", "user:{42}", "user:{42}"},
 	}
 	for _, tt := range tests {
