@@ -64,28 +64,25 @@ func weighted(addrs []string, weights []int) []ring.Server {
 // php-memcached with OPT_LIBKETAMA_COMPATIBLE is libmemcached's weighted
 // ketama with MD5 keys.
 func TestPHPMemcachedLibketama(t *testing.T) {
-	lookPath(t, "php", "php-cli php-memcached")
-	keys := testKeys(compatKeys)
-	keyfile := writeHexKeys(t, keys)
-	for _, c := range clientCases {
-		t.Run(c.name, func(t *testing.T) {
-			addrs := addrsOf(startServers(t, len(c.weights)))
-			runProgram(t, "php", "php-cli php-memcached", "testdata/libketama.php", keyfile, serverArgs(addrs, c.weights), len(keys))
-			p := mustPlacement(t, weighted(addrs, c.weights), ring.PlacementOptions{Distribution: ring.DistLibketama})
-			checkPlacement(t, p, addrs, keys, true)
-		})
-	}
+	runScriptCases(t, "php", "php-cli php-memcached", "testdata/libketama.php", ring.DistLibketama)
 }
 
 // Dalli's ring: SHA1 points, CRC-32 keys, the last point at or below.
 func TestDalliRing(t *testing.T) {
+	runScriptCases(t, "ruby", "ruby ruby-dalli", "testdata/dalli.rb", ring.DistDalli)
+}
+
+// runScriptCases lets a client script write the keys over each of
+// clientCases' server lists and checks that distribution dist finds them.
+func runScriptCases(t *testing.T, bin, pkgs, script, dist string) {
+	lookPath(t, bin, pkgs)
 	keys := testKeys(compatKeys)
 	keyfile := writeHexKeys(t, keys)
 	for _, c := range clientCases {
 		t.Run(c.name, func(t *testing.T) {
 			addrs := addrsOf(startServers(t, len(c.weights)))
-			runProgram(t, "ruby", "ruby ruby-dalli", "testdata/dalli.rb", keyfile, serverArgs(addrs, c.weights), len(keys))
-			p := mustPlacement(t, weighted(addrs, c.weights), ring.PlacementOptions{Distribution: ring.DistDalli})
+			runProgram(t, bin, pkgs, script, keyfile, serverArgs(addrs, c.weights), len(keys))
+			p := mustPlacement(t, weighted(addrs, c.weights), ring.PlacementOptions{Distribution: dist})
 			checkPlacement(t, p, addrs, keys, true)
 		})
 	}

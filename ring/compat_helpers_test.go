@@ -148,11 +148,10 @@ func counts(per [][][]byte) []int {
 	return c
 }
 
-// getKeys asks addr for keys with multi-gets of up to 100 keys and returns
-// the set of keys it holds.
-func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
+// inBatches sends keys to addr 100 at a time, pipelined: cmd makes the
+// request of a batch, and reply reads its reply (or fails the test).
+func inBatches(t *testing.T, addr string, keys [][]byte, cmd func(batch [][]byte) []byte, reply func(r *bufio.Reader, batch [][]byte)) {
 	t.Helper()
-	found := make(map[string]bool, len(keys))
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
@@ -162,15 +161,26 @@ func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 	for len(keys) > 0 {
 		batch := keys[:min(100, len(keys))]
 		keys = keys[len(batch):]
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(cmd(batch)); err != nil {
+			t.Fatalf("write to %s: %v", addr, err)
+		}
+		reply(r, batch)
+	}
+}
+
+// getKeys asks addr for keys with multi-gets and returns the set of keys
+// it holds.
+func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
+	t.Helper()
+	found := make(map[string]bool, len(keys))
+	inBatches(t, addr, keys, func(batch [][]byte) []byte {
 		cmd := []byte("get")
 		for _, k := range batch {
 			cmd = append(append(cmd, ' '), k...)
 		}
-		cmd = append(cmd, "\r\n"...)
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(cmd); err != nil {
-			t.Fatalf("get from %s: %v", addr, err)
-		}
+		return append(cmd, "\r\n"...)
+	}, func(r *bufio.Reader, _ [][]byte) {
 		for {
 			line, err := r.ReadBytes('\n')
 			if err != nil {
@@ -178,7 +188,7 @@ func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 			}
 			line = bytes.TrimSuffix(line, []byte("\r\n"))
 			if string(line) == "END" {
-				break
+				return
 			}
 			f := bytes.Fields(line)
 			if len(f) < 4 || string(f[0]) != "VALUE" {
@@ -193,7 +203,7 @@ func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 			}
 			found[string(f[1])] = true
 		}
-	}
+	})
 	return found
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,23 +86,13 @@ func startNutcracker(t *testing.T, pool nutcrackerPool) string {
 // fails unless each is STORED.
 func setThrough(t *testing.T, addr string, keys [][]byte) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for len(keys) > 0 {
-		batch := keys[:min(100, len(keys))]
-		keys = keys[len(batch):]
+	inBatches(t, addr, keys, func(batch [][]byte) []byte {
 		var cmd []byte
 		for _, k := range batch {
 			cmd = append(append(append(cmd, "set "...), k...), " 0 0 1\r\nv\r\n"...)
 		}
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(cmd); err != nil {
-			t.Fatalf("set through %s: %v", addr, err)
-		}
+		return cmd
+	}, func(r *bufio.Reader, batch [][]byte) {
 		for _, k := range batch {
 			line, err := r.ReadBytes('\n')
 			if err != nil {
@@ -113,7 +102,7 @@ func setThrough(t *testing.T, addr string, keys [][]byte) {
 				t.Fatalf("set %q through %s: %q", k, addr, line)
 			}
 		}
-	}
+	})
 }
 
 // placementServers turns a twemproxy servers list into Placement servers:

@@ -85,3 +85,13 @@ func (c continuum) appendFrom(dst []int, i, n int) []int {
 	}
 	return dst
 }
+
+// listOrder returns 0, 1, ..., n-1: servers in the order given, the order
+// libmemcached adds them in.
+func listOrder(n int) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	return order
+}

@@ -31,22 +31,15 @@ type dalli struct {
 const dalliPointsPerServer = 160
 
 func newDalli(servers []Server, o PlacementOptions, tag hashTag) (*dalli, error) {
-	names := make([]string, len(servers))
-	total := 0
-	for i, s := range servers {
-		total += weightOf(s)
-		if s.Name != "" {
-			names[i] = s.Name
-			continue
-		}
-		host, port, err := splitHostPort(s.Addr)
-		if err != nil {
-			return nil, err
-		}
-		names[i] = host + ":" + strconv.Itoa(port)
-	}
-	if err := checkDistinct(DistDalli, names); err != nil {
+	names, err := serverNames(DistDalli, servers, func(_, host string, port int) string {
+		return host + ":" + strconv.Itoa(port)
+	})
+	if err != nil {
 		return nil, err
+	}
+	total := 0
+	for _, s := range servers {
+		total += weightOf(s)
 	}
 	var ps []point
 	for si, s := range servers {

@@ -38,21 +38,16 @@ const ketamaMaxHostLen = 273
 // ketamaDefaultPort is the port whose servers hash as the host alone.
 const ketamaDefaultPort = 11211
 
-// twemproxyName returns the string twemproxy knows a server by, as
-// conf_add_server: its name, else host:port with the port text as written,
-// or the host alone when the port's number is 11211.
-func twemproxyName(s Server) (string, error) {
-	if s.Name != "" {
-		return s.Name, nil
-	}
-	host, port, err := splitHostPort(s.Addr)
-	if err != nil {
-		return "", err
-	}
-	if port == ketamaDefaultPort {
-		return host, nil
-	}
-	return s.Addr, nil
+// twemproxyNames returns the strings twemproxy knows servers by, as
+// conf_add_server: a server's name, else host:port with the port text as
+// written, or the host alone when the port's number is 11211.
+func twemproxyNames(servers []Server) ([]string, error) {
+	return serverNames(DistKetama, servers, func(addr, host string, port int) string {
+		if port == ketamaDefaultPort {
+			return host
+		}
+		return addr
+	})
 }
 
 // twemproxyLess is twemproxy's string_compare: the shorter string first,
@@ -65,45 +60,33 @@ func twemproxyLess(a, b string) int {
 }
 
 // TwemproxyOrder returns the indexes of servers in the order twemproxy
-// 0.5.0 keeps a pool's servers in: it sorts them by name (twemproxyName;
+// 0.5.0 keeps a pool's servers in: it sorts them by name (twemproxyNames;
 // shorter names first, then bytes) when it checks the config for
 // duplicates (conf_validate_server), and that order, not the order of the
 // config file, is what its modula distribution counts in and what breaks
 // ketama's ties. Ketama applies it itself; a modula pool converted from
 // twemproxy must list its backends in this order.
 func TwemproxyOrder(servers []Server) ([]int, error) {
-	names := make([]string, len(servers))
-	for i, s := range servers {
-		n, err := twemproxyName(s)
-		if err != nil {
-			return nil, err
-		}
-		names[i] = n
-	}
-	order := make([]int, len(servers))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return twemproxyLess(names[a], names[b]) })
-	return order, nil
-}
-
-func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, error) {
-	names := make([]string, len(servers))
-	for i, s := range servers {
-		n, err := twemproxyName(s)
-		if err != nil {
-			return nil, err
-		}
-		names[i] = n
-	}
-	if err := checkDistinct(DistKetama, names); err != nil {
-		return nil, err
-	}
-	order, err := TwemproxyOrder(servers)
+	names, err := twemproxyNames(servers)
 	if err != nil {
 		return nil, err
 	}
+	return twemproxyOrder(names), nil
+}
+
+// twemproxyOrder sorts the indexes of names as twemproxy sorts servers.
+func twemproxyOrder(names []string) []int {
+	order := listOrder(len(names))
+	slices.SortStableFunc(order, func(a, b int) int { return twemproxyLess(names[a], names[b]) })
+	return order
+}
+
+func newKetama(servers []Server, o PlacementOptions, tag hashTag) (*ketama, error) {
+	names, err := twemproxyNames(servers)
+	if err != nil {
+		return nil, err
+	}
+	order := twemproxyOrder(names)
 	pps := func(pct float32, n int) int {
 		// nc_ketama.c computes in float, then adds a double epsilon,
 		// which promotes the sum to double before (float) and floorf

@@ -21,22 +21,13 @@ type libketama struct {
 }
 
 func newLibketama(servers []Server, o PlacementOptions, tag hashTag) (*libketama, error) {
-	names := make([]string, len(servers))
-	for i, s := range servers {
-		if s.Name != "" {
-			names[i] = s.Name
-			continue
+	names, err := serverNames(DistLibketama, servers, func(_, host string, port int) string {
+		if port == ketamaDefaultPort {
+			return host
 		}
-		host, port, err := splitHostPort(s.Addr)
-		if err != nil {
-			return nil, err
-		}
-		names[i] = host
-		if port != ketamaDefaultPort {
-			names[i] = host + ":" + strconv.Itoa(port) // "%s:%u", no brackets for IPv6
-		}
-	}
-	if err := checkDistinct(DistLibketama, names); err != nil {
+		return host + ":" + strconv.Itoa(port) // "%s:%u", no brackets for IPv6
+	})
+	if err != nil {
 		return nil, err
 	}
 	pps := func(pct float32, n int) int {
@@ -44,11 +35,7 @@ func newLibketama(servers []Server, o PlacementOptions, tag hashTag) (*libketama
 		f := float32(float32(float32(float32(pct*ketamaPointsPerServer)/4)*float32(n)) + float32(0.0000000001))
 		return int(math.Floor(float64(f))) * 4
 	}
-	order := make([]int, len(servers)) // list order, as added
-	for i := range order {
-		order[i] = i
-	}
-	pts := ketamaContinuum(names, servers, order, pps, func(name string, i int) string {
+	pts := ketamaContinuum(names, servers, listOrder(len(servers)), pps, func(name string, i int) string {
 		return name + "-" + strconv.Itoa(i)
 	})
 	return &libketama{points: pts, tag: tag, n: len(servers), opts: o}, nil

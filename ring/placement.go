@@ -195,6 +195,29 @@ func splitHostPort(addr string) (host string, port int, err error) {
 	return h, n, nil
 }
 
+// serverNames returns the string each server is hashed as: its name if
+// it has one, else what fromAddr makes of its host and port (the
+// distribution's own rule), failing if the address does not split or two
+// servers get the same string.
+func serverNames(dist string, servers []Server, fromAddr func(addr, host string, port int) string) ([]string, error) {
+	names := make([]string, len(servers))
+	for i, s := range servers {
+		if s.Name != "" {
+			names[i] = s.Name
+			continue
+		}
+		host, port, err := splitHostPort(s.Addr)
+		if err != nil {
+			return nil, err
+		}
+		names[i] = fromAddr(s.Addr, host, port)
+	}
+	if err := checkDistinct(dist, names); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
 // checkDistinct fails when two servers get the same string to hash: they
 // would put their points in the same places, and one of them would own no
 // key.
