@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/goleak"
 )
@@ -80,11 +80,11 @@ func writeHexKeys(t *testing.T, keys [][]byte) string {
 }
 
 // startServers starts n memcached on free loopback ports.
-func startServers(t *testing.T, n int) []*memctest.Server {
+func startServers(t *testing.T, n int) []*memcachedtest.Server {
 	t.Helper()
-	ss := make([]*memctest.Server, n)
+	ss := make([]*memcachedtest.Server, n)
 	for i := range ss {
-		ss[i] = memctest.Start(t)
+		ss[i] = memcachedtest.Start(t)
 	}
 	return ss
 }
@@ -125,7 +125,7 @@ func checkPlacement(t *testing.T, p ring.Placement, addrs []string, keys [][]byt
 				missing++
 			}
 		}
-		items := memctest.Stat(t, addr, "curr_items")
+		items := memcachedtest.Stat(t, addr, "curr_items")
 		total += items
 		if spread && items == 0 {
 			t.Errorf("server %s holds no key", addr)
@@ -208,7 +208,7 @@ func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 }
 
 // addrsOf returns the servers' addresses.
-func addrsOf(ss []*memctest.Server) []string {
+func addrsOf(ss []*memcachedtest.Server) []string {
 	a := make([]string, len(ss))
 	for i, s := range ss {
 		a[i] = s.Addr

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/childproc"
+	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"github.com/mcproxy/mcproxy/ring"
 )
 

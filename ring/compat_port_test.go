@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mcproxy/mcproxy/internal/childproc"
-	"github.com/mcproxy/mcproxy/internal/memctest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"github.com/mcproxy/mcproxy/ring"
 	"golang.org/x/sys/unix"
 )
@@ -102,11 +102,11 @@ func assertMoves(t *testing.T, a, b ring.Placement, keys [][]byte) {
 func flushAll(t *testing.T, addrs []string) {
 	t.Helper()
 	for _, a := range addrs {
-		memctest.Send(t, a, "flush_all\r\n", "OK\r\n", 1)
+		memcachedtest.Send(t, a, "flush_all\r\n", "OK\r\n", 1)
 	}
-	memctest.WaitFor(t, "servers empty after flush_all", func() bool {
+	memcachedtest.WaitFor(t, "servers empty after flush_all", func() bool {
 		for _, a := range addrs {
-			if memctest.Stat(t, a, "curr_items") != 0 {
+			if memcachedtest.Stat(t, a, "curr_items") != 0 {
 				return false
 			}
 		}
@@ -118,7 +118,7 @@ func flushAll(t *testing.T, addrs []string) {
 // in its own network namespace can count on being free.
 func startMemcachedOn(t *testing.T, port int) string {
 	t.Helper()
-	bin, err := memctest.Binary()
+	bin, err := memcachedtest.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
