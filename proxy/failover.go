@@ -336,7 +336,7 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 }
 
 // repairAfterSwap closes the race around a table swap. A set or add (or a
-// meta command that can create an item, meta_failover.go) routed
+// meta command that can create an item, failover_meta.go) routed
 // with one table can reach its backend after the table was replaced and
 // after a command routed with the new table deleted the key there (rule
 // 2): it would plant a copy where the new ring does not look, which a

@@ -151,7 +151,7 @@ func (s *session) metadumpPipelined() bool {
 	if r == nil {
 		return false
 	}
-	// mn's MN is made by the proxy (meta_dispatch.go): a local reply.
+	// mn's MN is made by the proxy (dispatch_meta.go): a local reply.
 	return !r.op.IsRetrieval() && !bytes.Equal(r.local, mnLine)
 }
 

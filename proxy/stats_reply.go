@@ -1,0 +1,311 @@
+package proxy
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/protocol"
+)
+
+// statsCommand asks a backend for its general stats, which plain "stats"
+// adds up.
+var statsCommand = []byte("stats\r\n")
+
+// dispatchStats answers stats from the proxy's own counters. Plain "stats"
+// also asks every live backend for its stats, to add up the fields that
+// describe stored data (curr_items, bytes, ...).
+func (s *session) dispatchStats(req *protocol.Request) {
+	var sub string
+	if len(req.Args) > 0 {
+		sub = string(req.Args[0])
+	}
+	switch sub {
+	case "":
+		s.sendToEveryBackend(newRequest(s, protocol.OpStats), statsCommand, nil)
+	case "backends":
+		s.enqueueLocalBytes(s.p.appendBackendStats(nil))
+	case "settings":
+		s.enqueueLocalBytes(s.p.appendSettings(nil))
+	case "reset":
+		// Only the proxy's own "stats" counters: a client cannot zero the
+		// backends' counters, which the views above add up, and metrics
+		// (counters that only grow) are not affected.
+		s.p.stats.reset()
+		s.enqueueLocal("RESET")
+	default:
+		if backendStatsGroups[sub] {
+			s.dispatchBackendStats(sub)
+			return
+		}
+		s.enqueueLocal("ERROR")
+	}
+}
+
+// summedBackendStats are the stats that describe stored data; the proxy
+// reports their sum over the live backends.
+var summedBackendStats = []string{
+	"get_expired", "get_flushed", "limit_maxbytes", "bytes", "curr_items",
+	"total_items", "expired_unfetched", "evicted_unfetched", "evictions", "reclaimed",
+}
+
+type statWriter struct{ b []byte }
+
+func (w *statWriter) str(name, v string) {
+	w.b = append(w.b, "STAT "...)
+	w.b = append(w.b, name...)
+	w.b = append(w.b, ' ')
+	w.b = append(w.b, v...)
+	w.b = append(w.b, "\r\n"...)
+}
+
+func (w *statWriter) u(name string, v uint64) { w.str(name, strconv.FormatUint(v, 10)) }
+
+func (w *statWriter) i(name string, v int64) { w.str(name, strconv.FormatInt(v, 10)) }
+
+// appendStats renders "stats": the proxy's counters, then the sums over the
+// backends that answered r's sub-requests.
+func (p *Proxy) appendStats(dst []byte, r *request) []byte {
+	c := &p.stats
+	now := time.Now()
+	w := statWriter{b: dst}
+	w.i("pid", int64(os.Getpid()))
+	w.i("uptime", int64(now.Sub(p.started)/time.Second))
+	w.i("time", now.Unix())
+	w.str("version", FullVersion(p.opts.Version))
+	w.i("pointer_size", 64)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		w.str("rusage_user", strconv.FormatFloat(float64(ru.Utime.Sec)+float64(ru.Utime.Usec)/1e6, 'f', 6, 64))
+		w.str("rusage_system", strconv.FormatFloat(float64(ru.Stime.Sec)+float64(ru.Stime.Usec)/1e6, 'f', 6, 64))
+	}
+	w.i("max_connections", int64(p.opts.MaxConnections))
+	w.i("curr_connections", c.currConnections.Load())
+	w.u("total_connections", c.totalConnections.Load())
+	w.u("rejected_connections", c.rejectedConnections.Load())
+	w.u("conn_yields", c.connYields.Load())
+	disabled, disabledMicros, accepting := p.gate.disabledStats(false)
+	w.i("reserved_fds", int64(p.descriptorBudget().reserved()))
+	w.str("accepting_conns", boolDigit(accepting))
+	w.u("listen_disabled_num", disabled)
+	w.u("time_in_listen_disabled_us", disabledMicros)
+	w.u("cmd_get", c.cmdGet.Load())
+	w.u("cmd_set", c.cmdSet.Load())
+	w.u("cmd_flush", c.cmdFlush.Load())
+	w.u("cmd_touch", c.cmdTouch.Load())
+	w.u("cmd_meta", c.cmdMeta.Load())
+	w.u("get_hits", c.getHits.Load())
+	w.u("get_misses", c.getMisses.Load())
+	w.u("delete_misses", c.deleteMisses.Load())
+	w.u("delete_hits", c.deleteHits.Load())
+	w.u("incr_misses", c.incrMisses.Load())
+	w.u("incr_hits", c.incrHits.Load())
+	w.u("decr_misses", c.decrMisses.Load())
+	w.u("decr_hits", c.decrHits.Load())
+	w.u("cas_misses", c.casMisses.Load())
+	w.u("cas_hits", c.casHits.Load())
+	w.u("cas_badval", c.casBadval.Load())
+	w.u("touch_hits", c.touchHits.Load())
+	w.u("touch_misses", c.touchMisses.Load())
+	w.u("bytes_read", c.bytesRead.Load())
+	w.u("bytes_written", c.bytesWritten.Load())
+	w.u("client_errors", c.clientErrors.Load())
+	w.u("output_limit_disconnects", c.outputLimitDisconnects.Load())
+	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
+		w.u("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
+	}
+
+	t := p.table.Load()
+	var requests, errs, timeouts uint64
+	for _, b := range t.all {
+		requests += b.requests()
+		errs += b.failures()
+		timeouts += b.failed[failTimeout].Load()
+	}
+	w.i("backends", int64(len(t.all)))
+	w.i("live_backends", int64(t.liveBackends()))
+	w.u("backend_requests", requests)
+	w.u("backend_errors", errs)
+	w.u("backend_timeouts", timeouts)
+	w.u("failover_capped_writes", c.failoverCappedWrites.Load())
+	w.u("failover_invalidations", c.failoverInvalidations.Load())
+	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
+	w.u("failover_late_writes", c.failoverLateWrites.Load())
+
+	sums := make([]uint64, len(summedBackendStats))
+	answered := 0
+	for _, sub := range r.subs {
+		if !sub.ok() {
+			continue
+		}
+		answered++
+		addBackendStats(sums, sub.reply.Raw)
+	}
+	gen, at := p.ConfigGeneration()
+	w.u("config_generation", gen)
+	w.i("config_reload_time", at.Unix())
+	w.u("config_reload_failures", c.reloadFailures.Load())
+	w.i("backends_reporting", int64(answered))
+	for i, name := range summedBackendStats {
+		w.u(name, sums[i])
+	}
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
+
+// addBackendStats adds the summed fields of one backend's "stats" reply.
+func addBackendStats(sums []uint64, raw []byte) {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		f := bytes.Fields(line)
+		if len(f) != 3 || string(f[0]) != "STAT" {
+			continue
+		}
+		for i, name := range summedBackendStats {
+			if string(f[1]) == name {
+				if v, err := strconv.ParseUint(string(f[2]), 10, 64); err == nil {
+					sums[i] += v
+				}
+			}
+		}
+	}
+}
+
+// appendBackendStats renders "stats backends": one group of lines per
+// configured backend, named backend:<name>:<field> (the name is the
+// address unless the config names it).
+func (p *Proxy) appendBackendStats(dst []byte) []byte {
+	w := statWriter{b: dst}
+	t := p.table.Load()
+	live := make(map[*backend]bool, len(t.members))
+	for _, b := range t.members {
+		live[b] = true
+	}
+	status := map[string]healthStatus{}
+	for _, st := range p.health.Snapshot() {
+		status[st.Name] = healthStatus{state: backendState(st), failures: st.ConsecutiveFailures,
+			lastChange: st.LastChange, ejections: st.Ejections, readds: st.Readds, lastError: st.LastError}
+	}
+	for _, b := range t.all {
+		pre := "backend:" + b.name + ":"
+		st, ok := status[b.name]
+		if !ok {
+			st.state = "up"
+		}
+		w.str(pre+"state", st.state)
+		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
+		w.i(pre+"weight", b.weight.Load())
+		w.i(pre+"connections", int64(len(b.conns)))
+		w.u(pre+"requests", b.requests())
+		w.u(pre+"errors", b.failures())
+		for k, name := range failKindNames {
+			w.u(pre+"errors_"+name, b.failed[k].Load())
+		}
+		w.i(pre+"consecutive_failures", int64(st.failures))
+		w.u(pre+"ejections", st.ejections)
+		w.u(pre+"readds", st.readds)
+		var since int64
+		if !st.lastChange.IsZero() {
+			since = st.lastChange.Unix()
+		}
+		w.i(pre+"last_change", since)
+		if st.lastError != "" {
+			w.str(pre+"last_error", sanitizeStat(st.lastError))
+		}
+		w.str(pre+"addr", b.addr)
+		w.str(pre+"ejection_capped", boolDigit(b.capped.Load()))
+		w.u(pre+"ejections_capped", b.cappedEjections.Load())
+	}
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
+
+// backendState is a backend's state in "stats backends": up or down as
+// the health checker says, but a down backend that has yet to prove itself
+// (added by a reload) is "joining", and one whose last probe answered,
+// waiting for health.success_limit probes (or its flap hold-down) to be
+// re-added, is "recovering".
+func backendState(st health.Status) string {
+	switch {
+	case st.State == health.Up:
+		return "up"
+	case st.Joining:
+		return "joining"
+	case st.ConsecutiveFailures == 0:
+		return "recovering"
+	}
+	return "down"
+}
+
+type healthStatus struct {
+	state      string
+	failures   int
+	lastChange time.Time
+	ejections  uint64
+	readds     uint64
+	lastError  string
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// sanitizeStat makes free text fit one STAT value: no spaces or line breaks.
+func sanitizeStat(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c <= ' ' || c == 0x7f {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// appendSettings renders "stats settings" with memcached's names where one
+// exists; clients read item_size_max from here.
+func (p *Proxy) appendSettings(dst []byte) []byte {
+	w := statWriter{b: dst}
+	o := &p.opts
+	w.i("maxconns", int64(o.MaxConnections))
+	w.i("item_size_max", int64(o.MaxItemSize))
+	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
+	w.i("client_output_limit", int64(o.ClientOutputLimit))
+	w.i("reqs_per_event", int64(o.ReqsPerEvent))
+	w.i("read_bytes_per_event", int64(o.ReadBytesPerEvent))
+	w.i("event_loops", int64(len(p.loops)))
+	w.i("backend_connections", int64(o.Connections))
+	w.str("backend_timeout", o.Timeout.String())
+	w.str("backend_connect_timeout", o.ConnectTimeout.String())
+	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
+	w.str("flush_on_readd", strconv.FormatBool(o.AutoEject && o.FlushOnReadd))
+	p.mu.Lock()
+	maxEjected, pool := p.maxEjected, len(p.backends)
+	p.mu.Unlock()
+	w.str("max_ejected", maxEjected.String())
+	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
+	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
+	w.str("failover_ttl", o.FailoverTTL.String())
+	hc := p.health.Config()
+	w.str("health_interval", hc.Interval.String())
+	w.str("health_timeout", hc.Timeout.String())
+	w.i("health_failure_limit", int64(hc.FailureLimit))
+	w.i("health_success_limit", int64(hc.SuccessLimit))
+	rc := p.table.Load().ringCfg
+	w.i("ring_partitions", int64(rc.Partitions))
+	w.i("ring_replication_factor", int64(rc.ReplicationFactor))
+	w.str("ring_load", strconv.FormatFloat(rc.Load, 'f', -1, 64))
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
