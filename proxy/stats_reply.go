@@ -69,9 +69,20 @@ func (w *statWriter) i(name string, v int64) { w.str(name, strconv.FormatInt(v, 
 // appendStats renders "stats": the proxy's counters, then the sums over the
 // backends that answered r's sub-requests.
 func (p *Proxy) appendStats(dst []byte, r *request) []byte {
-	c := &p.stats
-	now := time.Now()
 	w := statWriter{b: dst}
+	p.writeProcessStats(&w)
+	p.writeConnectionStats(&w)
+	p.writeCommandStats(&w)
+	p.writeBackendTotals(&w)
+	p.writeConfigStats(&w)
+	writeSummedStats(&w, r)
+	w.b = append(w.b, "END\r\n"...)
+	return w.b
+}
+
+// writeProcessStats writes the process lines of "stats", as memcached's.
+func (p *Proxy) writeProcessStats(w *statWriter) {
+	now := time.Now()
 	w.i("pid", int64(os.Getpid()))
 	w.i("uptime", int64(now.Sub(p.started)/time.Second))
 	w.i("time", now.Unix())
@@ -82,6 +93,12 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 		w.str("rusage_user", strconv.FormatFloat(float64(ru.Utime.Sec)+float64(ru.Utime.Usec)/1e6, 'f', 6, 64))
 		w.str("rusage_system", strconv.FormatFloat(float64(ru.Stime.Sec)+float64(ru.Stime.Usec)/1e6, 'f', 6, 64))
 	}
+}
+
+// writeConnectionStats writes the client connection lines of "stats":
+// counts, limits, yields and the pauses in accepting (accept.go).
+func (p *Proxy) writeConnectionStats(w *statWriter) {
+	c := &p.stats
 	w.i("max_connections", int64(p.opts.MaxConnections))
 	w.i("curr_connections", c.currConnections.Load())
 	w.u("total_connections", c.totalConnections.Load())
@@ -92,6 +109,12 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.str("accepting_conns", boolDigit(accepting))
 	w.u("listen_disabled_num", disabled)
 	w.u("time_in_listen_disabled_us", disabledMicros)
+}
+
+// writeCommandStats writes the command and traffic lines of "stats", as
+// memcached's.
+func (p *Proxy) writeCommandStats(w *statWriter) {
+	c := &p.stats
 	w.u("cmd_get", c.cmdGet.Load())
 	w.u("cmd_set", c.cmdSet.Load())
 	w.u("cmd_flush", c.cmdFlush.Load())
@@ -117,7 +140,12 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
 		w.u("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
 	}
+}
 
+// writeBackendTotals writes the proxy's lines about its backends: their
+// requests and failures over all of them, and the failover counters.
+func (p *Proxy) writeBackendTotals(w *statWriter) {
+	c := &p.stats
 	t := p.table.Load()
 	var requests, errs, timeouts uint64
 	for _, b := range t.all {
@@ -134,7 +162,19 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 	w.u("failover_invalidations", c.failoverInvalidations.Load())
 	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
 	w.u("failover_late_writes", c.failoverLateWrites.Load())
+}
 
+// writeConfigStats writes the config generation lines of "stats".
+func (p *Proxy) writeConfigStats(w *statWriter) {
+	gen, at := p.ConfigGeneration()
+	w.u("config_generation", gen)
+	w.i("config_reload_time", at.Unix())
+	w.u("config_reload_failures", p.stats.reloadFailures.Load())
+}
+
+// writeSummedStats writes how many backends answered r's sub-requests and
+// the sums of the fields that describe their stored data.
+func writeSummedStats(w *statWriter, r *request) {
 	sums := make([]uint64, len(summedBackendStats))
 	answered := 0
 	for _, sub := range r.subs {
@@ -144,16 +184,10 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 		answered++
 		addBackendStats(sums, sub.reply.Raw)
 	}
-	gen, at := p.ConfigGeneration()
-	w.u("config_generation", gen)
-	w.i("config_reload_time", at.Unix())
-	w.u("config_reload_failures", c.reloadFailures.Load())
 	w.i("backends_reporting", int64(answered))
 	for i, name := range summedBackendStats {
 		w.u(name, sums[i])
 	}
-	w.b = append(w.b, "END\r\n"...)
-	return w.b
 }
 
 // addBackendStats adds the summed fields of one backend's "stats" reply.
