@@ -101,16 +101,17 @@ func (c *backendConn) send(r *request) {
 	}
 }
 
-// endTurn is the end-of-turn flush of a connection marked dirty.
+// endTurn ends the turn of a connection marked dirty: it writes what was
+// queued.
 func (c *backendConn) endTurn() {
 	c.dirty = false
-	c.flush()
+	c.writeQueued()
 }
 
-// flush writes what was queued during the turn. A request that already
+// writeQueued writes what was queued during the turn. A request that already
 // waited its whole timeout (say, for a slow dial) is failed rather than
 // sent: no client waits past it.
-func (c *backendConn) flush() {
+func (c *backendConn) writeQueued() {
 	if c.state != stateUp {
 		return
 	}
@@ -329,7 +330,7 @@ func (c *backendConn) takeInflight() []*request {
 	clear(c.wq)
 	clear(c.wqOwner)
 	c.wq, c.wqOwner, c.wqOff = c.wq[:0], c.wqOwner[:0], 0
-	return c.inflight.drain()
+	return c.inflight.takeAll()
 }
 
 // closeSocket closes the socket, if any.

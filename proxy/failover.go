@@ -185,7 +185,7 @@ func buildHomeRing(all []*backend, cfg ring.Config) (*homeRing, error) {
 	for i, b := range all {
 		h.weights[i] = b.weight.Load()
 		// Ring identity is the backend's name, as in rebuildLocked.
-		ms[i] = ring.Member{Addr: b.name, Weight: int(h.weights[i])}
+		ms[i] = ring.Member{Name: b.name, Weight: int(h.weights[i])}
 	}
 	r, err := ring.New(ms, cfg)
 	if err != nil {
@@ -292,7 +292,7 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 	} else if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
 		s.p.stats.failoverCappedWrites.Add(1)
 		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
-			recapLine(r, req, e)
+			rewriteExptime(r, req, e)
 		}
 	}
 	var buf [8]*backend
@@ -320,9 +320,9 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 	}
 }
 
-// recapLine re-encodes the command line at the head of r.out with exptime
-// e, moving the data block of a storage command behind it.
-func recapLine(r *request, req *protocol.Request, e int32) {
+// rewriteExptime re-encodes the command line at the head of r.out with
+// exptime e, moving the data block of a storage command behind it.
+func rewriteExptime(r *request, req *protocol.Request, e int32) {
 	rq := *req
 	rq.Exptime = e
 	var scratch [512]byte

@@ -46,9 +46,9 @@ func metaCarriesExptime(req *protocol.Request) bool {
 	return false
 }
 
-// metaPlants reports whether req can create an item that was not there, so
-// that a copy routed with an old table could outlive the swap.
-func metaPlants(req *protocol.Request) bool {
+// metaMayCreate reports whether req can create an item that was not
+// there, so that a copy routed with an old table could outlive the swap.
+func metaMayCreate(req *protocol.Request) bool {
 	switch req.Op {
 	case protocol.OpMetaSet:
 		return true

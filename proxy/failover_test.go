@@ -341,7 +341,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 		var others []ring.Member
 		for _, b := range full.members {
 			if b.addr != v.Addr {
-				others = append(others, ring.Member{Addr: b.name, Weight: 1})
+				others = append(others, ring.Member{Name: b.name, Weight: 1})
 			}
 		}
 		without, err := ring.New(others, full.ringCfg)
@@ -351,7 +351,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 		for i := 0; i < 100000 && k == ""; i++ {
 			cand := "moved:" + strconv.Itoa(i)
 			home := full.members[full.ring.Locate([]byte(cand))].addr
-			if home != v.Addr && without.LocateAddr([]byte(cand)) != home {
+			if home != v.Addr && without.LocateName([]byte(cand)) != home {
 				k, victim = cand, v
 			}
 		}
@@ -551,7 +551,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 		o.Timeout = 10 * time.Second
 	})
 	slow, added := servers[1], servers[2]
-	grown := []ring.Member{{Addr: servers[0].Addr, Weight: 1}, {Addr: slow.Addr, Weight: 1}, {Addr: added.Addr, Weight: 1}}
+	grown := []ring.Member{{Name: servers[0].Addr, Weight: 1}, {Name: slow.Addr, Weight: 1}, {Name: added.Addr, Weight: 1}}
 	next, err := ring.New(grown, tp.table.Load().ringCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -559,7 +559,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	var k string
 	for i := 0; i < 100000 && k == ""; i++ {
 		cand := "late:" + strconv.Itoa(i)
-		if locationOf(tp, cand) == slow.Addr && next.LocateAddr([]byte(cand)) == added.Addr {
+		if locationOf(tp, cand) == slow.Addr && next.LocateName([]byte(cand)) == added.Addr {
 			k = cand
 		}
 	}
@@ -587,7 +587,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	memctest.WaitFor(t, "the set to leave for the slow backend", func() bool { return sb.requests() != sent })
 	var bs []Backend
 	for _, m := range grown {
-		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})
+		bs = append(bs, Backend{Addr: m.Name, Weight: 1})
 	}
 	if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err != nil {
 		t.Fatal(err)

@@ -37,8 +37,8 @@ func (f *fifo) pop() *request {
 	return r
 }
 
-// drain removes and returns everything, oldest first.
-func (f *fifo) drain() []*request {
+// takeAll removes and returns everything, oldest first.
+func (f *fifo) takeAll() []*request {
 	out := make([]*request, 0, f.size)
 	for f.size > 0 {
 		out = append(out, f.pop())

@@ -25,7 +25,7 @@ type routeTable struct {
 func ringMembers(bs []Backend) []ring.Member {
 	m := make([]ring.Member, len(bs))
 	for i, b := range bs {
-		m[i] = ring.Member{Addr: b.name(), Weight: max(b.Weight, 1)}
+		m[i] = ring.Member{Name: b.name(), Weight: max(b.Weight, 1)}
 	}
 	return m
 }
@@ -70,7 +70,7 @@ func (p *Proxy) rebuildLocked() error {
 			continue
 		}
 		t.members = append(t.members, b)
-		members = append(members, ring.Member{Addr: b.name, Weight: int(b.weight.Load())})
+		members = append(members, ring.Member{Name: b.name, Weight: int(b.weight.Load())})
 	}
 	if len(members) > 0 {
 		r, err := ring.New(members, p.ringCfg)

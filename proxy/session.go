@@ -74,7 +74,7 @@ type session struct {
 	lingerUntil time.Time  // lingering: the half-close is done; close by then
 	closed      bool       // fd is closed
 	ended       bool       // the session is over and unregistered
-	dirty       bool       // queued for the end-of-turn flush
+	dirty       bool       // on the loop's list for the end of the turn
 	budget      turnBudget // what it may still do this turn (turn_budget.go)
 	yielded     bool       // on the loop's list to resume next turn
 }

@@ -45,15 +45,16 @@ func (s *session) requestDone(r *request) {
 	s.l.markSession(s)
 }
 
-// endTurn is the end-of-turn flush of a session marked dirty.
+// endTurn ends the turn of a session marked dirty: it writes the replies
+// that are ready.
 func (s *session) endTurn() {
 	s.dirty = false
-	s.flush()
+	s.writeReplies()
 }
 
-// flush renders the finished head of the FIFO, writes what the socket
+// writeReplies renders the finished head of the FIFO, writes what the socket
 // takes, and reads again if that made room. It runs at the end of a turn.
-func (s *session) flush() {
+func (s *session) writeReplies() {
 	if s.ended {
 		return
 	}

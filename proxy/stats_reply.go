@@ -52,8 +52,10 @@ var summedBackendStats = []string{
 	"total_items", "expired_unfetched", "evicted_unfetched", "evictions", "reclaimed",
 }
 
+// statWriter appends "STAT <name> <value>" lines to b.
 type statWriter struct{ b []byte }
 
+// str writes a line with a text value.
 func (w *statWriter) str(name, v string) {
 	w.b = append(w.b, "STAT "...)
 	w.b = append(w.b, name...)
@@ -62,9 +64,11 @@ func (w *statWriter) str(name, v string) {
 	w.b = append(w.b, "\r\n"...)
 }
 
-func (w *statWriter) u(name string, v uint64) { w.str(name, strconv.FormatUint(v, 10)) }
+// uint64 writes a line with an unsigned number, a counter's.
+func (w *statWriter) uint64(name string, v uint64) { w.str(name, strconv.FormatUint(v, 10)) }
 
-func (w *statWriter) i(name string, v int64) { w.str(name, strconv.FormatInt(v, 10)) }
+// int64 writes a line with a signed number.
+func (w *statWriter) int64(name string, v int64) { w.str(name, strconv.FormatInt(v, 10)) }
 
 // appendStats renders "stats": the proxy's counters, then the sums over the
 // backends that answered r's sub-requests.
@@ -83,11 +87,11 @@ func (p *Proxy) appendStats(dst []byte, r *request) []byte {
 // writeProcessStats writes the process lines of "stats", as memcached's.
 func (p *Proxy) writeProcessStats(w *statWriter) {
 	now := time.Now()
-	w.i("pid", int64(os.Getpid()))
-	w.i("uptime", int64(now.Sub(p.started)/time.Second))
-	w.i("time", now.Unix())
+	w.int64("pid", int64(os.Getpid()))
+	w.int64("uptime", int64(now.Sub(p.started)/time.Second))
+	w.int64("time", now.Unix())
 	w.str("version", FullVersion(p.opts.Version))
-	w.i("pointer_size", 64)
+	w.int64("pointer_size", 64)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		w.str("rusage_user", strconv.FormatFloat(float64(ru.Utime.Sec)+float64(ru.Utime.Usec)/1e6, 'f', 6, 64))
@@ -99,46 +103,46 @@ func (p *Proxy) writeProcessStats(w *statWriter) {
 // counts, limits, yields and the pauses in accepting (accept.go).
 func (p *Proxy) writeConnectionStats(w *statWriter) {
 	c := &p.stats
-	w.i("max_connections", int64(p.opts.MaxConnections))
-	w.i("curr_connections", c.currConnections.Load())
-	w.u("total_connections", c.totalConnections.Load())
-	w.u("rejected_connections", c.rejectedConnections.Load())
-	w.u("conn_yields", c.connYields.Load())
+	w.int64("max_connections", int64(p.opts.MaxConnections))
+	w.int64("curr_connections", c.currConnections.Load())
+	w.uint64("total_connections", c.totalConnections.Load())
+	w.uint64("rejected_connections", c.rejectedConnections.Load())
+	w.uint64("conn_yields", c.connYields.Load())
 	disabled, disabledMicros, accepting := p.gate.disabledStats(false)
-	w.i("reserved_fds", int64(p.descriptorBudget().reserved()))
+	w.int64("reserved_fds", int64(p.descriptorBudget().reserved()))
 	w.str("accepting_conns", boolDigit(accepting))
-	w.u("listen_disabled_num", disabled)
-	w.u("time_in_listen_disabled_us", disabledMicros)
+	w.uint64("listen_disabled_num", disabled)
+	w.uint64("time_in_listen_disabled_us", disabledMicros)
 }
 
 // writeCommandStats writes the command and traffic lines of "stats", as
 // memcached's.
 func (p *Proxy) writeCommandStats(w *statWriter) {
 	c := &p.stats
-	w.u("cmd_get", c.cmdGet.Load())
-	w.u("cmd_set", c.cmdSet.Load())
-	w.u("cmd_flush", c.cmdFlush.Load())
-	w.u("cmd_touch", c.cmdTouch.Load())
-	w.u("cmd_meta", c.cmdMeta.Load())
-	w.u("get_hits", c.getHits.Load())
-	w.u("get_misses", c.getMisses.Load())
-	w.u("delete_misses", c.deleteMisses.Load())
-	w.u("delete_hits", c.deleteHits.Load())
-	w.u("incr_misses", c.incrMisses.Load())
-	w.u("incr_hits", c.incrHits.Load())
-	w.u("decr_misses", c.decrMisses.Load())
-	w.u("decr_hits", c.decrHits.Load())
-	w.u("cas_misses", c.casMisses.Load())
-	w.u("cas_hits", c.casHits.Load())
-	w.u("cas_badval", c.casBadval.Load())
-	w.u("touch_hits", c.touchHits.Load())
-	w.u("touch_misses", c.touchMisses.Load())
-	w.u("bytes_read", c.bytesRead.Load())
-	w.u("bytes_written", c.bytesWritten.Load())
-	w.u("client_errors", c.clientErrors.Load())
-	w.u("output_limit_disconnects", c.outputLimitDisconnects.Load())
+	w.uint64("cmd_get", c.cmdGet.Load())
+	w.uint64("cmd_set", c.cmdSet.Load())
+	w.uint64("cmd_flush", c.cmdFlush.Load())
+	w.uint64("cmd_touch", c.cmdTouch.Load())
+	w.uint64("cmd_meta", c.cmdMeta.Load())
+	w.uint64("get_hits", c.getHits.Load())
+	w.uint64("get_misses", c.getMisses.Load())
+	w.uint64("delete_misses", c.deleteMisses.Load())
+	w.uint64("delete_hits", c.deleteHits.Load())
+	w.uint64("incr_misses", c.incrMisses.Load())
+	w.uint64("incr_hits", c.incrHits.Load())
+	w.uint64("decr_misses", c.decrMisses.Load())
+	w.uint64("decr_hits", c.decrHits.Load())
+	w.uint64("cas_misses", c.casMisses.Load())
+	w.uint64("cas_hits", c.casHits.Load())
+	w.uint64("cas_badval", c.casBadval.Load())
+	w.uint64("touch_hits", c.touchHits.Load())
+	w.uint64("touch_misses", c.touchMisses.Load())
+	w.uint64("bytes_read", c.bytesRead.Load())
+	w.uint64("bytes_written", c.bytesWritten.Load())
+	w.uint64("client_errors", c.clientErrors.Load())
+	w.uint64("output_limit_disconnects", c.outputLimitDisconnects.Load())
 	for f := protocol.Foreign(1); f < protocol.NumForeign; f++ {
-		w.u("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
+		w.uint64("protocol_rejects_"+f.String(), c.protocolRejects[f].Load())
 	}
 }
 
@@ -153,23 +157,23 @@ func (p *Proxy) writeBackendTotals(w *statWriter) {
 		errs += b.failures()
 		timeouts += b.failed[failTimeout].Load()
 	}
-	w.i("backends", int64(len(t.all)))
-	w.i("live_backends", int64(t.liveBackends()))
-	w.u("backend_requests", requests)
-	w.u("backend_errors", errs)
-	w.u("backend_timeouts", timeouts)
-	w.u("failover_capped_writes", c.failoverCappedWrites.Load())
-	w.u("failover_invalidations", c.failoverInvalidations.Load())
-	w.u("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
-	w.u("failover_late_writes", c.failoverLateWrites.Load())
+	w.int64("backends", int64(len(t.all)))
+	w.int64("live_backends", int64(t.liveBackends()))
+	w.uint64("backend_requests", requests)
+	w.uint64("backend_errors", errs)
+	w.uint64("backend_timeouts", timeouts)
+	w.uint64("failover_capped_writes", c.failoverCappedWrites.Load())
+	w.uint64("failover_invalidations", c.failoverInvalidations.Load())
+	w.uint64("failover_invalidation_errors", c.failoverInvalidationErrors.Load())
+	w.uint64("failover_late_writes", c.failoverLateWrites.Load())
 }
 
 // writeConfigStats writes the config generation lines of "stats".
 func (p *Proxy) writeConfigStats(w *statWriter) {
 	gen, at := p.ConfigGeneration()
-	w.u("config_generation", gen)
-	w.i("config_reload_time", at.Unix())
-	w.u("config_reload_failures", p.stats.reloadFailures.Load())
+	w.uint64("config_generation", gen)
+	w.int64("config_reload_time", at.Unix())
+	w.uint64("config_reload_failures", p.stats.reloadFailures.Load())
 }
 
 // writeSummedStats writes how many backends answered r's sub-requests and
@@ -184,9 +188,9 @@ func writeSummedStats(w *statWriter, r *request) {
 		answered++
 		addBackendStats(sums, sub.reply.Raw)
 	}
-	w.i("backends_reporting", int64(answered))
+	w.int64("backends_reporting", int64(answered))
 	for i, name := range summedBackendStats {
-		w.u(name, sums[i])
+		w.uint64(name, sums[i])
 	}
 }
 
@@ -237,27 +241,27 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		}
 		w.str(pre+"state", st.state)
 		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
-		w.i(pre+"weight", b.weight.Load())
-		w.i(pre+"connections", int64(len(b.conns)))
-		w.u(pre+"requests", b.requests())
-		w.u(pre+"errors", b.failures())
+		w.int64(pre+"weight", b.weight.Load())
+		w.int64(pre+"connections", int64(len(b.conns)))
+		w.uint64(pre+"requests", b.requests())
+		w.uint64(pre+"errors", b.failures())
 		for k, name := range failKindNames {
-			w.u(pre+"errors_"+name, b.failed[k].Load())
+			w.uint64(pre+"errors_"+name, b.failed[k].Load())
 		}
-		w.i(pre+"consecutive_failures", int64(st.failures))
-		w.u(pre+"ejections", st.ejections)
-		w.u(pre+"readds", st.readds)
+		w.int64(pre+"consecutive_failures", int64(st.failures))
+		w.uint64(pre+"ejections", st.ejections)
+		w.uint64(pre+"readds", st.readds)
 		var since int64
 		if !st.lastChange.IsZero() {
 			since = st.lastChange.Unix()
 		}
-		w.i(pre+"last_change", since)
+		w.int64(pre+"last_change", since)
 		if st.lastError != "" {
 			w.str(pre+"last_error", sanitizeStat(st.lastError))
 		}
 		w.str(pre+"addr", b.addr)
 		w.str(pre+"ejection_capped", boolDigit(b.capped.Load()))
-		w.u(pre+"ejections_capped", b.cappedEjections.Load())
+		w.uint64(pre+"ejections_capped", b.cappedEjections.Load())
 	}
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
@@ -312,14 +316,14 @@ func sanitizeStat(s string) string {
 func (p *Proxy) appendSettings(dst []byte) []byte {
 	w := statWriter{b: dst}
 	o := &p.opts
-	w.i("maxconns", int64(o.MaxConnections))
-	w.i("item_size_max", int64(o.MaxItemSize))
+	w.int64("maxconns", int64(o.MaxConnections))
+	w.int64("item_size_max", int64(o.MaxItemSize))
 	w.str("idle_timeout", strconv.FormatInt(int64(o.ClientIdleTimeout/time.Second), 10))
-	w.i("client_output_limit", int64(o.ClientOutputLimit))
-	w.i("reqs_per_event", int64(o.ReqsPerEvent))
-	w.i("read_bytes_per_event", int64(o.ReadBytesPerEvent))
-	w.i("event_loops", int64(len(p.loops)))
-	w.i("backend_connections", int64(o.Connections))
+	w.int64("client_output_limit", int64(o.ClientOutputLimit))
+	w.int64("reqs_per_event", int64(o.ReqsPerEvent))
+	w.int64("read_bytes_per_event", int64(o.ReadBytesPerEvent))
+	w.int64("event_loops", int64(len(p.loops)))
+	w.int64("backend_connections", int64(o.Connections))
 	w.str("backend_timeout", o.Timeout.String())
 	w.str("backend_connect_timeout", o.ConnectTimeout.String())
 	w.str("auto_eject", strconv.FormatBool(o.AutoEject))
@@ -328,17 +332,17 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	maxEjected, pool := p.maxEjected, len(p.backends)
 	p.mu.Unlock()
 	w.str("max_ejected", maxEjected.String())
-	w.i("max_ejected_backends", int64(maxEjected.Limit(pool)))
+	w.int64("max_ejected_backends", int64(maxEjected.Limit(pool)))
 	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
 	w.str("failover_ttl", o.FailoverTTL.String())
 	hc := p.health.Config()
 	w.str("health_interval", hc.Interval.String())
 	w.str("health_timeout", hc.Timeout.String())
-	w.i("health_failure_limit", int64(hc.FailureLimit))
-	w.i("health_success_limit", int64(hc.SuccessLimit))
+	w.int64("health_failure_limit", int64(hc.FailureLimit))
+	w.int64("health_success_limit", int64(hc.SuccessLimit))
 	rc := p.table.Load().ringCfg
-	w.i("ring_partitions", int64(rc.Partitions))
-	w.i("ring_replication_factor", int64(rc.ReplicationFactor))
+	w.int64("ring_partitions", int64(rc.Partitions))
+	w.int64("ring_replication_factor", int64(rc.ReplicationFactor))
 	w.str("ring_load", strconv.FormatFloat(rc.Load, 'f', -1, 64))
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
