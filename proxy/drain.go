@@ -21,11 +21,11 @@ const drainQuiet = 200 * time.Millisecond
 // drainQuiet (or leaves), then writes the replies it owes and half-closes.
 // It runs on the session's loop.
 func (s *session) drain() {
-	if s.ended || s.draining() {
+	if s.state == sessEnded || s.draining() {
 		return
 	}
 	s.drainSince = s.l.now
-	if s.readerDone {
+	if !s.reading() {
 		s.maybeEnd()
 		return
 	}
@@ -46,6 +46,7 @@ func (s *session) startLinger() {
 		s.end()
 		return
 	}
+	s.state = sessLingering
 	s.lingerUntil = s.l.now.Add(drainQuiet)
 	s.paused, s.wantWrite = false, false
 	s.setInterest()

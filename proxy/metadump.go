@@ -386,7 +386,7 @@ func (r *request) dumpReady() bool { return r.dump != nil && len(r.dump.ready) >
 // the loop's renderReady then takes it off the FIFO like any reply.
 func (s *session) streamDump(r *request) bool {
 	d := r.dump
-	if s.gone {
+	if s.state >= sessLost {
 		d.finish(false)
 		r.done = true
 		return true

@@ -35,6 +35,7 @@ type session struct {
 	id        uint64
 	remote    string // the client's address, for logs
 	connIndex int    // which of the loop's connections to each backend to use
+	state     sessionState
 	now       time.Time
 	in        fdReader
 	rr        *protocol.RequestReader
@@ -50,8 +51,9 @@ type session struct {
 	window               int // retrieval keys in flight at most
 
 	held atomic.Int64 // reply memory charged for this client, rendered or not
-	cut  atomic.Bool  // over the hard limit: disconnected, replies dropped (atomic for tests)
-	gone bool         // the client can no longer be written to
+	// cut records why the session was lost: its client passed the hard
+	// output limit. Atomic: tests read it.
+	cut atomic.Bool
 
 	head, tail   *request // reply FIFO
 	pending      int      // requests in the FIFO
@@ -66,18 +68,44 @@ type session struct {
 	pieceNext   int        // a parked multi-get sent in pieces: its next key
 	paused      bool       // EPOLLIN is off: the session does not read for now
 	wantWrite   bool       // EPOLLOUT is on: output is waiting for room
-	readerDone  bool       // no more commands will be read
-	quit        bool       // quit was rendered: close once out is written
 	drainSince  time.Time  // when Shutdown began draining the session; zero until then (drain.go)
 	lastRead    time.Time  // when bytes last came from the client
 	lingerClose bool       // half-close and linger once everything is written (drain.go)
-	lingerUntil time.Time  // lingering: the half-close is done; close by then
-	closed      bool       // fd is closed
-	ended       bool       // the session is over and unregistered
+	lingerUntil time.Time  // when a lingering session closes (drain.go)
 	dirty       bool       // on the loop's list for the end of the turn
 	budget      turnBudget // what it may still do this turn (turn_budget.go)
 	yielded     bool       // on the loop's list to resume next turn
 }
+
+// sessionState is where a session is in its life. It only moves forward,
+// through these states in this order, though it may skip some; the
+// methods named with each state are its only ways in.
+type sessionState uint8
+
+const (
+	// sessReading: the session reads, dispatches and answers commands.
+	sessReading sessionState = iota
+	// sessAnswering: it reads no more commands (quit, the end of the
+	// stream, an error, the end of a drain, the idle timeout: stopReading)
+	// and writes the replies it owes.
+	sessAnswering
+	// sessQuitting: the reply FIFO reached quit (renderReady): what is
+	// rendered is still written, nothing after quit is.
+	sessQuitting
+	// sessLingering: every reply is written and the socket half-closed;
+	// what the client still sends is read and dropped (startLinger,
+	// drain.go).
+	sessLingering
+	// sessLost: the socket is closed (closeFd: the client went away or
+	// was cut off, or the session is ending); nothing more is written,
+	// and requests still at the backends are dropped as they finish.
+	sessLost
+	// sessEnded: over, unregistered and forgotten by the proxy (end).
+	sessEnded
+)
+
+// reading reports whether the session still reads commands.
+func (s *session) reading() bool { return s.state == sessReading }
 
 func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *session {
 	s := &session{
@@ -124,10 +152,10 @@ func (s *session) start() {
 
 // onEvent handles the socket's readiness.
 func (s *session) onEvent(ev uint32) {
-	if s.closed {
+	if s.state >= sessLost {
 		return
 	}
-	if s.lingerUntil != (time.Time{}) {
+	if s.state == sessLingering {
 		s.lingerRead()
 		return
 	}
@@ -135,7 +163,7 @@ func (s *session) onEvent(ev uint32) {
 		s.in.ready()
 		s.readCommands()
 	}
-	if ev&unix.EPOLLOUT != 0 && !s.closed {
+	if ev&unix.EPOLLOUT != 0 && s.state < sessLost {
 		s.l.markSession(s)
 	}
 }
@@ -143,7 +171,7 @@ func (s *session) onEvent(ev uint32) {
 // setInterest applies paused and wantWrite to the epoll set.
 func (s *session) setInterest() {
 	var ev uint32
-	if !s.paused && !s.readerDone || s.lingerUntil != (time.Time{}) {
+	if !s.paused && s.reading() || s.state == sessLingering {
 		ev |= evRead
 	}
 	if s.wantWrite {
@@ -156,7 +184,6 @@ func (s *session) setInterest() {
 // output is dropped and the socket closed; requests still out at the
 // backends finish and are thrown away.
 func (s *session) lost() {
-	s.gone = true
 	s.held.Add(-int64(len(s.out) - s.outOff))
 	s.out, s.outOff = nil, 0
 	s.stopReading()
@@ -166,10 +193,10 @@ func (s *session) lost() {
 // maybeEnd ends the session once nothing more will be read, every request
 // has finished and every reply is written (or the client is gone).
 func (s *session) maybeEnd() {
-	if s.ended || !s.readerDone && !s.gone || s.head != nil || !s.closed && s.outOff < len(s.out) {
+	if s.state == sessReading || s.state == sessEnded || s.head != nil || s.state < sessLost && s.outOff < len(s.out) {
 		return
 	}
-	if s.closed || s.gone {
+	if s.state == sessLost {
 		s.end()
 		return
 	}
@@ -180,22 +207,22 @@ func (s *session) maybeEnd() {
 	s.end()
 }
 
-// closeFd closes the client socket; the session may live on until its
-// requests have finished.
+// closeFd closes the client socket: the session is lost, and may live on
+// until its requests have finished.
 func (s *session) closeFd() {
-	if !s.closed {
-		s.closed = true
+	if s.state < sessLost {
+		s.state = sessLost
 		s.l.unregister(s.fd)
 	}
 }
 
 // end closes the session for good.
 func (s *session) end() {
-	if s.ended {
+	if s.state == sessEnded {
 		return
 	}
-	s.ended = true
 	s.closeFd()
+	s.state = sessEnded
 	delete(s.l.sessions, s)
 	if s.cut.Load() {
 		s.logCutOff()
@@ -206,7 +233,7 @@ func (s *session) end() {
 // checkDeadlines runs the client deadlines that are due: the idle
 // timeout, the quiet period of a drain, the end of a linger.
 func (s *session) checkDeadlines(now time.Time) {
-	if s.ended {
+	if s.state == sessEnded {
 		return
 	}
 	// The drain's quiet period and the idle timeout measure the client's
@@ -216,12 +243,12 @@ func (s *session) checkDeadlines(now time.Time) {
 	// yielded with commands read and not yet run.
 	listening := !s.paused && !s.yielded
 	switch {
-	case s.lingerUntil != (time.Time{}):
+	case s.state == sessLingering:
 		if !now.Before(s.lingerUntil) {
 			s.end()
 			return
 		}
-	case s.readerDone:
+	case !s.reading():
 		return
 	case s.draining():
 		if listening && now.Sub(latest(s.lastRead, s.drainSince)) >= drainQuiet {

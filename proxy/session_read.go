@@ -14,7 +14,7 @@ import (
 // next turn).
 func (s *session) readCommands() {
 	s.beginTurn()
-	for !s.readerDone && !s.closed {
+	for s.reading() {
 		if s.spent() {
 			s.yield()
 			return
@@ -110,7 +110,7 @@ func (s *session) keysFit(n int) bool {
 
 // pause stops reading the socket until there is room again.
 func (s *session) pause() {
-	if !s.paused && !s.closed {
+	if !s.paused && s.state < sessLost {
 		s.paused = true
 		s.setInterest()
 	}
@@ -118,7 +118,7 @@ func (s *session) pause() {
 
 // resume reads the socket again.
 func (s *session) resume() {
-	if s.paused && !s.closed {
+	if s.paused && s.state < sessLost {
 		s.paused = false
 		s.lastRead = s.l.now // the idle clock stood still while paused
 		s.setInterest()
@@ -128,16 +128,16 @@ func (s *session) resume() {
 // stopReading ends reading for good: quit, end of stream, an error, or
 // the end of a drain. The session closes once its replies are out.
 func (s *session) stopReading() {
-	if s.readerDone {
+	if !s.reading() {
 		return
 	}
-	s.readerDone = true
+	s.state = sessAnswering
 	s.parked = false
 	if s.data != nil {
 		s.data.release()
 		s.data = nil
 	}
-	if !s.closed {
+	if s.state < sessLost {
 		s.setInterest()
 	}
 	s.l.markSession(s)

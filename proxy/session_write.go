@@ -55,20 +55,20 @@ func (s *session) endTurn() {
 // writeReplies renders the finished head of the FIFO, writes what the socket
 // takes, and reads again if that made room. It runs at the end of a turn.
 func (s *session) writeReplies() {
-	if s.ended {
+	if s.state == sessEnded {
 		return
 	}
 	for {
 		s.renderReady()
 		s.writeOut()
-		if s.closed || s.wantWrite || s.head == nil || !s.head.done && !s.head.dumpReady() {
+		if s.state >= sessLost || s.wantWrite || s.head == nil || !s.head.done && !s.head.dumpReady() {
 			break // the socket is full, or nothing more is ready
 		}
 	}
-	if s.ended {
+	if s.state == sessEnded {
 		return
 	}
-	if (s.paused || s.parked) && !s.readerDone && !s.closed {
+	if (s.paused || s.parked) && s.reading() {
 		s.readCommands()
 	}
 	s.maybeEnd()
@@ -86,7 +86,7 @@ const outputHighWater = 256 << 10
 // output buffer, up to outputHighWater.
 func (s *session) renderReady() {
 	s.compactOut()
-	for r := s.head; r != nil && (s.gone || len(s.out)-s.outOff < outputHighWater); r = s.head {
+	for r := s.head; r != nil && (s.state >= sessLost || len(s.out)-s.outOff < outputHighWater); r = s.head {
 		if r.dump != nil && !s.streamDump(r) {
 			break // the rest of the dump has yet to arrive, or to fit (metadump.go)
 		}
@@ -102,12 +102,12 @@ func (s *session) renderReady() {
 			l.observe(r.op, r.start)
 		}
 		charged := r.chargedBytes()
-		if !s.gone && !s.quit {
+		if s.state < sessQuitting {
 			n := len(s.out)
 			s.out = s.render(s.out, r)
 			charged -= int64(len(s.out) - n) // rendered bytes stay charged until written
 			if r.op == protocol.OpQuit {
-				s.quit = true // everything before quit is still owed to the client
+				s.state = sessQuitting // everything before quit is still owed to the client
 			}
 		}
 		if charged != 0 {
@@ -130,7 +130,7 @@ func (s *session) compactOut() {
 
 // writeOut writes the rendered replies.
 func (s *session) writeOut() {
-	if s.closed || s.outOff == len(s.out) {
+	if s.state >= sessLost || s.outOff == len(s.out) {
 		s.setWantWrite(false)
 		return
 	}
@@ -157,7 +157,7 @@ func (s *session) writeOut() {
 }
 
 func (s *session) setWantWrite(on bool) {
-	if s.wantWrite != on && !s.closed {
+	if s.wantWrite != on && s.state < sessLost {
 		s.wantWrite = on
 		s.setInterest()
 	}
