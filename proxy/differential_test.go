@@ -58,6 +58,8 @@ var differentialCases = []differentialCase{
 	{"large value", "set big 0 0 500000\r\n" + strings.Repeat("q", 500000) + "\r\nget big\r\n"},
 	{"flush_all", "set a 0 0 1\r\nx\r\nflush_all\r\nget a\r\nflush_all 0\r\nflush_all noreply\r\nflush_all x\r\nflush_all -1\r\n"},
 	{"verbosity", "verbosity 1\r\nverbosity 1 noreply\r\nverbosity\r\nverbosity x\r\n"},
+	// memcached without -A refuses shutdown, even with noreply; so does the proxy.
+	{"shutdown", "shutdown\r\nshutdown graceful\r\nshutdown foo bar\r\nshutdown noreply\r\nSHUTDOWN\r\nget a\r\n"},
 	{"quit", "set a 0 0 1\r\nx\r\nget a\r\nquit\r\nget a\r\n"},
 	{"pipelined mix", strings.Repeat("set p 0 0 1\r\n1\r\nincr p 1\r\nget p\r\ndelete p\r\n", 50)},
 }
