@@ -17,22 +17,6 @@ import (
 	"github.com/mcproxy/mcproxy/ring"
 )
 
-// locationOf returns the address the proxy's current ring sends key to.
-func locationOf(tp *testProxy, key string) string {
-	tab := tp.table.Load()
-	return tab.members[tab.ring.Locate([]byte(key))].addr
-}
-
-// inRing reports whether addr is a member of the proxy's current ring.
-func inRing(tp *testProxy, addr string) bool {
-	for _, b := range tp.table.Load().members {
-		if b.addr == addr {
-			return true
-		}
-	}
-	return false
-}
-
 // remainingTTL asks the memcached at addr directly how long key has left:
 // -1 for never, ok false when the key is not there.
 func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
@@ -51,30 +35,6 @@ func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
 		t.Fatalf("mg %s t on %s: %q", key, addr, got)
 	}
 	return n, true
-}
-
-// expectLines sends cmd on c and reads n reply lines.
-func expectLines(t *testing.T, c net.Conn, cmd string, n int) string {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(exchangeBound))
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatalf("write %q: %v", cmd, err)
-	}
-	var got []byte
-	buf := make([]byte, 1)
-	for strings.Count(string(got), "\r\n") < n {
-		if _, err := c.Read(buf); err != nil {
-			t.Fatalf("reply to %q: read %q then %v", cmd, got, err)
-		}
-		got = append(got, buf[0])
-	}
-	return string(got)
-}
-
-// proxyStat returns one of the proxy's own stats.
-func proxyStat(t *testing.T, tp *testProxy, name string) int {
-	t.Helper()
-	return memctest.Stat(t, tp.addr, name)
 }
 
 // outage kills victim and waits until it has left the ring.
