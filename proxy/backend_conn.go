@@ -108,9 +108,9 @@ func (c *backendConn) endTurn() {
 	c.writeQueued()
 }
 
-// writeQueued writes what was queued during the turn. A request that already
-// waited its whole timeout (say, for a slow dial) is failed rather than
-// sent: no client waits past it.
+// writeQueued writes what was queued during the turn. A request that
+// already waited its whole timeout (say, for a slow dial) is failed rather
+// than sent: no client waits past it.
 func (c *backendConn) writeQueued() {
 	if c.state != stateUp {
 		return
