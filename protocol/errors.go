@@ -20,6 +20,9 @@ var (
 	ErrBadDelta        = &ReplyError{Line: "CLIENT_ERROR invalid numeric delta argument"}
 	ErrBadDataChunk    = &ReplyError{Line: "CLIENT_ERROR bad data chunk"}
 	ErrTooLarge        = &ReplyError{Line: "SERVER_ERROR object too large for cache"}
+	// ErrShutdownNotEnabled answers shutdown, with any arguments and even
+	// with noreply, as memcached does when it runs without -A.
+	ErrShutdownNotEnabled = &ReplyError{Line: "ERROR: shutdown not enabled"}
 
 	// The replies memcached 1.6.18 gives to bad meta command lines, byte for
 	// byte. md and ma answer every flag error with ErrMetaInvalidFlags.

@@ -149,6 +149,7 @@ var memcachedErrors = map[*ReplyError]bool{
 	ErrMetaOpaqueTooLong: true, ErrMetaGetTooMany: true, ErrMetaTooMany: true, ErrMetaSetMode: true,
 	ErrMetaArithMode:   true,
 	ErrCrawlerBadClass: true, ErrCrawlerNotStarted: true, ErrCrawlerSleep: true,
+	ErrShutdownNotEnabled: true,
 }
 
 func checkReplyError(t *testing.T, re *ReplyError, req *Request) {

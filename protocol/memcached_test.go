@@ -69,7 +69,7 @@ func compareErrors(t *testing.T, addr string, inputs []string) {
 func errorLines(replies []byte) []string {
 	var out []string
 	for _, l := range strings.Split(string(replies), "\r\n") {
-		if l == "ERROR" || strings.HasPrefix(l, "CLIENT_ERROR ") || strings.HasPrefix(l, "SERVER_ERROR ") {
+		if l == "ERROR" || strings.HasPrefix(l, "ERROR:") || strings.HasPrefix(l, "CLIENT_ERROR ") || strings.HasPrefix(l, "SERVER_ERROR ") {
 			out = append(out, l)
 		}
 	}
@@ -150,6 +150,9 @@ func TestRequestVerdictsMatchMemcached(t *testing.T) {
 		"verbosity 1 noreply\r\n", "verbosity x noreply\r\n", "version x\r\n",
 		"bogus\r\n", "GET a\r\n", "\r\n", "\n", "x\r\n", "\x01\x02\r\n", "g\r\n", "ge a\r\n", "sets k\r\n",
 		"\r\r\n", " \r\n", "get\t a\r\n",
+		// shutdown is refused as by a memcached without -A, noreply or not
+		"shutdown\r\n", "shutdown graceful\r\n", "shutdown foo bar\r\n", "shutdown noreply\r\n",
+		"shutdown graceful noreply\r\n", "SHUTDOWN\r\n", "  shutdown\r\n", "shutdownx\r\n",
 	}
 	compareErrors(t, mc.Addr, cases)
 }

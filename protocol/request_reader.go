@@ -339,6 +339,9 @@ func (rr *RequestReader) parse(req *Request, line []byte, toks [][]byte) error {
 		return rr.parseMetaDebug(req, line, toks)
 	case "lru_crawler":
 		return parseLruCrawler(req, toks, n) // lru_crawler.go
+	case "shutdown":
+		// A client never stops the proxy, nor, through it, a backend.
+		return ErrShutdownNotEnabled
 	}
 	if isHTTPLine(toks) {
 		return errHTTP

@@ -257,7 +257,7 @@ func (p *Proxy) admit(fd int, sa unix.Sockaddr, tcp bool) {
 	p.stats.currConnections.Add(1)
 	p.stats.totalConnections.Add(1)
 	if !l.post(s.start) {
-		s.ended = true
+		s.state = sessEnded
 		_ = unix.Close(fd)
 		p.sessionEnded(s)
 	}

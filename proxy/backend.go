@@ -1,14 +1,8 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
-	"fmt"
-	"net"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // backend is one memcached server: its connections, one set per event
@@ -86,24 +80,6 @@ func (b *backend) requests() uint64 {
 	}
 	return n
 }
-
-// failKind says why a command got no reply from its backend.
-type failKind uint8
-
-const (
-	failTimeout    failKind = iota // no reply within backend.timeout
-	failConnection                 // refused, reset, or closed under it
-	failDown                       // not sent: the backend is known down
-	// failProtocol: in flight on a connection closed because a reply did
-	// not answer its command (a VALUE for a key not asked, a reply of the
-	// wrong kind, bytes that are no reply). A reply that came with nothing
-	// in flight fails no command but is counted once.
-	failProtocol
-	numFailKinds
-)
-
-// failKindNames label the kinds in stats and metrics.
-var failKindNames = [numFailKinds]string{"timeout", "connection", "down", "protocol"}
 
 // countFailed counts n commands that failed with reason. A backend removed
 // by a reload is not a failure of the backend and is not counted.
@@ -188,29 +164,18 @@ func (b *backend) retire(stop <-chan struct{}) {
 	b.close()
 }
 
-// flushBeforeReadd empties a backend that is about to rejoin the ring.
-// While it was out, its keys were set and deleted on the other backends;
-// its own copies are stale, and serving them again would undo writes the
-// clients saw succeed. Losing them costs only misses. It runs on the
-// health checker's goroutine, on a connection of its own, bounded by the
-// connect and backend timeouts.
-func (p *Proxy) flushBeforeReadd(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, p.opts.ConnectTimeout)
-	if err != nil {
-		return fmt.Errorf("flush before re-adding: dial %s: %w", addr, err)
+// deadlineQuantum groups request deadlines: a request's deadline is
+// rounded down to it, so a request never waits past the backend timeout.
+const deadlineQuantum = 5 * time.Millisecond
+
+// requestDeadline returns the deadline of a request sent now. It is
+// rounded down to the quantum, so a request waits at most the timeout and
+// at least the timeout less one quantum; very short timeouts are not
+// rounded.
+func requestDeadline(now time.Time, timeout time.Duration) time.Time {
+	d := now.Add(timeout)
+	if timeout < 10*deadlineQuantum {
+		return d
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(p.opts.Timeout))
-	if _, err := conn.Write([]byte("flush_all\r\n")); err != nil {
-		return fmt.Errorf("flush before re-adding %s: %w", addr, err)
-	}
-	line, err := bufio.NewReaderSize(conn, 64).ReadSlice('\n')
-	if err != nil {
-		return fmt.Errorf("flush before re-adding %s: %w", addr, err)
-	}
-	if !bytes.Equal(line, okLine) {
-		return fmt.Errorf("flush before re-adding %s: reply %.64q", addr, line)
-	}
-	p.log.Info("backend flushed before rejoining the ring", zap.String("backend", addr))
-	return nil
+	return d.Truncate(deadlineQuantum)
 }

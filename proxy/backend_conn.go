@@ -1,11 +1,8 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -15,32 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Errors a client sees, after "SERVER_ERROR ", when its backend fails.
-var (
-	errBackendTimeout = errors.New("backend timeout")
-	errBackendConn    = errors.New("backend connection failed")
-	errBackendDown    = errors.New("backend unavailable")
-	errNoBackends     = errors.New("no backends available")
-	errBackendClosed  = errors.New("backend removed")
-	// errBackendProtocol: a reply on the connection did not answer its
-	// command, so none of the replies after it can be trusted.
-	errBackendProtocol = errors.New("backend protocol error")
-)
-
 // protocolLogInterval spaces out the warnings about one connection's
 // protocol errors: a backend that lies on every reply is redialled after
 // each, and one line a second says as much as a line per reply.
 const protocolLogInterval = time.Second
-
-// Reconnect backoff of one backend connection.
-const (
-	minReconnectBackoff = 10 * time.Millisecond
-	maxReconnectBackoff = 1 * time.Second
-)
-
-// deadlineQuantum groups request deadlines: a request's deadline is
-// rounded down to it, so a request never waits past the backend timeout.
-const deadlineQuantum = 5 * time.Millisecond
 
 type connState uint8
 
@@ -57,9 +32,9 @@ const (
 //
 // Commands queued during a turn are written at the turn's end in one
 // writev; replies are read as they arrive and complete the oldest command
-// written, since memcached answers in order. Dialing (and the check that
-// a new connection answers) runs on a goroutine of its own, off the loop,
-// which hands the socket over when it is ready.
+// written, since memcached answers in order (fifo.go). Dialing (and the
+// check that a new connection answers) runs on a goroutine of its own, off
+// the loop, which hands the socket over when it is ready (backend_dial.go).
 type backendConn struct {
 	b *backend
 	l *eventLoop
@@ -126,16 +101,17 @@ func (c *backendConn) send(r *request) {
 	}
 }
 
-// endTurn is the end-of-turn flush of a connection marked dirty.
+// endTurn ends the turn of a connection marked dirty: it writes what was
+// queued.
 func (c *backendConn) endTurn() {
 	c.dirty = false
-	c.flush()
+	c.writeQueued()
 }
 
-// flush writes what was queued during the turn. A request that already
-// waited its whole timeout (say, for a slow dial) is failed rather than
-// sent: no client waits past it.
-func (c *backendConn) flush() {
+// writeQueued writes what was queued during the turn. A request that
+// already waited its whole timeout (say, for a slow dial) is failed rather
+// than sent: no client waits past it.
+func (c *backendConn) writeQueued() {
 	if c.state != stateUp {
 		return
 	}
@@ -284,18 +260,6 @@ func (c *backendConn) readUnasked() {
 	c.failConn(reasonOf(err), err)
 }
 
-// reasonOf classifies the error that ended a connection as the clients of
-// its requests see it.
-func reasonOf(err error) error {
-	switch {
-	case isTimeout(err):
-		return errBackendTimeout
-	case errors.Is(err, protocol.ErrBadReply):
-		return errBackendProtocol
-	}
-	return errBackendConn
-}
-
 // nextDeadline returns the earliest deadline of the connection's requests:
 // the oldest written one's, or, while dialing, the oldest queued one's.
 func (c *backendConn) nextDeadline() (time.Time, bool) {
@@ -366,7 +330,7 @@ func (c *backendConn) takeInflight() []*request {
 	clear(c.wq)
 	clear(c.wqOwner)
 	c.wq, c.wqOwner, c.wqOff = c.wq[:0], c.wqOwner[:0], 0
-	return c.inflight.drain()
+	return c.inflight.takeAll()
 }
 
 // closeSocket closes the socket, if any.
@@ -376,101 +340,6 @@ func (c *backendConn) closeSocket() {
 		c.fd = -1
 		c.wantWrite = false
 		c.b.p.gate.release()
-	}
-}
-
-// dial starts a connection attempt on a goroutine of its own, unless one
-// is under way; the result comes back to the loop through onDialed.
-func (c *backendConn) dial() {
-	if c.dialing || c.state == stateClosed || c.fd >= 0 {
-		return
-	}
-	c.dialing = true
-	p := c.b.p
-	p.dials.Add(1)
-	go func() {
-		defer p.dials.Done()
-		conn, err := connect(p.dialCtx, c.b.addr, p.opts.ConnectTimeout)
-		var fd int
-		if err == nil {
-			fd, err = takeFd(conn)
-		}
-		if !c.l.post(func() { c.onDialed(fd, err) }) && err == nil {
-			unix.Close(fd)
-		}
-	}()
-}
-
-// onDialed takes a new socket, or backs off after a failed dial.
-func (c *backendConn) onDialed(fd int, err error) {
-	c.dialing = false
-	if c.state == stateClosed || c.l.quit {
-		if err == nil {
-			unix.Close(fd)
-		}
-		return
-	}
-	if err == nil {
-		c.fd = fd
-		c.in = fdReader{fd: fd}
-		if err = c.l.register(fd, c, evRead); err != nil {
-			unix.Close(fd)
-			c.fd = -1
-		}
-	}
-	if err != nil {
-		c.b.reportFailure(err)
-		reason := errBackendConn
-		if isTimeout(err) {
-			reason = errBackendTimeout // a hung host accepts, then says nothing
-		}
-		c.backOff(reason)
-		return
-	}
-	c.rr = protocol.NewReplyReader(&c.in, 0)
-	c.state = stateUp
-	c.backoff = minReconnectBackoff
-	if len(c.queue) > 0 {
-		c.l.markConn(c)
-	}
-}
-
-// backOff fails everything queued and refuses new requests for the
-// backoff, so that clients of a dead backend get an answer at once instead
-// of waiting, then dials again.
-func (c *backendConn) backOff(reason error) {
-	c.state = stateDown
-	queued := c.queue
-	c.queue = nil
-	c.b.countFailed(reason, len(queued))
-	for _, r := range queued {
-		r.fail(reason)
-	}
-	d := c.backoff
-	c.backoff = min(2*c.backoff, maxReconnectBackoff)
-	c.retry = time.AfterFunc(d, func() { c.l.post(c.retryDial) })
-}
-
-// retryDial ends a backoff: requests queue again while the dial runs.
-func (c *backendConn) retryDial() {
-	if c.retry != nil {
-		c.retry.Stop()
-		c.retry = nil
-	}
-	if c.state != stateDown || c.dialing {
-		return
-	}
-	c.state = stateConnecting
-	c.dial()
-}
-
-// retryNow ends a reconnect backoff at once: the health checker has seen
-// the backend answer again, and requests routed to it from now on should
-// wait for a fresh dial rather than fail fast for the rest of the backoff.
-// It runs on the loop.
-func (c *backendConn) retryNow() {
-	if c.state == stateDown && c.fd < 0 {
-		c.retryDial()
 	}
 }
 
@@ -511,131 +380,4 @@ func (c *backendConn) logProtocolError(err error) {
 	c.b.p.log.Warn("backend reply does not answer its command; connection closed",
 		zap.String("backend", c.b.addr), zap.Error(err), zap.Int("more_since_last_warning", c.protoQuiet))
 	c.protoLogged, c.protoQuiet = now, 0
-}
-
-// connect dials the backend and checks that it answers before any request
-// is sent. The check matters for a hung host: its kernel still completes
-// the TCP handshake, so without it every reconnect after a timeout would
-// look healthy and make the next requests wait out a whole timeout again.
-// Both steps together are bounded by backend.connect_timeout, and by ctx
-// (the proxy shutting down).
-func connect(ctx context.Context, addr string, limit time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	err = checkVersion(conn)
-	stop()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("check %s after connecting: %w", addr, err)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	return conn, nil
-}
-
-// checkVersion sends "version" and reads the one-line reply.
-func checkVersion(conn net.Conn) error {
-	if _, err := conn.Write([]byte("version\r\n")); err != nil {
-		return err
-	}
-	var line [128]byte
-	n := 0
-	for n == 0 || line[n-1] != '\n' {
-		if n == len(line) {
-			return fmt.Errorf("%w: version reply longer than %d bytes", protocol.ErrBadReply, len(line))
-		}
-		k, err := conn.Read(line[n:])
-		n += k
-		if err != nil && (n == 0 || line[n-1] != '\n') {
-			return err
-		}
-	}
-	if !bytes.HasPrefix(line[:n], []byte("VERSION ")) {
-		return fmt.Errorf("%w: %q to version", protocol.ErrBadReply, line[:n])
-	}
-	return nil
-}
-
-// requestDeadline returns the deadline of a request sent now. It is
-// rounded down to the quantum, so a request waits at most the timeout and
-// at least the timeout less one quantum; very short timeouts are not
-// rounded.
-func requestDeadline(now time.Time, timeout time.Duration) time.Time {
-	d := now.Add(timeout)
-	if timeout < 10*deadlineQuantum {
-		return d
-	}
-	return d.Truncate(deadlineQuantum)
-}
-
-// commandLine is the first line of cmd, without its CRLF: a storage
-// command's data block stays out of the logs.
-func commandLine(cmd []byte) []byte {
-	if i := bytes.IndexByte(cmd, '\r'); i >= 0 {
-		return cmd[:i]
-	}
-	return cmd
-}
-
-// clip64 bounds what a log line quotes of the backend's bytes.
-func clip64(b []byte) []byte { return b[:min(len(b), 64)] }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
-		(errors.As(err, &ne) && ne.Timeout())
-}
-
-// fifo is a growable ring buffer of requests.
-type fifo struct {
-	buf        []*request
-	head, size int
-}
-
-func (f *fifo) len() int { return f.size }
-
-func (f *fifo) push(r *request) {
-	if f.size == len(f.buf) {
-		nb := make([]*request, max(16, 2*len(f.buf)))
-		for i := 0; i < f.size; i++ {
-			nb[i] = f.buf[(f.head+i)%len(f.buf)]
-		}
-		f.buf, f.head = nb, 0
-	}
-	f.buf[(f.head+f.size)%len(f.buf)] = r
-	f.size++
-}
-
-func (f *fifo) peek() *request {
-	if f.size == 0 {
-		return nil
-	}
-	return f.buf[f.head]
-}
-
-func (f *fifo) pop() *request {
-	r := f.buf[f.head]
-	f.buf[f.head] = nil
-	f.head = (f.head + 1) % len(f.buf)
-	f.size--
-	return r
-}
-
-// drain removes and returns everything, oldest first.
-func (f *fifo) drain() []*request {
-	out := make([]*request, 0, f.size)
-	for f.size > 0 {
-		out = append(out, f.pop())
-	}
-	return out
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,35 +10,6 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
-
-// fakeProxy starts a proxy in front of fake (and of real memcached servers
-// when real > 0), with one connection per backend so that the order of
-// replies on it is the order of the client's commands.
-func fakeProxy(t *testing.T, fake *fakeBackend, real int, mod func(*Options)) *testProxy {
-	t.Helper()
-	return startProxy(t, real, func(o *Options) {
-		o.Connections = 1
-		o.Health.AlwaysUp = true
-		o.Backends = append(o.Backends, Backend{Addr: fake.addr, Weight: 1})
-		if mod != nil {
-			mod(o)
-		}
-	})
-}
-
-// backendStats returns the proxy's "stats backends" for addr, without the
-// "backend:<addr>:" prefix.
-func backendStats(t *testing.T, c net.Conn, addr string) map[string]string {
-	t.Helper()
-	all := parseStats(memcachedtest.RoundTrip(t, c, "stats backends\r\n", "END\r\n", 1))
-	out := map[string]string{}
-	for k, v := range all {
-		if name, ok := strings.CutPrefix(k, "backend:"+addr+":"); ok {
-			out[name] = v
-		}
-	}
-	return out
-}
 
 // backendErrorsMetric returns mcproxy_backend_errors_total for addr and kind.
 func backendErrorsMetric(t *testing.T, p *Proxy, addr, kind string) float64 {

@@ -9,8 +9,8 @@ import (
 // Defaults and ranges of the Options that the config file's backend,
 // limits and health sections set. Options.setDefaults applies the defaults
 // to zero fields; internal/config builds its defaults and its validation
-// from these same names, and a test there checks them against the README's
-// configuration table. The ones that belong with their mechanism are
+// from these same names, and a test there checks them against the table of
+// docs/configuration.md. The ones that belong with their mechanism are
 // declared beside it: DefaultClientOutputLimit (output_limit.go),
 // DefaultFailoverTTL and its range (failover.go), DefaultMaxEjectedPercent
 // (ejection.go). Ring and health settings are in ring/ and health/.

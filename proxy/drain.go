@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,11 +21,11 @@ const drainQuiet = 200 * time.Millisecond
 // drainQuiet (or leaves), then writes the replies it owes and half-closes.
 // It runs on the session's loop.
 func (s *session) drain() {
-	if s.ended || s.draining() {
+	if s.state == sessEnded || s.draining() {
 		return
 	}
 	s.drainSince = s.l.now
-	if s.readerDone {
+	if !s.reading() {
 		s.maybeEnd()
 		return
 	}
@@ -44,6 +46,7 @@ func (s *session) startLinger() {
 		s.end()
 		return
 	}
+	s.state = sessLingering
 	s.lingerUntil = s.l.now.Add(drainQuiet)
 	s.paused, s.wantWrite = false, false
 	s.setInterest()
@@ -70,4 +73,58 @@ func (s *session) lingerRead() {
 			return
 		}
 	}
+}
+
+// Shutdown stops accepting and drains every client: each session goes on
+// reading and answering what its client has already sent, until the client
+// has been quiet for a moment (drainQuiet) or leaves, then writes the last
+// of its replies and half-closes, so the client reads every reply it is
+// owed and then EOF. Then it closes backends, health checking and the
+// event loops. When ctx ends first, remaining client connections are
+// closed at once and Shutdown returns ctx's error.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.draining.Store(true)
+	for _, a := range p.listeners {
+		a.close()
+	}
+	draining := len(p.sessions)
+	p.mu.Unlock()
+	p.eachSession((*session).drain)
+	start := time.Now()
+
+	done := make(chan struct{})
+	go func() { p.sessWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+		p.log.Info("clients drained", zap.Int("sessions", draining), zap.Duration("took", time.Since(start)))
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.mu.Lock()
+		left := len(p.sessions)
+		p.mu.Unlock()
+		p.eachSession(func(s *session) {
+			s.lost()
+			s.maybeEnd()
+		})
+		// Fail what is still waiting for a backend, so that the grace bounds
+		// the shutdown rather than the grace plus a backend timeout.
+		p.closeBackends()
+		p.log.Warn("drain cut short: closed the clients still draining", zap.Int("sessions", draining),
+			zap.Int("still_draining", left), zap.Duration("took", time.Since(start)))
+		<-done // sessions end at once: their requests have all failed
+	}
+	p.acceptors.Wait()
+	p.health.Close()
+	close(p.stopRetiring)
+	p.retiring.Wait()
+	p.closeBackends()
+	p.stopLoops()
+	return err
 }

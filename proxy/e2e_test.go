@@ -17,14 +17,6 @@ import (
 	"github.com/mcproxy/mcproxy/protocol"
 )
 
-func newClient(t testing.TB, addr string) *memcache.Client {
-	c := memcache.New(addr)
-	c.Timeout = 3 * time.Second
-	c.MaxIdleConns = 8
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // TestGomemcacheEveryCommand drives every command gomemcache offers through
 // the proxy and checks the answers a memcached client relies on.
 func TestGomemcacheEveryCommand(t *testing.T) {
@@ -223,8 +215,6 @@ func TestStatsCounts(t *testing.T) {
 		t.Errorf("version: %q", got)
 	}
 }
-
-func parseStats(s string) map[string]string { return memcachedtest.ParseStats(s) }
 
 // TestControlCharactersInKeysRefused documents a deliberate difference from
 // memcached's parser, which only splits on spaces: protocol.txt forbids

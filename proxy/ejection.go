@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/mcproxy/mcproxy/health"
 	"go.uber.org/zap"
@@ -133,4 +138,31 @@ func (p *Proxy) logCapLocked(limit int, failed []*backend, capped map[*backend]b
 			zap.String("max_ejected", p.maxEjected.String()), zap.Int("ejected", limit),
 			zap.Int("down", len(failed)), zap.Int("backends", len(p.backends)))
 	}
+}
+
+// flushBeforeReadd empties a backend that is about to rejoin the ring.
+// While it was out, its keys were set and deleted on the other backends;
+// its own copies are stale, and serving them again would undo writes the
+// clients saw succeed. Losing them costs only misses. It runs on the
+// health checker's goroutine, on a connection of its own, bounded by the
+// connect and backend timeouts.
+func (p *Proxy) flushBeforeReadd(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, p.opts.ConnectTimeout)
+	if err != nil {
+		return fmt.Errorf("flush before re-adding: dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(p.opts.Timeout))
+	if _, err := conn.Write([]byte("flush_all\r\n")); err != nil {
+		return fmt.Errorf("flush before re-adding %s: %w", addr, err)
+	}
+	line, err := bufio.NewReaderSize(conn, 64).ReadSlice('\n')
+	if err != nil {
+		return fmt.Errorf("flush before re-adding %s: %w", addr, err)
+	}
+	if !bytes.Equal(line, okLine) {
+		return fmt.Errorf("flush before re-adding %s: reply %.64q", addr, line)
+	}
+	p.log.Info("backend flushed before rejoining the ring", zap.String("backend", addr))
+	return nil
 }

@@ -25,32 +25,6 @@ func TestEjectionCapLimit(t *testing.T) {
 	}
 }
 
-// waitCapped waits until the named backend's capped state is want.
-func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
-	t.Helper()
-	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s capped to be %v", name, want), func() bool {
-		for _, b := range tp.table.Load().all {
-			if b.name == name && b.capped.Load() == want {
-				return true
-			}
-		}
-		return false
-	})
-}
-
-// metric returns the value of the series name{backend=backend} of the
-// proxy's metrics (gathered as gatherSeries does).
-func metric(t *testing.T, tp *testProxy, name, backend string) float64 {
-	t.Helper()
-	for _, s := range gatherSeries(t, tp.Proxy, name) {
-		if s.labels["backend"] == backend {
-			return s.value
-		}
-	}
-	t.Fatalf("no series %s{backend=%q}", name, backend)
-	return 0
-}
-
 // TestEjectionCap: three backends, the cap allows one ejection. Kill two:
 // the first is ejected, the second stays in the ring and its keys fail
 // fast (gets miss, sets SERVER_ERROR) instead of moving to the survivor.

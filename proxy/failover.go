@@ -9,61 +9,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Failover without stale reads.
-//
-// While a backend is out of the ring its keys live on stand-ins: the
-// backends the ring of live members sends them to. When it rejoins it is
-// flushed (health.flush_on_readd), but the stand-ins keep what was written
-// to them, and the next time the same backend leaves, the same deterministic
-// ring sends the same keys to the same stand-ins, which would serve those
-// old copies. Two rules make that impossible:
-//
-//  1. Short lives on stand-ins. A key's home is its backend on the ring of
-//     every configured backend, the ring with nothing ejected. A command
-//     that gives an item an expiry (set, add, replace, cas, touch, gat,
-//     gats) and goes to a backend other than the key's home has that expiry
-//     capped at failover.ttl. Every copy on a backend that is not the key's
-//     home therefore dies within failover.ttl of its last write.
-//
-//  2. Invalidation after a ring change. For a window of failover.ttl plus
-//     the backend timeout plus failoverClockMargin after any ring change,
-//     every command that changes a key (set, add, replace, append, prepend,
-//     cas, incr, decr, touch, delete) also deletes the key on every backend
-//     that was its location in a ring in force during the window and is in
-//     the ring now but not its location. And whenever the key is on a
-//     stand-in while its home is in the ring (the bounded-load ring moved it
-//     off its home because some other backend left), the change also
-//     deletes it at home, whose copy is not capped. The client's reply waits
-//     for those deletes, so once a client has its answer no other backend
-//     holds an older copy that a later ring could route a read to.
-//
-// Why that suffices: a read at backend L returns an older copy than the
-// latest acknowledged write W (made at L' != L) only if L kept the copy
-// past W. If L is the key's home, W was on a stand-in and deleted the home
-// copy (rule 2, home clause), or the home was out of the ring and is
-// flushed before it comes back. If L is a stand-in, its copy was written
-// before a ring change that moved the key to L' before W; if W came within
-// the window after that change, W deleted it (or L was out of the ring and
-// is flushed on its return); if W came later, the copy had already expired
-// (rule 1: the window outlasts the cap, the backend timeout a write can
-// take, and memcached's one-second clock).
-//
-// Around a table swap: a set or add routed with the previous table can
-// reach its backend after a command routed with the new table deleted the
-// key there; repairAfterSwap deletes such a copy before the client gets
-// STORED. No other command can leave a copy behind a delete.
-//
-// What remains (README, "Failover and stale reads"): with
-// health.flush_on_readd false an ejected home keeps its copies; a write
-// that timed out may still be applied by a hung backend (it was never
-// acknowledged); and a key whose home moves to a backend added by a reload
-// keeps its old, uncapped copy on its previous home.
-//
-// Cost: with every backend in the ring and no ring change in the last
-// window, a command pays one time comparison. During an outage or a window
-// it pays a second ring lookup per ring in the history and one delete per
-// other location it had.
-
 // Failover TTL default and range; internal/config takes them from here.
 const (
 	// DefaultFailoverTTL is mcrouter's failover_exptime.
@@ -109,9 +54,20 @@ func (h *homeRing) matches(all []*backend, cfg ring.Config) bool {
 	return true
 }
 
-// failoverRoutes is the failover part of a route table. It is built by
-// attachFailover under Proxy.mu before the table is published and is
-// immutable afterwards, so sessions read it without locks.
+// failoverRoutes is the failover part of a route table: what keeps reads
+// from going stale while a backend is out of the ring (its keys on
+// stand-ins) and for a window after any ring change. A write to a stand-in
+// has its expiry capped at failover.ttl (capExptime, routeFailover); in
+// the window, a change of a key also deletes it where the window's rings
+// put it (invalidationTargets); repairAfterSwap closes the race around a
+// table swap. Why that is enough, what it does not cover and what it
+// costs: docs/failover.md, "Failover and stale reads". With every backend
+// in the ring and no change in the window, a command pays one time
+// comparison (active).
+//
+// It is built by attachFailover under Proxy.mu before the table is
+// published and is immutable afterwards, so sessions read it without
+// locks.
 type failoverRoutes struct {
 	// home is kept from table to table while the backend list stands; it
 	// is consulted only when standIns is set.
@@ -185,7 +141,7 @@ func buildHomeRing(all []*backend, cfg ring.Config) (*homeRing, error) {
 	for i, b := range all {
 		h.weights[i] = b.weight.Load()
 		// Ring identity is the backend's name, as in rebuildLocked.
-		ms[i] = ring.Member{Addr: b.name, Weight: int(h.weights[i])}
+		ms[i] = ring.Member{Name: b.name, Weight: int(h.weights[i])}
 	}
 	r, err := ring.New(ms, cfg)
 	if err != nil {
@@ -292,7 +248,7 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 	} else if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
 		s.p.stats.failoverCappedWrites.Add(1)
 		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
-			recapLine(r, req, e)
+			rewriteExptime(r, req, e)
 		}
 	}
 	var buf [8]*backend
@@ -320,9 +276,9 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 	}
 }
 
-// recapLine re-encodes the command line at the head of r.out with exptime
-// e, moving the data block of a storage command behind it.
-func recapLine(r *request, req *protocol.Request, e int32) {
+// rewriteExptime re-encodes the command line at the head of r.out with
+// exptime e, moving the data block of a storage command behind it.
+func rewriteExptime(r *request, req *protocol.Request, e int32) {
 	rq := *req
 	rq.Exptime = e
 	var scratch [512]byte
@@ -336,10 +292,10 @@ func recapLine(r *request, req *protocol.Request, e int32) {
 }
 
 // repairAfterSwap closes the race around a table swap. A set or add (or a
-// meta command that can create an item, meta_failover.go) routed
+// meta command that can create an item, failover_meta.go) routed
 // with one table can reach its backend after the table was replaced and
-// after a command routed with the new table deleted the key there (rule
-// 2): it would plant a copy where the new ring does not look, which a
+// after a command routed with the new table deleted the key there (the
+// invalidation after a ring change): it would plant a copy where the new ring does not look, which a
 // later ring could serve although newer writes were acknowledged. Only set
 // and add can do that: every other command needs the item to exist, and a
 // delete leaves nothing. So when such a command is answered STORED and the

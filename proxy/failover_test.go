@@ -17,22 +17,6 @@ import (
 	"github.com/mcproxy/mcproxy/ring"
 )
 
-// locationOf returns the address the proxy's current ring sends key to.
-func locationOf(tp *testProxy, key string) string {
-	tab := tp.table.Load()
-	return tab.members[tab.ring.Locate([]byte(key))].addr
-}
-
-// inRing reports whether addr is a member of the proxy's current ring.
-func inRing(tp *testProxy, addr string) bool {
-	for _, b := range tp.table.Load().members {
-		if b.addr == addr {
-			return true
-		}
-	}
-	return false
-}
-
 // remainingTTL asks the memcached at addr directly how long key has left:
 // -1 for never, ok false when the key is not there.
 func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
@@ -51,30 +35,6 @@ func remainingTTL(t *testing.T, addr, key string) (ttl int, ok bool) {
 		t.Fatalf("mg %s t on %s: %q", key, addr, got)
 	}
 	return n, true
-}
-
-// expectLines sends cmd on c and reads n reply lines.
-func expectLines(t *testing.T, c net.Conn, cmd string, n int) string {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(exchangeBound))
-	if _, err := c.Write([]byte(cmd)); err != nil {
-		t.Fatalf("write %q: %v", cmd, err)
-	}
-	var got []byte
-	buf := make([]byte, 1)
-	for strings.Count(string(got), "\r\n") < n {
-		if _, err := c.Read(buf); err != nil {
-			t.Fatalf("reply to %q: read %q then %v", cmd, got, err)
-		}
-		got = append(got, buf[0])
-	}
-	return string(got)
-}
-
-// proxyStat returns one of the proxy's own stats.
-func proxyStat(t *testing.T, tp *testProxy, name string) int {
-	t.Helper()
-	return memcachedtest.Stat(t, tp.addr, name)
 }
 
 // outage kills victim and waits until it has left the ring.
@@ -341,7 +301,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 		var others []ring.Member
 		for _, b := range full.members {
 			if b.addr != v.Addr {
-				others = append(others, ring.Member{Addr: b.name, Weight: 1})
+				others = append(others, ring.Member{Name: b.name, Weight: 1})
 			}
 		}
 		without, err := ring.New(others, full.ringCfg)
@@ -351,7 +311,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 		for i := 0; i < 100000 && k == ""; i++ {
 			cand := "moved:" + strconv.Itoa(i)
 			home := full.members[full.ring.Locate([]byte(cand))].addr
-			if home != v.Addr && without.LocateAddr([]byte(cand)) != home {
+			if home != v.Addr && without.LocateName([]byte(cand)) != home {
 				k, victim = cand, v
 			}
 		}
@@ -551,7 +511,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 		o.Timeout = 10 * time.Second
 	})
 	slow, added := servers[1], servers[2]
-	grown := []ring.Member{{Addr: servers[0].Addr, Weight: 1}, {Addr: slow.Addr, Weight: 1}, {Addr: added.Addr, Weight: 1}}
+	grown := []ring.Member{{Name: servers[0].Addr, Weight: 1}, {Name: slow.Addr, Weight: 1}, {Name: added.Addr, Weight: 1}}
 	next, err := ring.New(grown, tp.table.Load().ringCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -559,7 +519,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	var k string
 	for i := 0; i < 100000 && k == ""; i++ {
 		cand := "late:" + strconv.Itoa(i)
-		if locationOf(tp, cand) == slow.Addr && next.LocateAddr([]byte(cand)) == added.Addr {
+		if locationOf(tp, cand) == slow.Addr && next.LocateName([]byte(cand)) == added.Addr {
 			k = cand
 		}
 	}
@@ -587,7 +547,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	memcachedtest.WaitFor(t, "the set to leave for the slow backend", func() bool { return sb.requests() != sent })
 	var bs []Backend
 	for _, m := range grown {
-		bs = append(bs, Backend{Addr: m.Addr, Weight: 1})
+		bs = append(bs, Backend{Addr: m.Name, Weight: 1})
 	}
 	if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err != nil {
 		t.Fatal(err)

@@ -2,50 +2,12 @@ package proxy
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
-
-// keyOn returns a key that the proxy's current ring places on addr.
-func keyOn(t testing.TB, tp *testProxy, addr, prefix string) string {
-	t.Helper()
-	tab := tp.table.Load()
-	for i := 0; i < 100000; i++ {
-		k := fmt.Sprintf("%s%d", prefix, i)
-		if tab.members[tab.ring.Locate([]byte(k))].addr == addr {
-			return k
-		}
-	}
-	t.Fatalf("no key maps to %s", addr)
-	return ""
-}
-
-// keysOn returns n keys that the proxy's current ring places on addr:
-// keyOn's with the prefixes prefix0:, prefix1: and so on.
-func keysOn(t testing.TB, tp *testProxy, addr, prefix string, n int) []string {
-	t.Helper()
-	var keys []string
-	for i := 0; i < n; i++ {
-		keys = append(keys, keyOn(t, tp, addr, fmt.Sprintf("%s%d:", prefix, i)))
-	}
-	return keys
-}
-
-// storeDeadAndAlive stores x under a key whose home is victim ("dead")
-// and y under one whose home is other ("alive"), on a new connection to tp
-// that it returns with the keys.
-func storeDeadAndAlive(t *testing.T, tp *testProxy, victim, other string) (c net.Conn, dead, alive string) {
-	t.Helper()
-	dead = keyOn(t, tp, victim, "dead")
-	alive = keyOn(t, tp, other, "alive")
-	c = memcachedtest.Dial(t, tp.addr)
-	memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 1\r\nx\r\nset %s 0 0 1\r\ny\r\n", dead, alive), "STORED\r\nSTORED\r\n", 1)
-	return c, dead, alive
-}
 
 // TestDeadBackendSemantics kills one backend with health checking off, so
 // the ring keeps it: reads of its keys are misses, writes get SERVER_ERROR,

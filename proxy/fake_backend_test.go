@@ -148,3 +148,18 @@ func valueBlock(op, key, val string) string {
 	}
 	return fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\n", key, len(val), val)
 }
+
+// fakeProxy starts a proxy in front of fake (and of real memcached servers
+// when real > 0), with one connection per backend so that the order of
+// replies on it is the order of the client's commands.
+func fakeProxy(t *testing.T, fake *fakeBackend, real int, mod func(*Options)) *testProxy {
+	t.Helper()
+	return startProxy(t, real, func(o *Options) {
+		o.Connections = 1
+		o.Health.AlwaysUp = true
+		o.Backends = append(o.Backends, Backend{Addr: fake.addr, Weight: 1})
+		if mod != nil {
+			mod(o)
+		}
+	})
+}

@@ -39,12 +39,6 @@ func hitShare(t *testing.T, addr string, keys []string) float64 {
 	return float64(hits) / float64(len(keys))
 }
 
-// waitInRing waits until addr's membership of the ring is want.
-func waitInRing(t *testing.T, tp *testProxy, addr string, want bool) {
-	t.Helper()
-	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s in ring to be %v", addr, want), func() bool { return inRing(tp, addr) == want })
-}
-
 // TestKilledBackendEjectedUnderLoad: SIGKILL one backend of three under a
 // steady load. It leaves the ring, errors stop once it has, about two
 // thirds of the prefilled keys still hit; restarted, it is re-added and

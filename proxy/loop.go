@@ -198,7 +198,7 @@ func (l *eventLoop) run() {
 			l.spareYielded = yielded[:0]
 		}
 		l.timers.expire(l)
-		l.flush()
+		l.endTurn()
 	}
 }
 
@@ -227,31 +227,31 @@ func (l *eventLoop) runTasks() {
 	l.spare = tasks[:0]
 }
 
-// flush does the writes a turn produced: every backend connection with
+// endTurn does the writes a turn produced: every backend connection with
 // commands queued writes them at once, and every client with replies ready
 // gets them in one write. Writing replies can make room for a client whose
 // reading was held back, whose next commands may in turn queue more work or
 // be answered at once, so it goes round until nothing is left; it ends
 // because each session runs at most its turn budget of commands
 // (turn_budget.go).
-func (l *eventLoop) flush() {
+func (l *eventLoop) endTurn() {
 	for len(l.dirtyConns) > 0 || len(l.dirtySessions) > 0 {
-		flushDirty(&l.dirtyConns)
-		flushDirty(&l.dirtySessions)
+		endTurns(&l.dirtyConns)
+		endTurns(&l.dirtySessions)
 	}
 }
 
-// turnEnder is what flush ends a turn for: a backend connection or a
+// turnEnder is what endTurn ends a turn for: a backend connection or a
 // client session marked dirty during the turn.
 type turnEnder interface {
 	*backendConn | *session
 	endTurn()
 }
 
-// flushDirty ends the turn of everything in *dirty. What they mark dirty
-// meanwhile lands in a fresh list, left for flush's next round; the old
+// endTurns ends the turn of everything in *dirty. What they mark dirty
+// meanwhile lands in a fresh list, left for endTurn's next round; the old
 // list's memory is kept for the next turn when nothing did.
-func flushDirty[T turnEnder](dirty *[]T) {
+func endTurns[T turnEnder](dirty *[]T) {
 	items := *dirty
 	*dirty = nil
 	for i, x := range items {
@@ -263,7 +263,7 @@ func flushDirty[T turnEnder](dirty *[]T) {
 	}
 }
 
-// markSession asks for s to be flushed at the end of the turn.
+// markSession asks for s to write its replies at the end of the turn.
 func (l *eventLoop) markSession(s *session) {
 	if !s.dirty {
 		s.dirty = true
@@ -271,7 +271,7 @@ func (l *eventLoop) markSession(s *session) {
 	}
 }
 
-// markConn asks for c to be flushed at the end of the turn.
+// markConn asks for c to write its queued commands at the end of the turn.
 func (l *eventLoop) markConn(c *backendConn) {
 	if !c.dirty {
 		c.dirty = true

@@ -67,17 +67,6 @@ func TestMetaCounted(t *testing.T) {
 	}
 }
 
-// commandsMetric reads mcproxy_commands_total{command, result}.
-func commandsMetric(t *testing.T, tp *testProxy, command, result string) float64 {
-	t.Helper()
-	for _, s := range gatherSeries(t, tp.Proxy, "mcproxy_commands_total") {
-		if s.labels["command"] == command && s.labels["result"] == result {
-			return s.value
-		}
-	}
-	return 0
-}
-
 // metaTTL asks the memcached at addr directly how long the item under the
 // key token (base64 with b) has left: -1 for never, ok false when absent.
 func metaTTL(t *testing.T, addr, token string, b bool) (ttl int, ok bool) {

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -39,41 +37,6 @@ var metaDifferentialCases = []differentialCase{
 	{"lines of the most tokens", "ms a 1 c f h k l s t u v P L N0 R0 I E5 T0\r\nx\r\n" +
 		"mg a c f h k l s t u v P L N30 R30 T30 E6 O7\r\nmg a c f h k l s t u v P L N30 R30 T30 E6\r\n" +
 		"mg a c f h k l s t u v P L N30 R30 T30 q\r\nmg a v\r\nmn\r\n"},
-}
-
-var (
-	metaCasFlag = regexp.MustCompile(`(?m)^((?:VA \d+|HD|EN|NS|EX|NF)[^\r\n]*? c)\d+`)
-	metaTTLFlag = regexp.MustCompile(`(?m)^((?:VA \d+|HD|EN|NS|EX|NF)[^\r\n]*? [tl])\d+`)
-	metaDebug   = regexp.MustCompile(`(?m)^(ME \S+) .*\r$`)
-)
-
-// paddedNumber is a value (text VALUE or meta VA) that is a number padded
-// with spaces: memcached decrements a counter in place, padding it, only
-// when no reply still in its output queue holds the item, so whether "10"
-// decremented reads "9 " or "9" depends on how its replies were batched.
-var paddedNumber = regexp.MustCompile(`(?m)^(VALUE \S+ \d+ |VA )(\d+)([^\r\n]*\r\n)(\d+)( +)\r$`)
-
-func unpadNumbers(b []byte) []byte {
-	return paddedNumber.ReplaceAllFunc(b, func(m []byte) []byte {
-		g := paddedNumber.FindSubmatch(m)
-		if n, err := strconv.Atoi(string(g[2])); err != nil || n != len(g[4])+len(g[5]) {
-			return m
-		}
-		return []byte(string(g[1]) + strconv.Itoa(len(g[4])) + string(g[3]) + string(g[4]) + "\r")
-	})
-}
-
-// maskMeta masks what differs between servers by design or by the clock:
-// cas uniques (text and c), remaining TTL (t) and seconds since access (l),
-// which a second boundary may move, me's fields, and the padding of a
-// decremented counter (unpadNumbers).
-func maskMeta(b []byte) []byte {
-	b = maskCas(unpadNumbers(b))
-	for range 4 { // a line may carry several of the flags
-		b = metaCasFlag.ReplaceAll(b, []byte("$1<cas>"))
-		b = metaTTLFlag.ReplaceAll(b, []byte("$1<n>"))
-	}
-	return metaDebug.ReplaceAll(b, []byte("$1 <fields>\r"))
 }
 
 // TestMetaMatchesMemcached sends each case to memcached and through the

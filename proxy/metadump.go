@@ -151,7 +151,7 @@ func (s *session) metadumpPipelined() bool {
 	if r == nil {
 		return false
 	}
-	// mn's MN is made by the proxy (meta_dispatch.go): a local reply.
+	// mn's MN is made by the proxy (dispatch_meta.go): a local reply.
 	return !r.op.IsRetrieval() && !bytes.Equal(r.local, mnLine)
 }
 
@@ -386,7 +386,7 @@ func (r *request) dumpReady() bool { return r.dump != nil && len(r.dump.ready) >
 // the loop's renderReady then takes it off the FIFO like any reply.
 func (s *session) streamDump(r *request) bool {
 	d := r.dump
-	if s.gone {
+	if s.state >= sessLost {
 		d.finish(false)
 		r.done = true
 		return true

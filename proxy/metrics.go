@@ -225,19 +225,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// liveBackends counts the ring members that serve: a member the ejection
-// cap holds in the ring is down and fails fast. The proxy is ready
-// (/readyz) while this is above 0.
-func (t *routeTable) liveBackends() int {
-	n := 0
-	for _, b := range t.members {
-		if !b.capped.Load() {
-			n++
-		}
-	}
-	return n
-}
-
 func boolFloat(b bool) float64 {
 	if b {
 		return 1

@@ -7,47 +7,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// Output limit: the memory the proxy holds for one client's replies.
-//
-// Every byte of reply memory is charged to the client it is for from the
-// moment a backend connection's reader takes it: the reader charges a
-// request's session before it grows the request's reply buffer (for a
-// value, the whole value at once, from its VALUE header), so replies still
-// arriving, fan-out pieces of a multi-get and finished replies waiting for
-// the client all count. The session's writer releases the charge once it
-// has written (or dropped) the reply. Three rules bound the total:
-//
-//   - Soft limit (limits.client_output_limit): while the charge is at or
-//     over it, the session reads no more commands, as memcached stops
-//     reading a connection whose replies it cannot send.
-//   - Keys in flight: a session has at most outputWindow retrieval keys
-//     sent and not yet answered, where outputWindow is the soft limit over
-//     the memory the largest item can take (max_item_size plus its VALUE
-//     line, plus the spare capacity of the reply buffer that holds it:
-//     protocol.MaxReplyCapacity). Replies that are already on their way
-//     when the soft limit is reached can therefore add at most one more
-//     soft limit. A multi-get of more
-//     keys than the window is sent as consecutive pieces of at most that
-//     many keys, each only when the window has room, so a get of ten
-//     thousand large values streams through the proxy at the client's
-//     pace instead of being held whole, and other clients' commands reach
-//     the backend between its pieces.
-//   - Hard limit (twice the soft limit): the two rules above keep a
-//     client under it as long as backends hold no item larger than
-//     max_item_size. A client whose replies pass it anyway (items stored
-//     on the backends by other means) is disconnected at once, and the rest
-//     of its replies are read and thrown away as they arrive, so the
-//     shared backend connection stays in step and keeps flowing.
-//
-// The backend connection never waits for a client: charging is an add,
-// and going over the hard limit closes the client's socket at once.
-//
-// Rendered replies stay charged until the socket has taken them, so a
-// client that does not read is held to the same bound whether its replies
-// wait in requests or in its output buffer.
-
-// hardLimitFactor is the hard limit as a multiple of the soft limit; see
-// above for why twice is enough for any item within max_item_size.
+// hardLimitFactor is the hard output limit as a multiple of the soft one:
+// twice is enough for any item within max_item_size, since the window
+// (outputWindow) lets the replies on their way when a client reaches the
+// soft limit add at most one more soft limit.
 const hardLimitFactor = 2
 
 // valueOverhead is the most a VALUE line adds to a value's data ("VALUE",
@@ -62,13 +25,27 @@ const DefaultClientOutputLimit = 64 << 20
 var errOutputLimit = errors.New("client output limit exceeded")
 
 // outputWindow returns how many retrieval keys one session may have in
-// flight, and the most keys one piece of a multi-get has.
+// flight, and the most keys one piece of a multi-get has: the soft limit
+// over the memory the largest item can take (max_item_size, its VALUE
+// line, and the spare capacity of the reply buffer that holds it:
+// protocol.MaxReplyCapacity).
 func (o *Options) outputWindow() int {
 	return min(max(o.ClientOutputLimit/protocol.MaxReplyCapacity(o.MaxItemSize+valueOverhead), 1), maxPendingReplies)
 }
 
 // Charge is the protocol.Budget of r's reply: it is called by the backend
 // reader reading r's reply, before it takes n more bytes of memory for it.
+//
+// It is where the output limit begins: every byte of reply memory is
+// charged to its client from the moment the reader takes it (a value
+// whole, from its VALUE line) until the session has written or dropped it
+// (renderReady, writeOut). While the charge is at the soft limit
+// (limits.client_output_limit) the session reads no more commands
+// (hasRoom); at most outputWindow retrieval keys are in flight, so a long
+// multi-get goes in pieces (dispatch_pieces.go); a client past the hard
+// limit is cut off (charge), and the rest of its replies are read and
+// dropped, so a backend connection never waits for a client. The rules
+// and measurements: docs/failover.md, "Output limit".
 func (r *request) Charge(n int) bool {
 	s := r.sess
 	if s == nil {

@@ -17,24 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sessionOf returns the proxy's session of client connection c.
-func sessionOf(t *testing.T, tp *testProxy, c net.Conn) *session {
-	t.Helper()
-	var found *session
-	memcachedtest.WaitFor(t, "the proxy to accept the client", func() bool {
-		tp.mu.Lock()
-		defer tp.mu.Unlock()
-		for s := range tp.sessions {
-			if s.remote == c.LocalAddr().String() {
-				found = s
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
 // nothingInFlight reports whether every request of s has its reply, so
 // that nothing changes until the client reads. It asks s's loop.
 func nothingInFlight(s *session) bool {
@@ -47,53 +29,11 @@ func nothingInFlight(s *session) bool {
 	return ok
 }
 
-// parked reports whether s has stopped reading its client for the output
-// limit: it does not read the socket and nothing it sent is still waiting
-// for a backend, so nothing changes until the client reads. It asks s's
-// loop, which owns that state.
-func parked(s *session) bool {
-	var ok bool
-	s.l.call(func() {
-		if !s.paused {
-			return
-		}
-		for r := s.head; r != nil; r = r.next {
-			if !r.done {
-				return
-			}
-		}
-		ok = true
-	})
-	return ok
-}
-
 // heldBound is the most reply memory the output limit lets the proxy hold
 // for a client whose replies are values of valueLen bytes: the soft limit,
 // plus a window of values that were on their way when it was reached.
 func heldBound(s *session, valueLen int) int64 {
 	return s.softLimit + int64(s.window)*int64(protocol.MaxReplyCapacity(valueLen+valueOverhead))
-}
-
-// readExactly reads exactly len(want) bytes from c and compares them.
-func readExactly(t *testing.T, c net.Conn, want []byte) {
-	t.Helper()
-	got := make([]byte, 0, len(want))
-	buf := make([]byte, 256<<10)
-	for len(got) < len(want) {
-		_ = c.SetReadDeadline(time.Now().Add(exchangeBound))
-		n, err := c.Read(buf[:min(len(buf), len(want)-len(got))])
-		got = append(got, buf[:n]...)
-		if err != nil {
-			t.Fatalf("read %d of %d reply bytes: %v", len(got), len(want), err)
-		}
-	}
-	if !bytes.Equal(got, want) {
-		i := 0
-		for i < len(got) && got[i] == want[i] {
-			i++
-		}
-		t.Fatalf("replies differ at byte %d of %d: got %.80q, want %.80q", i, len(want), got[i:], want[i:])
-	}
 }
 
 // roundTrips makes n set/get round trips on a fresh client and returns when

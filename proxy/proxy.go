@@ -1,14 +1,3 @@
-// Package proxy is mcproxy's data path: event loops that own the client
-// sessions and the backend connections, routing and fan-out, and the
-// proxy's own stats.
-//
-// A client command is parsed by its session on its event loop (loop.go),
-// routed by key through an immutable ring snapshot to a backend, queued on
-// the loop's own connection to that backend, written with the turn's other
-// commands in one writev, and answered in the order the client sent its
-// commands. Ring snapshots are rebuilt off the hot path, when the health
-// checker ejects or re-adds a backend or the backend list changes, and
-// swapped in atomically.
 package proxy
 
 import (
@@ -16,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
-	"github.com/mcproxy/mcproxy/internal/defaults"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/zap"
 )
@@ -42,121 +29,6 @@ func (b Backend) name() string {
 		return b.Name
 	}
 	return b.Addr
-}
-
-// Options configure a Proxy. Zero values take the defaults noted, except
-// the bools, whose zero value is off.
-type Options struct {
-	Backends []Backend
-	Ring     ring.Config
-
-	// EventLoops is the number of event loops, each serving its share of
-	// the clients with its own backend connections; 0 is one per CPU the
-	// process may use (runtime.GOMAXPROCS).
-	EventLoops int
-	// Connections is the number of connections from each event loop to
-	// each backend (DefaultBackendConnections); a client's commands to a
-	// backend all go on one of them, so they stay in order.
-	Connections int
-	// Timeout bounds how long a command waits for its backend
-	// (DefaultBackendTimeout).
-	Timeout time.Duration
-	// ConnectTimeout bounds a dial to a backend (DefaultConnectTimeout).
-	ConnectTimeout time.Duration
-
-	// MaxConnections caps concurrent client connections
-	// (DefaultMaxConnections).
-	MaxConnections int
-	// MaxItemSize is the largest value accepted, in bytes
-	// (DefaultMaxItemSize).
-	MaxItemSize int
-	// ClientIdleTimeout closes a client idle this long; 0 never does.
-	ClientIdleTimeout time.Duration
-	// ClientOutputLimit is the reply memory held for one client past which
-	// its commands are no longer read; twice as much disconnects it
-	// (DefaultClientOutputLimit; see output_limit.go).
-	ClientOutputLimit int
-	// ReqsPerEvent and ReadBytesPerEvent are a client's budget for one turn
-	// of its event loop: past either, it yields to the loop's other
-	// clients until the next turn (turn_budget.go; DefaultReqsPerEvent,
-	// DefaultReadBytesPerEvent).
-	ReqsPerEvent      int
-	ReadBytesPerEvent int
-
-	// Health configures the checker (with Health.AlwaysUp it tracks the
-	// backends but never probes or ejects one).
-	Health health.Config
-	// AutoEject takes down backends out of the ring so their keys move to
-	// the others; when false their keys fail fast instead (config:
-	// health.auto_eject, default DefaultAutoEject).
-	AutoEject bool
-	// FlushOnReadd, with AutoEject, empties an ejected backend with
-	// flush_all before it rejoins the ring, so that it never serves values
-	// that changed elsewhere while it was out (config: health.flush_on_readd,
-	// default DefaultFlushOnReadd).
-	FlushOnReadd bool
-	// MaxEjected caps the failed backends out of the ring at once
-	// (config: health.max_ejected; half the pool).
-	MaxEjected EjectionCap
-
-	// DisableFlushAll answers clients' flush_all with memcached -F's
-	// refusal instead of flushing every backend (config: disable_flush_all).
-	DisableFlushAll bool
-	// FailoverTTL caps the expiry of writes to stand-in backends and sets
-	// the invalidation window after a ring change (failover.go;
-	// DefaultFailoverTTL). Whole seconds count.
-	FailoverTTL time.Duration
-
-	// ReservedFds are file descriptors the program embedding the
-	// proxy keeps for itself (mcproxy's admin endpoint): the clients'
-	// share of the descriptor limit leaves them free (descriptors.go).
-	ReservedFds int
-
-	// CommandLatency records the per-command latency histogram that
-	// Collector exports. It costs a clock read and an Observe per command,
-	// so it is on only when metrics are scraped.
-	CommandLatency bool
-
-	// Version is the proxy's version; "version" answers
-	// "VERSION " + FullVersion(Version), and "stats" shows the same string.
-	Version string
-	Logger  *zap.Logger
-}
-
-func (o *Options) setDefaults() {
-	defaults.Positive(&o.EventLoops, runtime.GOMAXPROCS(0))
-	defaults.Positive(&o.Connections, DefaultBackendConnections)
-	defaults.Positive(&o.Timeout, DefaultBackendTimeout)
-	defaults.Positive(&o.ConnectTimeout, DefaultConnectTimeout)
-	defaults.Positive(&o.MaxConnections, DefaultMaxConnections)
-	defaults.Positive(&o.MaxItemSize, DefaultMaxItemSize)
-	defaults.Positive(&o.ClientOutputLimit, DefaultClientOutputLimit)
-	defaults.Positive(&o.ReqsPerEvent, DefaultReqsPerEvent)
-	defaults.Positive(&o.ReadBytesPerEvent, DefaultReadBytesPerEvent)
-	if o.Version == "" {
-		o.Version = "dev"
-	}
-	defaults.Positive(&o.FailoverTTL, DefaultFailoverTTL)
-	// A cap of 0 seconds would mean "never expires" to memcached.
-	o.FailoverTTL = max(o.FailoverTTL, MinFailoverTTL)
-	if o.Logger == nil {
-		o.Logger = zap.NewNop()
-	}
-}
-
-// ProtocolLevel is the memcached release whose text protocol mcproxy
-// speaks. "version" leads with it because clients parse the reply as
-// major.minor.patch (libmemcached calls anything else malformed) and some
-// enable features by it.
-const ProtocolLevel = "1.6.0"
-
-// routeTable is an immutable snapshot of where keys go.
-type routeTable struct {
-	ring    *ring.Ring // nil when no backend is live
-	members []*backend // members[i] is the backend of ring member i
-	all     []*backend // every configured backend, live or not
-	ringCfg ring.Config
-	fo      failoverRoutes // home ring and recent rings (failover.go)
 }
 
 // Proxy is a running mcproxy data path: its event loops (loop.go), the
@@ -304,18 +176,6 @@ func checkBackends(bs []Backend) error {
 	return nil
 }
 
-// ringMembers places backends on the ring by name, so that an address
-// may change under a name without moving its keys. Unnamed backends are
-// named by their address, which keeps the placement of configs from
-// before names existed.
-func ringMembers(bs []Backend) []ring.Member {
-	m := make([]ring.Member, len(bs))
-	for i, b := range bs {
-		m[i] = ring.Member{Addr: b.name(), Weight: max(b.Weight, 1)}
-	}
-	return m
-}
-
 // healthTargets lists backends for the health checker: by name, probed at
 // their address.
 func healthTargets(bs []*backend) []health.Target {
@@ -324,64 +184,6 @@ func healthTargets(bs []*backend) []health.Target {
 		ts[i] = health.Target{Name: b.name, Addr: b.addr}
 	}
 	return ts
-}
-
-// onHealthEvent runs on the checker's goroutine: rebuilding the ring here
-// keeps the work off the request path.
-func (p *Proxy) onHealthEvent(ev health.Event) {
-	if ev.State == health.Up {
-		// Before the backend rejoins the ring, end any reconnect backoff of
-		// its connections, so its first requests wait for a dial instead of
-		// failing fast.
-		p.mu.Lock()
-		for _, b := range p.backends {
-			if b.name == ev.Name {
-				b.retryNow()
-			}
-		}
-		p.mu.Unlock()
-	}
-	if !p.opts.AutoEject {
-		return // the ring keeps the backend; sendTo fails its keys fast
-	}
-	if err := p.rebuild(); err != nil {
-		p.log.Error("rebuild ring after health change", zap.String("backend", ev.Name), zap.Error(err))
-	}
-}
-
-// rebuild computes a new route table from the configured backends and
-// their health and swaps it in.
-func (p *Proxy) rebuild() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rebuildLocked()
-}
-
-func (p *Proxy) rebuildLocked() error {
-	t := &routeTable{all: append([]*backend(nil), p.backends...), ringCfg: p.ringCfg}
-	var members []ring.Member
-	out := p.outOfRingLocked()
-	for _, b := range p.backends {
-		if out[b] {
-			continue
-		}
-		t.members = append(t.members, b)
-		members = append(members, ring.Member{Addr: b.name, Weight: int(b.weight.Load())})
-	}
-	if len(members) > 0 {
-		r, err := ring.New(members, p.ringCfg)
-		if err != nil {
-			return fmt.Errorf("build ring of %d backends: %w", len(members), err)
-		}
-		t.ring = r
-	}
-	p.attachFailover(t, p.table.Load())
-	old := p.table.Swap(t)
-	if old != nil && len(old.members) != len(t.members) {
-		p.log.Info("ring rebuilt", zap.Int("ring_members", len(t.members)), zap.Int("live_backends", t.liveBackends()),
-			zap.Int("backends", len(t.all)))
-	}
-	return nil
 }
 
 // Serve accepts clients on l until l is closed or Shutdown is called, and
@@ -436,60 +238,6 @@ func (p *Proxy) eachSession(f func(*session)) {
 			}
 		})
 	}
-}
-
-// Shutdown stops accepting and drains every client: each session goes on
-// reading and answering what its client has already sent, until the client
-// has been quiet for a moment (drainQuiet) or leaves, then writes the last
-// of its replies and half-closes, so the client reads every reply it is
-// owed and then EOF. Then it closes backends, health checking and the
-// event loops. When ctx ends first, remaining client connections are
-// closed at once and Shutdown returns ctx's error.
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.closed = true
-	p.draining.Store(true)
-	for _, a := range p.listeners {
-		a.close()
-	}
-	draining := len(p.sessions)
-	p.mu.Unlock()
-	p.eachSession((*session).drain)
-	start := time.Now()
-
-	done := make(chan struct{})
-	go func() { p.sessWG.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-		p.log.Info("clients drained", zap.Int("sessions", draining), zap.Duration("took", time.Since(start)))
-	case <-ctx.Done():
-		err = ctx.Err()
-		p.mu.Lock()
-		left := len(p.sessions)
-		p.mu.Unlock()
-		p.eachSession(func(s *session) {
-			s.lost()
-			s.maybeEnd()
-		})
-		// Fail what is still waiting for a backend, so that the grace bounds
-		// the shutdown rather than the grace plus a backend timeout.
-		p.closeBackends()
-		p.log.Warn("drain cut short: closed the clients still draining", zap.Int("sessions", draining),
-			zap.Int("still_draining", left), zap.Duration("took", time.Since(start)))
-		<-done // sessions end at once: their requests have all failed
-	}
-	p.acceptors.Wait()
-	p.health.Close()
-	close(p.stopRetiring)
-	p.retiring.Wait()
-	p.closeBackends()
-	p.stopLoops()
-	return err
 }
 
 func (p *Proxy) closeBackends() {

@@ -92,36 +92,66 @@ func (r ReconfigureResult) Changed() bool {
 // a new generation, since the operator's file did change.
 func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	var res ReconfigureResult
-	backends := s.Backends
-	if len(backends) == 0 {
-		return res, errors.New("reconfigure: no backends")
-	}
-	if err := checkBackends(backends); err != nil {
-		return res, fmt.Errorf("reconfigure: %w", err)
-	}
-	rc, err := s.Ring.WithDefaults()
+	rc, err := checkSettings(s)
 	if err != nil {
-		return res, fmt.Errorf("reconfigure: ring: %w", err)
+		return res, err
 	}
-	// Building the full ring checks names and weights, and that every
-	// subset (after ejections) will build too.
-	if _, err := ring.New(ringMembers(backends), rc); err != nil {
-		return res, fmt.Errorf("reconfigure: %w", err)
-	}
-	same := p.sameServers(backends)
+	same := p.sameServers(s.Backends)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return res, errors.New("reconfigure: proxy is shut down")
 	}
+	m := p.matchBackendsLocked(s.Backends, same, &res)
+	res.RingChanged = rc != p.ringCfg
+	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()
+	p.applyLocked(s, rc, m, &res)
+	return res, nil
+}
+
+// checkSettings checks new settings before anything changes, and returns
+// their ring config with defaults applied.
+func checkSettings(s Settings) (ring.Config, error) {
+	backends := s.Backends
+	if len(backends) == 0 {
+		return ring.Config{}, errors.New("reconfigure: no backends")
+	}
+	if err := checkBackends(backends); err != nil {
+		return ring.Config{}, fmt.Errorf("reconfigure: %w", err)
+	}
+	rc, err := s.Ring.WithDefaults()
+	if err != nil {
+		return ring.Config{}, fmt.Errorf("reconfigure: ring: %w", err)
+	}
+	// Building the full ring checks names and weights, and that every
+	// subset (after ejections) will build too.
+	if _, err := ring.New(ringMembers(backends), rc); err != nil {
+		return ring.Config{}, fmt.Errorf("reconfigure: %w", err)
+	}
+	return rc, nil
+}
+
+// backendMatch is the new backend list matched with the running one
+// (matchBackendsLocked).
+type backendMatch struct {
+	next    []*backend // the new list, in config order
+	removed []*backend // running backends not in next: to retire
+	fresh   []string   // names whose health state starts anew
+}
+
+// matchBackendsLocked matches the new backend list with the running one
+// by name: a backend kept as it was is reused (its weight updated), a new
+// name or address gets a new backend, which inherits the counters of the
+// one it replaces when same says both addresses are one server. It fills
+// res's lists of names. Caller holds p.mu.
+func (p *Proxy) matchBackendsLocked(backends []Backend, same map[string]string, res *ReconfigureResult) backendMatch {
 	current := make(map[string]*backend, len(p.backends))
 	for _, b := range p.backends {
 		current[b.name] = b
 	}
-	next := make([]*backend, 0, len(backends))
+	m := backendMatch{next: make([]*backend, 0, len(backends))}
 	kept := make(map[*backend]bool, len(backends))
-	var fresh []string // names whose health state starts anew
 	for _, nb := range backends {
 		name, w := nb.name(), int64(max(nb.Weight, 1))
 		b, ok := current[name]
@@ -136,7 +166,7 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 				b.inherit(old)
 				res.Readdressed = append(res.Readdressed, name)
 			} else {
-				fresh = append(fresh, name)
+				m.fresh = append(m.fresh, name)
 				res.Replaced = append(res.Replaced, name)
 			}
 			if old.weight.Load() != w {
@@ -148,32 +178,35 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 				res.Reweighted = append(res.Reweighted, name)
 			}
 		}
-		next = append(next, b)
+		m.next = append(m.next, b)
 	}
-	var removed []*backend
 	for _, b := range p.backends {
 		if kept[b] {
 			continue
 		}
 		b.retired.Store(true)
-		removed = append(removed, b)
+		m.removed = append(m.removed, b)
 		if n := b.name; !containsName(backends, n) {
 			res.Removed = append(res.Removed, n)
 		}
 	}
-	res.RingChanged = rc != p.ringCfg
-	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()
+	return m
+}
 
+// applyLocked puts checked and matched settings in force: the health
+// checker's tuning and backends, the ring, the retirement of removed
+// backends, and a new config generation. Caller holds p.mu.
+func (p *Proxy) applyLocked(s Settings, rc ring.Config, m backendMatch, res *ReconfigureResult) {
 	// The tuning goes first, so that new backends start with it.
 	hc := s.Health
 	hc.BeforeUp = p.health.Config().BeforeUp // flush_on_readd is start-only
 	res.HealthChanged = p.health.SetConfig(hc)
 	if res.MaxEjectedChanged {
 		p.log.Info("ejection cap changed", zap.String("max_ejected", s.MaxEjected.String()),
-			zap.Int("backends", s.MaxEjected.Limit(len(next))))
+			zap.Int("backends", s.MaxEjected.Limit(len(m.next))))
 	}
-	p.backends, p.ringCfg, p.maxEjected = next, rc, s.MaxEjected
-	for _, name := range fresh {
+	p.backends, p.ringCfg, p.maxEjected = m.next, rc, s.MaxEjected
+	for _, name := range m.fresh {
 		p.health.Forget(name)
 	}
 	if p.opts.AutoEject {
@@ -181,16 +214,16 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 		// with flush_on_readd, once flushed): a mistyped address
 		// never takes keys, and a backend that was in the pool
 		// before never serves what it kept from then.
-		p.health.SetBackendsPending(healthTargets(next))
+		p.health.SetBackendsPending(healthTargets(m.next))
 	} else {
-		p.health.SetBackends(healthTargets(next))
+		p.health.SetBackends(healthTargets(m.next))
 	}
 	if err := p.rebuildLocked(); err != nil {
 		// ring.New accepted the full list above, so a subset cannot fail;
 		// keep serving on the previous table if it somehow does.
 		p.log.Error("rebuild ring after reconfigure", zap.Error(err))
 	}
-	for _, b := range removed {
+	for _, b := range m.removed {
 		p.retiring.Add(1)
 		go func(b *backend) {
 			defer p.retiring.Done()
@@ -200,7 +233,6 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	p.generation++
 	p.lastReload = time.Now()
 	res.Generation = p.generation
-	return res, nil
 }
 
 // sameServers finds the backends that keep their name but change the

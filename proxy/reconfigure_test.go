@@ -193,24 +193,6 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 	}
 }
 
-// waitInFlight waits until a request has been written to one of addr's
-// backend connections and awaits its reply.
-func waitInFlight(t *testing.T, tp *testProxy, addr string) {
-	t.Helper()
-	memcachedtest.WaitFor(t, "a request in flight to "+addr, func() bool {
-		n := 0
-		for _, b := range tp.table.Load().all {
-			if b.addr != addr {
-				continue
-			}
-			for _, c := range b.conns {
-				c.l.call(func() { n += c.inflight.len() })
-			}
-		}
-		return n > 0
-	})
-}
-
 // TestReconfigureSettingsTogether: Settings returns what is in force, and
 // passing it back changes nothing but the generation; one Reconfigure
 // applies backends, ring, health tuning and ejection cap together and

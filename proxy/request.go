@@ -51,9 +51,9 @@ type request struct {
 	// Charge), released when the reply is rendered.
 	charged int
 	// more marks a piece of a multi-get that is not its last: it is
-	// rendered without the END line (multiget_pieces.go).
+	// rendered without the END line (dispatch_pieces.go).
 	more bool
-	// meta is what a meta command keeps for its reply (meta_dispatch.go).
+	// meta is what a meta command keeps for its reply (dispatch_meta.go).
 	meta metaState
 	// dump is the stream of an lru_crawler metadump (metadump.go).
 	dump *metadump

@@ -106,7 +106,7 @@ func appendMergedStats(dst []byte, group string, replies [][]byte) []byte {
 		sv := vals[name]
 		switch {
 		case sv.numeric:
-			w.u(name, sv.n)
+			w.uint64(name, sv.n)
 		case !sv.differs && sv.seen == len(replies):
 			w.str(name, sv.text)
 		}

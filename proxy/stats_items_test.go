@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -169,19 +168,6 @@ func TestStatsSizesAnswered(t *testing.T) {
 	if got := exchange(t, p.addr, []byte("stats sizes\r\n")); !bytes.Equal(got, want) {
 		t.Errorf("stats sizes through the proxy %q, memcached %q", got, want)
 	}
-}
-
-// memcachedTool is the path of memcached-tool from Debian's memcached
-// package, or "" when it or perl is missing.
-func memcachedTool(t *testing.T) string {
-	const path = "/usr/share/memcached/scripts/memcached-tool"
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("memcached-tool not installed (Debian's memcached package ships it at %s)", path)
-	}
-	if _, err := exec.LookPath("perl"); err != nil {
-		t.Skip("perl not installed; memcached-tool is a perl script")
-	}
-	return path
 }
 
 // displayRows runs memcached-tool ADDR display and returns its rows by

@@ -80,7 +80,7 @@ func (s *session) yield() {
 func (l *eventLoop) resumeYielded(yielded []*session) {
 	for i, s := range yielded {
 		yielded[i] = nil
-		if s.budget.turn != l.turn && !s.closed && !s.ended {
+		if s.budget.turn != l.turn && s.state < sessLost {
 			s.readCommands()
 		}
 	}

@@ -306,7 +306,7 @@ func TestYieldedSessionIsNotQuiet(t *testing.T) {
 			s.checkDeadlines(l.now.Add(time.Hour)) // idle for an hour
 			s.drain()
 			s.checkDeadlines(l.now.Add(time.Hour)) // quiet for an hour
-			if s.readerDone {
+			if !s.reading() {
 				checked <- "the session was stopped with commands still to run"
 				return
 			}

@@ -5,3 +5,9 @@ package proxy
 // "version" command answers it after "VERSION ", and "stats" reports it as
 // version, as memcached reports the same string in both places.
 func FullVersion(v string) string { return ProtocolLevel + "-mcproxy-" + v }
+
+// ProtocolLevel is the memcached release whose text protocol mcproxy
+// speaks. "version" leads with it because clients parse the reply as
+// major.minor.patch (libmemcached calls anything else malformed) and some
+// enable features by it.
+const ProtocolLevel = "1.6.0"

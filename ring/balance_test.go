@@ -65,7 +65,7 @@ func TestBalance(t *testing.T) {
 // arc varies by tens of percent), so the "twice" is checked on the sum over
 // many rings, where the noise averages out.
 func TestBalanceWeighted(t *testing.T) {
-	ms := []Member{{Addr: "10.0.0.1:11211", Weight: 1}, {Addr: "10.0.0.2:11211", Weight: 1}, {Addr: "10.0.0.3:11211", Weight: 2}, {Addr: "10.0.0.4:11211", Weight: 3}}
+	ms := []Member{{Name: "10.0.0.1:11211", Weight: 1}, {Name: "10.0.0.2:11211", Weight: 1}, {Name: "10.0.0.3:11211", Weight: 2}, {Name: "10.0.0.4:11211", Weight: 3}}
 	r := mustNew(t, ms, Config{})
 	keys := keyCounts(r)
 	bound := loadBound(Config{}, 7)
@@ -82,10 +82,10 @@ func TestBalanceWeighted(t *testing.T) {
 	var w1, w2 int
 	for s := 0; s < 40; s++ {
 		ms := []Member{
-			{Addr: fmt.Sprintf("10.1.%d.1:11211", s), Weight: 1},
-			{Addr: fmt.Sprintf("10.1.%d.2:11211", s), Weight: 2},
-			{Addr: fmt.Sprintf("10.1.%d.3:11211", s), Weight: 1},
-			{Addr: fmt.Sprintf("10.1.%d.4:11211", s), Weight: 2},
+			{Name: fmt.Sprintf("10.1.%d.1:11211", s), Weight: 1},
+			{Name: fmt.Sprintf("10.1.%d.2:11211", s), Weight: 2},
+			{Name: fmt.Sprintf("10.1.%d.3:11211", s), Weight: 1},
+			{Name: fmt.Sprintf("10.1.%d.4:11211", s), Weight: 2},
 		}
 		parts := partitionCounts(mustNew(t, ms, Config{}))
 		w1 += parts[0] + parts[2]
@@ -113,7 +113,7 @@ func TestBalanceReplicationFactor(t *testing.T) {
 			for s := 0; s < sets; s++ {
 				ms := make([]Member, n)
 				for i := range ms {
-					ms[i] = Member{Addr: fmt.Sprintf("10.2.%d.%d:11211", s, i), Weight: 1}
+					ms[i] = Member{Name: fmt.Sprintf("10.2.%d.%d:11211", s, i), Weight: 1}
 				}
 				parts := partitionCounts(mustNew(t, ms, cfg))
 				mx, mn := maxOverMean(parts, ms), minOverMean(parts, ms)

@@ -22,10 +22,10 @@
 // The library has no weights. A backend of weight w becomes w library
 // members ("shares") named
 //
-//	addr, addr#1, addr#2, ..., addr#(w-1)
+//	name, name#1, name#2, ..., name#(w-1)
 //
-// so weight 1 is the bare address and raising a weight from w to w+1 only
-// adds the share addr#w: the backend keeps every partition it had (unless
+// so weight 1 is the bare name and raising a weight from w to w+1 only
+// adds the share name#w: the backend keeps every partition it had (unless
 // the tighter load bound pushes a few off) and gains about 1/(total shares)
 // of the keys. Each share is placed on the ring as ReplicationFactor points
 // hashed from "i:name" (the library's naming, i = 0..ReplicationFactor-1),
@@ -34,7 +34,7 @@
 //
 // # Stability contract
 //
-// The owner of a key depends only on the set of (Addr, Weight) pairs and the
+// The owner of a key depends only on the set of (Name, Weight) pairs and the
 // Config: not on the order of the members passed to New (barring a 64-bit
 // hash collision between two ring points), not on the process, not on the
 // platform. Two proxies with the same backend list agree on every key, and a

@@ -20,7 +20,7 @@ func appendKey(buf []byte, i int) []byte {
 func backends(n int) []Member {
 	ms := make([]Member, n)
 	for i := range ms {
-		ms[i] = Member{Addr: fmt.Sprintf("10.0.0.%d:11211", i+1), Weight: 1}
+		ms[i] = Member{Name: fmt.Sprintf("10.0.0.%d:11211", i+1), Weight: 1}
 	}
 	return ms
 }

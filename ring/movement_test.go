@@ -8,7 +8,7 @@ func moved(a, b *Ring, expected func(from, to string) bool) (moved, stray int) {
 	var buf []byte
 	for i := 0; i < numKeys; i++ {
 		buf = appendKey(buf, i)
-		from, to := a.LocateAddr(buf), b.LocateAddr(buf)
+		from, to := a.LocateName(buf), b.LocateName(buf)
 		if from == to {
 			continue
 		}
@@ -41,7 +41,7 @@ func TestMovementAdd(t *testing.T) {
 	for _, n := range []int{3, 4, 9} {
 		all := backends(n + 1)
 		a, b := mustNew(t, all[:n], Config{}), mustNew(t, all, Config{})
-		added := all[n].Addr
+		added := all[n].Name
 		m, s := moved(a, b, func(_, to string) bool { return to == added })
 		frac, ideal, stray := float64(m)/numKeys, 1/float64(n+1), float64(s)/numKeys
 		t.Logf("%2d -> %-3d %-8.4f %-8.4f %-11.2f %.4f", n, n+1, frac, ideal, frac/ideal, stray)
@@ -60,7 +60,7 @@ func TestMovementRemove(t *testing.T) {
 	t.Logf("%-9s %-8s %-8s %-11s %s", "remove", "moved", "ideal", "moved/ideal", "stray (moved, not from the removed backend)")
 	for _, n := range []int{4, 5, 10} {
 		all := backends(n)
-		removed := all[1].Addr
+		removed := all[1].Name
 		rest := append(append([]Member(nil), all[:1]...), all[2:]...)
 		a, b := mustNew(t, all, Config{}), mustNew(t, rest, Config{})
 		m, s := moved(a, b, func(from, _ string) bool { return from == removed })
@@ -83,7 +83,7 @@ func TestMovementWeightChange(t *testing.T) {
 	after := backends(5)
 	after[0].Weight = 2
 	a, b := mustNew(t, before, Config{}), mustNew(t, after, Config{})
-	target := after[0].Addr
+	target := after[0].Name
 	m, s := moved(a, b, func(_, to string) bool { return to == target })
 	frac, ideal, stray := float64(m)/numKeys, 1.0/6, float64(s)/numKeys
 	t.Logf("weight 1 -> 2 (1 of 5): moved %.4f, ideal %.4f, moved/ideal %.2f, stray %.4f", frac, ideal, frac/ideal, stray)

@@ -19,9 +19,9 @@ var pinnedKeys = []string{"foo", "bar", "baz", "user:1001", "session:8f14e45f", 
 
 func TestPinnedMappings(t *testing.T) {
 	weighted := []Member{
-		{Addr: "10.0.0.1:11211"},
-		{Addr: "10.0.0.2:11211", Weight: 2},
-		{Addr: "10.0.0.3:11211", Weight: 3},
+		{Name: "10.0.0.1:11211"},
+		{Name: "10.0.0.2:11211", Weight: 2},
+		{Name: "10.0.0.3:11211", Weight: 3},
 	}
 	tests := []struct {
 		name        string
@@ -55,8 +55,8 @@ func TestPinnedMappings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := mustNew(t, tt.members, Config{})
 			for i, k := range pinnedKeys {
-				if got := r.LocateAddr([]byte(k)); got != tt.want[i] {
-					t.Errorf("LocateAddr(%q) = %s, pinned %s", k, got, tt.want[i])
+				if got := r.LocateName([]byte(k)); got != tt.want[i] {
+					t.Errorf("LocateName(%q) = %s, pinned %s", k, got, tt.want[i])
 				}
 			}
 			if got := partitionCounts(r); !slices.Equal(got, tt.partitions) {

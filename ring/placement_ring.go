@@ -25,7 +25,7 @@ func newRingPlacement(servers []Server, o PlacementOptions, tag hashTag) (*ringP
 
 // ringMember makes a Member of a backend's identity; the one place this
 // file names Member's identity field.
-func ringMember(id string, weight int) Member { return Member{Addr: id, Weight: weight} }
+func ringMember(id string, weight int) Member { return Member{Name: id, Weight: weight} }
 
 // RingPlacement returns r as a Placement, with no hash tag: for callers
 // that already hold a Ring.

@@ -15,9 +15,10 @@ var ErrNoMembers = errors.New("ring: no members")
 
 // Member is one backend on the ring.
 type Member struct {
-	// Addr identifies the backend, usually host:port. It is hashed onto the
-	// ring, so renaming a backend moves its keys.
-	Addr string
+	// Name identifies the backend: the proxy's backend name, by default
+	// its address (host:port). It is hashed onto the ring, so renaming a
+	// backend moves its keys.
+	Name string
 	// Weight is the backend's relative share of the keys, MinWeight..MaxWeight;
 	// 0 means DefaultWeight.
 	Weight int
@@ -36,7 +37,7 @@ type Ring struct {
 }
 
 // New builds a ring of members. It fails on an empty list (ErrNoMembers),
-// an empty or duplicate address, a weight outside 1..1000 and an invalid
+// an empty or duplicate name, a weight outside 1..1000 and an invalid
 // Config. The order of members fixes the indexes Locate returns but not
 // where keys go.
 func New(members []Member, cfg Config) (*Ring, error) {
@@ -103,9 +104,9 @@ func (r *Ring) Locate(key []byte) int {
 	return int(r.owner[hashKey(key)%r.parts])
 }
 
-// LocateAddr returns the address of the backend that owns key.
-func (r *Ring) LocateAddr(key []byte) string {
-	return r.members[r.Locate(key)].Addr
+// LocateName returns the name of the backend that owns key.
+func (r *Ring) LocateName(key []byte) string {
+	return r.members[r.Locate(key)].Name
 }
 
 // Members returns the members in the order given to New, with weights

@@ -20,16 +20,16 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"nil members", nil, Config{}, "no members"},
 		{"empty members", []Member{}, Config{}, "no members"},
-		{"empty addr", []Member{{Addr: ""}}, Config{}, "empty address"},
-		{"duplicate addr", []Member{{Addr: "a:1"}, {Addr: "b:1"}, {Addr: "a:1", Weight: 2}}, Config{}, "duplicate"},
-		{"negative weight", []Member{{Addr: "a:1", Weight: -1}}, Config{}, "weight"},
-		{"huge weight", []Member{{Addr: "a:1", Weight: MaxWeight + 1}}, Config{}, "weight"},
-		{"share name collision", []Member{{Addr: "a#1"}, {Addr: "a", Weight: 2}}, Config{}, "collides"},
+		{"empty name", []Member{{Name: ""}}, Config{}, "empty name"},
+		{"duplicate addr", []Member{{Name: "a:1"}, {Name: "b:1"}, {Name: "a:1", Weight: 2}}, Config{}, "duplicate"},
+		{"negative weight", []Member{{Name: "a:1", Weight: -1}}, Config{}, "weight"},
+		{"huge weight", []Member{{Name: "a:1", Weight: MaxWeight + 1}}, Config{}, "weight"},
+		{"share name collision", []Member{{Name: "a#1"}, {Name: "a", Weight: 2}}, Config{}, "collides"},
 		{"negative partitions", ok, Config{Partitions: -1}, "partitions"},
 		{"huge partitions", ok, Config{Partitions: MaxPartitions + 1}, "partitions"},
 		{"negative replication", ok, Config{ReplicationFactor: -5}, "replication"},
 		{"huge replication", ok, Config{ReplicationFactor: MaxReplicationFactor + 1}, "replication"},
-		{"too slow to build", []Member{{Addr: "a", Weight: MaxWeight}, {Addr: "b", Weight: MaxWeight}}, Config{ReplicationFactor: 20}, "too slow"},
+		{"too slow to build", []Member{{Name: "a", Weight: MaxWeight}, {Name: "b", Weight: MaxWeight}}, Config{ReplicationFactor: 20}, "too slow"},
 		{"load below 1", ok, Config{Load: 0.99}, "load"},
 		{"negative load", ok, Config{Load: -1.25}, "load"},
 		{"NaN load", ok, Config{Load: math.NaN()}, "load"},
@@ -109,7 +109,7 @@ func TestLocateMatchesLibrary(t *testing.T) {
 		{backends(4), Config{Partitions: 1}},
 		{backends(7), Config{Partitions: 65537, ReplicationFactor: 100, Load: 1.05}},
 		{backends(6), Config{Partitions: 3, Load: 1}}, // more members than partitions
-		{[]Member{{Addr: "a:1", Weight: 3}, {Addr: "b:1"}, {Addr: "c:1", Weight: 2}}, Config{}},
+		{[]Member{{Name: "a:1", Weight: 3}, {Name: "b:1"}, {Name: "c:1", Weight: 2}}, Config{}},
 	}
 	for _, tc := range cases {
 		name := fmt.Sprintf("n=%d/%+v", len(tc.members), tc.cfg)
@@ -151,26 +151,26 @@ func TestLocateMatchesLibrary(t *testing.T) {
 }
 
 func TestMembersAndLen(t *testing.T) {
-	in := []Member{{Addr: "c:1", Weight: 2}, {Addr: "a:1"}, {Addr: "b:1", Weight: 1}}
+	in := []Member{{Name: "c:1", Weight: 2}, {Name: "a:1"}, {Name: "b:1", Weight: 1}}
 	r := mustNew(t, in, Config{})
 	if r.Len() != 3 {
 		t.Fatalf("Len = %d, want 3", r.Len())
 	}
 	got := r.Members()
-	want := []Member{{Addr: "c:1", Weight: 2}, {Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}
+	want := []Member{{Name: "c:1", Weight: 2}, {Name: "a:1", Weight: 1}, {Name: "b:1", Weight: 1}}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("Members()[%d] = %+v, want %+v (order as given, weight 0 -> 1)", i, got[i], want[i])
 		}
 	}
-	got[0].Addr = "mutated"
-	in[1].Addr = "mutated"
-	if r.Members()[0].Addr != "c:1" || r.Members()[1].Addr != "a:1" {
+	got[0].Name = "mutated"
+	in[1].Name = "mutated"
+	if r.Members()[0].Name != "c:1" || r.Members()[1].Name != "a:1" {
 		t.Error("ring changed through a slice passed to or returned by it")
 	}
 	key := []byte("some-key")
-	if r.LocateAddr(key) != r.Members()[r.Locate(key)].Addr {
-		t.Error("LocateAddr disagrees with Members()[Locate]")
+	if r.LocateName(key) != r.Members()[r.Locate(key)].Name {
+		t.Error("LocateName disagrees with Members()[Locate]")
 	}
 }
 
@@ -178,28 +178,28 @@ func TestMembersAndLen(t *testing.T) {
 // (or one after a config reload) listing the same backends in another order
 // must agree on every key.
 func TestPlacementIgnoresMemberOrder(t *testing.T) {
-	ms := []Member{{Addr: "10.0.0.1:11211"}, {Addr: "10.0.0.2:11211", Weight: 2}, {Addr: "10.0.0.3:11211"}, {Addr: "10.0.0.4:11211", Weight: 3}}
+	ms := []Member{{Name: "10.0.0.1:11211"}, {Name: "10.0.0.2:11211", Weight: 2}, {Name: "10.0.0.3:11211"}, {Name: "10.0.0.4:11211", Weight: 3}}
 	rev := []Member{ms[3], ms[2], ms[1], ms[0]}
 	a, b := mustNew(t, ms, Config{}), mustNew(t, rev, Config{})
 	var buf []byte
 	for i := 0; i < 100_000; i++ {
 		buf = appendKey(buf, i)
-		if x, y := a.LocateAddr(buf), b.LocateAddr(buf); x != y {
+		if x, y := a.LocateName(buf), b.LocateName(buf); x != y {
 			t.Fatalf("key %q: %s in given order, %s in reverse order", buf, x, y)
 		}
 	}
 }
 
 func TestWeightZeroIsOne(t *testing.T) {
-	a := mustNew(t, []Member{{Addr: "a:1"}, {Addr: "b:1"}}, Config{})
-	b := mustNew(t, []Member{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}, Config{})
+	a := mustNew(t, []Member{{Name: "a:1"}, {Name: "b:1"}}, Config{})
+	b := mustNew(t, []Member{{Name: "a:1", Weight: 1}, {Name: "b:1", Weight: 1}}, Config{})
 	if tableFingerprint(a) != tableFingerprint(b) {
 		t.Error("weight 0 and weight 1 place keys differently")
 	}
 }
 
 func TestSingleMemberOwnsEverything(t *testing.T) {
-	r := mustNew(t, []Member{{Addr: "only:1", Weight: 5}}, Config{})
+	r := mustNew(t, []Member{{Name: "only:1", Weight: 5}}, Config{})
 	for p, o := range r.owner {
 		if o != 0 {
 			t.Fatalf("partition %d owned by %d", p, o)
@@ -213,8 +213,8 @@ func TestLocateZeroAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { _ = r.Locate(key) }); n != 0 {
 		t.Errorf("Locate allocates %v times per call", n)
 	}
-	if n := testing.AllocsPerRun(1000, func() { _ = r.LocateAddr(key) }); n != 0 {
-		t.Errorf("LocateAddr allocates %v times per call", n)
+	if n := testing.AllocsPerRun(1000, func() { _ = r.LocateName(key) }); n != 0 {
+		t.Errorf("LocateName allocates %v times per call", n)
 	}
 }
 

@@ -41,27 +41,8 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 			rl.mu.Unlock()
 		}
 	}()
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	watchDone := make(chan error, 1)
-	watchReady := make(chan struct{})
-	go func() {
-		watchDone <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") },
-			func() { close(watchReady) })
-	}()
-	watching := watchDone // nil once the watcher has ended
-	defer func() {
-		stopWatch()
-		if watching != nil {
-			<-watchDone
-		}
-	}()
-	select {
-	case <-watchReady:
-	case err := <-watchDone:
-		// The proxy serves on without live reload; SIGHUP still works.
-		watching = nil
-		log.Error("config watch did not start; edits are picked up on SIGHUP only", zap.Error(err))
-	}
+	watch := startWatch(ctx, path, rl, log)
+	defer watch.stop()
 
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -74,67 +55,23 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	var (
-		adm     *admin.Server
-		reg     = prometheus.NewRegistry()
-		running atomic.Pointer[proxy.Proxy] // set once the proxy runs; /readyz asks it
-		// registered is closed once reg holds every collector (or the
-		// start failed): until then admin requests wait, so that a scrape
-		// in the first moments gets the whole page, not an empty one.
-		registered = make(chan struct{})
-		markOnce   sync.Once
-	)
-	markRegistered := func() { markOnce.Do(func() { close(registered) }) }
-	if cfg.Admin != "" {
-		ready := func() (bool, string) {
-			if p := running.Load(); p != nil {
-				return p.Ready()
-			}
-			return false, "not started"
-		}
-		h := admin.Handler(reg, ready, cfg.Pprof)
-		adm, err = admin.Start(cfg.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			<-registered
-			h.ServeHTTP(w, r)
-		}))
-		if err != nil {
-			_ = l.Close()
-			return err
-		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = adm.Shutdown(ctx)
-		}()
+	adm, err := startAdmin(cfg)
+	if err != nil {
+		_ = l.Close()
+		return err
 	}
-	defer markRegistered() // before the admin server's Shutdown waits for its requests
+	defer adm.shutdown()
+	defer adm.markRegistered() // before the admin server's Shutdown waits for its requests
 	p, err := proxy.New(optionsFrom(cfg, log))
 	if err != nil {
 		_ = l.Close()
 		return err
 	}
-	if adm != nil {
-		reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
-			collectors.NewGoCollector(),
-			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		running.Store(p)
-	}
-	markRegistered()
+	adm.register(p, cfg)
 	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
 		zap.Strings("backend_addrs", backendAddrs(cfg)))
-	// A backend whose name does not resolve (the image's built-in config
-	// outside docker compose, a typo) is said at once, beside the config
-	// file's name, not only as probe failures. Off the start path: a slow
-	// DNS server delays nothing but this warning (by at most
-	// resolve.Timeout, which also bounds the wait for it at the end).
-	lookedUp := make(chan struct{})
-	go func() {
-		defer close(lookedUp)
-		for _, w := range unresolvedBackends(cfg) {
-			log.Warn("backend address does not resolve", zap.String("config", path), zap.String("problem", w))
-		}
-	}()
+	lookedUp := warnUnresolved(cfg, path, log)
 	defer func() { <-lookedUp }()
 
 	serveErr := make(chan error, 1)
@@ -144,23 +81,154 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	rl.mu.Unlock()
 	setup = false
 
+	if stopped, err := runUntilStop(ctx, reload, rl, watch, serveErr, p, log); stopped {
+		return err
+	}
+	return drain(p, serveErr, grace, log)
+}
+
+// configWatch is serve's watcher of the config file.
+type configWatch struct {
+	cancel context.CancelFunc
+	done   chan error
+	// ended is done until the watcher's end has been received, then nil.
+	ended <-chan error
+}
+
+// startWatch starts watching the config file at path, each change
+// reloading through rl, and returns once the watcher is ready or has
+// failed to start.
+func startWatch(ctx context.Context, path string, rl *reloader, log *zap.Logger) *configWatch {
+	watchCtx, cancel := context.WithCancel(ctx)
+	w := &configWatch{cancel: cancel, done: make(chan error, 1)}
+	w.ended = w.done
+	ready := make(chan struct{})
+	go func() {
+		w.done <- config.Watch(watchCtx, path, reloadDebounce, func() { rl.reload("file changed") },
+			func() { close(ready) })
+	}()
+	select {
+	case <-ready:
+	case err := <-w.done:
+		// The proxy serves on without live reload; SIGHUP still works.
+		w.ended = nil
+		log.Error("config watch did not start; edits are picked up on SIGHUP only", zap.Error(err))
+	}
+	return w
+}
+
+// stop ends the watcher and waits for it.
+func (w *configWatch) stop() {
+	w.cancel()
+	if w.ended != nil {
+		<-w.done
+	}
+}
+
+// adminEndpoint is serve's admin HTTP server, when the config has one, and
+// the registry of the metrics it shows.
+type adminEndpoint struct {
+	srv     *admin.Server // nil without an admin address
+	reg     *prometheus.Registry
+	running atomic.Pointer[proxy.Proxy] // set once the proxy runs; /readyz asks it
+	// registered is closed once reg holds every collector (or the start
+	// failed): until then admin requests wait, so that a scrape in the
+	// first moments gets the whole page, not an empty one.
+	registered chan struct{}
+	once       sync.Once
+}
+
+// startAdmin starts the admin server of cfg, if any.
+func startAdmin(cfg config.Config) (*adminEndpoint, error) {
+	a := &adminEndpoint{reg: prometheus.NewRegistry(), registered: make(chan struct{})}
+	if cfg.Admin == "" {
+		return a, nil
+	}
+	ready := func() (bool, string) {
+		if p := a.running.Load(); p != nil {
+			return p.Ready()
+		}
+		return false, "not started"
+	}
+	h := admin.Handler(a.reg, ready, cfg.Pprof)
+	srv, err := admin.Start(cfg.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-a.registered
+		h.ServeHTTP(w, r)
+	}))
+	if err != nil {
+		return nil, err
+	}
+	a.srv = srv
+	return a, nil
+}
+
+// register shows p's metrics and readiness on the admin server, then lets
+// the requests that waited for them through.
+func (a *adminEndpoint) register(p *proxy.Proxy, cfg config.Config) {
+	if a.srv != nil {
+		a.reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		a.running.Store(p)
+	}
+	a.markRegistered()
+}
+
+func (a *adminEndpoint) markRegistered() { a.once.Do(func() { close(a.registered) }) }
+
+// shutdown stops the admin server, waiting a second at most for the
+// requests under way.
+func (a *adminEndpoint) shutdown() {
+	if a.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.srv.Shutdown(ctx)
+}
+
+// warnUnresolved warns about each backend whose name does not resolve (the
+// image's built-in config outside docker compose, a typo) at once, beside
+// the config file's name, not only as probe failures. Off the start path:
+// a slow DNS server delays nothing but this warning (by at most
+// resolve.Timeout, which also bounds the wait for the channel it returns,
+// closed when it is done).
+func warnUnresolved(cfg config.Config, path string, log *zap.Logger) <-chan struct{} {
+	lookedUp := make(chan struct{})
+	go func() {
+		defer close(lookedUp)
+		for _, w := range unresolvedBackends(cfg) {
+			log.Warn("backend address does not resolve", zap.String("config", path), zap.String("problem", w))
+		}
+	}()
+	return lookedUp
+}
+
+// runUntilStop is serve's signal loop: it reloads the config on SIGHUP
+// until ctx ends (stopped false) or Serve returns (stopped true, with
+// Serve's error, after shutting p down).
+func runUntilStop(ctx context.Context, reload <-chan struct{}, rl *reloader, watch *configWatch,
+	serveErr <-chan error, p *proxy.Proxy, log *zap.Logger) (stopped bool, _ error) {
 	for {
 		select {
 		case <-reload:
 			rl.reload("SIGHUP")
-			continue
-		case err := <-watching:
+		case err := <-watch.ended:
 			// The proxy serves on without live reload; SIGHUP still works.
 			log.Error("config watch stopped; edits are picked up on SIGHUP only", zap.Error(err))
-			watching = nil // received: nothing left to wait for
-			continue
+			watch.ended = nil // received: nothing left to wait for
 		case err := <-serveErr:
 			_ = p.Shutdown(context.Background())
-			return err
+			return true, err
 		case <-ctx.Done():
+			return false, nil
 		}
-		break
 	}
+}
+
+// drain shuts p down, draining its clients for at most grace, and returns
+// Serve's error, or an error when grace ran out first.
+func drain(p *proxy.Proxy, serveErr <-chan error, grace time.Duration, log *zap.Logger) error {
 	log.Info("shutting down: draining clients", zap.Duration("grace", grace))
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -183,7 +183,7 @@ func (s *session) routeMeta(r *request, req *protocol.Request) {
 	if t == nil {
 		return
 	}
-	if metaPlants(req) {
+	if metaMayCreate(req) {
 		r.routed = t // for repairAfterSwap
 	}
 	if !t.fo.active(s.now) {

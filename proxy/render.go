@@ -10,9 +10,6 @@ import (
 var (
 	endLine = []byte("END\r\n")
 	okLine  = []byte("OK\r\n")
-	// statsCommand asks a backend for its general stats, which plain
-	// "stats" adds up.
-	statsCommand = []byte("stats\r\n")
 )
 
 // render appends the reply the client is owed for r to dst, exactly as
@@ -30,7 +27,7 @@ func (s *session) render(dst []byte, r *request) []byte {
 		s.p.stats.countResult(r.op, resOK, 1)
 		return s.p.appendStatsReply(dst, r)
 	case r.op.IsMeta():
-		return s.renderMeta(dst, r) // meta_render.go
+		return s.renderMeta(dst, r) // render_meta.go
 	case r.op == protocol.OpQuit || r.op == protocol.OpNone:
 		return dst
 	}

@@ -10,7 +10,7 @@ import (
 
 // The failover rules (failover.go) for meta commands.
 //
-// Rule 1, capped expiries on a stand-in, covers every meta flag that gives
+// The cap on expiries on a stand-in covers every meta flag that gives
 // an item an expiry: T of mg (a touch, like gat), ma and md (with I, the
 // TTL of the stale item); N of mg and ma (the TTL of an item they create);
 // and ms's expiry, which is T or, without T, 0 (never). An ms without T
@@ -18,7 +18,7 @@ import (
 // except in append and prepend mode, where memcached keeps the old item's
 // expiry (already capped if it was written on this stand-in).
 //
-// Rule 2, invalidation after a ring change, covers every meta command that
+// The invalidation after a ring change covers every meta command that
 // changes an item: ms, md (with I too: the stale item it leaves is a copy
 // like any other) and ma. The invalidating deletes are text deletes, or
 // "md <key> b" for a key that only base64 can carry (protocol.AppendDeleteOf).
@@ -46,9 +46,9 @@ func metaCarriesExptime(req *protocol.Request) bool {
 	return false
 }
 
-// metaPlants reports whether req can create an item that was not there, so
-// that a copy routed with an old table could outlive the swap.
-func metaPlants(req *protocol.Request) bool {
+// metaMayCreate reports whether req can create an item that was not
+// there, so that a copy routed with an old table could outlive the swap.
+func metaMayCreate(req *protocol.Request) bool {
 	switch req.Op {
 	case protocol.OpMetaSet:
 		return true

@@ -22,7 +22,7 @@ func (s *session) dispatchPieces(req *protocol.Request) {
 	all, w := req.Keys, s.window
 	defer func() { req.Keys, s.morePiece = all, false }()
 	for i := s.pieceNext; i < len(all); i += w {
-		if i > 0 && s.gone {
+		if i > 0 && s.state >= sessLost {
 			s.pieceNext = 0
 			return
 		}

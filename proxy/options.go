@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/mcproxy/mcproxy/health"
+	"github.com/mcproxy/mcproxy/internal/defaults"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+// Options configure a Proxy. Zero values take the defaults noted, except
+// the bools, whose zero value is off.
+type Options struct {
+	Backends []Backend
+	Ring     ring.Config
+
+	// EventLoops is the number of event loops, each serving its share of
+	// the clients with its own backend connections; 0 is one per CPU the
+	// process may use (runtime.GOMAXPROCS).
+	EventLoops int
+	// Connections is the number of connections from each event loop to
+	// each backend (DefaultBackendConnections); a client's commands to a
+	// backend all go on one of them, so they stay in order.
+	Connections int
+	// Timeout bounds how long a command waits for its backend
+	// (DefaultBackendTimeout).
+	Timeout time.Duration
+	// ConnectTimeout bounds a dial to a backend (DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+
+	// MaxConnections caps concurrent client connections
+	// (DefaultMaxConnections).
+	MaxConnections int
+	// MaxItemSize is the largest value accepted, in bytes
+	// (DefaultMaxItemSize).
+	MaxItemSize int
+	// ClientIdleTimeout closes a client idle this long; 0 never does.
+	ClientIdleTimeout time.Duration
+	// ClientOutputLimit is the reply memory held for one client past which
+	// its commands are no longer read; twice as much disconnects it
+	// (DefaultClientOutputLimit; see output_limit.go).
+	ClientOutputLimit int
+	// ReqsPerEvent and ReadBytesPerEvent are a client's budget for one turn
+	// of its event loop: past either, it yields to the loop's other
+	// clients until the next turn (turn_budget.go; DefaultReqsPerEvent,
+	// DefaultReadBytesPerEvent).
+	ReqsPerEvent      int
+	ReadBytesPerEvent int
+
+	// Health configures the checker (with Health.AlwaysUp it tracks the
+	// backends but never probes or ejects one).
+	Health health.Config
+	// AutoEject takes down backends out of the ring so their keys move to
+	// the others; when false their keys fail fast instead (config:
+	// health.auto_eject, default DefaultAutoEject).
+	AutoEject bool
+	// FlushOnReadd, with AutoEject, empties an ejected backend with
+	// flush_all before it rejoins the ring, so that it never serves values
+	// that changed elsewhere while it was out (config: health.flush_on_readd,
+	// default DefaultFlushOnReadd).
+	FlushOnReadd bool
+	// MaxEjected caps the failed backends out of the ring at once
+	// (config: health.max_ejected; half the pool).
+	MaxEjected EjectionCap
+
+	// DisableFlushAll answers clients' flush_all with memcached -F's
+	// refusal instead of flushing every backend (config: disable_flush_all).
+	DisableFlushAll bool
+	// FailoverTTL caps the expiry of writes to stand-in backends and sets
+	// the invalidation window after a ring change (failover.go;
+	// DefaultFailoverTTL). Whole seconds count.
+	FailoverTTL time.Duration
+
+	// ReservedFds are file descriptors the program embedding the
+	// proxy keeps for itself (mcproxy's admin endpoint): the clients'
+	// share of the descriptor limit leaves them free (descriptors.go).
+	ReservedFds int
+
+	// CommandLatency records the per-command latency histogram that
+	// Collector exports. It costs a clock read and an Observe per command,
+	// so it is on only when metrics are scraped.
+	CommandLatency bool
+
+	// Version is the proxy's version; "version" answers
+	// "VERSION " + FullVersion(Version), and "stats" shows the same string.
+	Version string
+	Logger  *zap.Logger
+}
+
+func (o *Options) setDefaults() {
+	defaults.Positive(&o.EventLoops, runtime.GOMAXPROCS(0))
+	defaults.Positive(&o.Connections, DefaultBackendConnections)
+	defaults.Positive(&o.Timeout, DefaultBackendTimeout)
+	defaults.Positive(&o.ConnectTimeout, DefaultConnectTimeout)
+	defaults.Positive(&o.MaxConnections, DefaultMaxConnections)
+	defaults.Positive(&o.MaxItemSize, DefaultMaxItemSize)
+	defaults.Positive(&o.ClientOutputLimit, DefaultClientOutputLimit)
+	defaults.Positive(&o.ReqsPerEvent, DefaultReqsPerEvent)
+	defaults.Positive(&o.ReadBytesPerEvent, DefaultReadBytesPerEvent)
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	defaults.Positive(&o.FailoverTTL, DefaultFailoverTTL)
+	// A cap of 0 seconds would mean "never expires" to memcached.
+	o.FailoverTTL = max(o.FailoverTTL, MinFailoverTTL)
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
