@@ -20,9 +20,8 @@ func TestLiveBackendsWithEveryBackendDead(t *testing.T) {
 	for _, b := range tp.backends {
 		b.Kill()
 	}
-	for _, b := range tp.backends[1:] {
-		waitCapped(t, tp, b.Addr, true)
-	}
+	// Which one is ejected depends on whose failure the checker reports
+	// first: wait for the counts, not for particular backends.
 	memcachedtest.WaitFor(t, "two capped backends and one ejected", func() bool {
 		n := 0
 		for _, b := range tp.table.Load().all {
