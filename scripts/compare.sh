@@ -340,9 +340,9 @@ if [[ -n $DOC ]]; then
 		echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr)"
 		echo "- memcached $(memcached -V | cut -d' ' -f2) x3 (\`-t $MEMCACHED_THREADS -m $MEMCACHED_MB\`), nutcracker $(nutcracker -V 2>&1 | sed -n 's/.*-\([0-9.]*\)$/\1/p' | head -n 1), mcproxy $("$MCPROXY" -version 2>/dev/null | cut -d' ' -f2), $(go version | cut -d' ' -f3)"
 		echo "- $ROUNDS rounds per workload, all targets of both placements alternating, $DURATION measured after $WARMUP warmup; mcbench with GOMAXPROCS=1"
-		server_cpus="CPUs 1-$((ncpu - 1))"
-		if ((ncpu == 2)); then server_cpus="CPU 1"; fi
-		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run one loop per CPU of $server_cpus. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run $ncpu event loops"
+		server_cpus="CPUs 1-$((ncpu - 1))" pinned_loops="$((ncpu - 1)) event loops"
+		if ((ncpu == 2)); then server_cpus="CPU 1" pinned_loops="1 event loop"; fi
+		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run $ncpu event loops"
 		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`, one loop per CPU it may run on), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
 		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named."
