@@ -225,12 +225,17 @@ func targetLabel(t TargetMedians) string {
 
 // placements lists the placements of ws in the order they first appear.
 func placements(ws []WorkloadMedians) []string {
+	return distinct(ws, func(wl WorkloadMedians) string { return wl.Placement })
+}
+
+// distinct lists the values of key over ws in the order they first appear.
+func distinct(ws []WorkloadMedians, key func(WorkloadMedians) string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, wl := range ws {
-		if !seen[wl.Placement] {
-			seen[wl.Placement] = true
-			out = append(out, wl.Placement)
+		if k := key(wl); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
 		}
 	}
 	return out

@@ -56,15 +56,7 @@ func efficientConfig(wl WorkloadMedians) string {
 // written when no workload ran two configurations beside twemproxy.
 func writeChoices(bw *bufio.Writer, ws []WorkloadMedians) {
 	var rows []string
-	var workloads []string
-	seen := map[string]bool{}
-	for _, wl := range ws {
-		if !seen[wl.Workload] {
-			seen[wl.Workload] = true
-			workloads = append(workloads, wl.Workload)
-		}
-	}
-	for _, name := range workloads {
+	for _, name := range distinct(ws, func(wl WorkloadMedians) string { return wl.Workload }) {
 		for _, place := range placements(ws) {
 			for _, wl := range ws {
 				if wl.Workload != name || wl.Placement != place {
