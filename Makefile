@@ -66,7 +66,7 @@ fuzz: ## run every Fuzz target in protocol/ for FUZZTIME (default 30s) each
 bench: ## run all benchmarks with allocation counts (BENCH=regexp to narrow)
 	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem ./...
 
-compare: build ## memcached, twemproxy and mcproxy side by side (scripts/compare.sh); DOC=docs/benchmarks.md writes the page
+compare: build ## memcached, twemproxy, mcproxy at its defaults and with event_loops: 1, pinned and unpinned (scripts/compare.sh, ~11 min); DOC=docs/benchmarks.md writes the page
 	MCPROXY=$(BIN) DOC='$(DOC)' bash scripts/compare.sh
 
 soak: build ## build, then soak bin/mcproxy for ~3 min under backend kills and freezes (SOAK_ARGS); fails on a stale read

@@ -6,13 +6,25 @@
 # read/write syscalls per request (from /proc/PID/stat and /proc/PID/io, which
 # are steadier than throughput on a noisy machine), with the ratios between them.
 #
-# It starts three memcached on free loopback ports, nutcracker in front of them
-# (ketama, fnv1a_64, weights 1, no ejection) and mcproxy in front of the same
-# three, all on 127.0.0.1. "memcached" is the first of the three, addressed
-# directly (its CPU column is that one memcached's). Each target is prefilled
-# once per workload, then every round runs each target for DURATION (after
-# WARMUP), in an order that rotates from round to round. It stops only the
-# processes it started, by PID, when it exits (also on Ctrl-C).
+# It measures two placements in one run, each with its own processes:
+#   pinned    mcbench on CPU 0, every server on the other CPUs (taskset), so
+#             load generator and targets do not compete for a CPU
+#   unpinned  no taskset, as users deploy: the scheduler places mcbench and the
+#             servers, which share the host as a sidecar shares it with its
+#             clients
+# In each, mcproxy runs twice in front of the same three memcached: "mcproxy"
+# at its defaults (event_loops 0: one loop per CPU it may run on) and
+# "mcproxy-1loop" with event_loops: 1, so the report can say which one is the
+# efficient choice on this machine.
+#
+# Per placement it starts three memcached on free loopback ports, nutcracker in
+# front of them (ketama, fnv1a_64, weights 1, no ejection) and the mcproxy
+# targets in front of the same three, all on 127.0.0.1. "memcached" is the first
+# of the three, addressed directly (its CPU column is that one memcached's).
+# Each target is prefilled once per workload, then every round runs each target
+# of both placements for DURATION (after WARMUP), in an order that rotates from
+# round to round. It stops only the processes it started, by PID, when it exits
+# (also on Ctrl-C).
 #
 # Usage: scripts/compare.sh                   (from anywhere in the repo)
 #        make compare                         (builds bin/mcproxy first)
@@ -23,31 +35,36 @@
 #                      unset: mcproxy is skipped with a warning
 #   MCBENCH            mcbench binary (default: built from ./cmd/mcbench into a temp dir)
 #   ROUNDS             rounds of all targets per workload    (default 3)
-#   DURATION           measured time of one run              (default 5s)
+#   DURATION           measured time of one run              (default 4s)
 #   WARMUP             unmeasured load before each run       (default 1s)
 #   WORKLOADS          workloads, "name=mcbench flags" separated by ';' (default:
 #                      the five below); MCBENCH_ARGS, when set, is one workload
 #   MEMCACHED_MB       memory of each memcached              (default 64)
 #   MEMCACHED_THREADS  worker threads of each memcached      (default 1)
-#   PIN                1 (default): mcbench on CPU 0, every server on the other
-#                      CPUs (taskset), so load generator and targets do not compete
+#   PLACEMENTS         "pinned unpinned" (default), or one of them
+#   PIN                1: PLACEMENTS=pinned, 0: PLACEMENTS=unpinned (the old switch)
 #   DOC                write this markdown page (and a .svg chart beside it)
 #   KEEP               1: keep the temp dir (configs, logs, raw results)
 #   BASELINE           another mcproxy binary (e.g. main before a change), run
-#                      beside MCPROXY as the target "baseline", same config, so a
-#                      change is measured before and after in one run
+#                      beside MCPROXY as the target "baseline", same config as
+#                      "mcproxy", so a change is measured before and after in one run
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
 #
-# Note: on a small machine mcbench competes with the targets for CPU; the figures
-# compare targets under the same handicap, they are not absolute capacities.
+# mcbench runs with GOMAXPROCS=1 in both placements, so its own cost is the
+# same. The default run (5 workloads x 3 rounds x 8 targets x 5s, plus
+# prefills) takes about 11 minutes.
+#
+# Note: on a small machine mcbench competes with the targets for CPU (unpinned,
+# by design); the figures compare targets under the same handicap, they are not
+# absolute capacities.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-5s}
+DURATION=${DURATION:-4s}
 WARMUP=${WARMUP:-1s}
 common="-ratio 9:1 -keys 100000"
 default_workloads="single get, 1 in flight=-conns 50 -pipeline 1 -value-size 100 $common"
@@ -59,7 +76,12 @@ if [[ -n ${MCBENCH_ARGS:-} ]]; then default_workloads="custom=$MCBENCH_ARGS"; fi
 WORKLOADS=${WORKLOADS:-$default_workloads}
 MEMCACHED_MB=${MEMCACHED_MB:-64}
 MEMCACHED_THREADS=${MEMCACHED_THREADS:-1}
-PIN=${PIN:-1}
+case ${PIN:-} in
+1) default_placements=pinned ;;
+0) default_placements=unpinned ;;
+*) default_placements="pinned unpinned" ;;
+esac
+PLACEMENTS=${PLACEMENTS:-$default_placements}
 KEEP=${KEEP:-0}
 DOC=${DOC:-}
 
@@ -94,15 +116,32 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# Optional CPU pinning: mcbench on CPU 0, servers on the rest.
+ncpu=$(nproc)
+read -r -a placements <<<"$PLACEMENTS"
+((${#placements[@]} > 0)) || die "PLACEMENTS is empty"
+for place in "${placements[@]}"; do
+	case $place in
+	pinned)
+		command -v taskset >/dev/null || die "the pinned placement needs taskset (util-linux)"
+		((ncpu >= 2)) || die "the pinned placement needs at least 2 CPUs, have $ncpu (PLACEMENTS=unpinned)"
+		;;
+	unpinned) ;;
+	*) die "PLACEMENTS: unknown placement \"$place\" (pinned, unpinned)" ;;
+	esac
+done
+
+# place_cpus PLACEMENT: set bench_cpu and server_cpu, the command prefixes that
+# place mcbench and the servers. mcbench gets one Go thread either way.
 bench_cpu=() server_cpu=()
-if [[ $PIN == 1 ]]; then
-	ncpu=$(nproc)
-	command -v taskset >/dev/null || die "PIN=1 needs taskset (util-linux)"
-	((ncpu >= 2)) || die "PIN=1 needs at least 2 CPUs, have $ncpu"
-	bench_cpu=(taskset -c 0)
-	server_cpu=(taskset -c "1-$((ncpu - 1))")
-fi
+place_cpus() {
+	if [[ $1 == pinned ]]; then
+		bench_cpu=(env GOMAXPROCS=1 taskset -c 0)
+		server_cpu=(taskset -c "1-$((ncpu - 1))")
+	else
+		bench_cpu=(env GOMAXPROCS=1)
+		server_cpu=()
+	fi
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -120,19 +159,19 @@ free_port() {
 	done
 }
 
-# start NAME PORT CMD...: run CMD in the background, remember its PID and wait
-# up to 5s for PORT to accept connections.
+# start NAME PORT CMD...: run CMD in the background under server_cpu, remember
+# its PID and wait up to 5s for PORT to accept connections.
 start() {
-	local name=$1 port=$2 n
+	local name=$1 port=$2 logf="$tmp/${1//\//-}.log" n
 	shift 2
-	"${server_cpu[@]}" "$@" >>"$tmp/$name.log" 2>&1 &
+	"${server_cpu[@]}" "$@" >>"$logf" 2>&1 &
 	pids+=("$!")
 	for ((n = 0; n < 50; n++)); do
 		if port_open "$port"; then
 			log "$name (pid $!) listening on 127.0.0.1:$port"
 			return 0
 		fi
-		kill -0 "$!" 2>/dev/null || die "$name exited at start; see its log:$(printf '\n'; tail -n 5 "$tmp/$name.log")"
+		kill -0 "$!" 2>/dev/null || die "$name exited at start; see its log:$(printf '\n'; tail -n 5 "$logf")"
 		sleep 0.1
 	done
 	die "$name (pid $!) is not listening on port $port after 5s"
@@ -152,91 +191,106 @@ if [[ -z ${MCPROXY:-} ]]; then
 elif [[ ! -x $MCPROXY ]]; then
 	die "MCPROXY=$MCPROXY is not an executable file"
 fi
+if [[ -n ${BASELINE:-} && ! -x $BASELINE ]]; then
+	die "BASELINE=$BASELINE is not an executable file"
+fi
 
 # ---- targets -----------------------------------------------------------------
 
-backends=()
-for i in 1 2 3; do
-	port=$(free_port)
-	mc_args=(-l 127.0.0.1 -p "$port" -U 0 -m "$MEMCACHED_MB" -t "$MEMCACHED_THREADS")
-	# memcached refuses to run as root unless told which user to become.
-	if [[ $(id -u) -eq 0 ]]; then mc_args+=(-u nobody); fi
-	start "memcached$i" "$port" memcached "${mc_args[@]}"
-	backends+=("127.0.0.1:$port")
-done
+# One entry per target, both placements in one list: its name, placement,
+# address, the PID whose CPU and syscalls are measured, and for mcproxy the
+# event loops it runs (0 for the others).
+names=() places=() addrs=() tpids=() loops=()
 
-names=(memcached twemproxy)
-addrs=("${backends[0]}")
-tpids=("${pids[0]}")
-
-tw_port=$(free_port)
-cat >"$tmp/twemproxy.yml" <<EOF
-mcbench:
-  listen: 127.0.0.1:$tw_port
-  hash: fnv1a_64
-  distribution: ketama
-  timeout: 1000
-  auto_eject_hosts: false
-  servers:
-$(for b in "${backends[@]}"; do echo "    - $b:1"; done)
-EOF
-start twemproxy "$tw_port" nutcracker -c "$tmp/twemproxy.yml" \
-	-s "$(free_port)" -a 127.0.0.1 -o "$tmp/twemproxy.log" -v 4
-addrs+=("127.0.0.1:$tw_port")
-tpids+=("${pids[-1]}")
-
-if [[ -n ${MCPROXY:-} ]]; then
-	mp_port=$(free_port)
-	cat >"$tmp/mcproxy.yml" <<EOF
-listen: 127.0.0.1:$mp_port
-backends:
-$(for b in "${backends[@]}"; do echo "  - addr: $b"; done)
-EOF
-	start mcproxy "$mp_port" "$MCPROXY" -config "$tmp/mcproxy.yml" -log-level warn
-	names+=(mcproxy)
-	addrs+=("127.0.0.1:$mp_port")
+# add_target NAME PLACEMENT ADDR [LOOPS]: record the process started last as a target.
+add_target() {
+	names+=("$1")
+	places+=("$2")
+	addrs+=("$3")
 	tpids+=("${pids[-1]}")
-	if [[ -n ${BASELINE:-} ]]; then
-		[[ -x $BASELINE ]] || die "BASELINE=$BASELINE is not an executable file"
-		bl_port=$(free_port)
-		sed "s/^listen: .*/listen: 127.0.0.1:$bl_port/" "$tmp/mcproxy.yml" >"$tmp/baseline.yml"
-		start baseline "$bl_port" "$BASELINE" -config "$tmp/baseline.yml" -log-level warn
-		names+=(baseline)
-		addrs+=("127.0.0.1:$bl_port")
-		tpids+=("${pids[-1]}")
-	fi
+	loops+=("${4:-0}")
+}
+
+# start_mcproxy NAME PLACEMENT BINARY LOOPS [CONFIG LINES...]: an mcproxy in
+# front of this placement's backends, with extra top-level config lines; LOOPS
+# is the event loops that config runs here.
+start_mcproxy() {
+	local name=$1 place=$2 bin=$3 nloops=$4 port b
+	shift 4
+	port=$(free_port)
+	{
+		echo "listen: 127.0.0.1:$port"
+		printf '%s\n' "$@"
+		echo "backends:"
+		for b in "${backends[@]}"; do echo "  - addr: $b"; done
+	} >"$tmp/$place-$name.yml"
+	start "$place/$name" "$port" "$bin" -config "$tmp/$place-$name.yml" -log-level warn
+	add_target "$name" "$place" "127.0.0.1:$port" "$nloops"
+}
+
+# start_targets PLACEMENT: three memcached, twemproxy and the mcproxy targets,
+# all placed as PLACEMENT says.
+start_targets() {
+	local place=$1 i port mc_args tw_port admin defloops=$ncpu
+	place_cpus "$place"
+	# event_loops 0 is one loop per CPU the process may run on (GOMAXPROCS).
+	if [[ $place == pinned ]]; then defloops=$((ncpu - 1)); fi
+	backends=()
+	for i in 1 2 3; do
+		port=$(free_port)
+		mc_args=(-l 127.0.0.1 -p "$port" -U 0 -m "$MEMCACHED_MB" -t "$MEMCACHED_THREADS")
+		# memcached refuses to run as root unless told which user to become.
+		if [[ $(id -u) -eq 0 ]]; then mc_args+=(-u nobody); fi
+		start "$place/memcached$i" "$port" memcached "${mc_args[@]}"
+		backends+=("127.0.0.1:$port")
+		if ((i == 1)); then add_target memcached "$place" "127.0.0.1:$port"; fi
+	done
+
+	tw_port=$(free_port)
+	cat >"$tmp/$place-twemproxy.yml" <<-YML
+		mcbench:
+		  listen: 127.0.0.1:$tw_port
+		  hash: fnv1a_64
+		  distribution: ketama
+		  timeout: 1000
+		  auto_eject_hosts: false
+		  servers:
+		$(for b in "${backends[@]}"; do echo "    - $b:1"; done)
+	YML
+	start "$place/twemproxy" "$tw_port" nutcracker -c "$tmp/$place-twemproxy.yml" \
+		-s "$(free_port)" -a 127.0.0.1 -o "$tmp/$place-twemproxy.log" -v 4
+	add_target twemproxy "$place" "127.0.0.1:$tw_port"
+
+	[[ -n ${MCPROXY:-} ]] || return 0
+	start_mcproxy mcproxy "$place" "$MCPROXY" "$defloops"
+	start_mcproxy mcproxy-1loop "$place" "$MCPROXY" 1 "event_loops: 1"
+	if [[ -n ${BASELINE:-} ]]; then start_mcproxy baseline "$place" "$BASELINE" "$defloops"; fi
 	if [[ ${METRICS:-0} == 1 ]]; then
-		mm_port=$(free_port)
-		mm_admin=$(free_port)
-		cat >"$tmp/mcproxy-m.yml" <<EOF
-listen: 127.0.0.1:$mm_port
-admin: 127.0.0.1:$mm_admin
-backends:
-$(for b in "${backends[@]}"; do echo "  - addr: $b"; done)
-EOF
-		start mcproxy+m "$mm_port" "$MCPROXY" -config "$tmp/mcproxy-m.yml" -log-level warn
-		names+=(mcproxy+m)
-		addrs+=("127.0.0.1:$mm_port")
-		tpids+=("${pids[-1]}")
+		admin=$(free_port)
+		start_mcproxy mcproxy+m "$place" "$MCPROXY" "$defloops" "admin: 127.0.0.1:$admin"
 		# A Prometheus-like scraper, ended with the other processes on exit.
 		(while sleep 1; do
-			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$mm_admin/metrics" || true
+			curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$admin/metrics" || true
 		done) &
 		pids+=("$!")
 	fi
-fi
+}
+
+for place in "${placements[@]}"; do start_targets "$place"; done
 
 # ---- runs --------------------------------------------------------------------
 
 # field NAME: the value of a number or string field of mcbench's one-line JSON on stdin.
 field() { sed -E 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/'; }
 
-# bench ADDR ARGS...: one mcbench run; prints its JSON line. A run that counted
-# errors (exit 1) still counts; one that could not start (exit 2) fails.
+# bench I ARGS...: one mcbench run against target I, placed as the target is;
+# prints its JSON line. A run that counted errors (exit 1) still counts; one
+# that could not start (exit 2) fails.
 bench() {
-	local addr=$1 rc=0
+	local i=$1 rc=0
 	shift
-	"${bench_cpu[@]}" "$MCBENCH" -addr "$addr" "${bench_args[@]}" -json "$@" || rc=$?
+	place_cpus "${places[$i]}"
+	"${bench_cpu[@]}" "$MCBENCH" -addr "${addrs[$i]}" "${bench_args[@]}" -json "$@" || rc=$?
 	((rc <= 1))
 }
 
@@ -244,26 +298,27 @@ results=$tmp/results.jsonl
 : >"$results"
 IFS=';' read -r -a workloads <<<"$WORKLOADS"
 n=${#names[@]}
-log "$ROUNDS rounds x ${#names[@]} targets x ${#workloads[@]} workloads x $DURATION (+$WARMUP warmup)"
+log "$ROUNDS rounds x $n targets (${placements[*]}) x ${#workloads[@]} workloads x $DURATION (+$WARMUP warmup)"
 for wl in "${workloads[@]}"; do
 	wname=${wl%%=*}
 	read -r -a bench_args <<<"${wl#*=}"
 	log "workload \"$wname\": ${wl#*=}"
 	for i in "${!names[@]}"; do
-		out=$(bench "${addrs[$i]}" -prefill -duration 1s) || die "mcbench could not run against ${names[$i]}"
+		out=$(bench "$i" -prefill -duration 1s) || die "mcbench could not run against ${places[$i]}/${names[$i]}"
 	done
-	printf '%-6s %-10s %12s %10s %10s %10s %8s %8s\n' round target keys/s p50_us p99_us cpu_us/key sys/req errors
+	printf '%-6s %-9s %-14s %12s %10s %10s %10s %8s %8s\n' round placement target keys/s p50_us p99_us cpu_us/key sys/req errors
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for ((k = 0; k < n; k++)); do
 			i=$(((r - 1 + k) % n)) # rotate the order so no target always goes first
-			out=$(bench "${addrs[$i]}" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}") ||
-				die "mcbench could not run against ${names[$i]}"
-			printf '{"workload":"%s","target":"%s","round":%d,"run":%s}\n' "$wname" "${names[$i]}" "$r" "$out" >>"$results"
-			printf '%-6s %-10s %12.0f %10.1f %10.1f %10.2f %8.2f %8s\n' "$r" "${names[$i]}" \
+			out=$(bench "$i" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}") ||
+				die "mcbench could not run against ${places[$i]}/${names[$i]}"
+			printf '{"placement":"%s","workload":"%s","target":"%s","round":%d,"event_loops":%d,"run":%s}\n' \
+				"${places[$i]}" "$wname" "${names[$i]}" "$r" "${loops[$i]}" "$out" >>"$results"
+			printf '%-6s %-9s %-14s %12.0f %10.1f %10.1f %10.2f %8.2f %8s\n' "$r" "${places[$i]}" "${names[$i]}" \
 				"$(field keys_per_sec <<<"$out")" "$(field p50_us <<<"$out")" "$(field p99_us <<<"$out")" \
 				"$(field cpu_us_per_key <<<"$out")" "$(field syscalls_per_op <<<"$out")" "$(field errors <<<"$out")"
 			err=$(field first_error <<<"$out")
-			if [[ $err != "$out" ]]; then log "${names[$i]}: first error: $err"; fi
+			if [[ $err != "$out" ]]; then log "${places[$i]}/${names[$i]}: first error: $err"; fi
 		done
 	done
 done
@@ -282,12 +337,17 @@ if [[ -n $DOC ]]; then
 		echo "Generated by \`make compare DOC=$DOC\` (scripts/compare.sh) on $(date -u +%Y-%m-%d)."
 		echo "Do not edit by hand: run it again."
 		echo
-		echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr)"
+		echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr)"
 		echo "- memcached $(memcached -V | cut -d' ' -f2) x3 (\`-t $MEMCACHED_THREADS -m $MEMCACHED_MB\`), nutcracker $(nutcracker -V 2>&1 | sed -n 's/.*-\([0-9.]*\)$/\1/p' | head -n 1), mcproxy $("$MCPROXY" -version 2>/dev/null | cut -d' ' -f2), $(go version | cut -d' ' -f3)"
-		echo "- $ROUNDS rounds per workload, targets alternating, $DURATION measured after $WARMUP warmup; PIN=$PIN (1: mcbench on CPU 0, servers on the others)"
+		echo "- $ROUNDS rounds per workload, all targets of both placements alternating, $DURATION measured after $WARMUP warmup; mcbench with GOMAXPROCS=1"
+		server_cpus="CPUs 1-$((ncpu - 1))" pinned_loops="$((ncpu - 1)) event loops"
+		if ((ncpu == 2)); then server_cpus="CPU 1" pinned_loops="1 event loop"; fi
+		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run $ncpu event loops"
+		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`, one loop per CPU it may run on), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
+		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named."
 		echo
-		echo "![keys/s and CPU per key relative to twemproxy]($(basename "$svg"))"
+		echo "![keys/s and CPU per key relative to twemproxy, pinned and unpinned]($(basename "$svg"))"
 		echo
 		"$MCBENCH" -report "$results" -svg "$svg"
 	} >"$DOC.tmp"

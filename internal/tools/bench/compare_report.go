@@ -15,10 +15,17 @@ import (
 // mcbench run of one target in one round of one workload. scripts/compare.sh
 // writes them; LoadCompareRuns reads them back.
 type CompareRun struct {
-	Workload string  `json:"workload"`
-	Target   string  `json:"target"` // memcached, twemproxy, mcproxy, ...
-	Round    int     `json:"round"`
-	Run      Summary `json:"run"`
+	// Placement is how the processes shared the CPUs: "pinned" (mcbench on
+	// CPU 0, servers on the others) or "unpinned"; "" in files from before
+	// the script measured both.
+	Placement string `json:"placement,omitempty"`
+	Workload  string `json:"workload"`
+	Target    string `json:"target"` // memcached, twemproxy, mcproxy, mcproxy-1loop, ...
+	Round     int    `json:"round"`
+	// EventLoops is the number of event loops an mcproxy target runs, as the
+	// script resolved its config in this placement; 0 for other targets.
+	EventLoops int     `json:"event_loops,omitempty"`
+	Run        Summary `json:"run"`
 }
 
 // LoadCompareRuns reads a results file of one JSON CompareRun per line.
@@ -55,16 +62,18 @@ type TargetMedians struct {
 	P50US, P99US, P999US           float64
 	CPUUSPerKey, SyscallsPerOp     float64
 	Errors                         uint64 // summed over rounds
+	EventLoops                     int    // mcproxy's loops, 0 when not known
 	HasProc                        bool
 	KeysPerSecMin, KeysPerSecMax   float64
 	CPUUSPerKeyMin, CPUUSPerKeyMax float64
 }
 
-// WorkloadMedians is every target's medians for one workload, in the order
-// the targets first appear in the results.
+// WorkloadMedians is every target's medians for one workload in one
+// placement, in the order the targets first appear in the results.
 type WorkloadMedians struct {
-	Workload string
-	Targets  []TargetMedians
+	Placement string
+	Workload  string
+	Targets   []TargetMedians
 }
 
 // Target returns the medians of name, or false.
@@ -77,24 +86,27 @@ func (w WorkloadMedians) Target(name string) (TargetMedians, bool) {
 	return TargetMedians{}, false
 }
 
-// Medians groups runs by workload and target and takes the median of each
-// figure over the rounds. Medians of several alternating rounds are what the
-// comparison reports: one noisy round moves a median little.
+// Medians groups runs by placement, workload and target and takes the median
+// of each figure over the rounds. Medians of several alternating rounds are
+// what the comparison reports: one noisy round moves a median little.
 func Medians(runs []CompareRun) []WorkloadMedians {
 	var out []WorkloadMedians
-	index := map[string]int{}
-	byKey := map[[2]string][]Summary{}
-	var order [][2]string
+	index := map[[2]string]int{}
+	byKey := map[[3]string][]Summary{}
+	loops := map[[3]string]int{}
+	var order [][3]string
 	for _, r := range runs {
-		if _, ok := index[r.Workload]; !ok {
-			index[r.Workload] = len(out)
-			out = append(out, WorkloadMedians{Workload: r.Workload})
+		wk := [2]string{r.Placement, r.Workload}
+		if _, ok := index[wk]; !ok {
+			index[wk] = len(out)
+			out = append(out, WorkloadMedians{Placement: r.Placement, Workload: r.Workload})
 		}
-		k := [2]string{r.Workload, r.Target}
+		k := [3]string{r.Placement, r.Workload, r.Target}
 		if _, ok := byKey[k]; !ok {
 			order = append(order, k)
 		}
 		byKey[k] = append(byKey[k], r.Run)
+		loops[k] = r.EventLoops
 	}
 	for _, k := range order {
 		ss := byKey[k]
@@ -106,7 +118,8 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 			sort.Float64s(v)
 			return median(v), v[0], v[len(v)-1]
 		}
-		t := TargetMedians{Target: k[1], Rounds: len(ss), HasProc: ss[0].CPUSeconds > 0 || ss[0].WatchedSyscalls > 0}
+		t := TargetMedians{Target: k[2], Rounds: len(ss), HasProc: ss[0].CPUSeconds > 0 || ss[0].WatchedSyscalls > 0,
+			EventLoops: loops[k]}
 		t.KeysPerSec, t.KeysPerSecMin, t.KeysPerSecMax = pick(func(s Summary) float64 { return s.KeysPerSec })
 		t.P50US, _, _ = pick(func(s Summary) float64 { return s.P50US })
 		t.P99US, _, _ = pick(func(s Summary) float64 { return s.P99US })
@@ -116,7 +129,7 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 		for _, s := range ss {
 			t.Errors += s.Errors
 		}
-		w := &out[index[k[0]]]
+		w := &out[index[[2]string{k[0], k[1]}]]
 		w.Targets = append(w.Targets, t)
 	}
 	return out
@@ -141,159 +154,101 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// WriteCompareMarkdown writes the tables of a comparison: per workload, each
-// target's medians, then mcproxy's ratios against twemproxy and memcached,
-// and the latency each proxy adds over direct memcached.
+// WriteCompareMarkdown writes the tables of a comparison: first which mcproxy
+// configuration is the efficient one per workload and placement, then per
+// placement and workload each target's medians, each mcproxy's ratios against
+// twemproxy and memcached, and the latency each proxy adds over direct
+// memcached.
 func WriteCompareMarkdown(w io.Writer, ws []WorkloadMedians) error {
 	bw := bufio.NewWriter(w)
-	for _, wl := range ws {
-		fmt.Fprintf(bw, "\n#### %s\n\n", wl.Workload)
-		fmt.Fprintln(bw, "| target | keys/s | p50 µs | p99 µs | p99.9 µs | CPU µs/key | syscalls/req | errors |")
-		fmt.Fprintln(bw, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-		for _, t := range wl.Targets {
-			cpu, sys := "–", "–"
-			if t.HasProc {
-				cpu, sys = fmt.Sprintf("%.2f", t.CPUUSPerKey), fmt.Sprintf("%.2f", t.SyscallsPerOp)
-			}
-			fmt.Fprintf(bw, "| %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %d |\n",
-				t.Target, t.KeysPerSec, t.P50US, t.P99US, t.P999US, cpu, sys, t.Errors)
+	writeChoices(bw, ws)
+	places := placements(ws)
+	for _, place := range places {
+		if place != "" {
+			fmt.Fprintf(bw, "\n## %s\n", placementTitle(place))
 		}
-		direct, hasDirect := wl.Target("memcached")
-		tw, hasTw := wl.Target("twemproxy")
-		fmt.Fprintln(bw)
-		for _, t := range wl.Targets {
-			if t.Target == "memcached" || t.Target == "twemproxy" {
-				continue
-			}
-			if hasTw {
-				fmt.Fprintf(bw, "- %s / twemproxy: keys/s ×%.2f, CPU per key ×%.2f, p99 ×%.2f\n", t.Target,
-					ratio(t.KeysPerSec, tw.KeysPerSec), ratio(t.CPUUSPerKey, tw.CPUUSPerKey), ratio(t.P99US, tw.P99US))
-			}
-			if hasDirect {
-				fmt.Fprintf(bw, "- %s / memcached: keys/s ×%.2f\n", t.Target, ratio(t.KeysPerSec, direct.KeysPerSec))
-			}
-		}
-		if hasDirect {
-			for _, t := range wl.Targets {
-				if t.Target == "memcached" {
-					continue
-				}
-				fmt.Fprintf(bw, "- latency %s adds over memcached: p50 %+.1f µs, p99 %+.1f µs\n",
-					t.Target, t.P50US-direct.P50US, t.P99US-direct.P99US)
+		for _, wl := range ws {
+			if wl.Placement == place {
+				writeWorkloadMedians(bw, wl)
 			}
 		}
 	}
 	return bw.Flush()
 }
 
-// chartColors gives each target a fixed colour in the chart.
-var chartColors = []string{"#8c8c8c", "#e6a23c", "#2f7ed8", "#7cb342", "#ab47bc"}
-
-// WriteCompareSVG draws two panels of grouped bars, one group per workload:
-// keys/s and proxy CPU per key, each relative to twemproxy (twemproxy = 1).
-// A reader sees at a glance where mcproxy stands against the proxy users
-// know. Workloads without twemproxy are left out.
-func WriteCompareSVG(w io.Writer, ws []WorkloadMedians) error {
-	var shown []WorkloadMedians
-	var targets []string
-	seen := map[string]bool{}
-	for _, wl := range ws {
-		if _, ok := wl.Target("twemproxy"); !ok {
+// writeWorkloadMedians writes one workload's table and ratios.
+func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
+	fmt.Fprintf(bw, "\n### %s\n\n", wl.Workload)
+	fmt.Fprintln(bw, "| target | keys/s | p50 µs | p99 µs | p99.9 µs | CPU µs/key | syscalls/req | errors |")
+	fmt.Fprintln(bw, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, t := range wl.Targets {
+		cpu, sys := "–", "–"
+		if t.HasProc {
+			cpu, sys = fmt.Sprintf("%.2f", t.CPUUSPerKey), fmt.Sprintf("%.2f", t.SyscallsPerOp)
+		}
+		fmt.Fprintf(bw, "| %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %d |\n",
+			targetLabel(t), t.KeysPerSec, t.P50US, t.P99US, t.P999US, cpu, sys, t.Errors)
+	}
+	direct, hasDirect := wl.Target("memcached")
+	tw, hasTw := wl.Target("twemproxy")
+	fmt.Fprintln(bw)
+	for _, t := range wl.Targets {
+		if t.Target == "memcached" || t.Target == "twemproxy" {
 			continue
 		}
-		shown = append(shown, wl)
+		if hasTw {
+			fmt.Fprintf(bw, "- %s / twemproxy: keys/s ×%.2f, CPU per key ×%.2f, p99 ×%.2f\n", t.Target,
+				ratio(t.KeysPerSec, tw.KeysPerSec), ratio(t.CPUUSPerKey, tw.CPUUSPerKey), ratio(t.P99US, tw.P99US))
+		}
+		if hasDirect {
+			fmt.Fprintf(bw, "- %s / memcached: keys/s ×%.2f\n", t.Target, ratio(t.KeysPerSec, direct.KeysPerSec))
+		}
+	}
+	if hasDirect {
 		for _, t := range wl.Targets {
-			if t.Target != "memcached" && !seen[t.Target] {
-				seen[t.Target] = true
-				targets = append(targets, t.Target)
+			if t.Target == "memcached" {
+				continue
 			}
+			fmt.Fprintf(bw, "- latency %s adds over memcached: p50 %+.1f µs, p99 %+.1f µs\n",
+				t.Target, t.P50US-direct.P50US, t.P99US-direct.P99US)
 		}
 	}
-	const (
-		panelW, panelH = 760, 260
-		left, top      = 60, 40
-		barW, gap      = 30, 28
-	)
-	type panel struct {
-		title string
-		value func(TargetMedians, TargetMedians) float64
-	}
-	panels := []panel{
-		{"keys/s relative to twemproxy (higher is better)", func(t, tw TargetMedians) float64 { return ratio(t.KeysPerSec, tw.KeysPerSec) }},
-		{"proxy CPU per key relative to twemproxy (lower is better)", func(t, tw TargetMedians) float64 { return ratio(t.CPUUSPerKey, tw.CPUUSPerKey) }},
-	}
-	height := len(panels)*(panelH+top+60) + 40
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", panelW+left+20, height)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	for pi, p := range panels {
-		y0 := 20 + pi*(panelH+top+60)
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="14" font-weight="bold">%s</text>`+"\n", left, y0+16, p.title)
-		// Scale: 0 .. the largest value, at least 1.5.
-		maxV := 1.5
-		for _, wl := range shown {
-			tw, _ := wl.Target("twemproxy")
-			for _, t := range wl.Targets {
-				if t.Target == "memcached" {
-					continue // not drawn
-				}
-				if v := p.value(t, tw); !math.IsNaN(v) && v > maxV {
-					maxV = v
-				}
-			}
-		}
-		maxV = math.Ceil(maxV*4) / 4
-		baseY := y0 + top + panelH
-		yOf := func(v float64) float64 { return float64(baseY) - v/maxV*float64(panelH) }
-		for v := 0.0; v <= maxV+1e-9; v += 0.25 {
-			y := yOf(v)
-			stroke := "#e0e0e0"
-			if v == 1 {
-				stroke = "#555"
-			}
-			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", left, y, left+panelW, y, stroke)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%.2f</text>`+"\n", left-6, y+4, v)
-		}
-		groupW := len(targets)*barW + gap
-		for gi, wl := range shown {
-			tw, _ := wl.Target("twemproxy")
-			x := left + 20 + gi*max(groupW, panelW/max(len(shown), 1))
-			for ti, name := range targets {
-				t, ok := wl.Target(name)
-				if !ok {
-					continue
-				}
-				v := p.value(t, tw)
-				if math.IsNaN(v) {
-					continue
-				}
-				bx := x + ti*barW
-				fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s %s: %.2f</title></rect>`+"\n",
-					bx, yOf(v), barW-2, float64(baseY)-yOf(v), chartColors[ti%len(chartColors)], wl.Workload, name, v)
-				fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="middle" font-size="9">%.2f</text>`+"\n", bx+barW/2-1, yOf(v)-3, v)
-			}
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="start" font-size="10">%s</text>`+"\n", x, baseY+14, escapeXML(shortWorkload(wl.Workload)))
-		}
-	}
-	ly := height - 18
-	for ti, name := range targets {
-		x := left + ti*130
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="12" height="12" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n",
-			x, ly-10, chartColors[ti%len(chartColors)], x+16, ly, escapeXML(name))
-	}
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
-// shortWorkload keeps a workload's label within its bar group.
-func shortWorkload(s string) string {
-	if len(s) > 28 {
-		return s[:27] + "…"
+// targetLabel names a target in a table, with its event loops when known.
+func targetLabel(t TargetMedians) string {
+	if t.EventLoops == 0 {
+		return t.Target
 	}
-	return s
+	return fmt.Sprintf("%s (%s)", t.Target, plural(t.EventLoops, "loop"))
 }
 
-func escapeXML(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+// placements lists the placements of ws in the order they first appear.
+func placements(ws []WorkloadMedians) []string {
+	return distinct(ws, func(wl WorkloadMedians) string { return wl.Placement })
+}
+
+// distinct lists the values of key over ws in the order they first appear.
+func distinct(ws []WorkloadMedians, key func(WorkloadMedians) string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, wl := range ws {
+		if k := key(wl); !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// placementTitle names a placement in headings; scripts/compare.sh and the
+// page's header say how each places the processes.
+func placementTitle(place string) string {
+	switch place {
+	case "pinned":
+		return "Pinned (mcbench on CPU 0, servers on the others)"
+	case "unpinned":
+		return "Unpinned (as users deploy: no taskset)"
+	}
+	return place
 }

@@ -11,32 +11,103 @@ import (
 	"testing"
 )
 
-func TestMediansAndReport(t *testing.T) {
+// writeRuns writes runs as scripts/compare.sh does, one JSON line each, and
+// reads them back.
+func writeRuns(t *testing.T, runs []CompareRun) []CompareRun {
+	t.Helper()
 	var lines []string
-	add := func(wl, target string, round int, keys, cpu, p99 float64) {
-		b, err := json.Marshal(CompareRun{Workload: wl, Target: target, Round: round,
-			Run: Summary{KeysPerSec: keys, CPUUSPerKey: cpu, P99US: p99, CPUSeconds: 1, WatchedSyscalls: 10, SyscallsPerOp: 0.5}})
+	for _, r := range runs {
+		b, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		lines = append(lines, string(b))
 	}
-	// Three rounds; the middle value is the median, whatever the order.
-	for r, k := range []float64{100, 300, 200} {
-		add("single get", "memcached", r+1, 4*k, 1, 50)
-		add("single get", "twemproxy", r+1, k, 10, 100)
-		add("single get", "mcproxy", r+1, 1.5*k, 7, 90)
-	}
 	path := filepath.Join(t.TempDir(), "results.jsonl")
 	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := LoadCompareRuns(path)
+	got, err := LoadCompareRuns(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws := Medians(runs)
-	if len(ws) != 1 || len(ws[0].Targets) != 3 {
+	return got
+}
+
+func run(place, wl, target string, round int, keys, cpu, p99 float64) CompareRun {
+	return CompareRun{Placement: place, Workload: wl, Target: target, Round: round,
+		Run: Summary{KeysPerSec: keys, CPUUSPerKey: cpu, P99US: p99, CPUSeconds: 1, WatchedSyscalls: 10, SyscallsPerOp: 0.5}}
+}
+
+func loops(r CompareRun, n int) CompareRun {
+	r.EventLoops = n
+	return r
+}
+
+// The efficient configuration is the one with the least CPU per key, unless
+// the two are within choiceTie or run the same loops.
+func TestEfficientConfig(t *testing.T) {
+	wl := func(cpuDefault, cpu1 float64, loopsDefault int) WorkloadMedians {
+		return WorkloadMedians{Targets: []TargetMedians{
+			{Target: "twemproxy", CPUUSPerKey: 10, HasProc: true},
+			{Target: "mcproxy", CPUUSPerKey: cpuDefault, HasProc: true, EventLoops: loopsDefault},
+			{Target: "mcproxy-1loop", CPUUSPerKey: cpu1, HasProc: true, EventLoops: 1},
+		}}
+	}
+	for _, c := range []struct {
+		w    WorkloadMedians
+		want string
+	}{
+		{wl(8, 6, 2), "**`event_loops: 1`** (CPU per key ×0.75 of defaults)"},
+		{wl(6, 8, 2), "**defaults** (CPU per key ×0.75 of `event_loops: 1`)"},
+		{wl(8, 7.7, 2), "either: CPU per key within 5%"},
+		{wl(8, 6, 1), "either: both run 1 event loop here"},
+		{wl(8, 6, 0), "**`event_loops: 1`** (CPU per key ×0.75 of defaults)"},
+		{WorkloadMedians{Targets: wl(8, 6, 2).Targets[:2]}, ""},
+	} {
+		if got := efficientConfig(c.w); got != c.want {
+			t.Errorf("efficientConfig(%+v) = %q, want %q", c.w.Targets, got, c.want)
+		}
+	}
+}
+
+// countRects checks that svg is well-formed XML and counts its rect elements.
+func countRects(t *testing.T, svg []byte) int {
+	t.Helper()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return rects
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+}
+
+func TestMediansAndReport(t *testing.T) {
+	var runs []CompareRun
+	// Three rounds; the middle value is the median, whatever the order.
+	// Pinned, both configurations run one loop; unpinned, the defaults run
+	// two and one loop spends less CPU per key.
+	for r, k := range []float64{100, 300, 200} {
+		for _, place := range []string{"pinned", "unpinned"} {
+			runs = append(runs,
+				run(place, "single get", "memcached", r+1, 4*k, 1, 50),
+				run(place, "single get", "twemproxy", r+1, k, 10, 100),
+				loops(run(place, "single get", "mcproxy", r+1, 1.5*k, 7, 90), map[string]int{"pinned": 1, "unpinned": 2}[place]))
+		}
+		runs = append(runs,
+			loops(run("pinned", "single get", "mcproxy-1loop", r+1, 1.5*k, 6.5, 90), 1),
+			loops(run("unpinned", "single get", "mcproxy-1loop", r+1, 1.2*k, 5, 80), 1))
+	}
+	ws := Medians(writeRuns(t, runs))
+	if len(ws) != 2 || ws[0].Placement != "pinned" || ws[1].Placement != "unpinned" || len(ws[0].Targets) != 4 {
 		t.Fatalf("medians: %+v", ws)
 	}
 	mp, _ := ws[0].Target("mcproxy")
@@ -47,33 +118,66 @@ func TestMediansAndReport(t *testing.T) {
 	if err := WriteCompareMarkdown(&md, ws); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| mcproxy | 300 |", "mcproxy / twemproxy: keys/s ×1.50, CPU per key ×0.70, p99 ×0.90",
-		"latency mcproxy adds over memcached: p50 +0.0 µs, p99 +40.0 µs"} {
-		if !strings.Contains(md.String(), want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+	out := md.String()
+	for _, want := range []string{
+		"| single get | pinned | ×0.70, ×1.50, ×0.90 | ×0.65, ×1.50, ×0.90 | either: both run 1 event loop here |",
+		"| single get | unpinned | ×0.70, ×1.50, ×0.90 | ×0.50, ×1.20, ×0.80 | **`event_loops: 1`** (CPU per key ×0.71 of defaults) |",
+		"## Pinned", "## Unpinned",
+		"| mcproxy (2 loops) | 300 |", "| mcproxy-1loop (1 loop) | 240 |", "mcproxy / twemproxy: keys/s ×1.50, CPU per key ×0.70, p99 ×0.90",
+		"mcproxy-1loop / twemproxy: keys/s ×1.20, CPU per key ×0.50, p99 ×0.80",
+		"latency mcproxy adds over memcached: p50 +0.0 µs, p99 +40.0 µs",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
 		}
+	}
+	// The verdict comes before the sections, pinned before unpinned.
+	if v, p, u := strings.Index(out, "efficient on this machine"), strings.Index(out, "## Pinned"), strings.Index(out, "## Unpinned"); !(v < p && p < u) {
+		t.Errorf("sections out of order (verdict %d, pinned %d, unpinned %d):\n%s", v, p, u, out)
 	}
 	var svg bytes.Buffer
 	if err := WriteCompareSVG(&svg, ws); err != nil {
 		t.Fatal(err)
 	}
-	// Well-formed XML, with a bar per proxy per panel.
-	d := xml.NewDecoder(&svg)
-	rects := 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("chart is not well-formed XML: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
-			rects++
+	// background + 2 placements x 2 panels x 3 drawn targets + 3 legend swatches
+	if n := countRects(t, svg.Bytes()); n != 1+12+3 {
+		t.Errorf("chart has %d rects, want 16", n)
+	}
+	for _, want := range []string{"pinned: keys/s", "unpinned: proxy CPU per key"} {
+		if !strings.Contains(svg.String(), want) {
+			t.Errorf("chart lacks panel %q", want)
 		}
 	}
+}
+
+// A results file from before placements (no "placement" field, one mcproxy)
+// still reports: one section without a placement heading and no verdict.
+func TestReportWithoutPlacements(t *testing.T) {
+	var runs []CompareRun
+	for r := 1; r <= 3; r++ {
+		runs = append(runs,
+			run("", "single get", "memcached", r, 400, 1, 50),
+			run("", "single get", "twemproxy", r, 100, 10, 100),
+			run("", "single get", "mcproxy", r, 150, 7, 90))
+	}
+	ws := Medians(writeRuns(t, runs))
+	var md bytes.Buffer
+	if err := WriteCompareMarkdown(&md, ws); err != nil {
+		t.Fatal(err)
+	}
+	out := md.String()
+	if !strings.Contains(out, "mcproxy / twemproxy: keys/s ×1.50, CPU per key ×0.70, p99 ×0.90") {
+		t.Errorf("markdown lacks the ratios:\n%s", out)
+	}
+	if strings.Contains(out, "\n## ") || strings.Contains(out, "efficient choice") {
+		t.Errorf("markdown has a placement section or a verdict:\n%s", out)
+	}
+	var svg bytes.Buffer
+	if err := WriteCompareSVG(&svg, ws); err != nil {
+		t.Fatal(err)
+	}
 	// background + 2 panels x 2 proxies + 2 legend swatches
-	if rects != 1+4+2 {
-		t.Errorf("chart has %d rects, want 7", rects)
+	if n := countRects(t, svg.Bytes()); n != 1+4+2 {
+		t.Errorf("chart has %d rects, want 7", n)
 	}
 }
