@@ -42,6 +42,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "check bad log format", args: []string{"-check", "-config", valid, "-log-format", "xml"}, code: 2,
 			stderr: `-log-format "xml": want json or console`},
 		{name: "bad log level", args: []string{"-config", valid, "-log-level", "verbose"}, code: 2, stderr: `-log-level "verbose"`},
+		{name: "zap-only log level", args: []string{"-config", valid, "-log-level", "fatal"}, code: 2, stderr: `-log-level "fatal": want debug, info, warn or error`},
 		{name: "negative grace", args: []string{"-config", valid, "-shutdown-grace", "-1s"}, code: 2, stderr: "-shutdown-grace -1s must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

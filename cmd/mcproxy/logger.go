@@ -17,13 +17,23 @@ func newLogger(level, format string) (*zap.Logger, error) {
 	return zc.Build()
 }
 
+// logLevels are the values -log-level takes. zap also knows dpanic, panic
+// and fatal, which mcproxy never logs at: a level that silences its errors
+// is refused rather than taken.
+var logLevels = map[string]zapcore.Level{
+	"debug": zapcore.DebugLevel,
+	"info":  zapcore.InfoLevel,
+	"warn":  zapcore.WarnLevel,
+	"error": zapcore.ErrorLevel,
+}
+
 // loggerConfig checks -log-level and -log-format and returns the logger
 // they ask for; parseFlags calls it so that a bad value is a bad command
 // line, for -check as for a start.
 func loggerConfig(level, format string) (zap.Config, error) {
-	var lvl zapcore.Level
-	if err := lvl.Set(level); err != nil {
-		return zap.Config{}, fmt.Errorf("-log-level %q: %w (want debug, info, warn or error)", level, err)
+	lvl, ok := logLevels[level]
+	if !ok {
+		return zap.Config{}, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
 	}
 	var zc zap.Config
 	switch format {
