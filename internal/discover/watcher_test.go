@@ -12,6 +12,8 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,13 +29,15 @@ type harness struct {
 	tick    chan time.Time
 	mu      sync.Mutex
 	changes [][]Backend
+	logs    *observer.ObservedLogs
 }
 
 func newHarness(t *testing.T, dns *dnsServer, spec Spec, maxRemove func(int) int) *harness {
 	t.Helper()
-	h := &harness{t: t, dns: dns, tick: make(chan time.Time)}
+	core, logs := observer.New(zap.InfoLevel)
+	h := &harness{t: t, dns: dns, tick: make(chan time.Time), logs: logs}
 	spec.Resolver = dns.addr()
-	w, err := New(Options{Spec: spec, MaxRemove: maxRemove, OnChange: func(b []Backend) {
+	w, err := New(Options{Spec: spec, MaxRemove: maxRemove, Logger: zap.New(core), OnChange: func(b []Backend) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.changes = append(h.changes, b)
@@ -176,6 +180,10 @@ func TestBadAnswersChangeNothing(t *testing.T) {
 	}
 	if h.nChanges() != 1 {
 		t.Fatalf("%d changes delivered, want 1", h.nChanges())
+	}
+	// Two streaks (no answer; an answer without records), one line each.
+	if n := h.logs.FilterLevelExact(zap.WarnLevel).Len(); n != 2 {
+		t.Errorf("%d warnings for two streaks of bad lookups, want 2: %v", n, h.logs.All())
 	}
 	// Bad lookups did not count as answers lacking anybody: with
 	// MissingLimit 1, one good answer without mc-1 removes it.
