@@ -1,6 +1,6 @@
 module github.com/mcproxy/mcproxy
 
-go 1.26.0
+go 1.23.0
 
 require (
 	github.com/QuangTung97/go-memcache v0.3.5
@@ -14,8 +14,8 @@ require (
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.27.0
 	go.yaml.in/yaml/v3 v3.0.6
-	golang.org/x/net v0.63.0
-	golang.org/x/sys v0.50.0
+	golang.org/x/net v0.43.0
+	golang.org/x/sys v0.35.0
 )
 
 require (
