@@ -20,7 +20,7 @@ const maxLines = 80
 // productDirs are the folders of code that ships in the mcproxy binary.
 var productDirs = []string{
 	"proxy", "protocol", "ring", "health", "cmd/mcproxy",
-	"internal/config", "internal/admin", "internal/defaults", "internal/resolve",
+	"internal/config", "internal/admin", "internal/defaults", "internal/resolve", "internal/discover",
 }
 
 // TestNoLongProductFunctions parses every non-test Go file of the product
