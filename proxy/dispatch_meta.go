@@ -113,7 +113,7 @@ func (s *session) dispatchMeta(req *protocol.Request) bool {
 	s.p.stats.countMetaCommand(op, op == protocol.OpMetaGet && m.Flags.Has('T'))
 	if op == protocol.OpMetaNoop {
 		s.p.stats.countResult(op, resOK, 1)
-		s.enqueueLocal("MN")
+		s.enqueueLocalFor(op, "MN")
 		return true
 	}
 	r := newRequest(s, op)

@@ -151,11 +151,8 @@ func (s *session) metadumpPipelined() bool {
 	if r == nil {
 		return false
 	}
-	// mn's MN is made by the proxy (dispatch_meta.go): a local reply.
-	return !r.op.IsRetrieval() && !bytes.Equal(r.local, mnLine)
+	return !r.op.IsRetrieval() && r.op != protocol.OpMetaNoop
 }
-
-var mnLine = []byte("MN\r\n")
 
 // liveBackends returns the backends a command can reach now, in ring
 // order: the ring's members less those known down (kept in the ring by

@@ -23,8 +23,13 @@ func (s *session) enqueue(r *request) {
 }
 
 // enqueueLocal queues a reply line the proxy makes itself.
-func (s *session) enqueueLocal(line string) {
-	r := newRequest(s, protocol.OpNone)
+func (s *session) enqueueLocal(line string) { s.enqueueLocalFor(protocol.OpNone, line) }
+
+// enqueueLocalFor queues a reply line the proxy makes itself to a command
+// of op, which the request keeps, so that what comes after it can tell
+// what it answered (metadumpPipelined).
+func (s *session) enqueueLocalFor(op protocol.Op, line string) {
+	r := newRequest(s, op)
 	r.local = append(append(r.local, line...), "\r\n"...)
 	s.enqueue(r)
 	r.finish()
@@ -98,7 +103,7 @@ func (s *session) renderReady() {
 			s.tail = nil
 		}
 		s.pending--
-		if l := s.p.latency; l != nil && r.op != protocol.OpNone && !r.more {
+		if l := s.p.latency; l != nil && r.op != protocol.OpNone && len(r.local) == 0 && !r.more {
 			l.observe(r.op, r.start)
 		}
 		charged := r.chargedBytes()
