@@ -13,8 +13,14 @@ import (
 // Options configure a Proxy. Zero values take the defaults noted, except
 // the bools, whose zero value is off.
 type Options struct {
+	// Backends and Ring are the pool named DefaultPoolName when Pools is
+	// empty (the config file's top-level backends: and ring:).
 	Backends []Backend
 	Ring     ring.Config
+	// Pools and Routes (pool.go): the named pools and the prefix routes
+	// that choose a pool for each key. With one pool, Routes may be empty.
+	Pools  []Pool
+	Routes []Route
 
 	// EventLoops is the number of event loops, each serving its share of
 	// the clients with its own backend connections; 0 is one per CPU the

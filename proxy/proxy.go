@@ -78,8 +78,13 @@ type Proxy struct {
 // starts connecting to the backends and health checking them. Call Serve to accept clients.
 func New(opts Options) (*Proxy, error) {
 	opts.setDefaults()
-	if len(opts.Backends) == 0 {
-		return nil, errors.New("proxy: no backends")
+	pools, routes := poolsOf(opts.Pools, opts.Routes, opts.Backends, opts.Ring)
+	if err := checkPools(pools, routes); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	if len(pools) > 1 || len(opts.Pools) > 0 {
+		// The data path serves one pool until the pool work lands (issue 19).
+		return nil, errors.New("proxy: named pools are not served yet")
 	}
 	p := &Proxy{
 		opts:     opts,

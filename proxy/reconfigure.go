@@ -18,6 +18,8 @@ import (
 type Settings struct {
 	Backends []Backend
 	Ring     ring.Config
+	Pools    []Pool
+	Routes   []Route
 	// Health is the checker's tuning: interval, timeout, failure and
 	// success limits, flap hold-down. BeforeUp (flush_on_readd) and
 	// AlwaysUp are fixed at start; Reconfigure ignores them.
