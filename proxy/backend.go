@@ -17,8 +17,6 @@ type backend struct {
 	// conns holds connsPerLoop connections for each loop, loop by loop;
 	// a connection is used only by its loop.
 	conns []*backendConn
-	// weight is the backend's share of the ring; a reload may change it.
-	weight atomic.Int64
 
 	requestsBase atomic.Uint64               // commands sent by a backend this one replaced (inherit)
 	failed       [numFailKinds]atomic.Uint64 // commands that got no reply, by why
@@ -37,9 +35,8 @@ type backend struct {
 }
 
 // newBackend makes a backend and starts its connections on every loop.
-func newBackend(p *Proxy, name, addr string, weight int) *backend {
+func newBackend(p *Proxy, name, addr string) *backend {
 	b := &backend{p: p, name: name, addr: addr}
-	b.weight.Store(int64(weight))
 	p.fds.backends.Add(1) // before any connection dials
 	for _, l := range p.loops {
 		for range p.connsPerLoop {

@@ -136,12 +136,12 @@ func growBytes(b []byte, n int) []byte {
 // the same on the backend's behalf. The delete goes on this session's
 // connection, so the client's next command on the key sees it done.
 func (s *session) dropStaleValue(key []byte) {
-	t := s.p.table.Load()
-	if t.ring == nil {
+	t := s.p.table.Load().poolOf(key)
+	if t.place == nil {
 		return
 	}
 	r := newDeleteOf(nil, key) // an ms's key may be binary
-	b := t.members[t.ring.Locate(key)]
+	b := t.locate(key)
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, nil, key) // a delete like any other
 		return

@@ -26,9 +26,10 @@ func (s *session) dispatchPieces(req *protocol.Request) {
 			s.pieceNext = 0
 			return
 		}
-		if i > 0 && s.p.table.Load().ring == nil {
-			// Every backend left the ring since the first piece: the rest
-			// are misses, as the keys of a failed backend are.
+		if i > 0 && !s.p.table.Load().placesAll(all[i:]) {
+			// Every backend of a pool of these keys left it since the first
+			// piece: the rest are misses, as the keys of a failed backend
+			// are.
 			rest := len(all) - i
 			s.p.stats.countCommand(req.Op, rest)
 			s.p.stats.countRetrieval(req.Op, 0, 0, rest)

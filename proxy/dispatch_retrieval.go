@@ -23,12 +23,12 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		return
 	}
 	t := s.p.table.Load()
-	if t.ring == nil {
+	loc, placed := s.locateKeys(t, req)
+	if !placed {
 		s.p.stats.countResult(req.Op, resError, len(keys))
 		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
 		return
 	}
-	loc := s.locateKeys(t, req)
 	if loc.single && (loc.lineLimit == 0 || loc.lineLen <= loc.lineLimit) {
 		s.sendWhole(t, req, loc.first)
 		return
@@ -50,8 +50,10 @@ type keysLocated struct {
 }
 
 // locateKeys finds the owner of each key of req in t, into s.owners, and
-// the part of its line before the keys, into s.lineHead.
-func (s *session) locateKeys(t *routeTable, req *protocol.Request) keysLocated {
+// the part of its line before the keys, into s.lineHead. An owner is a
+// slot of t (routeTable.slots): a backend as a member of one pool. It
+// reports false when some key's pool has no backend in its placement.
+func (s *session) locateKeys(t *routeTable, req *protocol.Request) (keysLocated, bool) {
 	keys := req.Keys
 	var loc keysLocated
 	s.lineHead = retrievalHead(s.lineHead[:0], req)
@@ -59,40 +61,49 @@ func (s *session) locateKeys(t *routeTable, req *protocol.Request) keysLocated {
 		loc.lineLimit = protocol.MaxGatLine - len("\r\n")
 	}
 	owners := s.owners[:0]
-	loc.first = t.ring.Locate(keys[0])
 	loc.single = true
 	loc.lineLen = len(s.lineHead)
-	for _, k := range keys {
-		i := t.ring.Locate(k)
+	pt := t.routes[0].pool // every key's pool, unless routes have prefixes
+	for j, k := range keys {
+		if t.prefixed {
+			pt = t.poolOf(k)
+		}
+		if pt.place == nil {
+			return loc, false
+		}
+		i := pt.base + pt.place.Locate(k)
+		if j == 0 {
+			loc.first = i
+		}
 		owners = append(owners, i)
 		loc.single = loc.single && i == loc.first
 		loc.lineLen += 1 + len(k)
 	}
 	// A gat on a stand-in has its exptime capped like a write there
 	// (failover.go): such keys get sub-requests of their own, owner n+i.
-	loc.standIns = t.fo.standIns && (req.Op == protocol.OpGat || req.Op == protocol.OpGats)
+	loc.standIns = t.anyStandIns() && (req.Op == protocol.OpGat || req.Op == protocol.OpGats)
 	if loc.standIns {
 		owners, loc.single = s.gatStandIns(t, keys, owners)
 		loc.first = owners[0]
 	}
 	s.owners = owners
-	return loc
+	return loc, true
 }
 
 // sendWhole sends a retrieval whose keys all have one owner as one
 // command.
 func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int) {
-	n := len(t.members)
+	n := len(t.slots)
 	r := newRequest(s, req.Op)
 	r.nkeys = len(req.Keys)
 	r.more = s.morePiece
 	exptime := req.Exptime
 	if owner >= n {
-		exptime = capExptime(exptime, t.fo.ttl, s.now)
+		exptime = capExptime(exptime, failoverTTL(s.p), s.now)
 	}
 	r.out = protocol.AppendRetrieval(r.out, req.Op, exptime, req.Keys)
 	s.enqueue(r)
-	s.sendTo(t.members[owner%n], r)
+	s.sendTo(t.slots[owner%n], r)
 }
 
 // sendSplit sends a retrieval as one sub-request per owner (more, where
@@ -100,10 +111,10 @@ func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int) {
 // client's keys in order, for the merge of their replies (render.go).
 func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocated) {
 	keys, owners, head := req.Keys, s.owners, s.lineHead
-	n := len(t.members)
+	n := len(t.slots)
 	var capHead []byte
 	if loc.standIns {
-		capHead = gatHead(nil, req, t.fo.ttl, s.now)
+		capHead = gatHead(nil, req, failoverTTL(s.p), s.now)
 	}
 
 	parent := newRequest(s, req.Op)
@@ -133,7 +144,7 @@ func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocate
 			subOf[b] = j
 			sub := newRequest(s, req.Op)
 			sub.parent = parent
-			sub.backend = t.members[b%n]
+			sub.backend = t.slots[b%n]
 			if b >= n {
 				sub.out = append(sub.out, capHead...)
 			} else {

@@ -322,7 +322,7 @@ func TestLongGatSplit(t *testing.T) {
 	for _, i := range []int{0, 5, 77, 150, 151, 299} {
 		memcachedtest.RoundTrip(t, c, fmt.Sprintf("set %s 0 0 3\r\nv%02d\r\n", keys[i], i%100), "STORED\r\n", 1)
 	}
-	b := tp.table.Load().all[0]
+	b := tp.pool0().all[0]
 	for _, op := range []string{"gat", "gats"} {
 		want.Reset()
 		for _, i := range []int{0, 5, 77, 150, 151, 299} {
@@ -390,7 +390,7 @@ func TestSessionsSpreadOverConnections(t *testing.T) {
 		c := memcachedtest.Dial(t, tp.addr)
 		memcachedtest.RoundTrip(t, c, fmt.Sprintf("get spread%d\r\n", i), "END\r\n", 1)
 	}
-	b := tp.table.Load().all[0]
+	b := tp.pool0().all[0]
 	if len(b.conns) != 4 {
 		t.Fatalf("%d connections to the backend, want 2 loops x 2", len(b.conns))
 	}

@@ -60,83 +60,96 @@ func (c EjectionCap) String() string {
 	return strconv.Itoa(c.n)
 }
 
-// outOfRingLocked decides, from the health states, which configured
-// backends leave the ring, and marks the failed ones the cap keeps in it.
-// Caller holds p.mu.
+// outOfRingLocked decides, from the health states, which backends leave
+// each pool's placement, and marks the failed ones the cap keeps in it.
+// The cap applies to each pool on its own: a pool of 3 may lose 1, a pool
+// of 2 none, whatever the other pools hold. A backend is capped (fails
+// fast) when some pool holds it down in its placement. Caller holds p.mu.
 //
 // A backend that is joining (added by a reload, or a name moved to a new
 // server) stays out until it proves itself and does not count against the
 // cap: it has not failed, and its keys simply stay where they were. Failed
 // backends are ejected in the order they failed, up to the cap; the rest
-// are capped: in the ring, failing fast. The checker's state, not the
-// order of its events, decides, so a rebuild from any event gives the same
-// answer for the same states; when an ejected backend recovers, the next
-// rebuild ejects the earliest-failed capped one in its place.
-func (p *Proxy) outOfRingLocked() map[*backend]bool {
-	out := map[*backend]bool{}
-	capped := map[*backend]bool{}
+// are capped: in the placement, failing fast. The checker's state, not
+// the order of its events, decides, so a rebuild from any event gives the
+// same answer for the same states; when an ejected backend recovers, the
+// next rebuild ejects the earliest-failed capped one in its place.
+func (p *Proxy) outOfRingLocked() (out, capped map[*pool]map[*backend]bool) {
+	out = map[*pool]map[*backend]bool{}
+	capped = map[*pool]map[*backend]bool{}
+	anyCapped := map[*backend]bool{}
 	if p.opts.AutoEject {
 		status := make(map[string]health.Status, len(p.backends))
 		for _, st := range p.health.Snapshot() {
 			status[st.Name] = st
 		}
-		var failed []*backend
-		for _, b := range p.backends {
-			st, ok := status[b.name]
-			switch {
-			case !ok || st.State == health.Up:
-			case st.Joining:
-				out[b] = true
-			default:
-				failed = append(failed, b)
+		for _, pl := range p.pools {
+			out[pl], capped[pl] = p.ejectFromPoolLocked(pl, status)
+			for b := range capped[pl] {
+				anyCapped[b] = true
 			}
-		}
-		// Earliest failure first; config order breaks ties.
-		sort.SliceStable(failed, func(i, j int) bool {
-			return status[failed[i].name].LastChange.Before(status[failed[j].name].LastChange)
-		})
-		limit := p.maxEjected.Limit(len(p.backends))
-		for i, b := range failed {
-			if i < limit {
-				out[b] = true
-			} else {
-				capped[b] = true
-			}
-		}
-		if len(capped) > 0 {
-			p.logCapLocked(limit, failed, capped)
 		}
 	}
 	for _, b := range p.backends {
-		now := capped[b]
+		now := anyCapped[b]
 		if b.capped.Swap(now) == now {
 			continue
 		}
 		if now {
 			b.cappedEjections.Add(1)
-			continue // logged above, with the whole picture
-		}
-		why := "it is up again"
-		if out[b] {
-			why = "an ejected backend recovered or the cap was raised: it is ejected now"
+			continue // logged by ejectFromPoolLocked, with the whole picture
 		}
 		p.log.Info("backend no longer held in the ring by the ejection cap", zap.String("backend", b.name),
-			zap.String("addr", b.addr), zap.String("reason", why))
+			zap.String("addr", b.addr), zap.String("reason", "it is up again, an ejected backend recovered or the cap was raised"))
 	}
-	return out
+	return out, capped
+}
+
+// ejectFromPoolLocked applies the ejection cap to one pool: the joining
+// and the ejected backends leave its placement (out), failed backends past
+// the cap stay in it (capped).
+func (p *Proxy) ejectFromPoolLocked(pl *pool, status map[string]health.Status) (out, capped map[*backend]bool) {
+	out, capped = map[*backend]bool{}, map[*backend]bool{}
+	var failed []*backend
+	for _, b := range pl.backends {
+		st, ok := status[b.name]
+		switch {
+		case !ok || st.State == health.Up:
+		case st.Joining:
+			out[b] = true
+		default:
+			failed = append(failed, b)
+		}
+	}
+	// Earliest failure first; config order breaks ties.
+	sort.SliceStable(failed, func(i, j int) bool {
+		return status[failed[i].name].LastChange.Before(status[failed[j].name].LastChange)
+	})
+	limit := p.maxEjected.Limit(len(pl.backends))
+	for i, b := range failed {
+		if i < limit {
+			out[b] = true
+		} else {
+			capped[b] = true
+		}
+	}
+	if len(capped) > 0 {
+		p.logCapLocked(pl, limit, failed, capped)
+	}
+	return out, capped
 }
 
 // logCapLocked warns once for each backend that the cap has just kept in
-// the ring.
-func (p *Proxy) logCapLocked(limit int, failed []*backend, capped map[*backend]bool) {
+// a pool's placement.
+func (p *Proxy) logCapLocked(pl *pool, limit int, failed []*backend, capped map[*backend]bool) {
 	for _, b := range failed {
 		if !capped[b] || b.capped.Load() {
 			continue
 		}
 		p.log.Warn("backend down but not ejected: ejection cap reached; its keys fail fast",
-			zap.String("backend", b.name), zap.String("addr", b.addr),
+			zap.String("pool", pl.name), zap.String("backend", b.name), zap.String("addr", b.addr),
 			zap.String("max_ejected", p.maxEjected.String()), zap.Int("ejected", limit),
-			zap.Int("down", len(failed)), zap.Int("backends", len(p.backends)))
+			zap.Int("down", len(failed)), zap.Int("backends", len(pl.backends)))
 	}
 }
 

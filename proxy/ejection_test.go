@@ -49,7 +49,7 @@ func TestEjectionCap(t *testing.T) {
 			second.Kill()
 			waitCapped(t, tp, second.Addr, true)
 			waitInRing(t, tp, second.Addr, true)
-			if n := len(tp.table.Load().members); n != 2 {
+			if n := len(tp.pool0().members); n != 2 {
 				t.Fatalf("%d ring members, want 2 (the survivor and the capped backend)", n)
 			}
 			if tp.health.IsUp(second.Addr) {
@@ -119,7 +119,7 @@ func TestEjectionCapZero(t *testing.T) {
 	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[1].Addr)
 	victim.Kill()
 	waitCapped(t, tp, victim.Addr, true)
-	if n := len(tp.table.Load().members); n != 3 {
+	if n := len(tp.pool0().members); n != 3 {
 		t.Fatalf("max_ejected 0, but the ring has %d members", n)
 	}
 	got := memcachedtest.RoundTrip(t, c, fmt.Sprintf("get %s %s\r\nset %s 0 0 1\r\nz\r\n", dead, alive, dead), "SERVER_ERROR backend unavailable\r\n", 1)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/mcproxy/mcproxy/protocol"
@@ -26,32 +27,25 @@ const failoverClockMargin = 2 * time.Second
 // an absolute unix time.
 const maxRelativeExptime = 60 * 60 * 24 * 30
 
-// pastRing is a ring that was in force until retired.
+// pastRing is a pool's placement that was in force until retired.
 type pastRing struct {
-	ring    *ring.Ring
+	place   ring.Placement
 	members []*backend
 	retired time.Time
 }
 
-// homeRing is the ring of every configured backend, as built for the
-// weights and ring config it records (a reload may change them).
+// homeRing is the placement of every configured backend of a pool, as
+// built for the weights and options it records (a reload may change
+// them).
 type homeRing struct {
-	ring    *ring.Ring
+	place   ring.Placement
 	members []*backend
-	weights []int64
-	cfg     ring.Config
+	weights []int
+	opts    ring.PlacementOptions
 }
 
-func (h *homeRing) matches(all []*backend, cfg ring.Config) bool {
-	if h == nil || h.cfg != cfg || len(h.members) != len(all) {
-		return false
-	}
-	for i, b := range all {
-		if h.members[i] != b || h.weights[i] != b.weight.Load() {
-			return false
-		}
-	}
-	return true
+func (h *homeRing) matches(pl *pool) bool {
+	return h != nil && h.opts == pl.opts && slices.Equal(h.members, pl.backends) && slices.Equal(h.weights, pl.weights)
 }
 
 // failoverRoutes is the failover part of a route table: what keeps reads
@@ -92,27 +86,29 @@ func (fo *failoverRoutes) active(now time.Time) bool {
 	return fo.standIns || now.Before(fo.windowEnd)
 }
 
-// attachFailover fills t.fo, keeping the home ring and the recent history
-// of old, the table t replaces (nil at start). It runs under p.mu.
-func (p *Proxy) attachFailover(t, old *routeTable) {
+// attachFailover fills t.fo, keeping the home placement and the recent
+// history of old, the pool's table t replaces (nil at start or for a new
+// pool). It runs under p.mu.
+func (p *Proxy) attachFailover(t, old *poolTable) {
 	now := time.Now()
 	fo := &t.fo
-	fo.ttl = int32(p.opts.FailoverTTL / time.Second)
+	fo.ttl = failoverTTL(p)
 	fo.window = time.Duration(fo.ttl)*time.Second + p.opts.Timeout + failoverClockMargin
 	fo.live = make(map[*backend]bool, len(t.members))
 	for _, b := range t.members {
 		fo.live[b] = true
 	}
-	if old != nil && old.fo.home.matches(t.all, t.ringCfg) {
+	if old != nil && old.fo.home.matches(t.pool) {
 		fo.home = old.fo.home
 	}
-	fo.standIns = t.ring != nil && len(t.members) < len(t.all)
+	fo.standIns = t.place != nil && len(t.members) < len(t.all)
 	if fo.standIns && fo.home == nil {
-		h, err := buildHomeRing(t.all, t.ringCfg)
+		h, err := buildHomeRing(t.pool)
 		if err != nil {
-			// ring.New accepted this backend list when it was configured,
-			// so this cannot happen; without a home nothing is capped.
-			p.log.Error("build the ring of all backends for failover", zap.Error(err))
+			// The pool's placement was checked over all its backends when
+			// it was configured, so this cannot happen; without a home
+			// nothing is capped.
+			p.log.Error("build the placement of all backends for failover", zap.String("pool", t.pool.name), zap.Error(err))
 			fo.standIns = false
 		}
 		fo.home = h
@@ -120,12 +116,12 @@ func (p *Proxy) attachFailover(t, old *routeTable) {
 	if old == nil {
 		return
 	}
-	if sameRing(old, t) {
+	if samePlacement(old, t) {
 		fo.history, fo.windowEnd = old.fo.history, old.fo.windowEnd
 		return
 	}
-	if old.ring != nil {
-		fo.history = append(fo.history, pastRing{ring: old.ring, members: old.members, retired: now})
+	if old.place != nil {
+		fo.history = append(fo.history, pastRing{place: old.place, members: old.members, retired: now})
 	}
 	for _, h := range old.fo.history {
 		if now.Before(h.retired.Add(fo.window)) {
@@ -135,67 +131,45 @@ func (p *Proxy) attachFailover(t, old *routeTable) {
 	fo.windowEnd = now.Add(fo.window)
 }
 
-func buildHomeRing(all []*backend, cfg ring.Config) (*homeRing, error) {
-	h := &homeRing{members: all, weights: make([]int64, len(all)), cfg: cfg}
-	ms := make([]ring.Member, len(all))
-	for i, b := range all {
-		h.weights[i] = b.weight.Load()
-		// Ring identity is the backend's name, as in rebuildLocked.
-		ms[i] = ring.Member{Name: b.name, Weight: int(h.weights[i])}
+func buildHomeRing(pl *pool) (*homeRing, error) {
+	h := &homeRing{members: pl.backends, weights: pl.weights, opts: pl.opts}
+	servers := make([]ring.Server, len(pl.backends))
+	for i, b := range pl.backends {
+		servers[i] = placementServer(b, pl.weights[i])
 	}
-	r, err := ring.New(ms, cfg)
+	pc, err := ring.NewPlacement(servers, pl.opts)
 	if err != nil {
 		return nil, err
 	}
-	h.ring = r
+	h.place = pc
 	return h, nil
 }
 
-// sameRing reports whether a and b route every key the same way.
-func sameRing(a, b *routeTable) bool {
-	if (a.ring == nil) != (b.ring == nil) {
-		return false
-	}
-	if a.ring == nil {
-		return true
-	}
-	if a.ringCfg != b.ringCfg || len(a.members) != len(b.members) {
-		return false
-	}
-	am, bm := a.ring.Members(), b.ring.Members()
-	for i := range a.members {
-		if a.members[i] != b.members[i] || am[i] != bm[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // standIn reports whether b, the key's location in t, is not its home.
-func (t *routeTable) standIn(key []byte, b *backend) bool {
+func (t *poolTable) standIn(key []byte, b *backend) bool {
 	h := t.fo.home
-	return t.fo.standIns && h.members[h.ring.Locate(key)] != b
+	return t.fo.standIns && h.members[h.place.Locate(key)] != b
 }
 
 // invalidationTargets appends to dst the backends that must lose key when
 // it changes at cur: its home, when cur stands in for a home in the ring,
 // and its locations in the rings of the window, each once, if in the ring
 // now and not cur.
-func (t *routeTable) invalidationTargets(dst []*backend, key []byte, cur *backend, now time.Time) []*backend {
+func (t *poolTable) invalidationTargets(dst []*backend, key []byte, cur *backend, now time.Time) []*backend {
 	if t.fo.standIns {
 		h := t.fo.home
-		dst = t.addTarget(dst, h.members[h.ring.Locate(key)], cur)
+		dst = t.addTarget(dst, h.members[h.place.Locate(key)], cur)
 	}
 	for _, h := range t.fo.history {
 		if !now.Before(h.retired.Add(t.fo.window)) {
 			break // newest first: the rest are older still
 		}
-		dst = t.addTarget(dst, h.members[h.ring.Locate(key)], cur)
+		dst = t.addTarget(dst, h.members[h.place.Locate(key)], cur)
 	}
 	return dst
 }
 
-func (t *routeTable) addTarget(dst []*backend, b, cur *backend) []*backend {
+func (t *poolTable) addTarget(dst []*backend, b, cur *backend) []*backend {
 	if b == cur || !t.fo.live[b] {
 		return dst
 	}
@@ -206,6 +180,9 @@ func (t *routeTable) addTarget(dst []*backend, b, cur *backend) []*backend {
 	}
 	return append(dst, b)
 }
+
+// failoverTTL is failover.ttl in whole seconds, as exptimes are written.
+func failoverTTL(p *Proxy) int32 { return int32(p.opts.FailoverTTL / time.Second) }
 
 // capExptime returns the exptime a command to a stand-in carries: at most
 // ttl seconds from now. 0 (never), a relative time past ttl and an
@@ -239,7 +216,7 @@ func carriesExptime(op protocol.Op) bool {
 // the invalidating deletes beside r, which then completes when they all
 // have. req is the parsed command r.out was encoded from; nil for an
 // internal delete.
-func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *protocol.Request, key []byte) {
+func (s *session) routeFailover(t *poolTable, b *backend, r *request, req *protocol.Request, key []byte) {
 	if req != nil && req.Meta != nil {
 		if err := s.capMeta(t, b, r, req, key); err != nil {
 			r.fail(err)
@@ -247,6 +224,7 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 		}
 	} else if req != nil && carriesExptime(req.Op) && t.standIn(key, b) {
 		s.p.stats.failoverCappedWrites.Add(1)
+		t.pool.counters.failoverCappedWrites.Add(1)
 		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
 			rewriteExptime(r, req, e)
 		}
@@ -270,6 +248,7 @@ func (s *session) routeFailover(t *routeTable, b *backend, r *request, req *prot
 		r.subs = append(r.subs, d)
 	}
 	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
+	t.pool.counters.failoverInvalidations.Add(uint64(len(targets)))
 	s.sendTo(b, r)
 	for _, d := range r.subs {
 		s.sendTo(d.backend, d)
@@ -309,12 +288,12 @@ func (r *request) repairAfterSwap() {
 	if s == nil || r.err != nil || !r.plantedCopy() {
 		return
 	}
-	cur := s.p.table.Load()
-	if cur == r.routed || cur.ring == nil {
+	key := r.routedKey()
+	cur := s.p.table.Load().poolOf(key)
+	if cur == r.routed || cur.place == nil {
 		return
 	}
-	key := r.routedKey()
-	loc := cur.members[cur.ring.Locate(key)]
+	loc := cur.locate(key)
 	var buf [8]*backend
 	targets := cur.invalidationTargets(buf[:0], key, loc, time.Now())
 	targets = cur.addTarget(targets, r.backend, loc)
@@ -329,6 +308,7 @@ func (r *request) repairAfterSwap() {
 		r.pending.Add(int32(len(targets)))
 	}
 	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
+	cur.pool.counters.failoverInvalidations.Add(uint64(len(targets)))
 	s.p.stats.failoverLateWrites.Add(1)
 	for _, b := range targets {
 		// Not in r.subs, which the dispatching goroutine may still be
@@ -374,12 +354,13 @@ func (r *request) countInvalidation() {
 // sub-request of their own whose exptime is capped. It returns the owners
 // and whether they are all the same.
 func (s *session) gatStandIns(t *routeTable, keys [][]byte, owners []int) ([]int, bool) {
-	n := len(t.members)
+	n := len(t.slots)
 	single := true
 	for i, k := range keys {
-		if t.standIn(k, t.members[owners[i]]) {
+		if pt := t.poolOf(k); pt.standIn(k, t.slots[owners[i]]) {
 			owners[i] += n
 			s.p.stats.failoverCappedWrites.Add(1)
+			pt.pool.counters.failoverCappedWrites.Add(1)
 		}
 		single = single && owners[i] == owners[0]
 	}

@@ -61,7 +61,7 @@ func metaMayCreate(req *protocol.Request) bool {
 // capMeta rewrites r's line, sent to b, the location of key in t, with its
 // expiries capped when b stands in for the key's home. It fails only when
 // the line has no room for a T it lacks.
-func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.Request, key []byte) error {
+func (s *session) capMeta(t *poolTable, b *backend, r *request, req *protocol.Request, key []byte) error {
 	if !metaCarriesExptime(req) || !t.standIn(key, b) {
 		return nil
 	}
@@ -84,6 +84,7 @@ func (s *session) capMeta(t *routeTable, b *backend, r *request, req *protocol.R
 		return errNoRoomToCap
 	}
 	s.p.stats.failoverCappedWrites.Add(1)
+	t.pool.counters.failoverCappedWrites.Add(1)
 	var digits [20]byte
 	if st.proxyOpaque != 0 {
 		rw.SetOpaque, rw.Opaque = true, strconv.AppendUint(digits[:0], st.proxyOpaque, 10)

@@ -116,9 +116,9 @@ func TestNoStaleReadAcrossTwoOutages(t *testing.T) {
 // homeOf returns the address of key's home: its backend on the ring of
 // every configured backend.
 func homeOf(tp *testProxy, key string) string {
-	tab := tp.table.Load()
+	tab := tp.pool0()
 	if h := tab.fo.home; h != nil {
-		return h.members[h.ring.Locate([]byte(key))].addr
+		return h.members[h.place.Locate([]byte(key))].addr
 	}
 	return locationOf(tp, key)
 }
@@ -266,7 +266,7 @@ func TestFailoverWindow(t *testing.T) {
 		t.Errorf("the stand-in still holds %s after the set at home was answered", early)
 	}
 
-	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !tp.table.Load().fo.active(time.Now()) })
+	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !tp.pool0().fo.active(time.Now()) })
 	if _, ok := remainingTTL(t, lateStandIn, late); ok {
 		t.Errorf("the stand-in copy of %s outlived the window", late)
 	}
@@ -294,7 +294,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	})
 	// Find a key that the ring without the victim moves between the two
 	// others, by building that ring here.
-	full := tp.table.Load()
+	full := tp.pool0()
 	var victim *memcachedtest.Server
 	var k string
 	for _, v := range tp.backends {
@@ -304,13 +304,13 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 				others = append(others, ring.Member{Name: b.name, Weight: 1})
 			}
 		}
-		without, err := ring.New(others, full.ringCfg)
+		without, err := ring.New(others, full.opts.Ring)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < 100000 && k == ""; i++ {
 			cand := "moved:" + strconv.Itoa(i)
-			home := full.members[full.ring.Locate([]byte(cand))].addr
+			home := full.members[full.place.Locate([]byte(cand))].addr
 			if home != v.Addr && without.LocateName([]byte(cand)) != home {
 				k, victim = cand, v
 			}
@@ -331,7 +331,7 @@ func TestNoStaleReadDisplacedKey(t *testing.T) {
 	home := homeOf(tp, k)
 	// Past the window of the ejection only the home rule can delete the
 	// old copy.
-	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !time.Now().Before(tp.table.Load().fo.windowEnd) })
+	memcachedtest.WaitFor(t, "the invalidation window to close", func() bool { return !time.Now().Before(tp.pool0().fo.windowEnd) })
 	if got := expectLines(t, c, "set "+k+" 0 0 2\r\nv3\r\n", 1); got != "STORED\r\n" {
 		t.Fatalf("set on the stand-in: %q", got)
 	}
@@ -512,7 +512,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	})
 	slow, added := servers[1], servers[2]
 	grown := []ring.Member{{Name: servers[0].Addr, Weight: 1}, {Name: slow.Addr, Weight: 1}, {Name: added.Addr, Weight: 1}}
-	next, err := ring.New(grown, tp.table.Load().ringCfg)
+	next, err := ring.New(grown, tp.pool0().opts.Ring)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	c := memcachedtest.Dial(t, tp.addr)
 	expectLines(t, c, "set warm 0 0 1\r\nw\r\nset "+k+" 0 0 2\r\nv0\r\n", 2) // connections up
 	var sb *backend
-	for _, b := range tp.table.Load().members {
+	for _, b := range tp.pool0().members {
 		if b.addr == slow.Addr {
 			sb = b
 		}
@@ -549,7 +549,7 @@ func TestLateWriteAfterSwap(t *testing.T) {
 	for _, m := range grown {
 		bs = append(bs, Backend{Addr: m.Name, Weight: 1})
 	}
-	if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err != nil {
+	if _, err := tp.reconfigure(bs, tp.pool0().opts.Ring); err != nil {
 		t.Fatal(err)
 	}
 	if got := locationOf(tp, k); got != added.Addr {

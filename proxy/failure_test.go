@@ -101,7 +101,7 @@ func TestNoBackendsFailsFast(t *testing.T) {
 		s.Kill()
 	}
 	c := memcachedtest.Dial(t, tp.addr)
-	memcachedtest.WaitFor(t, "every backend to be ejected", func() bool { return tp.table.Load().ring == nil })
+	memcachedtest.WaitFor(t, "every backend to be ejected", func() bool { return tp.pool0().place == nil })
 	for _, cmd := range []string{"get a\r\n", "set a 0 0 1\r\nx\r\n", "delete a\r\n", "incr a 1\r\n", "flush_all\r\n"} {
 		if got := memcachedtest.RoundTrip(t, c, cmd, "\r\n", 1); got != "SERVER_ERROR no backends available\r\n" {
 			t.Errorf("%q with no backends: %q", cmd, got)

@@ -49,7 +49,7 @@ func TestKilledBackendEjectedUnderLoad(t *testing.T) {
 	victim := tp.backends[0]
 	mine := 0
 	for _, k := range keys {
-		if tp.table.Load().members[tp.table.Load().ring.Locate([]byte(k))].addr == victim.Addr {
+		if tp.pool0().members[tp.pool0().place.Locate([]byte(k))].addr == victim.Addr {
 			mine++
 		}
 	}
@@ -131,7 +131,7 @@ func TestAutoEjectOff(t *testing.T) {
 	c, dead, alive := storeDeadAndAlive(t, tp, victim.Addr, tp.backends[0].Addr)
 	victim.Kill()
 	memcachedtest.WaitFor(t, "the dead backend to be marked down", func() bool { return !tp.health.IsUp(victim.Addr) })
-	if n := len(tp.table.Load().members); n != 3 {
+	if n := len(tp.pool0().members); n != 3 {
 		t.Fatalf("auto_eject false, but the ring has %d members", n)
 	}
 	start := time.Now()

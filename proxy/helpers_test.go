@@ -229,7 +229,7 @@ func waitInFlight(t *testing.T, tp *testProxy, addr string) {
 	t.Helper()
 	memcachedtest.WaitFor(t, "a request in flight to "+addr, func() bool {
 		n := 0
-		for _, b := range tp.table.Load().all {
+		for _, b := range tp.pool0().all {
 			if b.addr != addr {
 				continue
 			}
@@ -365,7 +365,7 @@ func unpadNumbers(b []byte) []byte {
 func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
 	t.Helper()
 	memcachedtest.WaitFor(t, fmt.Sprintf("backend %s capped to be %v", name, want), func() bool {
-		for _, b := range tp.table.Load().all {
+		for _, b := range tp.pool0().all {
 			if b.name == name && b.capped.Load() == want {
 				return true
 			}
@@ -376,13 +376,13 @@ func waitCapped(t *testing.T, tp *testProxy, name string, want bool) {
 
 // locationOf returns the address the proxy's current ring sends key to.
 func locationOf(tp *testProxy, key string) string {
-	tab := tp.table.Load()
-	return tab.members[tab.ring.Locate([]byte(key))].addr
+	tab := tp.pool0()
+	return tab.members[tab.place.Locate([]byte(key))].addr
 }
 
 // inRing reports whether addr is a member of the proxy's current ring.
 func inRing(tp *testProxy, addr string) bool {
-	for _, b := range tp.table.Load().members {
+	for _, b := range tp.pool0().members {
 		if b.addr == addr {
 			return true
 		}
@@ -393,10 +393,10 @@ func inRing(tp *testProxy, addr string) bool {
 // keyOn returns a key that the proxy's current ring places on addr.
 func keyOn(t testing.TB, tp *testProxy, addr, prefix string) string {
 	t.Helper()
-	tab := tp.table.Load()
+	tab := tp.pool0()
 	for i := 0; i < 100000; i++ {
 		k := fmt.Sprintf("%s%d", prefix, i)
-		if tab.members[tab.ring.Locate([]byte(k))].addr == addr {
+		if tab.members[tab.place.Locate([]byte(k))].addr == addr {
 			return k
 		}
 	}
@@ -516,3 +516,7 @@ func commandsMetric(t *testing.T, tp *testProxy, command, result string) float64
 	}
 	return 0
 }
+
+// pool0 returns the table of the proxy's first pool: the only one in the
+// tests that configure backends without named pools.
+func (p *Proxy) pool0() *poolTable { return p.table.Load().pools[0] }

@@ -13,17 +13,17 @@ import (
 )
 
 // placement returns the name of the backend each key routes to.
-func placement(t *routeTable, keys []string) []string {
+func placement(t *poolTable, keys []string) []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
-		out[i] = t.members[t.ring.Locate([]byte(k))].name
+		out[i] = t.members[t.place.Locate([]byte(k))].name
 	}
 	return out
 }
 
 // member returns the ring member named name, nil if it is not in the ring.
 func member(tp *testProxy, name string) *backend {
-	for _, b := range tp.table.Load().members {
+	for _, b := range tp.pool0().members {
 		if b.name == name {
 			return b
 		}
@@ -96,12 +96,12 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 				name0 = "cache-0"
 			}
 			keys := prefill(t, tp.addr, 600)
-			before := tp.table.Load()
+			before := tp.pool0()
 			if share := ownedByName(before, keys, name0); share < 0.15 {
 				t.Fatalf("backend 0 owns %.3f of the keys", share)
 			}
 			respelled := localhostSpelling(t, servers[0].Addr)
-			res, err := tp.reconfigure(list(respelled), before.ringCfg)
+			res, err := tp.reconfigure(list(respelled), before.opts.Ring)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +109,7 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 				t.Fatalf("reconfigure result: %+v", res)
 			}
 			// In the ring at once, at the new spelling, with every key where it was.
-			after := tp.table.Load()
+			after := tp.pool0()
 			if b := member(tp, name0); b == nil || b.addr != respelled {
 				t.Fatalf("respelled backend not in the ring at %s right after the reload", respelled)
 			}
@@ -142,7 +142,7 @@ func TestRespelledBackendKeepsKeys(t *testing.T) {
 	}
 }
 
-func ownedByName(t *routeTable, keys []string, name string) float64 {
+func ownedByName(t *poolTable, keys []string, name string) float64 {
 	n := 0
 	for _, p := range placement(t, keys) {
 		if p == name {
@@ -166,11 +166,11 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 		o.Health.Interval = 300 * time.Millisecond // time to look at the table before it joins
 	})
 	keys := prefill(t, tp.addr, 600)
-	before := tp.table.Load()
+	before := tp.pool0()
 	// Something the new server holds from before: flush_on_readd empties it.
 	memcachedtest.RoundTrip(t, memcachedtest.Dial(t, fresh.Addr), "set leftover 0 0 1\r\nx\r\n", "STORED\r\n", 1)
 
-	res, err := tp.reconfigure(list(fresh.Addr), before.ringCfg)
+	res, err := tp.reconfigure(list(fresh.Addr), before.opts.Ring)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestNameMovedToAnotherServer(t *testing.T) {
 		t.Fatalf("the new server of a is in the ring at %s before any probe", b.addr)
 	}
 	waitNameInRing(t, tp, "a", fresh.Addr, true)
-	if !slices.Equal(placement(before, keys), placement(tp.table.Load(), keys)) {
+	if !slices.Equal(placement(before, keys), placement(tp.pool0(), keys)) {
 		t.Fatal("a's ring place changed with its server")
 	}
 	if got := memcachedtest.RoundTrip(t, memcachedtest.Dial(t, fresh.Addr), "get leftover\r\n", "END\r\n", 1); got != "END\r\n" {
@@ -213,7 +213,7 @@ func TestDuplicateNamesRefused(t *testing.T) {
 		{{Name: "x", Addr: a.Addr}, {Name: "x", Addr: b.Addr}},
 		{{Addr: a.Addr}, {Name: a.Addr, Addr: b.Addr}},
 	} {
-		if _, err := tp.reconfigure(bs, tp.table.Load().ringCfg); err == nil || !strings.Contains(err.Error(), "listed twice") {
+		if _, err := tp.reconfigure(bs, tp.pool0().opts.Ring); err == nil || !strings.Contains(err.Error(), "listed twice") {
 			t.Errorf("Reconfigure(%+v): %v", bs, err)
 		}
 	}

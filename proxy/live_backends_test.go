@@ -24,12 +24,12 @@ func TestLiveBackendsWithEveryBackendDead(t *testing.T) {
 	// first: wait for the counts, not for particular backends.
 	memcachedtest.WaitFor(t, "two capped backends and one ejected", func() bool {
 		n := 0
-		for _, b := range tp.table.Load().all {
+		for _, b := range tp.pool0().all {
 			if b.capped.Load() {
 				n++
 			}
 		}
-		return n == 2 && len(tp.table.Load().members) == 2
+		return n == 2 && len(tp.pool0().members) == 2
 	})
 	if v := metric(t, tp, "mcproxy_ring_members", ""); v != 2 {
 		t.Errorf("mcproxy_ring_members: %v, want 2 (the capped backends)", v)

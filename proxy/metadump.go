@@ -160,7 +160,7 @@ func (s *session) metadumpPipelined() bool {
 func (s *session) liveBackends() []*backend {
 	t := s.p.table.Load()
 	var live []*backend
-	for _, b := range t.members {
+	for _, b := range t.ringMembers() {
 		if b.capped.Load() || !s.p.opts.AutoEject && !s.p.health.IsUp(b.name) {
 			continue
 		}

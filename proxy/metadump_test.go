@@ -306,7 +306,7 @@ func dumpKeys(t *testing.T, dump []byte) []string {
 // error line naming the backend, and EOF.
 func TestMetadumpSlowClientAndKill(t *testing.T) {
 	p := startProxy(t, 3, nil)
-	first := p.table.Load().members[0] // dumped first
+	first := p.pool0().members[0] // dumped first
 	var victim *memcachedtest.Server
 	for _, b := range p.backends {
 		if b.Addr == first.addr {

@@ -142,6 +142,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descBackendInfo, descEjectionCapped, descEjectionsCapped,
 		descOutputLimitDisconnects,
 		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors, descFailoverLateWrites,
+		descPoolBackends, descPoolRingMembers, descPoolLiveBackends, descPoolFailoverCapped,
+		descPoolFailoverInvalidations, descPoolWarmHits, descPoolWarmCopies, descPoolWarmCopyErrors, descPoolWarmDeletes,
 	} {
 		ch <- d
 	}
@@ -183,10 +185,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBytesWritten, st.bytesWritten.Total())
 
 	t := p.table.Load()
-	inRing := make(map[*backend]bool, len(t.members))
-	for _, b := range t.members {
-		inRing[b] = true
-	}
 	status := map[string]health.Status{}
 	for _, s := range p.health.Snapshot() {
 		status[s.Name] = s
@@ -199,7 +197,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s, tracked := status[b.name]
 		up := !tracked || s.State == health.Up
 		gauge(descBackendUp, boolFloat(up), b.name)
-		gauge(descBackendInRing, boolFloat(inRing[b]), b.name)
+		gauge(descBackendInRing, boolFloat(t.inRing(b)), b.name)
 		counter(descEjections, s.Ejections, b.name)
 		counter(descReadds, s.Readds, b.name)
 		gauge(descConsecutiveFailures, float64(s.ConsecutiveFailures), b.name)
@@ -207,7 +205,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descEjectionCapped, boolFloat(b.capped.Load()), b.name)
 		counter(descEjectionsCapped, b.cappedEjections.Load(), b.name)
 	}
-	gauge(descRingMembers, float64(len(t.members)))
+	gauge(descRingMembers, float64(len(t.ringMembers())))
 	gauge(descLiveBackends, float64(t.liveBackends()))
 	gauge(descBackends, float64(len(t.all)))
 	gen, at := p.ConfigGeneration()
@@ -220,6 +218,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFailoverInvalidations, st.failoverInvalidations.Total())
 	counter(descFailoverInvalidationErrors, st.failoverInvalidationErrors.Total())
 	counter(descFailoverLateWrites, st.failoverLateWrites.Total())
+	c.collectPools(ch)
 	if c.latency != nil {
 		c.latency.vec.Collect(ch)
 	}

@@ -56,41 +56,87 @@ func poolsOf(pools []Pool, routes []Route, backends []Backend, rc ring.Config) (
 // at least one pool, distinct pool names, each pool's backends (checkBackends)
 // and placement, one name per server across pools, routes that name
 // existing pools, and a default route.
-func checkPools(pools []Pool, routes []Route) error {
+//
+// It returns each pool's placement options with their defaults filled in.
+func checkPools(pools []Pool, routes []Route) ([]ring.PlacementOptions, error) {
 	if len(pools) == 0 {
-		return errors.New("no backends")
+		return nil, errors.New("no backends")
 	}
+	opts := make([]ring.PlacementOptions, len(pools))
 	names := make(map[string]bool, len(pools))
 	serverName := map[string]string{} // address -> name
 	serverAddr := map[string]string{} // name -> address
-	for _, pl := range pools {
+	for i, pl := range pools {
 		if pl.Name == "" {
-			return errors.New("a pool has no name")
+			return nil, errors.New("a pool has no name")
 		}
 		if names[pl.Name] {
-			return fmt.Errorf("pool %s listed twice", pl.Name)
+			return nil, fmt.Errorf("pool %s listed twice", pl.Name)
 		}
 		names[pl.Name] = true
 		if len(pl.Backends) == 0 {
-			return fmt.Errorf("pool %s: no backends", pl.Name)
+			return nil, fmt.Errorf("pool %s: no backends", pl.Name)
 		}
 		if err := checkBackends(pl.Backends); err != nil {
-			return fmt.Errorf("pool %s: %w", pl.Name, err)
+			return nil, fmt.Errorf("pool %s: %w", pl.Name, err)
 		}
-		if _, err := ring.NewPlacement(placementServers(pl.Backends), pl.Placement); err != nil {
-			return fmt.Errorf("pool %s: %w", pl.Name, err)
+		// Building the full placement checks names, weights and options,
+		// and that every subset (after ejections) will build too.
+		pc, err := ring.NewPlacement(placementServers(pl.Backends), pl.Placement)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: %w", pl.Name, err)
 		}
+		opts[i] = pc.Options()
 		for _, b := range pl.Backends {
 			if n, ok := serverName[b.Addr]; ok && n != b.name() {
-				return fmt.Errorf("pool %s: server %s is named %s in another pool; a server listed in several pools has one name", pl.Name, b.Addr, n)
+				return nil, fmt.Errorf("pool %s: server %s is named %s in another pool; a server listed in several pools has one name", pl.Name, b.Addr, n)
 			}
 			if a, ok := serverAddr[b.name()]; ok && a != b.Addr {
-				return fmt.Errorf("pool %s: backend name %s is %s in another pool; one name is one server", pl.Name, b.name(), a)
+				return nil, fmt.Errorf("pool %s: backend name %s is %s in another pool; one name is one server", pl.Name, b.name(), a)
 			}
 			serverName[b.Addr], serverAddr[b.name()] = b.name(), b.Addr
 		}
 	}
-	return checkRoutes(routes, names)
+	return opts, checkRoutes(routes, names)
+}
+
+// serversOf lists the backends of every pool, each server once (by name),
+// in the order they first appear; weights are left to the pools.
+func serversOf(pools []Pool) []Backend {
+	seen := map[string]bool{}
+	var out []Backend
+	for _, pl := range pools {
+		for _, b := range pl.Backends {
+			if !seen[b.name()] {
+				seen[b.name()] = true
+				out = append(out, Backend{Name: b.Name, Addr: b.Addr})
+			}
+		}
+	}
+	return out
+}
+
+// newPools makes the proxy's pools from checked ones, with the backends
+// of byName (every server of every pool) and the counters of the pools of
+// the same name in prev (a reload keeps them).
+func newPools(pools []Pool, opts []ring.PlacementOptions, byName map[string]*backend, prev []*pool) []*pool {
+	counters := map[string]*poolCounters{}
+	for _, pl := range prev {
+		counters[pl.name] = pl.counters
+	}
+	out := make([]*pool, len(pools))
+	for i, pl := range pools {
+		np := &pool{name: pl.Name, opts: opts[i], counters: counters[pl.Name]}
+		if np.counters == nil {
+			np.counters = &poolCounters{}
+		}
+		for _, b := range pl.Backends {
+			np.backends = append(np.backends, byName[b.name()])
+			np.weights = append(np.weights, max(b.Weight, 1))
+		}
+		out[i] = np
+	}
+	return out
 }
 
 // checkRoutes checks that every route names a pool, that a warm-up pool is

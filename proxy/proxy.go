@@ -58,9 +58,14 @@ type Proxy struct {
 	fds  descriptorCounts // what the descriptor budget counts (descriptors.go)
 	gate listenGate       // accepting on or off (accept.go)
 
-	mu           sync.Mutex // guards everything below and ring rebuilds
-	backends     []*backend // configured, in config order
-	ringCfg      ring.Config
+	mu       sync.Mutex // guards everything below and ring rebuilds
+	backends []*backend // every server of every pool, each once, in config order
+	pools    []*pool    // config order (pool.go)
+	routes   []Route
+	// named: the pools came as Options.Pools, not as the default pool of
+	// Options.Backends; Settings gives them back the way they came.
+	named        bool
+	ringCfg      ring.Config // Options.Ring, the default pool's ring
 	maxEjected   EjectionCap
 	retiring     sync.WaitGroup // backends removed by a reload, draining
 	stopRetiring chan struct{}  // closed by Shutdown: close them at once
@@ -78,13 +83,10 @@ type Proxy struct {
 // starts connecting to the backends and health checking them. Call Serve to accept clients.
 func New(opts Options) (*Proxy, error) {
 	opts.setDefaults()
-	pools, routes := poolsOf(opts.Pools, opts.Routes, opts.Backends, opts.Ring)
-	if err := checkPools(pools, routes); err != nil {
+	// Check the pools before starting anything that would need stopping.
+	c, err := checkSettings(Settings{Backends: opts.Backends, Ring: opts.Ring, Pools: opts.Pools, Routes: opts.Routes})
+	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
-	}
-	if len(pools) > 1 || len(opts.Pools) > 0 {
-		// The data path serves one pool until the pool work lands (issue 19).
-		return nil, errors.New("proxy: named pools are not served yet")
 	}
 	p := &Proxy{
 		opts:     opts,
@@ -98,18 +100,8 @@ func New(opts Options) (*Proxy, error) {
 	if opts.CommandLatency {
 		p.latency = newCommandLatency()
 	}
-	if err := checkBackends(opts.Backends); err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
-	// Validate the ring before starting anything that would need stopping.
-	rc, err := opts.Ring.WithDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("proxy: ring: %w", err)
-	}
-	if _, err := ring.New(ringMembers(opts.Backends), rc); err != nil {
-		return nil, fmt.Errorf("proxy: build ring: %w", err)
-	}
-	p.ringCfg = rc
+	p.ringCfg = c.ring
+	p.named = len(opts.Pools) > 0
 	p.maxEjected = opts.MaxEjected
 	p.stopRetiring = make(chan struct{})
 	p.generation = 1
@@ -137,9 +129,13 @@ func New(opts Options) (*Proxy, error) {
 		hc.BeforeUp = p.flushBeforeReadd
 	}
 	p.health = health.New(hc, p.onHealthEvent, p.log)
-	for _, b := range opts.Backends {
-		p.backends = append(p.backends, newBackend(p, b.name(), b.Addr, max(b.Weight, 1)))
+	byName := map[string]*backend{}
+	for _, b := range c.servers {
+		nb := newBackend(p, b.name(), b.Addr)
+		p.backends = append(p.backends, nb)
+		byName[nb.name] = nb
 	}
+	p.pools, p.routes = newPools(c.pools, c.placements, byName, nil), c.routes
 	p.mu.Lock()
 	err = p.rebuildLocked()
 	p.mu.Unlock()

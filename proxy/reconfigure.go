@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mcproxy/mcproxy/health"
@@ -33,16 +34,26 @@ type Settings struct {
 func (p *Proxy) Settings() Settings {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	bs := make([]Backend, len(p.backends))
-	for i, b := range p.backends {
-		bs[i] = Backend{Addr: b.addr, Weight: int(b.weight.Load())}
-		if b.name != b.addr {
-			bs[i].Name = b.name
-		}
-	}
 	hc := p.health.Config()
 	hc.BeforeUp = nil
-	return Settings{Backends: bs, Ring: p.ringCfg, Health: hc, MaxEjected: p.maxEjected}
+	s := Settings{Ring: p.ringCfg, Health: hc, MaxEjected: p.maxEjected}
+	pools := make([]Pool, len(p.pools))
+	for i, pl := range p.pools {
+		pools[i] = Pool{Name: pl.name, Placement: pl.opts}
+		for j, b := range pl.backends {
+			nb := Backend{Addr: b.addr, Weight: pl.weights[j]}
+			if b.name != b.addr {
+				nb.Name = b.name
+			}
+			pools[i].Backends = append(pools[i].Backends, nb)
+		}
+	}
+	if p.named {
+		s.Pools, s.Routes = pools, append([]Route(nil), p.routes...)
+	} else {
+		s.Backends = pools[0].Backends
+	}
+	return s
 }
 
 // ReconfigureResult says what a reconfiguration changed.
@@ -53,16 +64,21 @@ type ReconfigureResult struct {
 	Readdressed []string
 	// Replaced: same name, a different server: it takes the name's ring
 	// place once it has proved itself, like an added backend.
-	Replaced          []string
-	RingChanged       bool   // partitions, replication factor or load
-	HealthChanged     bool   // the checker's tuning
-	MaxEjectedChanged bool   // the ejection cap
-	Generation        uint64 // the config generation now in force
+	Replaced []string
+	// PoolsAdded, PoolsRemoved: pool names; PlacementChanged: pools whose
+	// distribution, hash, hash tag or ring tuning changed.
+	PoolsAdded, PoolsRemoved, PlacementChanged []string
+	RoutesChanged                              bool   // the routes, their order or warm-up pools
+	RingChanged                                bool   // partitions, replication factor or load
+	HealthChanged                              bool   // the checker's tuning
+	MaxEjectedChanged                          bool   // the ejection cap
+	Generation                                 uint64 // the config generation now in force
 }
 
 // Changed reports whether anything changed.
 func (r ReconfigureResult) Changed() bool {
 	return len(r.Added)+len(r.Removed)+len(r.Reweighted)+len(r.Readdressed)+len(r.Replaced) > 0 ||
+		len(r.PoolsAdded)+len(r.PoolsRemoved)+len(r.PlacementChanged) > 0 || r.RoutesChanged ||
 		r.RingChanged || r.HealthChanged || r.MaxEjectedChanged
 }
 
@@ -94,76 +110,122 @@ func (r ReconfigureResult) Changed() bool {
 // a new generation, since the operator's file did change.
 func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	var res ReconfigureResult
-	rc, err := checkSettings(s)
+	c, err := checkSettings(s)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("reconfigure: %w", err)
 	}
-	same := p.sameServers(s.Backends)
+	same := p.sameServers(c.servers)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return res, errors.New("reconfigure: proxy is shut down")
 	}
-	m := p.matchBackendsLocked(s.Backends, same, &res)
-	res.RingChanged = rc != p.ringCfg
+	m := p.matchBackendsLocked(c.servers, same, &res)
+	res.RingChanged = c.ring != p.ringCfg
 	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()
-	p.applyLocked(s, rc, m, &res)
+	next := newPools(c.pools, c.placements, m.byName, p.pools)
+	p.comparePoolsLocked(next, c.routes, &res)
+	p.named = len(s.Pools) > 0
+	p.applyLocked(s, c, next, m, &res)
 	return res, nil
 }
 
-// checkSettings checks new settings before anything changes, and returns
-// their ring config with defaults applied.
-func checkSettings(s Settings) (ring.Config, error) {
-	backends := s.Backends
-	if len(backends) == 0 {
-		return ring.Config{}, errors.New("reconfigure: no backends")
-	}
-	if err := checkBackends(backends); err != nil {
-		return ring.Config{}, fmt.Errorf("reconfigure: %w", err)
-	}
+// checkedSettings are Settings that passed checkSettings, in the shape the
+// proxy keeps them.
+type checkedSettings struct {
+	pools      []Pool
+	routes     []Route
+	placements []ring.PlacementOptions // of pools, defaults filled in
+	servers    []Backend               // every pool's servers, each once
+	ring       ring.Config             // Settings.Ring, defaults filled in
+}
+
+// checkSettings checks new settings before anything changes.
+func checkSettings(s Settings) (checkedSettings, error) {
+	var c checkedSettings
 	rc, err := s.Ring.WithDefaults()
 	if err != nil {
-		return ring.Config{}, fmt.Errorf("reconfigure: ring: %w", err)
+		return c, fmt.Errorf("ring: %w", err)
 	}
-	// Building the full ring checks names and weights, and that every
-	// subset (after ejections) will build too.
-	if _, err := ring.New(ringMembers(backends), rc); err != nil {
-		return ring.Config{}, fmt.Errorf("reconfigure: %w", err)
+	c.ring = rc
+	c.pools, c.routes = poolsOf(s.Pools, s.Routes, s.Backends, s.Ring)
+	if c.placements, err = checkPools(c.pools, c.routes); err != nil {
+		return c, err
 	}
-	return rc, nil
+	c.servers = serversOf(c.pools)
+	return c, nil
 }
 
-// backendMatch is the new backend list matched with the running one
+// comparePoolsLocked fills res with what changed between the running pools
+// and routes and next: pools added and removed, placements changed,
+// weights changed, routes changed. Caller holds p.mu.
+func (p *Proxy) comparePoolsLocked(next []*pool, routes []Route, res *ReconfigureResult) {
+	prev := map[string]*pool{}
+	for _, pl := range p.pools {
+		prev[pl.name] = pl
+	}
+	reweighted := map[string]bool{}
+	for _, pl := range next {
+		old, ok := prev[pl.name]
+		if !ok {
+			res.PoolsAdded = append(res.PoolsAdded, pl.name)
+			continue
+		}
+		delete(prev, pl.name)
+		if old.opts != pl.opts {
+			res.PlacementChanged = append(res.PlacementChanged, pl.name)
+		}
+		oldWeight := map[string]int{}
+		for i, b := range old.backends {
+			oldWeight[b.name] = old.weights[i]
+		}
+		for i, b := range pl.backends {
+			if w, ok := oldWeight[b.name]; ok && w != pl.weights[i] && !reweighted[b.name] {
+				reweighted[b.name] = true
+				res.Reweighted = append(res.Reweighted, b.name)
+			}
+		}
+	}
+	for _, pl := range p.pools {
+		if _, gone := prev[pl.name]; gone {
+			res.PoolsRemoved = append(res.PoolsRemoved, pl.name)
+		}
+	}
+	res.RoutesChanged = !slices.Equal(p.routes, routes)
+}
+
+// backendMatch is the new server list matched with the running one
 // (matchBackendsLocked).
 type backendMatch struct {
-	next    []*backend // the new list, in config order
-	removed []*backend // running backends not in next: to retire
-	fresh   []string   // names whose health state starts anew
+	next    []*backend          // the new list, in config order
+	byName  map[string]*backend // next by name
+	removed []*backend          // running backends not in next: to retire
+	fresh   []string            // names whose health state starts anew
 }
 
-// matchBackendsLocked matches the new backend list with the running one
-// by name: a backend kept as it was is reused (its weight updated), a new
-// name or address gets a new backend, which inherits the counters of the
-// one it replaces when same says both addresses are one server. It fills
-// res's lists of names. Caller holds p.mu.
-func (p *Proxy) matchBackendsLocked(backends []Backend, same map[string]string, res *ReconfigureResult) backendMatch {
+// matchBackendsLocked matches the new server list (every pool's, each
+// server once) with the running one by name: a backend kept as it was is
+// reused, a new name or address gets a new backend, which inherits the
+// counters of the one it replaces when same says both addresses are one
+// server. It fills res's lists of names. Caller holds p.mu.
+func (p *Proxy) matchBackendsLocked(servers []Backend, same map[string]string, res *ReconfigureResult) backendMatch {
 	current := make(map[string]*backend, len(p.backends))
 	for _, b := range p.backends {
 		current[b.name] = b
 	}
-	m := backendMatch{next: make([]*backend, 0, len(backends))}
-	kept := make(map[*backend]bool, len(backends))
-	for _, nb := range backends {
-		name, w := nb.name(), int64(max(nb.Weight, 1))
+	m := backendMatch{next: make([]*backend, 0, len(servers)), byName: make(map[string]*backend, len(servers))}
+	kept := make(map[*backend]bool, len(servers))
+	for _, nb := range servers {
+		name := nb.name()
 		b, ok := current[name]
 		switch {
 		case !ok:
-			b = newBackend(p, name, nb.Addr, int(w))
+			b = newBackend(p, name, nb.Addr)
 			res.Added = append(res.Added, name)
 		case b.addr != nb.Addr:
 			old := b
-			b = newBackend(p, name, nb.Addr, int(w))
+			b = newBackend(p, name, nb.Addr)
 			if same[name] == old.addr {
 				b.inherit(old)
 				res.Readdressed = append(res.Readdressed, name)
@@ -171,16 +233,11 @@ func (p *Proxy) matchBackendsLocked(backends []Backend, same map[string]string, 
 				m.fresh = append(m.fresh, name)
 				res.Replaced = append(res.Replaced, name)
 			}
-			if old.weight.Load() != w {
-				res.Reweighted = append(res.Reweighted, name)
-			}
 		default:
 			kept[b] = true
-			if b.weight.Swap(w) != w {
-				res.Reweighted = append(res.Reweighted, name)
-			}
 		}
 		m.next = append(m.next, b)
+		m.byName[name] = b
 	}
 	for _, b := range p.backends {
 		if kept[b] {
@@ -188,7 +245,7 @@ func (p *Proxy) matchBackendsLocked(backends []Backend, same map[string]string, 
 		}
 		b.retired.Store(true)
 		m.removed = append(m.removed, b)
-		if n := b.name; !containsName(backends, n) {
+		if n := b.name; !containsName(servers, n) {
 			res.Removed = append(res.Removed, n)
 		}
 	}
@@ -198,7 +255,7 @@ func (p *Proxy) matchBackendsLocked(backends []Backend, same map[string]string, 
 // applyLocked puts checked and matched settings in force: the health
 // checker's tuning and backends, the ring, the retirement of removed
 // backends, and a new config generation. Caller holds p.mu.
-func (p *Proxy) applyLocked(s Settings, rc ring.Config, m backendMatch, res *ReconfigureResult) {
+func (p *Proxy) applyLocked(s Settings, c checkedSettings, pools []*pool, m backendMatch, res *ReconfigureResult) {
 	// The tuning goes first, so that new backends start with it.
 	hc := s.Health
 	hc.BeforeUp = p.health.Config().BeforeUp // flush_on_readd is start-only
@@ -207,7 +264,7 @@ func (p *Proxy) applyLocked(s Settings, rc ring.Config, m backendMatch, res *Rec
 		p.log.Info("ejection cap changed", zap.String("max_ejected", s.MaxEjected.String()),
 			zap.Int("backends", s.MaxEjected.Limit(len(m.next))))
 	}
-	p.backends, p.ringCfg, p.maxEjected = m.next, rc, s.MaxEjected
+	p.backends, p.pools, p.routes, p.ringCfg, p.maxEjected = m.next, pools, c.routes, c.ring, s.MaxEjected
 	for _, name := range m.fresh {
 		p.health.Forget(name)
 	}

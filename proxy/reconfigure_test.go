@@ -12,13 +12,13 @@ import (
 
 // movedShare is the share of sample keys whose backend differs between two
 // route tables.
-func movedShare(a, b *routeTable) float64 {
+func movedShare(a, b *poolTable) float64 {
 	const n = 100_000
 	moved := 0
 	buf := make([]byte, 0, 32)
 	for i := 0; i < n; i++ {
 		buf = strconv.AppendInt(append(buf[:0], "k:"...), int64(i), 10)
-		if a.members[a.ring.Locate(buf)].addr != b.members[b.ring.Locate(buf)].addr {
+		if a.members[a.place.Locate(buf)].addr != b.members[b.place.Locate(buf)].addr {
 			moved++
 		}
 	}
@@ -26,13 +26,13 @@ func movedShare(a, b *routeTable) float64 {
 }
 
 // ownedShare is the share of sample keys that table t routes to addr.
-func ownedShare(t *routeTable, addr string) float64 {
+func ownedShare(t *poolTable, addr string) float64 {
 	const n = 100_000
 	owned := 0
 	buf := make([]byte, 0, 32)
 	for i := 0; i < n; i++ {
 		buf = strconv.AppendInt(append(buf[:0], "k:"...), int64(i), 10)
-		if t.members[t.ring.Locate(buf)].addr == addr {
+		if t.members[t.place.Locate(buf)].addr == addr {
 			owned++
 		}
 	}
@@ -57,9 +57,9 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		}
 		return bs
 	}
-	step := func(name string, bs []Backend) (before, after *routeTable) {
+	step := func(name string, bs []Backend) (before, after *poolTable) {
 		t.Helper()
-		before = tp.table.Load()
+		before = tp.pool0()
 		res, err := tp.reconfigure(bs, ring.Config{})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -68,7 +68,7 @@ func TestReconfigureUnderLoad(t *testing.T) {
 		for _, b := range bs {
 			waitInRing(t, tp, b.Addr, true)
 		}
-		after = tp.table.Load()
+		after = tp.pool0()
 		t.Logf("%-22s moved %.3f of keys; %+v", name, movedShare(before, after), res)
 		load.Check(t, name, 500)
 		return before, after
@@ -142,7 +142,7 @@ func TestRemovedBackendDrains(t *testing.T) {
 		t.Fatalf("in-flight get across the removal of its backend: %q", got)
 	}
 	// New commands on the key go to the remaining backend.
-	for _, m := range tp.table.Load().members {
+	for _, m := range tp.pool0().members {
 		t.Logf("member %s", m.addr)
 	}
 	if got := memcachedtest.RoundTrip(t, c, "get "+k+"\r\n", "END\r\n", 1); got != "END\r\n" {
@@ -160,7 +160,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 	k := keyOn(t, tp, a.Addr, "rejoin")
 	c := memcachedtest.Dial(t, tp.addr)
 	memcachedtest.RoundTrip(t, c, "set "+k+" 0 0 3\r\nold\r\n", "STORED\r\n", 1)
-	rc := tp.table.Load().ringCfg // the same ring, so k returns to a
+	rc := tp.pool0().opts.Ring // the same ring, so k returns to a
 
 	if _, err := tp.reconfigure([]Backend{{Addr: b.Addr}}, rc); err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestReaddedBackendJoinsFlushed(t *testing.T) {
 			t.Fatalf("set %s with a dead address pending: %q", key, got)
 		}
 	}
-	for _, m := range tp.table.Load().members {
+	for _, m := range tp.pool0().members {
 		if m.addr == nobody {
 			t.Fatal("an address nothing answers on joined the ring")
 		}

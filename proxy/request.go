@@ -45,7 +45,7 @@ type request struct {
 	// routed is the route table a set or add was routed with, so that its
 	// completion can tell whether the ring changed while it was in flight
 	// (failover.go, repairAfterSwap).
-	routed *routeTable
+	routed *poolTable
 
 	// charged is the reply memory charged to sess for this request (see
 	// Charge), released when the reply is rendered.

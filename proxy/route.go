@@ -1,33 +1,137 @@
 package proxy
 
 import (
-	"fmt"
+	"slices"
 
 	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/protocol"
-	"github.com/mcproxy/mcproxy/ring"
 	"go.uber.org/zap"
 )
 
-// routeTable is an immutable snapshot of where keys go.
+// routeTable is an immutable snapshot of where keys go: every pool's
+// table and the routes that choose a pool for a key. A rebuild (a health
+// change, a reload) swaps in a new one; event loops read it without locks.
 type routeTable struct {
-	ring    *ring.Ring // nil when no backend is live
-	members []*backend // members[i] is the backend of ring member i
-	all     []*backend // every configured backend, live or not
-	ringCfg ring.Config
-	fo      failoverRoutes // home ring and recent rings (failover.go)
+	pools []*poolTable // config order
+	// routes are the prefix routes in config order, the default last;
+	// byFirst[c] lists the indexes of the routes whose prefix starts with
+	// byte c, in order (findRoute).
+	routes   []tableRoute
+	byFirst  [256][]int
+	prefixed bool // some route has a prefix; else every key takes routes[0]
+	// slots lists every pool's members, pool after pool (poolTable.base):
+	// one number per (pool, backend) for multi-key commands.
+	slots []*backend
+	// all is every configured backend, each once, in config order.
+	all []*backend
 }
 
-// ringMembers places backends on the ring by name, so that an address
-// may change under a name without moving its keys. Unnamed backends are
-// named by their address, which keeps the placement of configs from
-// before names existed.
-func ringMembers(bs []Backend) []ring.Member {
-	m := make([]ring.Member, len(bs))
-	for i, b := range bs {
-		m[i] = ring.Member{Name: b.name(), Weight: max(b.Weight, 1)}
+// tableRoute is a Route with its pools resolved.
+type tableRoute struct {
+	prefix string
+	pool   *poolTable
+	warm   *poolTable // warm_from's pool, or nil
+}
+
+// route returns the route of key. The first matching route wins; the
+// checks on routes (checkRoutes) make the first match the longest, so the
+// routes under the key's first byte are tried in order, then the default.
+func (t *routeTable) route(key []byte) *tableRoute {
+	if !t.prefixed {
+		return &t.routes[0]
 	}
-	return m
+	if len(key) > 0 {
+		for _, i := range t.byFirst[key[0]] {
+			r := &t.routes[i]
+			if len(key) >= len(r.prefix) && string(key[:len(r.prefix)]) == r.prefix {
+				return r
+			}
+		}
+	}
+	return &t.routes[len(t.routes)-1]
+}
+
+// poolOf returns the table of the pool that holds key.
+func (t *routeTable) poolOf(key []byte) *poolTable { return t.route(key).pool }
+
+// liveBackends counts the backends that serve in some pool: the proxy is
+// ready (/readyz) while this is above 0.
+func (t *routeTable) liveBackends() int {
+	n := 0
+	for _, b := range t.all {
+		if t.serves(b) {
+			n++
+		}
+	}
+	return n
+}
+
+// serves reports whether b is in some pool's placement and not held there
+// down by the ejection cap.
+func (t *routeTable) serves(b *backend) bool {
+	return !b.capped.Load() && t.inRing(b)
+}
+
+// inRing reports whether b is in some pool's placement.
+func (t *routeTable) inRing(b *backend) bool {
+	for _, pt := range t.pools {
+		if slices.Contains(pt.members, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// ringMembers returns the backends in some pool's placement, each once.
+func (t *routeTable) ringMembers() []*backend {
+	var out []*backend
+	for _, b := range t.all {
+		if t.inRing(b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// placesAll reports whether every key's pool has a backend in its
+// placement.
+func (t *routeTable) placesAll(keys [][]byte) bool {
+	for _, k := range keys {
+		if t.poolOf(k).place == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// anyStandIns reports whether some pool has a backend away from its
+// placement, so that some keys are on stand-ins.
+func (t *routeTable) anyStandIns() bool {
+	for _, pt := range t.pools {
+		if pt.fo.standIns {
+			return true
+		}
+	}
+	return false
+}
+
+// newRouteTable assembles pool tables and routes into a route table.
+func newRouteTable(pools []*poolTable, routes []Route, all []*backend) *routeTable {
+	t := &routeTable{pools: pools, all: all}
+	byName := make(map[string]*poolTable, len(pools))
+	for _, pt := range pools {
+		pt.base = len(t.slots)
+		t.slots = append(t.slots, pt.members...)
+		byName[pt.pool.name] = pt
+	}
+	for i, r := range routes {
+		t.routes = append(t.routes, tableRoute{prefix: r.Prefix, pool: byName[r.Pool], warm: byName[r.WarmFrom]})
+		if r.Prefix != "" {
+			t.prefixed = true
+			t.byFirst[r.Prefix[0]] = append(t.byFirst[r.Prefix[0]], i)
+		}
+	}
+	return t
 }
 
 // onHealthEvent runs on the checker's goroutine: rebuilding the ring here
@@ -62,57 +166,45 @@ func (p *Proxy) rebuild() error {
 }
 
 func (p *Proxy) rebuildLocked() error {
-	t := &routeTable{all: append([]*backend(nil), p.backends...), ringCfg: p.ringCfg}
-	var members []ring.Member
-	out := p.outOfRingLocked()
-	for _, b := range p.backends {
-		if out[b] {
-			continue
+	old := p.table.Load()
+	oldPools := map[string]*poolTable{}
+	if old != nil {
+		for _, pt := range old.pools {
+			oldPools[pt.pool.name] = pt
 		}
-		t.members = append(t.members, b)
-		members = append(members, ring.Member{Name: b.name, Weight: int(b.weight.Load())})
 	}
-	if len(members) > 0 {
-		r, err := ring.New(members, p.ringCfg)
+	out, capped := p.outOfRingLocked()
+	tables := make([]*poolTable, len(p.pools))
+	for i, pl := range p.pools {
+		t, err := p.buildPoolTable(pl, out[pl], capped[pl], oldPools[pl.name])
 		if err != nil {
-			return fmt.Errorf("build ring of %d backends: %w", len(members), err)
+			return err
 		}
-		t.ring = r
+		tables[i] = t
 	}
-	p.attachFailover(t, p.table.Load())
-	old := p.table.Swap(t)
-	if old != nil && len(old.members) != len(t.members) {
-		p.log.Info("ring rebuilt", zap.Int("ring_members", len(t.members)), zap.Int("live_backends", t.liveBackends()),
-			zap.Int("backends", len(t.all)))
+	t := newRouteTable(tables, p.routes, append([]*backend(nil), p.backends...))
+	p.table.Store(t)
+	for _, pt := range tables {
+		if o := oldPools[pt.pool.name]; o != nil && len(o.members) != len(pt.members) {
+			p.log.Info("ring rebuilt", zap.String("pool", pt.pool.name), zap.Int("ring_members", len(pt.members)),
+				zap.Int("live_backends", pt.liveBackends()), zap.Int("backends", len(pt.all)))
+		}
 	}
 	return nil
 }
 
-// liveBackends counts the ring members that serve: a member the ejection
-// cap holds in the ring is down and fails fast. The proxy is ready
-// (/readyz) while this is above 0.
-func (t *routeTable) liveBackends() int {
-	n := 0
-	for _, b := range t.members {
-		if !b.capped.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-// enqueueAndLocate queues r for the client and returns the current route
-// table, the backend of req's key in it, and the key. When no backend is
-// live it fails r instead and returns a nil table.
-func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*routeTable, *backend, []byte) {
+// enqueueAndLocate queues r for the client and returns the table of the
+// pool of req's key, the key's backend in it, and the key. When no backend
+// of that pool is live it fails r instead and returns a nil table.
+func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*poolTable, *backend, []byte) {
 	s.enqueue(r)
-	t := s.p.table.Load()
-	if t.ring == nil {
+	key := req.Key()
+	t := s.p.table.Load().poolOf(key)
+	if t.place == nil {
 		r.fail(errNoBackends)
 		return nil, nil, nil
 	}
-	key := req.Key()
-	return t, t.members[t.ring.Locate(key)], key
+	return t, t.locate(key), key
 }
 
 // routeByKey queues r, encoded from req, for the client and sends it to
@@ -147,12 +239,11 @@ func (s *session) sendTo(b *backend, r *request) {
 }
 
 // sendToEveryBackend queues parent for the client and sends cmd to every
-// live backend, one sub-request each (flush_all, stats and its backend
+// backend in some pool's placement, one sub-request each (flush_all, stats and its backend
 // groups). parent finishes when the last sub-request does, or at once when
 // no backend is live, with noLive as its error if that is not nil.
 func (s *session) sendToEveryBackend(parent *request, cmd []byte, noLive error) {
-	t := s.p.table.Load()
-	for _, b := range t.members {
+	for _, b := range s.p.table.Load().ringMembers() {
 		sub := newRequest(s, parent.op)
 		sub.parent = parent
 		sub.backend = b

@@ -28,6 +28,8 @@ func (s *session) dispatchStats(req *protocol.Request) {
 		s.sendToEveryBackend(newRequest(s, protocol.OpStats), statsCommand, nil)
 	case "backends":
 		s.enqueueLocalBytes(s.p.appendBackendStats(nil))
+	case "pools":
+		s.enqueueLocalBytes(s.p.appendPoolStats(nil))
 	case "settings":
 		s.enqueueLocalBytes(s.p.appendSettings(nil))
 	case "reset":
@@ -224,10 +226,6 @@ func addBackendStats(sums []uint64, raw []byte) {
 func (p *Proxy) appendBackendStats(dst []byte) []byte {
 	w := statWriter{b: dst}
 	t := p.table.Load()
-	live := make(map[*backend]bool, len(t.members))
-	for _, b := range t.members {
-		live[b] = true
-	}
 	status := map[string]healthStatus{}
 	for _, st := range p.health.Snapshot() {
 		status[st.Name] = healthStatus{state: backendState(st), failures: st.ConsecutiveFailures,
@@ -240,8 +238,10 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 			st.state = "up"
 		}
 		w.str(pre+"state", st.state)
-		w.str(pre+"in_ring", strconv.FormatBool(live[b]))
-		w.int64(pre+"weight", b.weight.Load())
+		w.str(pre+"in_ring", strconv.FormatBool(t.inRing(b)))
+		weight, pools := t.weightOf(b)
+		w.int64(pre+"weight", int64(weight))
+		w.str(pre+"pools", sanitizeStat(pools))
 		w.int64(pre+"connections", int64(len(b.conns)))
 		w.uint64(pre+"requests", b.requests())
 		w.uint64(pre+"errors", b.failures())
@@ -340,7 +340,9 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.str("health_timeout", hc.Timeout.String())
 	w.int64("health_failure_limit", int64(hc.FailureLimit))
 	w.int64("health_success_limit", int64(hc.SuccessLimit))
-	rc := p.table.Load().ringCfg
+	p.mu.Lock()
+	rc := p.ringCfg
+	p.mu.Unlock()
 	w.int64("ring_partitions", int64(rc.Partitions))
 	w.int64("ring_replication_factor", int64(rc.ReplicationFactor))
 	w.str("ring_load", strconv.FormatFloat(rc.Load, 'f', -1, 64))

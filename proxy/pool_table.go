@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/mcproxy/mcproxy/ring"
+)
+
+// pool is one configured pool as the proxy keeps it between reloads: its
+// backends and their weights in the pool, its placement options and its
+// counters. It is owned by Proxy.mu; the data path reads poolTables, the
+// immutable snapshots rebuilt from it.
+type pool struct {
+	name     string
+	backends []*backend // config order
+	weights  []int      // weights[i] is backends[i]'s weight in this pool
+	opts     ring.PlacementOptions
+	counters *poolCounters // kept across reloads while the name stands
+}
+
+// poolCounters are the counters of one pool, which `stats pools` and the
+// metrics with a pool label report. Written by any event loop.
+type poolCounters struct {
+	failoverCappedWrites, failoverInvalidations atomic.Uint64
+	warmHits, warmCopies, warmCopyErrors        atomic.Uint64
+	warmDeletes                                 atomic.Uint64
+}
+
+// poolTable is an immutable snapshot of where one pool's keys go: its
+// placement over the members now in it, and what keeps reads fresh while
+// a member is away (fo). Built under Proxy.mu by buildPoolTable and read
+// by every event loop without locks.
+type poolTable struct {
+	pool    *pool
+	place   ring.Placement // nil when no backend of the pool is in it
+	members []*backend     // members[i] is placement index i
+	weights []int          // weights[i] is members[i]'s weight
+	all     []*backend     // the pool's configured backends, live or not
+	opts    ring.PlacementOptions
+	// capped counts the members the ejection cap holds in the placement
+	// while down: they fail fast.
+	capped int
+	fo     failoverRoutes
+	// base is the index of members[0] in routeTable.slots, so that a
+	// multi-key command names a key's backend by one number across pools.
+	base int
+}
+
+// locate returns the member that holds key; t.place must not be nil.
+func (t *poolTable) locate(key []byte) *backend { return t.members[t.place.Locate(key)] }
+
+// liveBackends counts the members that serve: a member the ejection cap
+// holds in the placement is down and fails fast.
+func (t *poolTable) liveBackends() int { return len(t.members) - t.capped }
+
+// buildPoolTable builds pl's table without the backends in out, and the
+// failover part from old, pl's previous table (nil at start or for a new
+// pool). It runs under p.mu.
+func (p *Proxy) buildPoolTable(pl *pool, out, capped map[*backend]bool, old *poolTable) (*poolTable, error) {
+	t := &poolTable{pool: pl, all: pl.backends, opts: pl.opts}
+	var servers []ring.Server
+	for i, b := range pl.backends {
+		if out[b] {
+			continue
+		}
+		t.members = append(t.members, b)
+		t.weights = append(t.weights, pl.weights[i])
+		servers = append(servers, placementServer(b, pl.weights[i]))
+		if capped[b] {
+			t.capped++
+		}
+	}
+	if len(servers) > 0 {
+		pc, err := ring.NewPlacement(servers, pl.opts)
+		if err != nil {
+			return nil, fmt.Errorf("pool %s: place %d backends: %w", pl.name, len(servers), err)
+		}
+		t.place = pc
+	}
+	p.attachFailover(t, old)
+	return t, nil
+}
+
+// placementServer is a backend as its pool's placement sees it: by its
+// name when it has one of its own (the config's name:), else by address,
+// which is how each distribution names a server its clients list by
+// address.
+func placementServer(b *backend, weight int) ring.Server {
+	s := ring.Server{Addr: b.addr, Weight: weight}
+	if b.name != b.addr {
+		s.Name = b.name
+	}
+	return s
+}
+
+// samePlacement reports whether a and b put every key on the same backend.
+func samePlacement(a, b *poolTable) bool {
+	if (a.place == nil) != (b.place == nil) {
+		return false
+	}
+	return a.place == nil || a.opts == b.opts && slices.Equal(a.members, b.members) && slices.Equal(a.weights, b.weights)
+}
