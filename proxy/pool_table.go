@@ -42,6 +42,9 @@ type poolTable struct {
 	// capped counts the members the ejection cap holds in the placement
 	// while down: they fail fast.
 	capped int
+	// joining: no backend is in the placement and none has failed: they
+	// are all new (a pool added by a reload) and not yet proven.
+	joining bool
 	fo     failoverRoutes
 	// base is the index of members[0] in routeTable.slots, so that a
 	// multi-key command names a key's backend by one number across pools.
@@ -72,6 +75,7 @@ func (p *Proxy) buildPoolTable(pl *pool, out, capped map[*backend]bool, old *poo
 			t.capped++
 		}
 	}
+	t.joining = len(servers) == 0 && p.allJoiningLocked(pl)
 	if len(servers) > 0 {
 		pc, err := ring.NewPlacement(servers, pl.opts)
 		if err != nil {
@@ -81,6 +85,21 @@ func (p *Proxy) buildPoolTable(pl *pool, out, capped map[*backend]bool, old *poo
 	}
 	p.attachFailover(t, old)
 	return t, nil
+}
+
+// allJoiningLocked reports whether every backend of pl is joining: added
+// by a reload and not yet proven by the health checker.
+func (p *Proxy) allJoiningLocked(pl *pool) bool {
+	joining := map[string]bool{}
+	for _, st := range p.health.Snapshot() {
+		joining[st.Name] = st.Joining
+	}
+	for _, b := range pl.backends {
+		if !joining[b.name] {
+			return false
+		}
+	}
+	return true
 }
 
 // placementServer is a backend as its pool's placement sees it: by its

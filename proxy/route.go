@@ -116,7 +116,13 @@ func (t *routeTable) anyStandIns() bool {
 }
 
 // newRouteTable assembles pool tables and routes into a route table.
-func newRouteTable(pools []*poolTable, routes []Route, all []*backend) *routeTable {
+//
+// A route to a pool whose backends are all joining (a pool a reload added,
+// not yet proven by the health checker) is left out until they are: its
+// keys stay with the route that took them before, as a new backend's keys
+// stay on their stand-ins. When that route is the default, the previous
+// table's default pool keeps the keys while it is still configured.
+func newRouteTable(pools []*poolTable, routes []Route, all []*backend, old *routeTable) *routeTable {
 	t := &routeTable{pools: pools, all: all}
 	byName := make(map[string]*poolTable, len(pools))
 	for _, pt := range pools {
@@ -125,13 +131,30 @@ func newRouteTable(pools []*poolTable, routes []Route, all []*backend) *routeTab
 		byName[pt.pool.name] = pt
 	}
 	for i, r := range routes {
-		t.routes = append(t.routes, tableRoute{prefix: r.Prefix, pool: byName[r.Pool], warm: byName[r.WarmFrom]})
+		tr := tableRoute{prefix: r.Prefix, pool: byName[r.Pool], warm: byName[r.WarmFrom]}
+		if tr.pool.joining {
+			if r.Prefix != "" {
+				continue
+			}
+			if prev := byName[old.defaultPool()]; prev != nil && i == len(routes)-1 {
+				tr.pool = prev
+			}
+		}
 		if r.Prefix != "" {
 			t.prefixed = true
-			t.byFirst[r.Prefix[0]] = append(t.byFirst[r.Prefix[0]], i)
+			t.byFirst[r.Prefix[0]] = append(t.byFirst[r.Prefix[0]], len(t.routes))
 		}
+		t.routes = append(t.routes, tr)
 	}
 	return t
+}
+
+// defaultPool names the pool of t's default route; "" for a nil t.
+func (t *routeTable) defaultPool() string {
+	if t == nil {
+		return ""
+	}
+	return t.routes[len(t.routes)-1].pool.pool.name
 }
 
 // onHealthEvent runs on the checker's goroutine: rebuilding the ring here
@@ -182,7 +205,7 @@ func (p *Proxy) rebuildLocked() error {
 		}
 		tables[i] = t
 	}
-	t := newRouteTable(tables, p.routes, append([]*backend(nil), p.backends...))
+	t := newRouteTable(tables, p.routes, append([]*backend(nil), p.backends...), old)
 	p.table.Store(t)
 	for _, pt := range tables {
 		if o := oldPools[pt.pool.name]; o != nil && len(o.members) != len(pt.members) {

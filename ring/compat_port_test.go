@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/testkit/nutcrackertest"
 	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"github.com/mcproxy/mcproxy/ring"
 	"golang.org/x/sys/unix"
@@ -58,17 +59,17 @@ func port11211InNetns(t *testing.T) {
 	keys := testKeys(compatKeys)
 
 	t.Run("nutcracker ketama", func(t *testing.T) {
-		pool := nutcrackerPool{distribution: "ketama", hash: "fnv1a_64"}
+		pool := nutcrackerPool{Distribution: "ketama", Hash: "fnv1a_64"}
 		for _, a := range addrs {
-			pool.servers = append(pool.servers, nutcrackerServer{addr: a, weight: 1})
+			pool.Servers = append(pool.Servers, nutcrackerServer{Addr: a, Weight: 1})
 		}
-		proxy := startNutcracker(t, pool)
+		proxy := nutcrackertest.Start(t, pool)
 		setThrough(t, proxy, keys)
-		p := mustPlacement(t, placementServers(pool.servers), ring.PlacementOptions{Distribution: ring.DistKetama})
+		p := mustPlacement(t, placementServers(pool.Servers), ring.PlacementOptions{Distribution: ring.DistKetama})
 		checkPlacement(t, p, addrs, keys, true)
 		// The rule made a difference: hashed as "127.0.0.1:11211" the
 		// server would own other keys.
-		named := placementServers(pool.servers)
+		named := placementServers(pool.Servers)
 		named[0].Name = fixed
 		assertMoves(t, p, mustPlacement(t, named, ring.PlacementOptions{Distribution: ring.DistKetama}), keys)
 		flushAll(t, addrs)
