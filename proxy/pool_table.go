@@ -45,7 +45,7 @@ type poolTable struct {
 	// joining: no backend is in the placement and none has failed: they
 	// are all new (a pool added by a reload) and not yet proven.
 	joining bool
-	fo     failoverRoutes
+	fo      failoverRoutes
 	// base is the index of members[0] in routeTable.slots, so that a
 	// multi-key command names a key's backend by one number across pools.
 	base int
