@@ -194,3 +194,13 @@ func AppendDeleteOf(dst, key []byte) (Op, []byte) {
 	dst = appendBase64Key(dst, key)
 	return OpMetaDelete, append(dst, " b\r\n"...)
 }
+
+// AppendMetaKey appends key as the key token of a meta command: as it is
+// when a text command could carry it, else in base64. It reports whether
+// it used base64, in which case the command must carry the b flag.
+func AppendMetaKey(dst, key []byte) ([]byte, bool) {
+	if validKey(key) {
+		return append(dst, key...), false
+	}
+	return appendBase64Key(dst, key), true
+}

@@ -136,9 +136,13 @@ func growBytes(b []byte, n int) []byte {
 // the same on the backend's behalf. The delete goes on this session's
 // connection, so the client's next command on the key sees it done.
 func (s *session) dropStaleValue(key []byte) {
-	t := s.p.table.Load().poolOf(key)
+	rt := s.p.table.Load().route(key)
+	t := rt.pool
 	if t.place == nil {
 		return
+	}
+	if rt.warm != nil {
+		s.fenceOldCopy(rt.warm, key)
 	}
 	r := newDeleteOf(nil, key) // an ms's key may be binary
 	b := t.locate(key)

@@ -179,9 +179,12 @@ func (s *session) prepareMeta(r *request, req *protocol.Request) protocol.MetaRe
 // after a ring change. An mg only has its expiries capped, as gat has; me
 // only reads.
 func (s *session) routeMeta(r *request, req *protocol.Request) {
-	t, b, key := s.enqueueAndLocate(r, req)
+	rt, t, b, key := s.enqueueAndLocate(r, req)
 	if t == nil {
 		return
+	}
+	if rt.warm != nil {
+		s.warmMeta(rt, b, r, key)
 	}
 	if metaMayCreate(req) {
 		r.routed = t // for repairAfterSwap

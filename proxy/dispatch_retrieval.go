@@ -29,11 +29,15 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
 		return
 	}
-	if loc.single && (loc.lineLimit == 0 || loc.lineLen <= loc.lineLimit) {
+	var warm []int
+	if t.warmed {
+		warm = warmSlots(t, keys) // warm.go: such a retrieval is always split
+	}
+	if loc.single && warm == nil && (loc.lineLimit == 0 || loc.lineLen <= loc.lineLimit) {
 		s.sendWhole(t, req, loc.first)
 		return
 	}
-	s.sendSplit(t, req, loc)
+	s.sendSplit(t, req, loc, warm)
 }
 
 // keysLocated is where the keys of one retrieval go, as locateKeys found
@@ -109,7 +113,10 @@ func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int) {
 // sendSplit sends a retrieval as one sub-request per owner (more, where
 // a gat line would pass loc.lineLimit) under a parent that keeps the
 // client's keys in order, for the merge of their replies (render.go).
-func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocated) {
+//
+// warm, when not nil, is where each key's old copy is on a route with a
+// warm-up pool (warm.go): the keys that miss are asked there.
+func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocated, warm []int) {
 	keys, owners, head := req.Keys, s.owners, s.lineHead
 	n := len(t.slots)
 	var capHead []byte
@@ -161,6 +168,12 @@ func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocate
 	s.subOf = subOf
 	for _, sub := range parent.subs {
 		sub.out = append(sub.out, "\r\n"...)
+	}
+	if warm != nil {
+		parent.warm = &warmRetrieval{t: t, slots: warm, exptime: -1}
+		if req.Op == protocol.OpGat || req.Op == protocol.OpGats {
+			parent.warm.exptime = req.Exptime
+		}
 	}
 	parent.pending.Store(int32(len(parent.subs)))
 	s.enqueue(parent)

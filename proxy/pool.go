@@ -159,12 +159,7 @@ func checkRoutes(routes []Route, pools map[string]bool) error {
 		if r.WarmFrom == r.Pool {
 			return fmt.Errorf("route %d: warm_from names the route's own pool %q", i, r.Pool)
 		}
-		if r.WarmFrom != "" {
-			// Refused rather than ignored: a route that silently did not
-			// warm would leave the cache cold that the operator meant to
-			// keep warm.
-			return fmt.Errorf("route %d: warm_from is not available in this version", i)
-		}
+
 	}
 	if len(routes) == 0 || routes[len(routes)-1].Prefix != "" {
 		return errors.New("no default route: the last route must have no prefix, so that every key has a pool")

@@ -90,6 +90,11 @@ func (s *session) renderRetrieval(dst []byte, r *request) []byte {
 			dst = append(dst, sub.reply.Block(c)...)
 			cur[j]++
 			hits++
+		} else if r.warm != nil && r.warm.owner != nil {
+			var hit bool
+			if dst, hit = s.renderWarmHit(dst, r, i, cur); hit {
+				hits++
+			}
 		}
 	}
 	if !r.more {

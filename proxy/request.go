@@ -47,6 +47,11 @@ type request struct {
 	// (failover.go, repairAfterSwap).
 	routed *poolTable
 
+	// hook, when set, takes over the request's completion (warm.go).
+	hook requestHook
+	// warm is set on a retrieval on a route with a warm-up pool (warm.go).
+	warm *warmRetrieval
+
 	// charged is the reply memory charged to sess for this request (see
 	// Charge), released when the reply is rendered.
 	charged int
@@ -117,10 +122,16 @@ func (r *request) complete() {
 		if r.invalidation {
 			r.countInvalidation()
 		}
-		if p.pending.Add(-1) == 0 {
+		if p.pending.Add(-1) == 0 && (p.warm == nil || p.warm.asked || !p.askWarm()) {
 			p.finish()
 		}
 		return
+	}
+	if h := r.hook; h != nil {
+		r.hook = nil
+		if h.afterReply(r) {
+			return
+		}
 	}
 	if r.routed != nil {
 		r.repairAfterSwap()

@@ -19,6 +19,7 @@ type routeTable struct {
 	routes   []tableRoute
 	byFirst  [256][]int
 	prefixed bool // some route has a prefix; else every key takes routes[0]
+	warmed   bool // some route has a warm-up pool (warm.go)
 	// slots lists every pool's members, pool after pool (poolTable.base):
 	// one number per (pool, backend) for multi-key commands.
 	slots []*backend
@@ -132,6 +133,7 @@ func newRouteTable(pools []*poolTable, routes []Route, all []*backend, old *rout
 	}
 	for i, r := range routes {
 		tr := tableRoute{prefix: r.Prefix, pool: byName[r.Pool], warm: byName[r.WarmFrom]}
+		t.warmed = t.warmed || tr.warm != nil
 		if tr.pool.joining {
 			if r.Prefix != "" {
 				continue
@@ -216,27 +218,33 @@ func (p *Proxy) rebuildLocked() error {
 	return nil
 }
 
-// enqueueAndLocate queues r for the client and returns the table of the
-// pool of req's key, the key's backend in it, and the key. When no backend
-// of that pool is live it fails r instead and returns a nil table.
-func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*poolTable, *backend, []byte) {
+// enqueueAndLocate queues r for the client and returns the route of req's
+// key, the table of its pool, the key's backend in it, and the key. When
+// no backend of that pool is live it fails r instead and returns a nil
+// table.
+func (s *session) enqueueAndLocate(r *request, req *protocol.Request) (*tableRoute, *poolTable, *backend, []byte) {
 	s.enqueue(r)
 	key := req.Key()
-	t := s.p.table.Load().poolOf(key)
+	rt := s.p.table.Load().route(key)
+	t := rt.pool
 	if t.place == nil {
 		r.fail(errNoBackends)
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	return t, t.locate(key), key
+	return rt, t, t.locate(key), key
 }
 
 // routeByKey queues r, encoded from req, for the client and sends it to
 // the key's backend. While a backend is out of the ring or the ring changed
-// recently, routeFailover adds what keeps reads fresh (failover.go).
+// recently, routeFailover adds what keeps reads fresh (failover.go). On a
+// route with a warm-up pool, the key's old copy is deleted first (warm.go).
 func (s *session) routeByKey(r *request, req *protocol.Request) {
-	t, b, key := s.enqueueAndLocate(r, req)
+	rt, t, b, key := s.enqueueAndLocate(r, req)
 	if t == nil {
 		return
+	}
+	if rt.warm != nil {
+		s.fenceOldCopy(rt.warm, key)
 	}
 	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
 		r.routed = t // for repairAfterSwap
@@ -251,7 +259,20 @@ func (s *session) routeByKey(r *request, req *protocol.Request) {
 // sendTo sends r to b unless b is known to be down. With auto_eject off a
 // down backend stays in the ring, and its keys fail fast here instead of
 // moving to another backend.
+//
+// While the session waits for the delete of a warm-up route's old copy
+// (warm.go), r waits behind it.
 func (s *session) sendTo(b *backend, r *request) {
+	if s.fence != nil {
+		r.backend = b
+		s.waiting = append(s.waiting, r)
+		return
+	}
+	s.send(b, r)
+}
+
+// send is sendTo without the wait behind a fence.
+func (s *session) send(b *backend, r *request) {
 	if !s.p.opts.AutoEject && !s.p.health.IsUp(b.name) {
 		r.backend = b
 		b.countFailed(errBackendDown, 1)

@@ -75,6 +75,11 @@ type session struct {
 	dirty       bool       // on the loop's list for the end of the turn
 	budget      turnBudget // what it may still do this turn (turn_budget.go)
 	yielded     bool       // on the loop's list to resume next turn
+
+	// Warm-up (warm.go): fence is the delete of an old copy that the
+	// session's sends wait behind; waiting holds them, in order.
+	fence   *request
+	waiting []*request
 }
 
 // sessionState is where a session is in its life. It only moves forward,
