@@ -265,3 +265,52 @@ func TestPoolChecksRefuseBadRoutes(t *testing.T) {
 }
 
 func slicesEqual(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
+
+// TestEjectionCapPerPool: the cap applies to each pool on its own. With a
+// cap of 50%, a dead server shared by a pool of two and a pool of four
+// leaves both; a second dead server of the pool of four leaves it too (2
+// of 4), but the pool of two, whose other server is up, keeps serving
+// with one.
+func TestEjectionCapPerPool(t *testing.T) {
+	ss := startServers(t, 5)
+	small := poolOf("small", ss[:2], ring.PlacementOptions{})
+	big := poolOf("big", ss[1:], ring.PlacementOptions{})
+	tp := startProxyFor(t, ss, func(o *Options) {
+		o.Backends, o.Pools = nil, []Pool{small, big}
+		o.Routes = []Route{{Prefix: "b:", Pool: "big"}, {Pool: "small"}}
+		o.MaxEjected = MaxEjectedPercent(50)
+	})
+	poolStat := func(field string) map[string]string {
+		st := memcachedtest.ParseStats(memcachedtest.Send(t, tp.addr, "stats pools\r\n", "END\r\n", 1))
+		return map[string]string{"small": st["pool:small:"+field], "big": st["pool:big:"+field]}
+	}
+	if m := poolStat("max_ejected_backends"); m["small"] != "1" || m["big"] != "2" {
+		t.Fatalf("caps: %v", m)
+	}
+	ss[1].Kill() // in both pools
+	memcachedtest.WaitFor(t, "the shared server out of both pools", func() bool {
+		m := poolStat("ring_members")
+		return m["small"] == "1" && m["big"] == "3"
+	})
+	ss[2].Kill() // big only: 2 of 4 is its cap
+	memcachedtest.WaitFor(t, "the second server out of the big pool", func() bool {
+		m := poolStat("ring_members")
+		return m["big"] == "2"
+	})
+	c := memcache.New(tp.addr)
+	for i := range 50 {
+		for _, k := range []string{fmt.Sprintf("b:%d", i), fmt.Sprintf("s:%d", i)} {
+			if err := c.Set(&memcache.Item{Key: k, Value: []byte("v")}); err != nil {
+				t.Fatalf("set %s with both pools at their cap: %v", k, err)
+			}
+		}
+	}
+	ss[3].Kill() // past big's cap: held in its placement, failing fast
+	memcachedtest.WaitFor(t, "the third server of the big pool capped", func() bool {
+		m := poolStat("live_backends")
+		return m["big"] == "1" && poolStat("ring_members")["big"] == "2"
+	})
+	if m := poolStat("live_backends"); m["small"] != "1" {
+		t.Fatalf("the small pool lost a server to the big pool's cap: %v", m)
+	}
+}
