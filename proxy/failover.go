@@ -78,6 +78,12 @@ type failoverRoutes struct {
 	live map[*backend]bool
 	// ttl is failover.ttl in whole seconds, as exptimes are written.
 	ttl int32
+	// moved holds the route tables of the last window whose routes sent
+	// some keys to other pools (a reload changed the routes), newest
+	// first; pools is the current table's pools by name, where those keys'
+	// old copies are deleted when they change (route_moves.go).
+	moved []pastRoutes
+	pools map[string]*poolTable
 }
 
 // active reports whether a command read at now needs the failover path.
@@ -166,7 +172,7 @@ func (t *poolTable) invalidationTargets(dst []*backend, key []byte, cur *backend
 		}
 		dst = t.addTarget(dst, h.members[h.place.Locate(key)], cur)
 	}
-	return dst
+	return t.movedTargets(dst, key, cur, now)
 }
 
 func (t *poolTable) addTarget(dst []*backend, b, cur *backend) []*backend {

@@ -314,3 +314,46 @@ func TestEjectionCapPerPool(t *testing.T) {
 		t.Fatalf("the small pool lost a server to the big pool's cap: %v", m)
 	}
 }
+
+// TestRouteMovedBackServesNothingStale: a reload moves a prefix to another
+// pool, a write changes a key there, and a second reload moves the prefix
+// back: the first pool's old copy was deleted by the write, so the key
+// does not read its value from before.
+func TestRouteMovedBackServesNothingStale(t *testing.T) {
+	ss := startServers(t, 2)
+	main := poolOf("main", ss[:1], ring.PlacementOptions{})
+	sessions := poolOf("sessions", ss[1:], ring.PlacementOptions{})
+	split := []Route{{Prefix: "sess:", Pool: "sessions"}, {Pool: "main"}}
+	tp := startProxyFor(t, ss, func(o *Options) {
+		o.Backends, o.Pools, o.Routes = nil, []Pool{main, sessions}, split
+	})
+	c := memcache.New(tp.addr)
+	set := func(v string) {
+		t.Helper()
+		if err := c.Set(&memcache.Item{Key: "sess:1", Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reroute := func(routes []Route) {
+		t.Helper()
+		s := tp.Settings()
+		s.Routes = routes
+		if _, err := tp.Reconfigure(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("v1") // on sessions
+	reroute([]Route{{Pool: "main"}})
+	set("v2") // on main; sessions still holds v1
+	if h := holders(t, ss[1:], "sess:1"); len(h) != 0 {
+		t.Fatalf("the write after the move left the old copy on %v", h)
+	}
+	reroute(split)
+	it, err := c.Get("sess:1")
+	if err == nil {
+		t.Fatalf("sess:1 reads %q after moving back, want a miss", it.Value)
+	}
+	if !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"time"
 
 	"github.com/mcproxy/mcproxy/health"
 	"github.com/mcproxy/mcproxy/protocol"
@@ -208,6 +209,7 @@ func (p *Proxy) rebuildLocked() error {
 		tables[i] = t
 	}
 	t := newRouteTable(tables, p.routes, append([]*backend(nil), p.backends...), old)
+	attachMoves(t, old, time.Now())
 	p.table.Store(t)
 	for _, pt := range tables {
 		if o := oldPools[pt.pool.name]; o != nil && len(o.members) != len(pt.members) {
