@@ -152,8 +152,8 @@ func listOf(key string) string { return key[:strings.LastIndexByte(key, '[')] }
 func (v *validator) sameListing(first, l listing) {
 	switch {
 	case l.name() != first.name():
-		v.errorf(l.key+".name", "server %s is named %s in %s; a server listed in several pools has one name",
-			l.b.Addr, first.name(), first.key)
+		v.errorf(l.key+".name", "server %s is named %s here and %s in %s; a server listed in several pools has one name",
+			l.b.Addr, l.name(), first.name(), first.key)
 	case l.b.Addr != first.b.Addr:
 		v.errorf(l.key+".addr", "%s is %s in %s; spell a server listed in several pools the same way",
 			l.b.Addr, first.b.Addr, first.key)
