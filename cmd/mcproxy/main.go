@@ -94,8 +94,8 @@ func run(args []string) error {
 }
 
 // check loads and validates the config at path, as a start or a reload
-// would, and says so on out; the error lists every problem with its key
-// and line. The flags given with -check were checked by parseFlags. A
+// would, and says so on out, followed by each pool's placement and each
+// route; the error lists every problem with its key and line. The flags given with -check were checked by parseFlags. A
 // backend whose address does not resolve now gets a warning on warn: the
 // config is valid, but that backend's keys would fail.
 func check(path string, out, warn io.Writer) error {
@@ -103,7 +103,12 @@ func check(path string, out, warn io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends\n", path, cfg.Listen, len(cfg.Backends))
+	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends", path, cfg.Listen, len(configServers(cfg)))
+	if n := len(cfg.PoolList()); n > 1 {
+		fmt.Fprintf(out, " in %d pools", n)
+	}
+	fmt.Fprintln(out)
+	printPools(out, cfg)
 	for _, w := range unresolvedBackends(cfg) {
 		fmt.Fprintln(warn, "mcproxy: warning:", w)
 	}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mcproxy/mcproxy/internal/config"
+	"github.com/mcproxy/mcproxy/proxy"
+	"github.com/mcproxy/mcproxy/ring"
+	"go.uber.org/zap"
+)
+
+const poolsConfig = `backends: [127.0.0.1:11311, {name: cache-4, addr: 127.0.0.1:11314}]
+ring: {partitions: 101}
+pools:
+  sessions:
+    backends: [127.0.0.1:11411, 127.0.0.1:11311]
+    distribution: ketama
+    hash_tag: "{}"
+  old:
+    backends: [{addr: 127.0.0.1:11611, weight: 3}]
+    distribution: modula
+    hash: crc32a
+routes:
+  - {prefix: "sess:", pool: sessions}
+  - {pool: default, warm_from: old}
+`
+
+func loadConfig(t *testing.T, text string) config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(text), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestPlainConfigKeepsItsOptions: a config of top-level backends only goes
+// to the proxy as it always has (Backends and Ring, no Pools or Routes),
+// so every existing config keeps its placement.
+func TestPlainConfigKeepsItsOptions(t *testing.T) {
+	cfg := loadConfig(t, "backends: [127.0.0.1:11311, {name: b, addr: 127.0.0.1:11312, weight: 2}]\nring: {load: 2}\n")
+	o := optionsFrom(cfg, zap.NewNop())
+	want := []proxy.Backend{{Addr: "127.0.0.1:11311", Weight: 1}, {Name: "b", Addr: "127.0.0.1:11312", Weight: 2}}
+	if !reflect.DeepEqual(o.Backends, want) || o.Pools != nil || o.Routes != nil {
+		t.Errorf("options: backends %+v, pools %+v, routes %+v", o.Backends, o.Pools, o.Routes)
+	}
+	if o.Ring != (ring.Config{Partitions: ring.DefaultPartitions, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}) {
+		t.Errorf("ring: %+v", o.Ring)
+	}
+}
+
+// TestPoolsGoToTheProxy: the top-level backends become the pool "default"
+// first, the pools follow in file order with their placements, and the
+// proxy's own checks of pools and routes pass (it refuses named pools
+// only because it does not serve them yet).
+func TestPoolsGoToTheProxy(t *testing.T) {
+	cfg := loadConfig(t, poolsConfig)
+	s := settingsFrom(cfg)
+	if s.Backends != nil {
+		t.Errorf("Backends %+v beside Pools", s.Backends)
+	}
+	wantPools := []proxy.Pool{
+		{Name: "default", Backends: []proxy.Backend{{Addr: "127.0.0.1:11311", Weight: 1}, {Name: "cache-4", Addr: "127.0.0.1:11314", Weight: 1}},
+			Placement: ring.PlacementOptions{Distribution: "ring", Ring: ring.Config{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: ring.DefaultLoad}}},
+		{Name: "sessions", Backends: []proxy.Backend{{Addr: "127.0.0.1:11411", Weight: 1}, {Addr: "127.0.0.1:11311", Weight: 1}},
+			Placement: ring.PlacementOptions{Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}"}},
+		{Name: "old", Backends: []proxy.Backend{{Addr: "127.0.0.1:11611", Weight: 3}},
+			Placement: ring.PlacementOptions{Distribution: "modula", Hash: "crc32a"}},
+	}
+	if !reflect.DeepEqual(s.Pools, wantPools) {
+		t.Errorf("pools:\n got %+v\nwant %+v", s.Pools, wantPools)
+	}
+	wantRoutes := []proxy.Route{{Prefix: "sess:", Pool: "sessions"}, {Pool: "default", WarmFrom: "old"}}
+	if !reflect.DeepEqual(s.Routes, wantRoutes) {
+		t.Errorf("routes: %+v", s.Routes)
+	}
+	for _, text := range []string{poolsConfig, "pools:\n  only:\n    backends: [127.0.0.1:11311]\n"} {
+		_, err := proxy.New(optionsFrom(loadConfig(t, text), zap.NewNop()))
+		if err == nil || err.Error() != "proxy: named pools are not served yet" {
+			t.Errorf("proxy.New: %v, want only the refusal of named pools", err)
+		}
+	}
+}
+
+// TestCheckPrintsPools: -check keeps its first line and then shows each
+// pool's placement with its defaults and each route in order.
+func TestCheckPrintsPools(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	writeFile(t, file, poolsConfig)
+	var out, warn bytes.Buffer
+	if err := check(file, &out, &warn); err != nil {
+		t.Fatal(err)
+	}
+	want := "config " + file + ` is valid: listen 127.0.0.1:11211, 4 backends in 3 pools
+pool default: distribution ring, ring {partitions: 101, replication_factor: 160, load: 1.25}, 2 backends
+  127.0.0.1:11311 weight 1
+  cache-4 127.0.0.1:11314 weight 1
+pool sessions: distribution ketama, hash fnv1a_64, hash_tag "{}", 2 backends
+  127.0.0.1:11411 weight 1
+  127.0.0.1:11311 weight 1
+pool old: distribution modula, hash crc32a, 1 backend
+  127.0.0.1:11611 weight 3
+route prefix "sess:" -> sessions
+route (default) -> default, warm from old
+`
+	if out.String() != want {
+		t.Errorf("-check printed:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if warn.Len() > 0 {
+		t.Errorf("warnings: %s", warn.String())
+	}
+}
+
+// TestUnresolvedInPools: a pool's backend that does not resolve is warned
+// of by its key, once however many pools list it.
+func TestUnresolvedInPools(t *testing.T) {
+	cfg := loadConfig(t, "pools:\n  a:\n    backends: [127.0.0.1:11311, nosuchhost.invalid:11211]\n"+
+		"  b:\n    backends: [nosuchhost.invalid:11211]\nroutes: [{pool: a}]\n")
+	ws := unresolvedBackends(cfg)
+	if len(ws) != 1 || !strings.HasPrefix(ws[0], "pools.a.backends[1].addr nosuchhost.invalid:11211 does not resolve") {
+		t.Errorf("warnings: %q", ws)
+	}
+	if got := backendAddrs(cfg); !reflect.DeepEqual(got, []string{"127.0.0.1:11311", "nosuchhost.invalid:11211"}) {
+		t.Errorf("backendAddrs: %v", got)
+	}
+}
