@@ -128,3 +128,30 @@ func TestUnresolvedInPools(t *testing.T) {
 		t.Errorf("backendAddrs: %v", got)
 	}
 }
+
+// TestImportTwemproxy: -import-twemproxy prints a config that -check
+// accepts; a missing or bad file is an error naming it.
+func TestImportTwemproxy(t *testing.T) {
+	dir := t.TempDir()
+	in, conv := filepath.Join(dir, "nutcracker.yml"), filepath.Join(dir, "mcproxy.yaml")
+	writeFile(t, in, "alpha:\n  listen: 127.0.0.1:22121\n  hash: fnv1a_64\n  distribution: ketama\n  servers:\n   - 127.0.0.1:11212:1 a\n   - 127.0.0.1:11213:2\n")
+	var out bytes.Buffer
+	if err := importTwemproxy(in, &out); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, conv, out.String())
+	var checked, warn bytes.Buffer
+	if err := check(conv, &checked, &warn); err != nil {
+		t.Fatalf("-check of the converted config: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(checked.String(), "pool alpha: distribution ketama, hash fnv1a_64, 2 backends\n  a 127.0.0.1:11212 weight 1\n") {
+		t.Errorf("-check:\n%s", checked.String())
+	}
+	if err := importTwemproxy(in+".gone", &out); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: %v", err)
+	}
+	writeFile(t, in, "alpha:\n  servers: [/tmp/sock:1]\n")
+	if err := importTwemproxy(in, &out); err == nil || !strings.Contains(err.Error(), in+": pool alpha: line 2") {
+		t.Errorf("bad file: %v", err)
+	}
+}
