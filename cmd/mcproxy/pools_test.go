@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -153,5 +154,32 @@ func TestImportTwemproxy(t *testing.T) {
 	writeFile(t, in, "alpha:\n  servers: [/tmp/sock:1]\n")
 	if err := importTwemproxy(in, &out); err == nil || !strings.Contains(err.Error(), in+": pool alpha: line 2") {
 		t.Errorf("bad file: %v", err)
+	}
+}
+
+// TestCheckOutputInDocs: docs/configuration.md shows what -check prints
+// for its pools example; it must be what -check prints.
+func TestCheckOutputInDocs(t *testing.T) {
+	page, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(page), "\n## Pools and routes\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, example, ok1 := strings.Cut(section, "```yaml\n")
+	example, rest, ok2 := strings.Cut(example, "```")
+	_, shown, ok3 := strings.Cut(rest, "\n```\n")
+	shown, _, ok4 := strings.Cut(shown, "```")
+	if !ok || !ok1 || !ok2 || !ok3 || !ok4 {
+		t.Fatal("docs/configuration.md: no Pools and routes section with a yaml example and the -check output after it")
+	}
+	file := filepath.Join(t.TempDir(), "mcproxy.yaml")
+	writeFile(t, file, example)
+	var out, warn bytes.Buffer
+	if err := check(file, &out, &warn); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.ReplaceAll(out.String(), file, "mcproxy.yaml"); got != shown {
+		t.Errorf("-check prints:\n%s\nthe page shows:\n%s", got, shown)
 	}
 }

@@ -73,6 +73,18 @@ func TestConfigPageExample(t *testing.T) {
 	}
 }
 
+// TestConfigPagePoolsExample: the example of the page's "Pools and
+// routes" section loads, with the pools and routes it shows.
+func TestConfigPagePoolsExample(t *testing.T) {
+	cfg, err := Parse([]byte(yamlBlock(t, configPage, "## Pools and routes")), configPage+"'s pools example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.PoolList()) != 3 || len(cfg.Routes) != 3 {
+		t.Errorf("pools %+v, routes %+v", cfg.PoolList(), cfg.Routes)
+	}
+}
+
 // TestREADMEFirstConfig: the first config README.md shows a newcomer
 // loads as it is.
 func TestREADMEFirstConfig(t *testing.T) {
