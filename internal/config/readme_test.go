@@ -230,10 +230,8 @@ func pageKey(key string) string {
 		}
 	}
 	key = regexp.MustCompile(`\[\d+\]`).ReplaceAllString(key, "[]")
-	if strings.HasSuffix(key, "[]") {
-		key = strings.TrimSuffix(key, "[]") // an entry added or removed: the list changed
-	}
-	return key
+	// An entry added or removed ("routes[2]") is a change of the list.
+	return strings.TrimSuffix(key, "[]")
 }
 
 // valueAt returns the value of key in c: "backends[].weight" is the weight
