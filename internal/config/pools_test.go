@@ -232,3 +232,13 @@ func TestDiffPools(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParsePools is the cost of loading a config of four pools, which
+// builds each pool's placement once at load (a start, a reload, -check).
+func BenchmarkParsePools(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := Parse([]byte(poolsYAML), "pools.yaml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
