@@ -117,6 +117,8 @@ func TestPoolErrors(t *testing.T) {
 		{"same server spelled twice in a pool", "pools:\n  s:\n    backends: [127.0.0.1:11311, localhost:11311]\n",
 			[]string{"pools.s.backends[1].addr: localhost:11311 resolves to the same server as pools.s.backends[0].addr"}},
 		{"weight", "pools:\n  s:\n    backends:\n      - {addr: 127.0.0.1:1, weight: 0}\n", []string{"line 4: pools.s.backends[0].weight: 0 is out of range 1..1000"}},
+		{"bad backend and distribution", "pools:\n  s:\n    backends: [nope]\n    distribution: jump\n",
+			[]string{`line 3: pools.s.backends[0].addr: "nope" is not host:port`, `line 4: pools.s.distribution: unknown distribution "jump"`}},
 		{"unknown distribution", "pools:\n  s:\n    backends: [127.0.0.1:1]\n    distribution: jump\n",
 			[]string{`line 4: pools.s.distribution: unknown distribution "jump", want one of ring, ketama, libketama, dalli, modula`}},
 		{"unknown hash", "pools:\n  s:\n    backends: [127.0.0.1:1]\n    distribution: ketama\n    hash: sha1\n",

@@ -46,9 +46,7 @@ func (v *validator) pools(c Config) {
 			v.intRange(key+".ring.replication_factor", pl.Ring.ReplicationFactor, ring.MinReplicationFactor, ring.MaxReplicationFactor)
 			v.ringLoad(key+".ring.load", pl.Ring.Load)
 		}
-		if len(v.problems) == before && len(pl.Backends) > 0 {
-			v.placement(key, c, pl)
-		}
+		v.placement(key, c, pl, len(v.problems) == before && len(pl.Backends) > 0)
 	}
 	if len(c.Pools) > 0 {
 		v.serversAcrossPools(c)
@@ -58,8 +56,9 @@ func (v *validator) pools(c Config) {
 // placement builds the pool's placement as the proxy will, and reports
 // ring.NewPlacement's refusal at the key it is about: the options one at a
 // time over a stand-in server (distribution, then hash, hash_tag and, for
-// the distributions that take none, ring), then the pool's own backends.
-func (v *validator) placement(key string, c Config, pl Pool) {
+// the distributions that take none, ring), then, when they passed their
+// own checks (backendsOK), the pool's own backends.
+func (v *validator) placement(key string, c Config, pl Pool, backendsOK bool) {
 	o := c.Placement(pl)
 	var small ring.Config // the stand-in steps need not build a full ring
 	if o.Distribution == "" || o.Distribution == ring.DistRing {
@@ -91,6 +90,9 @@ func (v *validator) placement(key string, c Config, pl Pool) {
 	}
 	// A ring's own settings were range-checked; what is left (the build
 	// work bound) is about the backends as much as the ring.
+	if !backendsOK {
+		return
+	}
 	if _, err := ring.NewPlacement(PlacementServers(pl.Backends), o); err != nil {
 		v.errorf(key+".backends", "%s", strings.TrimPrefix(err.Error(), "ring: "))
 	}
