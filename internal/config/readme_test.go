@@ -85,6 +85,32 @@ func TestConfigPagePoolsExample(t *testing.T) {
 	}
 }
 
+// TestMigrationExamples: every mcproxy config docs/migration.md shows
+// loads (the twemproxy configs it converts, with their servers: lists,
+// are not mcproxy's).
+func TestMigrationExamples(t *testing.T) {
+	const page = "../../docs/migration.md"
+	data, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(data), "```yaml\n")[1:]
+	n := 0
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		if strings.Contains(b, "\n  servers:\n") {
+			continue
+		}
+		n++
+		if _, err := Parse([]byte(b), fmt.Sprintf("%s's example %d", page, i+1)); err != nil {
+			t.Error(err)
+		}
+	}
+	if n < 5 {
+		t.Errorf("%s: %d mcproxy examples, want the twemproxy, PHP, Ruby, Go and warm_from ones", page, n)
+	}
+}
+
 // TestREADMEFirstConfig: the first config README.md shows a newcomer
 // loads as it is.
 func TestREADMEFirstConfig(t *testing.T) {
