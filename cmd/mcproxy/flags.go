@@ -40,6 +40,7 @@ type flags struct {
 	probe        string
 	probeTimeout time.Duration
 	grace        time.Duration // -shutdown-grace
+	importTwem   string        // -import-twemproxy: a nutcracker.yml to convert
 }
 
 // parseFlags parses and checks args. -help returns flag.ErrHelp after
@@ -58,6 +59,8 @@ func parseFlags(args []string, stdout, stderr io.Writer) (flags, error) {
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.BoolVar(&f.check, "check", false, "check the config file and exit: 0 when it is valid, 1 with every problem")
 	fs.StringVar(&f.probe, "probe", "", "health-check the mcproxy (or memcached) at `host:port` and exit: 0 when it answers \"version\", else 1")
+	fs.StringVar(&f.importTwem, "import-twemproxy", "", "print the mcproxy config equivalent to the twemproxy (nutcracker) config `file` and exit; "+
+		"its pools place every key where twemproxy did (see docs/migration.md)")
 	fs.DurationVar(&f.probeTimeout, "probe-timeout", defaultProbeTimeout, "bound on one -probe")
 	fs.DurationVar(&f.grace, "shutdown-grace", shutdownGrace,
 		"on SIGTERM or SIGINT, how long to wait for clients to get the replies they are owed; a second signal exits at once")

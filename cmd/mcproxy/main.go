@@ -6,6 +6,7 @@
 //	mcproxy -config configs/local.yaml -log-format console
 //	mcproxy -check -config /etc/mcproxy/mcproxy.yaml   # validate and exit
 //	mcproxy -probe 127.0.0.1:11211                     # health check and exit
+//	mcproxy -import-twemproxy nutcracker.yml > mcproxy.yaml  # convert a twemproxy config
 //
 // Exit status: 0 on success (and for -help), 1 on an error, 2 for a bad
 // command line.
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/config"
+	"github.com/mcproxy/mcproxy/internal/twemimport"
 	"go.uber.org/zap"
 )
 
@@ -63,6 +65,8 @@ func run(args []string) error {
 		return nil
 	case f.probe != "":
 		return probe(f.probe, f.probeTimeout)
+	case f.importTwem != "":
+		return importTwemproxy(f.importTwem, os.Stdout)
 	}
 	configPath, err := f.configPath()
 	if err != nil {
@@ -94,8 +98,8 @@ func run(args []string) error {
 }
 
 // check loads and validates the config at path, as a start or a reload
-// would, and says so on out; the error lists every problem with its key
-// and line. The flags given with -check were checked by parseFlags. A
+// would, and says so on out, followed by each pool's placement and each
+// route; the error lists every problem with its key and line. The flags given with -check were checked by parseFlags. A
 // backend whose address does not resolve now gets a warning on warn: the
 // config is valid, but that backend's keys would fail.
 func check(path string, out, warn io.Writer) error {
@@ -103,11 +107,31 @@ func check(path string, out, warn io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends\n", path, cfg.Listen, len(cfg.Backends))
+	fmt.Fprintf(out, "config %s is valid: listen %s, %d backends", path, cfg.Listen, len(configServers(cfg)))
+	if n := len(cfg.PoolList()); n > 1 {
+		fmt.Fprintf(out, " in %d pools", n)
+	}
+	fmt.Fprintln(out)
+	printPools(out, cfg)
 	for _, w := range unresolvedBackends(cfg) {
 		fmt.Fprintln(warn, "mcproxy: warning:", w)
 	}
 	return nil
+}
+
+// importTwemproxy prints the mcproxy config equivalent to the twemproxy
+// config at path on out.
+func importTwemproxy(path string, out io.Writer) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("import twemproxy config: %w", err)
+	}
+	text, err := twemimport.Convert(data, path)
+	if err != nil {
+		return fmt.Errorf("import twemproxy config %s: %w", path, err)
+	}
+	_, err = out.Write(text)
+	return err
 }
 
 // stopOnSignal returns a context that ends at the first SIGTERM or SIGINT,

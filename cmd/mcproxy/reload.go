@@ -10,7 +10,8 @@ import (
 
 // reloader applies edits of the config file to the running proxy. The keys
 // that apply live (config.AppliesLive: the backend list, the ring, the
-// health checker's interval, timeout and limits, and the ejection cap) go
+// health checker's interval, timeout and limits, the ejection cap, the
+// pools and the routes) go
 // to the proxy in one Reconfigure; any other changed key is logged as
 // needing a restart and keeps its running value.
 type reloader struct {
@@ -65,6 +66,7 @@ func (r *reloader) reload(trigger string) {
 // what is in force once Reconfigure has accepted settingsFrom(next).
 func withLive(running, next config.Config) config.Config {
 	running.Backends, running.Ring = next.Backends, next.Ring
+	running.Pools, running.Routes = next.Pools, next.Routes
 	running.Health.Interval, running.Health.Timeout = next.Health.Interval, next.Health.Timeout
 	running.Health.FailureLimit, running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
 	running.Health.MaxEjected = next.Health.MaxEjected

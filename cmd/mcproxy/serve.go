@@ -69,8 +69,8 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	}
 	adm.register(p, cfg)
 	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
-		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
-		zap.Strings("backend_addrs", backendAddrs(cfg)))
+		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(backendAddrs(cfg))),
+		zap.Int("pools", len(cfg.PoolList())), zap.Strings("backend_addrs", backendAddrs(cfg)))
 	lookedUp := warnUnresolved(cfg, path, log)
 	defer func() { <-lookedUp }()
 
@@ -252,6 +252,8 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 	return proxy.Options{
 		Backends:          s.Backends,
 		Ring:              s.Ring,
+		Pools:             s.Pools,
+		Routes:            s.Routes,
 		EventLoops:        cfg.EventLoops,
 		Connections:       cfg.Backend.Connections,
 		Timeout:           cfg.Backend.Timeout,
@@ -288,9 +290,10 @@ func reservedFds(cfg config.Config) int {
 // proxy can change (config.AppliesLive): the proxy starts with them and a
 // reload passes them to Reconfigure.
 func settingsFrom(cfg config.Config) proxy.Settings {
-	bs := make([]proxy.Backend, len(cfg.Backends))
-	for i, b := range cfg.Backends {
-		bs[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight}
+	var bs []proxy.Backend
+	pools, routes := poolsFrom(cfg)
+	if pools == nil {
+		bs = proxyBackends(cfg.Backends)
 	}
 	n, percent, _ := cfg.Health.MaxEjected.Parse() // checked by validation
 	maxEjected := proxy.MaxEjectedBackends(n)
@@ -299,6 +302,8 @@ func settingsFrom(cfg config.Config) proxy.Settings {
 	}
 	return proxy.Settings{
 		Backends: bs,
+		Pools:    pools,
+		Routes:   routes,
 		Ring: ring.Config{
 			Partitions:        cfg.Ring.Partitions,
 			ReplicationFactor: cfg.Ring.ReplicationFactor,
@@ -314,10 +319,12 @@ func settingsFrom(cfg config.Config) proxy.Settings {
 	}
 }
 
-// backendAddrs lists the configured backends for the start-up log.
+// backendAddrs lists the configured servers for the start-up log, each
+// once, of every pool.
 func backendAddrs(cfg config.Config) []string {
-	addrs := make([]string, len(cfg.Backends))
-	for i, b := range cfg.Backends {
+	servers := configServers(cfg)
+	addrs := make([]string, len(servers))
+	for i, b := range servers {
 		addrs[i] = b.Addr
 	}
 	return addrs

@@ -13,17 +13,21 @@ import (
 // later: a container not started yet), but until it does the backend's
 // keys fail, so -check and the start-up log say so, rather than leave an
 // operator with nothing but SERVER_ERROR.
+//
+// A server listed in several pools is looked up and named once, by its
+// first listing.
 func unresolvedBackends(cfg config.Config) []string {
-	addrs := make([]string, len(cfg.Backends))
-	for i, b := range cfg.Backends {
+	listed := configServers(cfg)
+	addrs := make([]string, len(listed))
+	for i, b := range listed {
 		addrs[i] = b.Addr
 	}
 	servers, errs := resolve.Lookup(addrs)
 	var out []string
 	for i, s := range servers {
 		if s == nil {
-			out = append(out, fmt.Sprintf("backends[%d].addr %s does not resolve (%v): its keys fail until it does",
-				i, addrs[i], errs[i]))
+			out = append(out, fmt.Sprintf("%s.addr %s does not resolve (%v): its keys fail until it does",
+				listed[i].key, addrs[i], errs[i]))
 		}
 	}
 	return out

@@ -51,11 +51,20 @@ type Config struct {
 	// its own connections to every backend; 0 is one per CPU the process
 	// may use, 0..proxy.MaxEventLoops.
 	EventLoops int `yaml:"event_loops"`
-	// Backends are the memcached servers keys are sharded over; at least
-	// one, no address twice.
+	// Backends are the memcached servers keys are sharded over, the pool
+	// named proxy.DefaultPoolName; no address twice. At least one backend
+	// here or one pool in Pools.
 	Backends []Backend `yaml:"backends"`
-	// Ring tunes the bounded-load consistent hash ring.
+	// Ring tunes the bounded-load consistent hash ring of Backends, and of
+	// each pool of distribution ring that has no ring section of its own.
 	Ring Ring `yaml:"ring"`
+	// Pools are named pools of backends, each with its own placement, in
+	// the order of the file (pools.go).
+	Pools []Pool `yaml:"pools"`
+	// Routes choose a pool for each key by its prefix, first match first;
+	// the last has no prefix and takes every other key. Optional with one
+	// pool.
+	Routes []Route `yaml:"routes"`
 	// Health tunes the backend health checker.
 	Health Health `yaml:"health"`
 	// Backend tunes the connections from the proxy to each backend.

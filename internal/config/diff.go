@@ -8,28 +8,32 @@ import (
 
 // Diff returns the sorted dotted keys whose values differ between prev and
 // next, e.g. ["backends", "health.interval", "listen", "ring.load"]. The keys
-// are the YAML key names. Backends are compared as a set of addr+weight
-// pairs: the same backends in another order are no change, and any change to
-// the list (added, removed, re-weighted) is reported as "backends".
+// are the YAML key names. The top-level backends are compared as a set of
+// addr+weight pairs: the same backends in another order are no change, and
+// any change to the list (added, removed, re-weighted) is reported as
+// "backends". Pools and routes are compared entry by entry (pools.go:
+// diffPools, diffRoutes), since a pool's order matters to modula.
 func Diff(prev, next Config) []string {
 	keys := []string{}
 	if !sameBackends(prev.Backends, next.Backends) {
 		keys = append(keys, "backends")
 	}
+	diffPools(prev.Pools, next.Pools, &keys)
+	diffRoutes(prev.Routes, next.Routes, &keys)
 	diffFields(reflect.ValueOf(prev), reflect.ValueOf(next), "", &keys)
 	sort.Strings(keys)
 	return keys
 }
 
 // diffFields compares two structs field by field, naming fields by their
-// yaml tag and recursing into the sections. The backend list is compared by
-// sameBackends instead.
+// yaml tag and recursing into the sections. The lists (backends, pools,
+// routes) are compared by Diff's own functions instead.
 func diffFields(a, b reflect.Value, prefix string, keys *[]string) {
 	t := a.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || f.Type == reflect.TypeOf([]Backend(nil)) {
+		if name == "" || name == "-" || f.Type.Kind() == reflect.Slice {
 			continue
 		}
 		key := prefix + name

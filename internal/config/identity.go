@@ -13,10 +13,10 @@ const maxNameLen = 250
 // backendNames checks the names, which are the backends' identities on the
 // ring: printable, no spaces, and unique, counting an unnamed backend as
 // named by its address.
-func (v *validator) backendNames(bs []Backend) {
+func (v *validator) backendNames(list string, bs []Backend) {
 	seen := map[string]int{}
 	for i, b := range bs {
-		key := fmt.Sprintf("backends[%d]", i)
+		key := fmt.Sprintf("%s[%d]", list, i)
 		if v.skip(key) || v.skip(key+".name") {
 			continue
 		}
@@ -39,15 +39,15 @@ func (v *validator) backendNames(bs []Backend) {
 		}
 		switch {
 		case b.Name != "" && bs[first].Name != "":
-			v.errorf(key+".name", "%s duplicates backends[%d].name %s", name, first, bs[first].Name)
+			v.errorf(key+".name", "%s duplicates %s[%d].name %s", name, list, first, bs[first].Name)
 		case b.Name != "":
-			v.errorf(key+".name", "%s duplicates the name of backends[%d], which is unnamed and so named by its addr %s", name, first, bs[first].Addr)
+			v.errorf(key+".name", "%s duplicates the name of %s[%d], which is unnamed and so named by its addr %s", name, list, first, bs[first].Addr)
 		default:
 			// Unnamed, named by its address; the first holds that name.
 			// (Two unnamed ones with the same address are reported as
 			// duplicate addresses.)
 			if bs[first].Name != "" {
-				v.errorf(key+".addr", "%s, the name of this unnamed backend, duplicates backends[%d].name %s", name, first, bs[first].Name)
+				v.errorf(key+".addr", "%s, the name of this unnamed backend, duplicates %s[%d].name %s", name, list, first, bs[first].Name)
 			}
 		}
 	}
@@ -73,7 +73,7 @@ func badName(name string) string {
 // already reported as a duplicate. An address that does not resolve now
 // is compared by its text only: DNS may be down at load, and a config
 // must not be refused for it.
-func (v *validator) sameServers(bs []Backend, idx []int) {
+func (v *validator) sameServers(list string, bs []Backend, idx []int) {
 	if len(idx) < 2 {
 		return
 	}
@@ -85,8 +85,8 @@ func (v *validator) sameServers(bs []Backend, idx []int) {
 	for j := range idx {
 		for k := 0; k < j; k++ {
 			if resolve.Same(servers[k], servers[j]) {
-				v.errorf(fmt.Sprintf("backends[%d].addr", idx[j]), "%s resolves to the same server as backends[%d].addr %s",
-					bs[idx[j]].Addr, idx[k], bs[idx[k]].Addr)
+				v.errorf(fmt.Sprintf("%s[%d].addr", list, idx[j]), "%s resolves to the same server as %s[%d].addr %s",
+					bs[idx[j]].Addr, list, idx[k], bs[idx[k]].Addr)
 				break
 			}
 		}

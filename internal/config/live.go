@@ -4,7 +4,8 @@ import "strings"
 
 // AppliesLive reports whether a change of the dotted key (as Diff names
 // it) applies to a running proxy on reload: the backend list, the ring,
-// the health checker's interval, timeout and limits, and the ejection cap.
+// the pools and routes, the health checker's interval, timeout and
+// limits, and the ejection cap.
 // Every other key (listen, admin, pprof, disable_flush_all, event_loops,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
 // failover.ttl) applies only after a restart. The Applies column of
@@ -15,5 +16,10 @@ func AppliesLive(key string) bool {
 		"health.max_ejected":
 		return true
 	}
-	return strings.HasPrefix(key, "backends[") || strings.HasPrefix(key, "ring.")
+	for _, prefix := range []string{"backends[", "ring.", "pools", "routes"} {
+		if strings.HasPrefix(key, prefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -21,6 +21,12 @@ func TestAppliesLive(t *testing.T) {
 		"limits.client_idle_timeout": false, "limits.client_output_limit": false,
 		"limits.reqs_per_event": false, "limits.read_bytes_per_event": false,
 		"failover.ttl": false,
+		"pools":        true, "pools.<name>.backends": true, "pools.<name>.backends[].name": true,
+		"pools.<name>.backends[].addr": true, "pools.<name>.backends[].weight": true,
+		"pools.<name>.distribution": true, "pools.<name>.hash": true, "pools.<name>.hash_tag": true,
+		"pools.<name>.ring.partitions": true, "pools.<name>.ring.replication_factor": true,
+		"pools.<name>.ring.load": true,
+		"routes":                 true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
 	}
 	var keys []string
 	yamlKeys(reflect.TypeOf(Config{}), "", &keys)
@@ -43,8 +49,10 @@ func TestAppliesLive(t *testing.T) {
 	next := prev
 	next.Backends = []Backend{{Addr: "127.0.0.1:11312", Weight: 1}}
 	next.Ring.Load, next.Health.MaxEjected, next.Limits.MaxConnections = 2, "1", 7
+	next.Pools = []Pool{{Name: "p", Backends: next.Backends, Distribution: "ketama"}}
+	next.Routes = []Route{{Pool: "p"}}
 	for _, k := range Diff(prev, next) {
-		if AppliesLive(k) != live[k] {
+		if AppliesLive(k) != live[pageKey(k)] {
 			t.Errorf("Diff's key %s: AppliesLive = %v", k, AppliesLive(k))
 		}
 	}

@@ -31,10 +31,11 @@ func Load(path string) (Config, error) {
 // place of the file path. On error the returned Config is the zero value.
 func Parse(data []byte, name string) (Config, error) {
 	cfg := Default()
-	p := &parser{lines: map[string]int{}, bad: map[string]bool{}}
+	p := &parser{lines: map[string]int{}, bad: map[string]bool{}, null: map[string]bool{}}
 	if !p.document(data, &cfg) {
 		return Config{}, wrapProblems(name, p.problems)
 	}
+	p.fillPoolDefaults(&cfg)
 	p.problems = append(p.problems, validate(cfg, p.lines, p.bad)...)
 	if len(p.problems) > 0 {
 		return Config{}, wrapProblems(name, p.problems)
@@ -82,6 +83,7 @@ type parser struct {
 	problems []problem
 	lines    map[string]int  // dotted key -> line of its value, for validation messages
 	bad      map[string]bool // keys whose value could not be read; validation skips them
+	null     map[string]bool // keys written with an empty value, which keep their default
 }
 
 // field reads the value node v of the dotted key into the config.
@@ -139,6 +141,8 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		"disable_flush_all": p.boolean(&c.DisableFlushAll),
 		"event_loops":       p.integer(&c.EventLoops),
 		"backends":          p.backends(&c.Backends),
+		"pools":             p.pools(&c.Pools),
+		"routes":            p.routes(&c.Routes),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&c.Ring.Partitions),
 			"replication_factor": p.integer(&c.Ring.ReplicationFactor),
@@ -212,6 +216,7 @@ func (p *parser) mapping(prefix string, n *yaml.Node, fields map[string]field) {
 		}
 		p.lines[key] = deref(v).Line
 		if isNull(deref(v)) {
+			p.null[key] = true
 			continue
 		}
 		f(key, deref(v))

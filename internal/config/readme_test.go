@@ -73,6 +73,44 @@ func TestConfigPageExample(t *testing.T) {
 	}
 }
 
+// TestConfigPagePoolsExample: the example of the page's "Pools and
+// routes" section loads, with the pools and routes it shows.
+func TestConfigPagePoolsExample(t *testing.T) {
+	cfg, err := Parse([]byte(yamlBlock(t, configPage, "## Pools and routes")), configPage+"'s pools example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.PoolList()) != 3 || len(cfg.Routes) != 3 {
+		t.Errorf("pools %+v, routes %+v", cfg.PoolList(), cfg.Routes)
+	}
+}
+
+// TestMigrationExamples: every mcproxy config docs/migration.md shows
+// loads (the twemproxy configs it converts, with their servers: lists,
+// are not mcproxy's).
+func TestMigrationExamples(t *testing.T) {
+	const page = "../../docs/migration.md"
+	data, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(data), "```yaml\n")[1:]
+	n := 0
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		if strings.Contains(b, "\n  servers:\n") {
+			continue
+		}
+		n++
+		if _, err := Parse([]byte(b), fmt.Sprintf("%s's example %d", page, i+1)); err != nil {
+			t.Error(err)
+		}
+	}
+	if n < 5 {
+		t.Errorf("%s: %d mcproxy examples, want the twemproxy, PHP, Ruby, Go and warm_from ones", page, n)
+	}
+}
+
 // TestREADMEFirstConfig: the first config README.md shows a newcomer
 // loads as it is.
 func TestREADMEFirstConfig(t *testing.T) {
@@ -178,8 +216,9 @@ func tableCells(line string) []string {
 }
 
 // yamlKeys lists the file's keys as the configuration page writes them: "listen",
-// "ring.partitions", and for the list of backends "backends" and
-// "backends[].addr". Sections are not keys of their own.
+// "ring.partitions", for the list of backends "backends" and
+// "backends[].addr", and for the mapping of pools "pools" and
+// "pools.<name>.hash". Sections are not keys of their own.
 func yamlKeys(typ reflect.Type, prefix string, keys *[]string) {
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
@@ -194,6 +233,9 @@ func yamlKeys(typ reflect.Type, prefix string, keys *[]string) {
 		switch {
 		case f.Type.Kind() == reflect.Struct:
 			yamlKeys(f.Type, key, keys)
+		case f.Type == reflect.TypeOf([]Pool(nil)):
+			*keys = append(*keys, key)
+			yamlKeys(f.Type.Elem(), key+".<name>", keys)
 		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
 			*keys = append(*keys, key)
 			yamlKeys(f.Type.Elem(), key+"[]", keys)
@@ -203,10 +245,26 @@ func yamlKeys(typ reflect.Type, prefix string, keys *[]string) {
 	}
 }
 
+// pageKey is a key as Diff names it ("pools.main.backends[2].weight") as
+// the page writes it ("pools.<name>.backends[].weight").
+func pageKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, "pools."); ok {
+		_, rest, more := strings.Cut(rest, ".")
+		key = "pools"
+		if more {
+			key = "pools.<name>." + rest
+		}
+	}
+	key = regexp.MustCompile(`\[\d+\]`).ReplaceAllString(key, "[]")
+	// An entry added or removed ("routes[2]") is a change of the list.
+	return strings.TrimSuffix(key, "[]")
+}
+
 // valueAt returns the value of key in c: "backends[].weight" is the weight
-// of the first backend.
+// of the first backend, "pools.<name>.hash" the hash of the first pool.
 func valueAt(c Config, key string) reflect.Value {
 	v := reflect.ValueOf(c)
+	key = strings.Replace(key, "pools.<name>", "pools[]", 1)
 	for _, name := range strings.Split(key, ".") {
 		name, elem := strings.CutSuffix(name, "[]")
 		v = fieldByTag(v, name)
@@ -221,8 +279,12 @@ func valueAt(c Config, key string) reflect.Value {
 const testBackend = "127.0.0.1:11311"
 
 // fileWith writes a config file that sets key to value (written as is)
-// and has one backend.
+// and has one backend: a top-level one, or for a pools.<name> key one in
+// pool p.
 func fileWith(key, value string) string {
+	if rest, ok := strings.CutPrefix(key, "pools.<name>."); ok {
+		return "pools:\n  p:\n" + poolWith(rest, value, "    ")
+	}
 	if b, ok := strings.CutPrefix(key, "backends[]."); ok {
 		if b == "addr" {
 			return fmt.Sprintf("backends:\n  - {addr: %s}\n", value)
@@ -230,10 +292,90 @@ func fileWith(key, value string) string {
 		return fmt.Sprintf("backends:\n  - {addr: %s, %s: %s}\n", testBackend, b, value)
 	}
 	doc := "backends: [" + testBackend + "]\n"
+	if r, ok := strings.CutPrefix(key, "routes[]."); ok {
+		doc += fmt.Sprintf("routes:\n  - {%s: %s, pool: default}\n", r, value)
+		if r == "prefix" && value != `""` {
+			doc += "  - {pool: default}\n" // the last route takes the other keys
+		}
+		return doc
+	}
 	if section, name, ok := strings.Cut(key, "."); ok {
 		return doc + fmt.Sprintf("%s:\n  %s: %s\n", section, name, value)
 	}
 	return doc + fmt.Sprintf("%s: %s\n", key, value)
+}
+
+// poolWith writes the body of a pool that sets its key (as the page
+// writes it after pools.<name>.) to value, at indentation in.
+func poolWith(key, value, in string) string {
+	one := in + "backends: [" + testBackend + "]\n"
+	if b, ok := strings.CutPrefix(key, "backends[]."); ok {
+		if b == "addr" {
+			return fmt.Sprintf("%sbackends:\n%s  - {addr: %s}\n", in, in, value)
+		}
+		return fmt.Sprintf("%sbackends:\n%s  - {addr: %s, %s: %s}\n", in, in, testBackend, b, value)
+	}
+	switch key {
+	case "backends":
+		return in + "backends: " + value + "\n"
+	case "hash", "hash_tag":
+		// Keys of ketama's (the default distribution has a fixed key hash).
+		return one + in + "distribution: ketama\n" + in + key + ": " + value + "\n"
+	}
+	if r, ok := strings.CutPrefix(key, "ring."); ok {
+		return one + in + "ring:\n" + in + "  " + r + ": " + value + "\n"
+	}
+	return one + in + key + ": " + value + "\n"
+}
+
+// fileKey is the key as messages about fileWith's file name it:
+// "pools.p.backends[0].addr" for "pools.<name>.backends[].addr".
+func fileKey(key string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(key, "<name>", "p"), "[]", "[0]")
+}
+
+// defaultOf returns the config that fileWith(key, ...) describes without
+// key: what the key's default must load as.
+func defaultOf(t *testing.T, key string) Config {
+	t.Helper()
+	var doc string
+	switch {
+	case strings.HasPrefix(key, "backends[]."):
+		doc = fileWith("backends[].addr", testBackend)
+	case strings.HasPrefix(key, "pools.<name>.backends[]."):
+		doc = fileWith("pools.<name>.backends[].addr", testBackend)
+	case key == "pools.<name>.hash" || key == "pools.<name>.hash_tag":
+		doc = fileWith("pools.<name>.distribution", "ketama")
+	case strings.HasPrefix(key, "pools.<name>."):
+		doc = "pools:\n  p:\n    backends: [" + testBackend + "]\n"
+	case strings.HasPrefix(key, "routes[]."):
+		doc = "backends: [" + testBackend + "]\nroutes:\n  - {pool: default}\n"
+	default:
+		return Default()
+	}
+	c, err := Parse([]byte(doc), "readme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// checkRequired checks that leaving key out is an error that names it.
+func checkRequired(t *testing.T, key, cell string) {
+	docs := map[string]string{
+		"backends":                     "listen: " + DefaultListen + "\n",
+		"backends[].addr":              "backends:\n  - {weight: 1}\n",
+		"pools.<name>.backends":        "pools:\n  p: {distribution: ring}\n",
+		"pools.<name>.backends[].addr": "pools:\n  p:\n    backends:\n      - {weight: 1}\n",
+		"routes[].pool":                "backends: [" + testBackend + "]\nroutes:\n  - {}\n",
+	}
+	doc, ok := docs[key]
+	if !ok {
+		t.Fatalf("default %q: the test knows no way to leave %s out", cell, key)
+	}
+	if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), fileKey(key)+": ") {
+		t.Errorf("the page says %s is required; a file without it: %v", key, err)
+	}
 }
 
 // backtick matches the first `code span` of a cell.
@@ -242,27 +384,31 @@ var backtick = regexp.MustCompile("`([^`]*)`")
 func checkDefault(t *testing.T, key, cell string) {
 	switch {
 	case cell == "(required)":
-		// Leaving the key out is an error that names it.
-		var doc string
-		switch key {
-		case "backends":
-			doc = "listen: " + DefaultListen + "\n"
-		case "backends[].addr":
-			doc = "backends:\n  - {weight: 1}\n"
-		default:
-			t.Fatalf("default %q: the test knows no way to leave %s out", cell, key)
-		}
-		want := strings.ReplaceAll(key, "[]", "[0]") + ": "
-		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("the page says %s is required; a file without it: %v", key, err)
-		}
+		checkRequired(t, key, cell)
 		return
 	case cell == "the `addr`":
 		// An unnamed backend is named by its address: naming another
 		// backend by that address is a duplicate name.
+		list := strings.TrimSuffix(key, "[].name")
 		doc := fmt.Sprintf("backends:\n  - %s\n  - {name: %q, addr: 127.0.0.1:11312}\n", testBackend, testBackend)
-		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), "backends[1].name: ") {
+		if list != "backends" {
+			doc = "pools:\n  p:\n" + strings.ReplaceAll(doc, "\n  ", "\n      ")
+			doc = strings.Replace(doc, "backends:", "    backends:", 1)
+		}
+		if _, err := Parse([]byte(doc), "readme"); err == nil || !strings.Contains(err.Error(), fileKey(list)+"[1].name: ") {
 			t.Errorf("the page says %s defaults to the addr; a name equal to an unnamed backend's addr: %v", key, err)
+		}
+		return
+	case strings.HasPrefix(cell, "the top-level `"):
+		// The pool's ring key takes the top-level ring's value.
+		top := backtick.FindStringSubmatch(cell)[1]
+		doc := fileWith("pools.<name>.distribution", "ring") + strings.Replace(fileWith(top, "101"), "backends: ["+testBackend+"]\n", "", 1)
+		got, err := Parse([]byte(doc), "readme")
+		if err != nil {
+			t.Fatalf("a pool under top-level %s 101: %v", top, err)
+		}
+		if g, w := valueAt(got, key), valueAt(got, top); !reflect.DeepEqual(g.Interface(), w.Interface()) {
+			t.Errorf("the page says %s defaults to %s; it loads as %v beside %v", key, top, g, w)
 		}
 		return
 	}
@@ -274,14 +420,9 @@ func checkDefault(t *testing.T, key, cell string) {
 	if err != nil {
 		t.Fatalf("the page's default %s: %s does not load: %v", key, m[1], err)
 	}
-	want := Default()
-	if strings.HasPrefix(key, "backends[].") {
-		// Defaults of a backend's keys are what a backend gets without them.
-		want, err = Parse([]byte(fileWith("backends[].addr", testBackend)), "readme")
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Defaults of a backend's, pool's or route's keys are what it gets
+	// without them.
+	want := defaultOf(t, key)
 	if g, w := valueAt(got, key), valueAt(want, key); !reflect.DeepEqual(g.Interface(), w.Interface()) {
 		t.Errorf("the page's default of %s is %s, which loads as %v; the code's default is %v", key, m[1], g, w)
 	}
@@ -297,6 +438,8 @@ var (
 func checkRange(t *testing.T, key, meaning string) {
 	withBackend := Default()
 	withBackend.Backends = []Backend{{}}
+	withBackend.Pools = []Pool{{Backends: []Backend{{}}}}
+	withBackend.Routes = []Route{{}}
 	typ := valueAt(withBackend, key).Type()
 	if m := rangeRE.FindStringSubmatch(meaning); m != nil {
 		lo, hi := m[1], m[2]
@@ -366,7 +509,7 @@ func checkApplies(t *testing.T, key, cell string) {
 func accepts(t *testing.T, key, value, why string) {
 	t.Helper()
 	_, err := Parse([]byte(fileWith(key, value)), "readme")
-	if err != nil && strings.Contains(err.Error(), strings.ReplaceAll(key, "[]", "[0]")+": ") {
+	if err != nil && strings.Contains(err.Error(), fileKey(key)+": ") {
 		t.Errorf("%s %s: %s: %v", key, value, why, err)
 	}
 }
@@ -376,7 +519,7 @@ func accepts(t *testing.T, key, value, why string) {
 func refuses(t *testing.T, key, value, want, why string) {
 	t.Helper()
 	_, err := Parse([]byte(fileWith(key, value)), "readme")
-	name := strings.ReplaceAll(key, "[]", "[0]") + ": "
+	name := fileKey(key) + ": "
 	if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
 		t.Errorf("%s %s (%s) loads, or not for that reason: %v", key, value, why, err)
 	}

@@ -49,36 +49,16 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.errorf("pprof", "true needs admin to be set: /debug/pprof/ is served on the admin address")
 	}
 
-	if len(c.Backends) == 0 && !v.skip("backends") {
-		v.errorf("backends", "at least one backend is required")
+	if len(c.Backends) == 0 && len(c.Pools) == 0 && !v.skip("backends") && !v.skip("pools") {
+		v.errorf("backends", "at least one backend is required (or a pool under pools:)")
 	}
-	seen := map[string]int{}
-	distinct := []int{} // backends whose address text is valid and not a duplicate
-	for i, b := range c.Backends {
-		key := fmt.Sprintf("backends[%d]", i)
-		if v.skip(key) {
-			continue
-		}
-		if b.Addr == "" {
-			v.errorf(key+".addr", "required: the backend's host:port")
-		} else if canon, ok := v.addr(key+".addr", b.Addr, false); ok {
-			if first, dup := seen[canon]; dup {
-				v.errorf(key+".addr", "%s duplicates backends[%d].addr %s", b.Addr, first, c.Backends[first].Addr)
-			} else {
-				seen[canon] = i
-				distinct = append(distinct, i)
-			}
-		}
-		v.intRange(key+".weight", b.Weight, ring.MinWeight, ring.MaxWeight)
-	}
-	v.backendNames(c.Backends)
-	v.sameServers(c.Backends, distinct)
+	v.backendList("backends", c.Backends)
+	v.pools(c)
+	v.routes(c)
 
 	v.intRange("ring.partitions", c.Ring.Partitions, ring.MinPartitions, ring.MaxPartitions)
 	v.intRange("ring.replication_factor", c.Ring.ReplicationFactor, ring.MinReplicationFactor, ring.MaxReplicationFactor)
-	if l := c.Ring.Load; !v.skip("ring.load") && (math.IsNaN(l) || math.IsInf(l, 0) || l < ring.MinLoad) {
-		v.errorf("ring.load", "%v must be a finite number >= %.1f (1.25 lets a backend hold 25%% more than the average)", l, ring.MinLoad)
-	}
+	v.ringLoad("ring.load", c.Ring.Load)
 
 	v.positive("health.interval", c.Health.Interval)
 	v.positive("health.timeout", c.Health.Timeout)
@@ -112,6 +92,40 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		}
 	}
 	return v.problems
+}
+
+// backendList checks the backends of the list at key ("backends",
+// "pools.main.backends"): each address and weight, no address twice, the
+// names, and no two addresses that resolve to one server.
+func (v *validator) backendList(key string, bs []Backend) {
+	seen := map[string]int{}
+	distinct := []int{} // backends whose address text is valid and not a duplicate
+	for i, b := range bs {
+		ikey := fmt.Sprintf("%s[%d]", key, i)
+		if v.skip(ikey) {
+			continue
+		}
+		if b.Addr == "" {
+			v.errorf(ikey+".addr", "required: the backend's host:port")
+		} else if canon, ok := v.addr(ikey+".addr", b.Addr, false); ok {
+			if first, dup := seen[canon]; dup {
+				v.errorf(ikey+".addr", "%s duplicates %s[%d].addr %s", b.Addr, key, first, bs[first].Addr)
+			} else {
+				seen[canon] = i
+				distinct = append(distinct, i)
+			}
+		}
+		v.intRange(ikey+".weight", b.Weight, ring.MinWeight, ring.MaxWeight)
+	}
+	v.backendNames(key, bs)
+	v.sameServers(key, bs, distinct)
+}
+
+// ringLoad checks a ring's load bound.
+func (v *validator) ringLoad(key string, l float64) {
+	if !v.skip(key) && (math.IsNaN(l) || math.IsInf(l, 0) || l < ring.MinLoad) {
+		v.errorf(key, "%v must be a finite number >= %.1f (1.25 lets a backend hold 25%% more than the average)", l, ring.MinLoad)
+	}
 }
 
 type validator struct {
@@ -172,24 +186,31 @@ func (v *validator) addr(key, s string, listening bool) (string, bool) {
 	if v.skip(key) {
 		return "", false
 	}
+	canon, err := canonicalAddr(s, listening)
+	if err != nil {
+		v.errorf(key, "%v", err)
+		return "", false
+	}
+	return canon, true
+}
+
+// canonicalAddr is addr's check and canonical form, without reporting.
+func canonicalAddr(s string, listening bool) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		v.errorf(key, "%q is not host:port: %v", s, unwrapAddrErr(err))
-		return "", false
+		return "", fmt.Errorf("%q is not host:port: %v", s, unwrapAddrErr(err))
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
-		v.errorf(key, "%q: port %q must be a number 1..65535", s, port)
-		return "", false
+		return "", fmt.Errorf("%q: port %q must be a number 1..65535", s, port)
 	}
 	if host == "" && !listening {
-		v.errorf(key, "%q: the host must not be empty", s)
-		return "", false
+		return "", fmt.Errorf("%q: the host must not be empty", s)
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	}
-	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(n, 10)), true
+	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(n, 10)), nil
 }
 
 // unwrapAddrErr drops the address that net.AddrError repeats.

@@ -21,6 +21,7 @@ const maxLines = 80
 var productDirs = []string{
 	"proxy", "protocol", "ring", "health", "cmd/mcproxy",
 	"internal/config", "internal/admin", "internal/defaults", "internal/resolve", "internal/discover",
+	"internal/twemimport",
 }
 
 // TestNoLongProductFunctions parses every non-test Go file of the product
