@@ -141,11 +141,11 @@ func (s *session) dropStaleValue(key []byte) {
 	if t.place == nil {
 		return
 	}
-	if rt.warm != nil {
-		s.fenceOldCopy(rt.warm, key)
-	}
 	r := newDeleteOf(nil, key) // an ms's key may be binary
 	b := t.locate(key)
+	if rt.warm != nil {
+		s.fenceOldCopy(rt.warm, key, b)
+	}
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, nil, key) // a delete like any other
 		return

@@ -246,7 +246,7 @@ func (s *session) routeByKey(r *request, req *protocol.Request) {
 		return
 	}
 	if rt.warm != nil {
-		s.fenceOldCopy(rt.warm, key)
+		s.fenceOldCopy(rt.warm, key, b)
 	}
 	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
 		r.routed = t // for repairAfterSwap

@@ -43,14 +43,20 @@ type warmFence session
 // fenceOldCopy sends the delete of key's copy on warm, the old pool of
 // its route, and makes the session's commands wait behind it: every send
 // after it (session.sendTo) is held until it is answered. A fence sent
-// while another stands waits in line behind the first.
-func (s *session) fenceOldCopy(warm *poolTable, key []byte) {
+// while another stands waits in line behind the first. When the old pool
+// puts the key on cur, its backend in the new pool (a migration in place
+// onto the same servers), there is no other copy: nothing is deleted.
+func (s *session) fenceOldCopy(warm *poolTable, key []byte, cur *backend) {
 	if warm == nil || warm.place == nil {
 		return // no old copy can be read: nothing to delete
 	}
+	oldB := warm.locate(key)
+	if oldB == cur {
+		return
+	}
 	d := newDeleteOf(nil, key)
 	d.hook = (*warmFence)(s)
-	d.backend = warm.locate(key)
+	d.backend = oldB
 	warm.pool.counters.warmDeletes.Add(1)
 	if s.fence != nil {
 		s.waiting = append(s.waiting, d)
@@ -142,8 +148,9 @@ func (p *request) askWarm() bool {
 	w.owner = make([]int, len(p.keys))
 	for i, k := range p.keys {
 		w.owner[i] = -1
-		if w.slots[i] < 0 || hit[i] || !p.subs[p.owner[i]].ok() {
-			continue
+		primary := p.subs[p.owner[i]]
+		if w.slots[i] < 0 || hit[i] || !primary.ok() || w.t.slots[w.slots[i]] == primary.backend {
+			continue // a hit, a failure, or the old copy is where the key was just missed
 		}
 		j, ok := subOf[w.slots[i]]
 		if !ok {
@@ -246,9 +253,9 @@ func (h *warmMetaRead) afterReply(r *request) bool {
 func (s *session) warmMeta(rt *tableRoute, b *backend, r *request, key []byte) {
 	switch r.op {
 	case protocol.OpMetaSet, protocol.OpMetaDelete, protocol.OpMetaArithmetic:
-		s.fenceOldCopy(rt.warm, key)
+		s.fenceOldCopy(rt.warm, key, b)
 	case protocol.OpMetaGet:
-		if rt.warm.place != nil && !r.meta.fenced {
+		if rt.warm.place != nil && !r.meta.fenced && rt.warm.locate(key) != b {
 			r.hook = &warmMetaRead{s: s, old: rt.warm.locate(key), new: b, counters: rt.pool.pool.counters}
 		}
 	}

@@ -334,3 +334,46 @@ func TestWarmCopyThatLosesARaceIsUndone(t *testing.T) {
 		t.Fatalf("read after an acknowledged delete: %q", got)
 	}
 }
+
+// TestWarmUpInPlace: old and new pools over the same servers. A key that
+// both placements put on one server is not deleted before its change (an
+// incr goes on counting), and keys that move are read from where they were.
+func TestWarmUpInPlace(t *testing.T) {
+	ss := startServers(t, 3)
+	old := poolOf("old", ss, ring.PlacementOptions{Distribution: ring.DistModula, Hash: ring.HashCRC32a})
+	nw := poolOf("new", ss, ring.PlacementOptions{})
+	tp := startProxyFor(t, ss, func(o *Options) { o.Backends, o.Pools, o.Routes = nil, []Pool{old}, nil })
+	c := memcache.New(tp.addr)
+	const n = 200
+	for i := range n {
+		if err := c.Set(&memcache.Item{Key: fmt.Sprintf("n:%d", i), Value: []byte("10")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := tp.Settings()
+	s.Pools, s.Routes = []Pool{old, nw}, []Route{{Pool: "new", WarmFrom: "old"}}
+	if _, err := tp.Reconfigure(s); err != nil {
+		t.Fatal(err)
+	}
+	memcachedtest.WaitFor(t, "the new pool to serve", func() bool { return tp.table.Load().defaultPool() == "new" })
+	tab := tp.table.Load()
+	stayed, moved := 0, 0
+	for i := range n {
+		k := []byte(fmt.Sprintf("n:%d", i))
+		if tab.pools[0].locate(k) == tab.pools[1].locate(k) {
+			stayed++
+			v, err := c.Increment(string(k), 1)
+			if err != nil || v != 11 {
+				t.Fatalf("incr %s, which did not move: %d, %v", k, v, err)
+			}
+			continue
+		}
+		moved++
+		if it, err := c.Get(string(k)); err != nil || string(it.Value) != "10" {
+			t.Fatalf("first read of %s, which moved: %v", k, err)
+		}
+	}
+	if stayed == 0 || moved == 0 {
+		t.Fatalf("%d keys stayed and %d moved: the case needs both", stayed, moved)
+	}
+}
