@@ -1,11 +1,17 @@
 package proxy
 
 import (
+	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
@@ -355,5 +361,60 @@ func TestRouteMovedBackServesNothingStale(t *testing.T) {
 	}
 	if !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Fatal(err)
+	}
+}
+
+// TestFindsKeysThatPHPAndDalliPlaced: keys written by php-memcached with
+// OPT_LIBKETAMA_COMPATIBLE and by Ruby's Dalli, each over the same
+// weighted servers on its own, are all found through mcproxy with a
+// libketama and a dalli pool (the scripts are ring's compatibility ones).
+func TestFindsKeysThatPHPAndDalliPlaced(t *testing.T) {
+	for _, c := range []struct{ bin, pkgs, script, dist, prefix string }{
+		{"php", "php-cli php-memcached", "../ring/testdata/libketama.php", ring.DistLibketama, "php"},
+		{"ruby", "ruby ruby-dalli", "../ring/testdata/dalli.rb", ring.DistDalli, "rb"},
+	} {
+		t.Run(c.dist, func(t *testing.T) {
+			path, err := exec.LookPath(c.bin)
+			if err != nil {
+				t.Fatalf("%s not installed: run `make deps` (apt-get install %s)", c.bin, c.pkgs)
+			}
+			ss := startServers(t, 3)
+			weights := []int{1, 3, 2}
+			keys := make([]string, 2000)
+			var hexKeys strings.Builder
+			for i := range keys {
+				keys[i] = fmt.Sprintf("%s:user:%d:%x", c.prefix, i, i*2654435761)
+				hexKeys.WriteString(hex.EncodeToString([]byte(keys[i])) + "\n")
+			}
+			keyfile := filepath.Join(t.TempDir(), "keys.hex")
+			if err := os.WriteFile(keyfile, []byte(hexKeys.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pl := Pool{Name: c.dist, Placement: ring.PlacementOptions{Distribution: c.dist}}
+			args := []string{c.script, keyfile}
+			for i, s := range ss {
+				args = append(args, fmt.Sprintf("%s:%d", s.Addr, weights[i]))
+				pl.Backends = append(pl.Backends, Backend{Addr: s.Addr, Weight: weights[i]})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, path, args...).CombinedOutput()
+			if err != nil || string(out) != fmt.Sprintf("stored %d\n", len(keys)) {
+				t.Fatalf("%s %s: %v: %s", c.bin, c.script, err, out)
+			}
+			tp := startProxyFor(t, ss, func(o *Options) { o.Backends, o.Pools = nil, []Pool{pl} })
+			mc := memcache.New(tp.addr)
+			found := 0
+			for i := 0; i < len(keys); i += 50 {
+				got, err := mc.GetMulti(keys[i:min(i+50, len(keys))])
+				if err != nil {
+					t.Fatal(err)
+				}
+				found += len(got)
+			}
+			if found != len(keys) {
+				t.Fatalf("mcproxy found %d of the %d keys %s wrote", found, len(keys), c.bin)
+			}
+		})
 	}
 }
