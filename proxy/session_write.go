@@ -77,6 +77,7 @@ func (s *session) writeReplies() {
 		s.readCommands()
 	}
 	s.maybeEnd()
+	s.maybeHandOver()
 }
 
 // outputHighWater bounds the rendered output a session holds unwritten.
