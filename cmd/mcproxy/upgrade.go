@@ -144,7 +144,7 @@ func (o *oldProcess) close() {
 type upgradeSocket struct {
 	ln       *net.UnixListener
 	path     string
-	created  os.FileInfo       // the socket file as created, to remove only our own
+	created  os.FileInfo        // the socket file as created, to remove only our own
 	requests chan *net.UnixConn // the one accepted request
 	done     chan struct{}      // closed when the accepting goroutine returns
 }
