@@ -226,3 +226,63 @@ func TestUpgradeHandsClientsOver(t *testing.T) {
 		t.Fatalf("clients failed:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// TestUpgradeKeepsClientsThatReachNoBoundary: two clients never reach a
+// command boundary within the old process's drain grace (3s): one stops in
+// the middle of a data block, one waits for a backend that is frozen
+// (SIGSTOP) and is answered only at the backend timeout (4s, which falls
+// after the handover's grace and within the drain's). The old process hands
+// an idle client over, gives up on the two when the grace runs out, and
+// drains them as SIGTERM would: the first reads EOF, the second its misses
+// and then EOF. It exits 0; the idle client is served by the new process.
+func TestUpgradeKeepsClientsThatReachNoBoundary(t *testing.T) {
+	const grace = 3 * time.Second
+	mc := memcachedtest.Start(t)
+	dir := t.TempDir()
+	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
+	path := filepath.Join(dir, "mcproxy.yaml")
+	conf := fmt.Sprintf(upgradeConfig, listen, admin, filepath.Join(dir, "upgrade.sock"), mc.Addr) +
+		"backend: {timeout: 4s}\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := childproxy.BuildT(t)
+	args := []string{"-config", path, "-log-format", "console", "-shutdown-grace", grace.String()}
+	old := childproxy.StartT(t, bin, listen, args...)
+	midBlock, waiting, idle := dialAccepted(t, listen), dialAccepted(t, listen), dialAccepted(t, listen)
+	if _, err := midBlock.Write([]byte("set stuck 0 0 10\r\nabc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mc.Thaw() })
+	if _, err := waiting.Write([]byte("get frozen:1\r\nget frozen:2\r\n")); err != nil {
+		t.Fatal(err)
+	}
+
+	next := childproxy.StartT(t, bin, listen, args...)
+	// A command sent once the handover is under way waits, unread, for the
+	// session to be given up on, and is then run and answered here.
+	old.WaitOutput(t, "handing them over")
+	if _, err := waiting.Write([]byte("get frozen:3\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if code := old.WaitExitCode(t, memcachedtest.WaitBound); code != 0 {
+		t.Fatalf("the old process exited %d, want 0\n%s", code, old.Output())
+	}
+	if out := old.Output(); !strings.Contains(out, `"clients": 1, "kept_to_drain": 2`) {
+		t.Errorf("the old process should have handed one client over and kept two:\n%s", out)
+	}
+	for name, c := range map[string]net.Conn{"mid-block": midBlock, "waiting": waiting} {
+		got, err := io.ReadAll(c)
+		if want := map[string]string{"mid-block": "", "waiting": "END\r\nEND\r\nEND\r\n"}[name]; err != nil || string(got) != want {
+			t.Errorf("the %s client read %q and %v, want %q and EOF", name, got, err, want)
+		}
+	}
+	if err := mc.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	memcachedtest.RoundTrip(t, idle, "set idle 0 0 1\r\nx\r\nget idle\r\n", "END\r\n", 1)
+	next.WaitOutput(t, `took clients over from the old process	{"clients": 1}`)
+}
