@@ -67,7 +67,7 @@ func (p *Proxy) HandOver(ctx context.Context, conn *net.UnixConn) error {
 	p.mu.Unlock()
 	for _, a := range lns {
 		if err := a.handOver(conn); err != nil {
-			p.handover.Store(nil) // nothing has changed hands: serve on
+			p.handover.Store(nil) // the clients stay, and this process accepts on
 			return fmt.Errorf("proxy: hand over listener %s: %w", a.Addr(), err)
 		}
 	}

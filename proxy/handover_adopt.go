@@ -158,6 +158,8 @@ func (p *Proxy) adoptOne(r *wireReader, header []byte, fd int) error {
 		_ = unix.Close(fd)
 		return fmt.Errorf("client %s: set non-blocking: %w", remote, err)
 	}
+	// Taken in past limits.max_connections too: the client is connected
+	// already, and the old process counted it within its own limit.
 	p.enroll(fd, remote, func(s *session) error { return s.rr.Restore(st) })
 	return nil
 }

@@ -206,10 +206,10 @@ func (p *Proxy) Serve(l net.Listener) error {
 		return fmt.Errorf("proxy: serve: %w", err)
 	}
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.handover.Load() != nil {
 		p.mu.Unlock()
 		a.close()
-		return errors.New("proxy: serve after shutdown")
+		return errors.New("proxy: serve after shutdown or handover")
 	}
 	p.listeners = append(p.listeners, a)
 	p.acceptors.Add(1)

@@ -77,7 +77,9 @@ func (s *session) writeReplies() {
 		s.readCommands()
 	}
 	s.maybeEnd()
-	s.maybeHandOver()
+	if s.handingOver {
+		s.maybeHandOver()
+	}
 }
 
 // outputHighWater bounds the rendered output a session holds unwritten.
