@@ -188,7 +188,8 @@ func (u *upgradeSocket) accept(log *zap.Logger) {
 		if err != nil {
 			return // closed
 		}
-		if err := checkPeer(conn); err == nil {
+		err = checkPeer(conn)
+		if err == nil {
 			err = proxy.AwaitHandOver(conn, upgradeHandshake)
 		}
 		if err != nil {
