@@ -37,20 +37,7 @@ func (c Config) Validate() error {
 func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	v := &validator{lines: lines, bad: bad}
 
-	if c.Listen == "" {
-		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
-	} else {
-		v.addr("listen", c.Listen, true)
-	}
-	if c.Admin != "" {
-		v.addr("admin", c.Admin, true)
-	}
-	if c.UpgradeSocket != "" {
-		v.upgradeSocket(c)
-	}
-	if c.Pprof && c.Admin == "" && !v.skip("admin") {
-		v.errorf("pprof", "true needs admin to be set: /debug/pprof/ is served on the admin address")
-	}
+	v.endpoints(c)
 
 	if len(c.Backends) == 0 && !v.skip("backends") {
 		v.errorf("backends", "at least one backend is required")
@@ -202,6 +189,25 @@ func unwrapAddrErr(err error) string {
 		return ae.Err
 	}
 	return err.Error()
+}
+
+// endpoints checks what mcproxy listens on: listen, admin (and pprof on
+// it), upgrade_socket.
+func (v *validator) endpoints(c Config) {
+	if c.Listen == "" {
+		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
+	} else {
+		v.addr("listen", c.Listen, true)
+	}
+	if c.Admin != "" {
+		v.addr("admin", c.Admin, true)
+	}
+	if c.UpgradeSocket != "" {
+		v.upgradeSocket(c)
+	}
+	if c.Pprof && c.Admin == "" && !v.skip("admin") {
+		v.errorf("pprof", "true needs admin to be set: /debug/pprof/ is served on the admin address")
+	}
 }
 
 // maxUnixPath is the longest path a Unix socket address holds on Linux
