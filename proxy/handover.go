@@ -81,6 +81,9 @@ func (p *Proxy) HandOver(ctx context.Context, conn *net.UnixConn) error {
 	}
 	p.acceptors.Wait() // a client accepted meanwhile is a session now
 	start := time.Now()
+	p.mu.Lock()
+	clients := len(p.sessions)
+	p.mu.Unlock()
 	h.open.Store(true)
 	go h.run()
 	p.eachSession((*session).beginHandOver)
@@ -109,7 +112,7 @@ func (p *Proxy) HandOver(ctx context.Context, conn *net.UnixConn) error {
 	p.mu.Lock()
 	left := len(p.sessions)
 	p.mu.Unlock()
-	p.log.Info("handed clients over to the new process", zap.Int64("clients", h.sent.Load()),
+	p.log.Info("handed clients over to the new process", zap.Int("clients_before", clients), zap.Int64("clients", h.sent.Load()),
 		zap.Int("kept_to_drain", left), zap.Duration("took", time.Since(start)), zap.Error(err))
 	return err
 }
