@@ -241,7 +241,15 @@ func (p *Proxy) admit(fd int, sa unix.Sockaddr, tcp bool) {
 	if tcp {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	remote := sockaddrString(sa)
+	p.enroll(fd, sockaddrString(sa), nil)
+}
+
+// enroll makes a session of the client socket fd on an event loop, round
+// robin, and starts it there; prepare, if not nil, readies the session
+// before it starts (an adopted client's reader state, handover_adopt.go).
+// The socket is closed, and no session made, after Shutdown or when
+// prepare fails.
+func (p *Proxy) enroll(fd int, remote string, prepare func(*session) error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -251,6 +259,14 @@ func (p *Proxy) admit(fd int, sa unix.Sockaddr, tcp bool) {
 	p.nextID++
 	l := p.loops[p.nextID%uint64(len(p.loops))]
 	s := newSession(p, l, fd, p.nextID, remote)
+	if prepare != nil {
+		if err := prepare(s); err != nil {
+			p.mu.Unlock()
+			p.log.Warn("client not taken in", zap.String("client", remote), zap.Error(err))
+			_ = unix.Close(fd)
+			return
+		}
+	}
 	p.sessions[s] = struct{}{}
 	p.sessWG.Add(1)
 	p.mu.Unlock()

@@ -33,6 +33,8 @@
 // Beside the path, never on it: options.go and defaults.go (settings),
 // descriptors.go (the descriptor budget), ejection.go and reconfigure.go
 // (the route table rebuilt when health or the config changes, swapped in
-// atomically), drain.go (Shutdown), stats_reply.go, stats_items.go and
+// atomically), drain.go (Shutdown), handover.go, handover_adopt.go and
+// handover_wire.go (an upgrade: listeners and clients passed to a new
+// process, HandOver and Adopt), stats_reply.go, stats_items.go and
 // metrics.go (stats and metrics), metadump.go (lru_crawler metadump).
 package proxy

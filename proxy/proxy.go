@@ -54,6 +54,9 @@ type Proxy struct {
 	dials      sync.WaitGroup
 	draining   atomic.Bool // Shutdown has begun: new sessions drain at once
 	dumping    atomic.Bool // an lru_crawler metadump runs (metadump.go)
+	// handover is set while HandOver gives the clients to another process
+	// (handover.go); sessions read it on their loops.
+	handover atomic.Pointer[handoverSender]
 
 	fds  descriptorCounts // what the descriptor budget counts (descriptors.go)
 	gate listenGate       // accepting on or off (accept.go)
@@ -199,10 +202,10 @@ func (p *Proxy) Serve(l net.Listener) error {
 		return fmt.Errorf("proxy: serve: %w", err)
 	}
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.handover.Load() != nil {
 		p.mu.Unlock()
 		a.close()
-		return errors.New("proxy: serve after shutdown")
+		return errors.New("proxy: serve after shutdown or handover")
 	}
 	p.listeners = append(p.listeners, a)
 	p.acceptors.Add(1)

@@ -75,6 +75,7 @@ type session struct {
 	dirty       bool       // on the loop's list for the end of the turn
 	budget      turnBudget // what it may still do this turn (turn_budget.go)
 	yielded     bool       // on the loop's list to resume next turn
+	handingOver bool       // runs no new command: it goes to another process at the next command boundary (handover.go)
 
 	// Warm-up (warm.go): fence is the delete of an old copy that the
 	// session's sends wait behind; waiting holds them, in order.
@@ -153,6 +154,7 @@ func (s *session) start() {
 	if s.p.draining.Load() {
 		s.drain()
 	}
+	s.startedDuringHandOver()
 }
 
 // onEvent handles the socket's readiness.

@@ -32,6 +32,10 @@ func (s *session) readCommands() {
 			}
 			continue
 		}
+		if s.handingOver {
+			s.pause() // the next command is the new process's to run
+			return
+		}
 		if !s.hasRoom() {
 			s.pause()
 			return

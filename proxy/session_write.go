@@ -77,6 +77,9 @@ func (s *session) writeReplies() {
 		s.readCommands()
 	}
 	s.maybeEnd()
+	if s.handingOver {
+		s.maybeHandOver()
+	}
 }
 
 // outputHighWater bounds the rendered output a session holds unwritten.

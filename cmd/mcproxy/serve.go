@@ -48,43 +48,99 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	if err != nil {
 		return err
 	}
-	// Both ports are bound before the proxy starts, so that a port in use
-	// is the one thing reported, with no proxy to stop (and no drain
-	// logged) before the error.
-	l, err := net.Listen("tcp", cfg.Listen)
+	p, lns, old, adm, err := start(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	adm, err := startAdmin(cfg)
-	if err != nil {
-		_ = l.Close()
 		return err
 	}
 	defer adm.shutdown()
 	defer adm.markRegistered() // before the admin server's Shutdown waits for its requests
-	p, err := proxy.New(optionsFrom(cfg, log))
-	if err != nil {
-		_ = l.Close()
-		return err
-	}
+	defer old.close()
 	adm.register(p, cfg)
-	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
+	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.Stringers("listen", listenAddrs(lns)),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(backendAddrs(cfg))),
 		zap.Int("pools", len(cfg.PoolList())), zap.Strings("backend_addrs", backendAddrs(cfg)))
 	lookedUp := warnUnresolved(cfg, path, log)
 	defer func() { <-lookedUp }()
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- p.Serve(l) }()
+	serveErr := serveAll(p, lns)
+	if old != nil {
+		old.adopt(p, grace, log)
+	}
+	upgrades, err := listenUpgrades(cfg, log)
+	if err != nil {
+		log.Error("no upgrades: the upgrade socket does not listen", zap.Error(err))
+		upgrades, _ = listenUpgrades(config.Config{}, log)
+	}
+	defer upgrades.close()
 
 	rl.running, rl.proxy = cfg, p
 	rl.mu.Unlock()
 	setup = false
 
-	if stopped, err := runUntilStop(ctx, reload, rl, watch, serveErr, p, log); stopped {
+	stopped, conn, err := runUntilStop(ctx, reload, rl, watch, serveErr, upgrades.requests, p, log)
+	if stopped {
 		return err
 	}
+	if conn != nil {
+		handOver(p, conn, grace, log)
+	}
 	return drain(p, serveErr, grace, log)
+}
+
+// start opens the listeners (or takes them over from the old process of
+// an upgrade) and the admin endpoint, and starts the proxy. Without an
+// upgrade both ports are bound before the proxy starts, so that a port in
+// use is the one thing reported, with no proxy to stop (and no drain
+// logged) before the error. old is the process to take clients from, or
+// nil.
+func start(cfg config.Config, log *zap.Logger) (p *proxy.Proxy, lns []net.Listener, old *oldProcess,
+	adm *adminEndpoint, err error) {
+	defer func() {
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			old.close()
+		}
+	}()
+	if old = connectOld(cfg, log); old == nil {
+		l, err := listenTCP(cfg.Listen, cfg.ReusePort)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		lns = append(lns, l)
+	}
+	if adm, err = startAdmin(cfg); err != nil {
+		return nil, lns, old, nil, err
+	}
+	if p, err = proxy.New(optionsFrom(cfg, log)); err != nil {
+		adm.shutdown()
+		return nil, lns, old, nil, err
+	}
+	if old != nil {
+		// Asked only now that the proxy is ready: the old process stops
+		// accepting as soon as it has given its listeners.
+		var handing bool
+		lns, handing, err = old.takeListeners(cfg, log)
+		if !handing {
+			old = nil
+		}
+		if err != nil {
+			_ = p.Shutdown(context.Background())
+			adm.shutdown()
+			return nil, lns, old, nil, err
+		}
+	}
+	return p, lns, old, adm, nil
+}
+
+// listenAddrs lists the listeners' addresses for the start-up log.
+func listenAddrs(lns []net.Listener) []fmt.Stringer {
+	out := make([]fmt.Stringer, len(lns))
+	for i, l := range lns {
+		out[i] = l.Addr()
+	}
+	return out
 }
 
 // configWatch is serve's watcher of the config file.
@@ -151,14 +207,14 @@ func startAdmin(cfg config.Config) (*adminEndpoint, error) {
 		return false, "not started"
 	}
 	h := admin.Handler(a.reg, ready, cfg.Pprof)
-	srv, err := admin.Start(cfg.Admin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	nl, err := listenTCP(cfg.Admin, cfg.ReusePort)
+	if err != nil {
+		return nil, fmt.Errorf("admin %w", err)
+	}
+	a.srv = admin.Serve(nl, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-a.registered
 		h.ServeHTTP(w, r)
 	}))
-	if err != nil {
-		return nil, err
-	}
-	a.srv = srv
 	return a, nil
 }
 
@@ -205,10 +261,12 @@ func warnUnresolved(cfg config.Config, path string, log *zap.Logger) <-chan stru
 }
 
 // runUntilStop is serve's signal loop: it reloads the config on SIGHUP
-// until ctx ends (stopped false) or Serve returns (stopped true, with
-// Serve's error, after shutting p down).
+// until ctx ends (stopped false), a new process asks for the clients
+// (stopped false, with its connection) or Serve returns (stopped true,
+// with Serve's error, after shutting p down).
 func runUntilStop(ctx context.Context, reload <-chan struct{}, rl *reloader, watch *configWatch,
-	serveErr <-chan error, p *proxy.Proxy, log *zap.Logger) (stopped bool, _ error) {
+	serveErr <-chan error, upgrades <-chan *net.UnixConn, p *proxy.Proxy, log *zap.Logger) (
+	stopped bool, upgrade *net.UnixConn, _ error) {
 	for {
 		select {
 		case <-reload:
@@ -219,9 +277,11 @@ func runUntilStop(ctx context.Context, reload <-chan struct{}, rl *reloader, wat
 			watch.ended = nil // received: nothing left to wait for
 		case err := <-serveErr:
 			_ = p.Shutdown(context.Background())
-			return true, err
+			return true, nil, err
+		case conn := <-upgrades:
+			return false, conn, nil
 		case <-ctx.Done():
-			return false, nil
+			return false, nil, nil
 		}
 	}
 }

@@ -64,6 +64,11 @@ func Start(addr string, h http.Handler) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin listen %s: %w", addr, err)
 	}
+	return Serve(nl, h), nil
+}
+
+// Serve is Start on a listener the caller opened (with SO_REUSEPORT, say).
+func Serve(nl net.Listener, h http.Handler) *Server {
 	l := newLimitListener(nl, MaxConnections)
 	s := &Server{
 		srv: &http.Server{
@@ -77,7 +82,7 @@ func Start(addr string, h http.Handler) (*Server, error) {
 		done: make(chan error, 1),
 	}
 	go func() { s.done <- s.srv.Serve(l) }()
-	return s, nil
+	return s
 }
 
 // Addr returns the address the server listens on.

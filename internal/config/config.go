@@ -40,6 +40,15 @@ type Config struct {
 	// Admin is the HTTP address of /metrics, /healthz and /readyz; empty
 	// means no admin server.
 	Admin string `yaml:"admin"`
+	// ReusePort binds listen and admin with SO_REUSEPORT, so that another
+	// mcproxy (the new one of an upgrade) can listen on the same ports
+	// while this one does.
+	ReusePort bool `yaml:"reuse_port"`
+	// UpgradeSocket is the path of the Unix socket through which a new
+	// mcproxy takes over this one's listeners and clients (a
+	// zero-downtime upgrade); empty turns upgrades off. It requires
+	// ReusePort.
+	UpgradeSocket string `yaml:"upgrade_socket"`
 	// Pprof also serves /debug/pprof/ on the Admin address. It requires
 	// Admin to be set.
 	Pprof bool `yaml:"pprof"`
@@ -189,9 +198,11 @@ type Failover struct {
 // complete.
 func Default() Config {
 	return Config{
-		Listen: DefaultListen,
-		Admin:  "",
-		Pprof:  false,
+		Listen:        DefaultListen,
+		Admin:         "",
+		ReusePort:     false,
+		UpgradeSocket: "",
+		Pprof:         false,
 
 		DisableFlushAll: false,
 		EventLoops:      proxy.DefaultEventLoops,

@@ -18,6 +18,8 @@ import (
 const fullYAML = `
 listen: 0.0.0.0:12000
 admin: 127.0.0.1:9999
+reuse_port: true
+upgrade_socket: /run/mcproxy/upgrade.sock
 pprof: true
 disable_flush_all: true
 event_loops: 3
@@ -56,9 +58,11 @@ failover:
 
 func fullConfig() Config {
 	return Config{
-		Listen: "0.0.0.0:12000",
-		Admin:  "127.0.0.1:9999",
-		Pprof:  true,
+		Listen:        "0.0.0.0:12000",
+		Admin:         "127.0.0.1:9999",
+		ReusePort:     true,
+		UpgradeSocket: "/run/mcproxy/upgrade.sock",
+		Pprof:         true,
 
 		DisableFlushAll: true,
 		EventLoops:      3,
@@ -263,6 +267,10 @@ func TestParseErrors(t *testing.T) {
 		{"bad admin", ok + "admin: localhost\n", []string{`line 2: admin: "localhost" is not host:port`}},
 		{"empty listen", ok + "listen: ''\n", []string{"listen: must not be empty"}},
 		{"pprof without admin", ok + "pprof: true\n", []string{"pprof: true needs admin"}},
+		{"upgrade socket without reuse_port", ok + "upgrade_socket: /run/u.sock\n", []string{"upgrade_socket: needs reuse_port: true"}},
+		{"relative upgrade socket", ok + "reuse_port: true\nupgrade_socket: u.sock\n", []string{`line 3: upgrade_socket: "u.sock" must be an absolute path`}},
+		{"long upgrade socket", ok + "reuse_port: true\nupgrade_socket: /" + strings.Repeat("u", 107) + "\n", []string{"upgrade_socket: ", "a Unix socket path holds at most 107"}},
+		{"reuse_port yes", ok + "reuse_port: yes\n", []string{`line 2: reuse_port: want true or false, got "yes"`}},
 		{"pprof yes", ok + "admin: :9\npprof: yes\n", []string{`line 3: pprof: want true or false, got "yes"`}},
 		{"no backends", "listen: :11211\n", []string{"backends: at least one backend is required"}},
 		{"empty backend list", "backends: []\n", []string{"line 1: backends: at least one backend is required"}},

@@ -6,7 +6,7 @@ import "strings"
 // it) applies to a running proxy on reload: the backend list, the ring,
 // the pools and routes, the health checker's interval, timeout and
 // limits, and the ejection cap.
-// Every other key (listen, admin, pprof, disable_flush_all, event_loops,
+// Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
 // failover.ttl) applies only after a restart. The Applies column of
 // docs/configuration.md states the same split (TestConfigPageTable).

@@ -137,6 +137,8 @@ func (p *parser) topLevel(c *Config) map[string]field {
 	return map[string]field{
 		"listen":            p.str(&c.Listen),
 		"admin":             p.str(&c.Admin),
+		"reuse_port":        p.boolean(&c.ReusePort),
+		"upgrade_socket":    p.str(&c.UpgradeSocket),
 		"pprof":             p.boolean(&c.Pprof),
 		"disable_flush_all": p.boolean(&c.DisableFlushAll),
 		"event_loops":       p.integer(&c.EventLoops),

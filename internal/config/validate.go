@@ -37,17 +37,7 @@ func (c Config) Validate() error {
 func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	v := &validator{lines: lines, bad: bad}
 
-	if c.Listen == "" {
-		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
-	} else {
-		v.addr("listen", c.Listen, true)
-	}
-	if c.Admin != "" {
-		v.addr("admin", c.Admin, true)
-	}
-	if c.Pprof && c.Admin == "" && !v.skip("admin") {
-		v.errorf("pprof", "true needs admin to be set: /debug/pprof/ is served on the admin address")
-	}
+	v.endpoints(c)
 
 	if len(c.Backends) == 0 && len(c.Pools) == 0 && !v.skip("backends") && !v.skip("pools") {
 		v.errorf("backends", "at least one backend is required (or a pool under pools:)")
@@ -220,4 +210,48 @@ func unwrapAddrErr(err error) string {
 		return ae.Err
 	}
 	return err.Error()
+}
+
+// endpoints checks what mcproxy listens on: listen, admin (and pprof on
+// it), upgrade_socket.
+func (v *validator) endpoints(c Config) {
+	if c.Listen == "" {
+		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
+	} else {
+		v.addr("listen", c.Listen, true)
+	}
+	if c.Admin != "" {
+		v.addr("admin", c.Admin, true)
+	}
+	if c.UpgradeSocket != "" {
+		v.upgradeSocket(c)
+	}
+	if c.Pprof && c.Admin == "" && !v.skip("admin") {
+		v.errorf("pprof", "true needs admin to be set: /debug/pprof/ is served on the admin address")
+	}
+}
+
+// maxUnixPath is the longest path a Unix socket address holds on Linux
+// (sun_path, less its terminating NUL).
+const maxUnixPath = 107
+
+// upgradeSocket checks upgrade_socket: an absolute path short enough for a
+// socket address, with reuse_port on, since the new process of an upgrade
+// binds the admin port (and, if the old process does not answer, the
+// listen port) while the old one holds them.
+func (v *validator) upgradeSocket(c Config) {
+	const key = "upgrade_socket"
+	if v.skip(key) {
+		return
+	}
+	switch {
+	case !strings.HasPrefix(c.UpgradeSocket, "/"):
+		v.errorf(key, "%q must be an absolute path", c.UpgradeSocket)
+	case len(c.UpgradeSocket) > maxUnixPath:
+		v.errorf(key, "%q is %d bytes long; a Unix socket path holds at most %d", c.UpgradeSocket,
+			len(c.UpgradeSocket), maxUnixPath)
+	}
+	if !c.ReusePort && !v.skip("reuse_port") {
+		v.errorf(key, "needs reuse_port: true: the new process binds the same ports while the old one holds them")
+	}
 }
