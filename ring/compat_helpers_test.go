@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,33 +147,12 @@ func counts(per [][][]byte) []int {
 	return c
 }
 
-// inBatches sends keys to addr 100 at a time, pipelined: cmd makes the
-// request of a batch, and reply reads its reply (or fails the test).
-func inBatches(t *testing.T, addr string, keys [][]byte, cmd func(batch [][]byte) []byte, reply func(r *bufio.Reader, batch [][]byte)) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for len(keys) > 0 {
-		batch := keys[:min(100, len(keys))]
-		keys = keys[len(batch):]
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(cmd(batch)); err != nil {
-			t.Fatalf("write to %s: %v", addr, err)
-		}
-		reply(r, batch)
-	}
-}
-
 // getKeys asks addr for keys with multi-gets and returns the set of keys
 // it holds.
 func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 	t.Helper()
 	found := make(map[string]bool, len(keys))
-	inBatches(t, addr, keys, func(batch [][]byte) []byte {
+	memcachedtest.InBatches(t, addr, keys, func(batch [][]byte) []byte {
 		cmd := []byte("get")
 		for _, k := range batch {
 			cmd = append(append(cmd, ' '), k...)

@@ -1,10 +1,9 @@
 package ring_test
 
 import (
-	"bufio"
-	"bytes"
 	"testing"
 
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/internal/testkit/nutcrackertest"
 	"github.com/mcproxy/mcproxy/ring"
 )
@@ -13,29 +12,6 @@ type (
 	nutcrackerServer = nutcrackertest.Server
 	nutcrackerPool   = nutcrackertest.Pool
 )
-
-// setThrough stores every key through the proxy at addr, pipelined, and
-// fails unless each is STORED.
-func setThrough(t *testing.T, addr string, keys [][]byte) {
-	t.Helper()
-	inBatches(t, addr, keys, func(batch [][]byte) []byte {
-		var cmd []byte
-		for _, k := range batch {
-			cmd = append(append(append(cmd, "set "...), k...), " 0 0 1\r\nv\r\n"...)
-		}
-		return cmd
-	}, func(r *bufio.Reader, batch [][]byte) {
-		for _, k := range batch {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				t.Fatalf("set %q through %s: %v", k, addr, err)
-			}
-			if !bytes.Equal(line, []byte("STORED\r\n")) {
-				t.Fatalf("set %q through %s: %q", k, addr, line)
-			}
-		}
-	})
-}
 
 // placementServers turns a twemproxy servers list into Placement servers:
 // the same address, weight and name.
@@ -64,7 +40,7 @@ func runNutcrackerCaseSpread(t *testing.T, pool nutcrackerPool, weights []int, n
 		pool.Servers = append(pool.Servers, n)
 	}
 	proxy := nutcrackertest.Start(t, pool)
-	setThrough(t, proxy, keys)
+	memcachedtest.SetAll(t, proxy, keys)
 	servers, addrs := placementServers(pool.Servers), addrsOf(ss)
 	if pool.Distribution == ring.DistModula {
 		// twemproxy counts modula's list in its own order (see

@@ -3,57 +3,30 @@
 package ring_test
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/testkit/netnstest"
 	"github.com/mcproxy/mcproxy/internal/testkit/nutcrackertest"
-	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"github.com/mcproxy/mcproxy/ring"
-	"golang.org/x/sys/unix"
 )
-
-// inNetnsEnv marks the copy of the test binary that runs in a network
-// namespace of its own.
-const inNetnsEnv = "MCPROXY_RING_TEST_IN_NETNS"
 
 // The port rule (a server on port 11211 hashes as its host alone, in
 // twemproxy and in libmemcached) needs a memcached on port 11211 itself.
 // That port belongs to whoever holds it on the machine (a memcached
-// service, `make run`, a second run of this test), so the test runs again,
-// in a private user and network namespace (unshare -rn), where 127.0.0.1
-// is a loopback of its own and 11211 is always free.
+// service, `make run`, a second run of this test), so the test runs again
+// in a private network namespace, where 11211 is always free.
 func TestPort11211(t *testing.T) {
-	if os.Getenv(inNetnsEnv) != "" {
+	if netnstest.Run(t, "TestPort11211", programTimeout) {
 		port11211InNetns(t)
-		return
 	}
-	unshare := lookPath(t, "unshare", "util-linux")
-	ctx, cancel := context.WithTimeout(context.Background(), programTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, unshare, "-rn", os.Args[0], "-test.run=^TestPort11211$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), inNetnsEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the test in a private network namespace (unshare -rn; needs user namespaces): %v\n%s", err, out)
-	}
-	t.Logf("in a private network namespace:\n%s", out)
 }
 
 // port11211InNetns runs in the namespace: loopback up, memcached on 11211
 // and on free ports, then nutcracker (ketama) and php-memcached
 // (libketama) write keys over them.
 func port11211InNetns(t *testing.T) {
-	if err := loopbackUp(); err != nil {
-		t.Fatalf("bring lo up in the namespace: %v", err)
-	}
-	fixed := startMemcachedOn(t, 11211)
+	fixed := netnstest.StartMemcachedOn(t, 11211)
 	others := startServers(t, 2)
 	addrs := []string{fixed, others[0].Addr, others[1].Addr}
 	keys := testKeys(compatKeys)
@@ -64,7 +37,7 @@ func port11211InNetns(t *testing.T) {
 			pool.Servers = append(pool.Servers, nutcrackerServer{Addr: a, Weight: 1})
 		}
 		proxy := nutcrackertest.Start(t, pool)
-		setThrough(t, proxy, keys)
+		memcachedtest.SetAll(t, proxy, keys)
 		p := mustPlacement(t, placementServers(pool.Servers), ring.PlacementOptions{Distribution: ring.DistKetama})
 		checkPlacement(t, p, addrs, keys, true)
 		// The rule made a difference: hashed as "127.0.0.1:11211" the
@@ -113,50 +86,4 @@ func flushAll(t *testing.T, addrs []string) {
 		}
 		return true
 	})
-}
-
-// startMemcachedOn starts memcached on 127.0.0.1:port, which only a test
-// in its own network namespace can count on being free.
-func startMemcachedOn(t *testing.T, port int) string {
-	t.Helper()
-	bin, err := memcachedtest.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-t", "1"}
-	if syscall.Geteuid() == 0 {
-		args = append(args, "-u", "root")
-	}
-	p, err := childproc.Start(bin, args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Kill)
-	addr := childproc.LoopbackAddr(port)
-	if err := p.WaitAccepting(addr, 5*time.Second); err != nil {
-		t.Fatalf("memcached on %s: %v", addr, err)
-	}
-	return addr
-}
-
-// loopbackUp sets the namespace's lo interface up; a new network
-// namespace starts with it down.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("set flags: %w", err)
-	}
-	return nil
 }

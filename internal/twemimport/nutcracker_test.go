@@ -4,17 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcproxy/mcproxy/internal/config"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/testkit/nutcrackertest"
 	"github.com/mcproxy/mcproxy/internal/tools/childproc"
 	"github.com/mcproxy/mcproxy/ring"
 )
@@ -83,7 +79,7 @@ func runCase(t *testing.T, specs []poolSpec, keys [][]byte) {
 	}
 	conf, listens := startNutcracker(t, specs)
 	for _, l := range listens {
-		setThrough(t, l, keys)
+		memcachedtest.SetAll(t, l, keys)
 	}
 	out, err := Convert([]byte(conf), "nutcracker.yml")
 	if err != nil {
@@ -149,43 +145,7 @@ func checkPool(t *testing.T, cfg config.Config, pool config.Pool, keys [][]byte)
 // the listen addresses. It is killed at the end of the test.
 func startNutcracker(t *testing.T, specs []poolSpec) (string, []string) {
 	t.Helper()
-	bin, err := exec.LookPath("nutcracker")
-	if err != nil {
-		t.Fatalf("nutcracker not installed: run `make deps` (apt-get install nutcracker): %v", err)
-	}
-	dir := t.TempDir()
-	var lastErr error
-	for attempt := 0; attempt < childproc.StartAttempts; attempt++ {
-		conf, listens := nutcrackerConf(t, specs)
-		path := filepath.Join(dir, "nutcracker.yml")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		stats, err := childproc.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		logPath := filepath.Join(dir, "nutcracker.log")
-		p, err := childproc.Start(bin, []string{"-c", path, "-s", strconv.Itoa(stats), "-a", "127.0.0.1", "-o", logPath}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lastErr = nil
-		for _, l := range listens {
-			if lastErr = p.WaitAccepting(l, 5*time.Second); lastErr != nil {
-				break
-			}
-		}
-		if lastErr == nil {
-			t.Cleanup(p.Kill)
-			return conf, listens
-		}
-		p.Kill()
-		log, _ := os.ReadFile(logPath)
-		lastErr = fmt.Errorf("%w\nconfig:\n%s\nlog:\n%s", lastErr, conf, log)
-	}
-	t.Fatalf("start nutcracker: %v", lastErr)
-	return "", nil
+	return nutcrackertest.StartConfig(t, func() (string, []string) { return nutcrackerConf(t, specs) })
 }
 
 // nutcrackerConf writes the nutcracker.yml of specs, each pool on a free
@@ -233,32 +193,12 @@ func testKeys(n int) [][]byte {
 	return keys
 }
 
-// setThrough stores every key through the proxy at addr, 100 at a time
-// pipelined, and fails unless each is STORED.
-func setThrough(t *testing.T, addr string, keys [][]byte) {
-	t.Helper()
-	inBatches(t, addr, keys, func(batch [][]byte) []byte {
-		var cmd []byte
-		for _, k := range batch {
-			cmd = append(append(append(cmd, "set "...), k...), " 0 0 1\r\nv\r\n"...)
-		}
-		return cmd
-	}, func(r *bufio.Reader, batch [][]byte) {
-		for _, k := range batch {
-			line, err := r.ReadString('\n')
-			if err != nil || line != "STORED\r\n" {
-				t.Fatalf("set %q through %s: %q %v", k, addr, line, err)
-			}
-		}
-	})
-}
-
 // getKeys asks the memcached at addr for keys, 100 at a time, and returns
 // those it holds.
 func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 	t.Helper()
 	found := map[string]bool{}
-	inBatches(t, addr, keys, func(batch [][]byte) []byte {
+	memcachedtest.InBatches(t, addr, keys, func(batch [][]byte) []byte {
 		cmd := []byte("get")
 		for _, k := range batch {
 			cmd = append(append(cmd, ' '), k...)
@@ -286,25 +226,4 @@ func getKeys(t *testing.T, addr string, keys [][]byte) map[string]bool {
 		t.Fatalf("get from %s: no END after %d values", addr, len(batch))
 	})
 	return found
-}
-
-// inBatches sends keys to addr 100 at a time: cmd makes a batch's request
-// and reply reads its reply.
-func inBatches(t *testing.T, addr string, keys [][]byte, cmd func([][]byte) []byte, reply func(*bufio.Reader, [][]byte)) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	for len(keys) > 0 {
-		batch := keys[:min(100, len(keys))]
-		keys = keys[len(batch):]
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		if _, err := c.Write(cmd(batch)); err != nil {
-			t.Fatalf("write to %s: %v", addr, err)
-		}
-		reply(r, batch)
-	}
 }

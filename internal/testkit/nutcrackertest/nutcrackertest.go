@@ -50,6 +50,23 @@ func (pool Pool) Config(listen string) string {
 // address. It is killed at the end of the test.
 func Start(t testing.TB, pool Pool) string {
 	t.Helper()
+	_, listens := StartConfig(t, func() (string, []string) {
+		listen, err := childproc.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pool.Config(listen), []string{listen}
+	})
+	return listens[0]
+}
+
+// StartConfig runs nutcracker with the config conf writes, which listens
+// on the addresses conf returns (it picks free ports; it is asked again if
+// nutcracker does not start, since a free port may be taken meanwhile). It
+// returns the config and the addresses once nutcracker accepts on each,
+// and kills nutcracker at the end of the test.
+func StartConfig(t testing.TB, conf func() (string, []string)) (string, []string) {
+	t.Helper()
 	bin, err := exec.LookPath("nutcracker")
 	if err != nil {
 		t.Fatalf("nutcracker not installed: run `make deps` (apt-get install nutcracker): %v", err)
@@ -57,17 +74,13 @@ func Start(t testing.TB, pool Pool) string {
 	dir := t.TempDir()
 	var lastErr error
 	for attempt := 0; attempt < childproc.StartAttempts; attempt++ {
-		listen, err := childproc.FreeAddr()
-		if err != nil {
+		text, listens := conf()
+		path := filepath.Join(dir, "nutcracker.yml")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		stats, err := childproc.FreePort()
 		if err != nil {
-			t.Fatal(err)
-		}
-		conf := pool.Config(listen)
-		path := filepath.Join(dir, "nutcracker.yml")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		logPath := filepath.Join(dir, "nutcracker.log")
@@ -75,14 +88,20 @@ func Start(t testing.TB, pool Pool) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lastErr = p.WaitAccepting(listen, 5*time.Second); lastErr == nil {
+		lastErr = nil
+		for _, l := range listens {
+			if lastErr = p.WaitAccepting(l, 5*time.Second); lastErr != nil {
+				break
+			}
+		}
+		if lastErr == nil {
 			t.Cleanup(p.Kill)
-			return listen
+			return text, listens
 		}
 		p.Kill()
 		out, _ := os.ReadFile(logPath)
-		lastErr = fmt.Errorf("%w\nconfig:\n%s\nlog:\n%s", lastErr, conf, out)
+		lastErr = fmt.Errorf("%w\nconfig:\n%s\nlog:\n%s", lastErr, text, out)
 	}
 	t.Fatalf("start nutcracker: %v", lastErr)
-	return ""
+	return "", nil
 }
