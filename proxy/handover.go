@@ -222,6 +222,7 @@ func (h *handoverSender) send(x handed) {
 	} else {
 		_ = unix.Close(x.fd) // the new process has its own descriptor
 		h.sent.Add(1)
+		p.stats.handedOver.Add(1)
 	}
 	p.sessionEnded(x.s)
 }

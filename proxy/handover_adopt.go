@@ -113,6 +113,7 @@ func (p *Proxy) Adopt(conn *net.UnixConn, idle time.Duration) error {
 				return fmt.Errorf("proxy: adopt: %w", err)
 			}
 			adopted++
+			p.stats.adopted.Add(1)
 		default:
 			if fd >= 0 {
 				_ = unix.Close(fd)

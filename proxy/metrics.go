@@ -116,6 +116,10 @@ var (
 		"Config generation in force: 1 at start, one more per applied reload.")
 	descReloads = newDesc("mcproxy_config_reloads_total",
 		"Config reloads applied.")
+	descHandedOver = newDesc("mcproxy_clients_handed_over_total",
+		"Client connections this process handed to a new mcproxy process during an upgrade.")
+	descAdopted = newDesc("mcproxy_clients_adopted_total",
+		"Client connections this process took over from an old mcproxy process during an upgrade.")
 	descReloadFailures = newDesc("mcproxy_config_reload_failures_total",
 		"Config reloads refused (the file did not load or validate).")
 	descReloadTime = newDesc("mcproxy_config_last_reload_timestamp_seconds",
@@ -138,7 +142,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descListenDisabled, descListenDisabledSeconds, descAccepting, descDescriptorCap, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers, descLiveBackends,
-		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime,
+		descBackends, descGeneration, descReloads, descReloadFailures, descReloadTime, descHandedOver, descAdopted,
 		descBackendInfo, descEjectionCapped, descEjectionsCapped,
 		descOutputLimitDisconnects,
 		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors, descFailoverLateWrites,
@@ -212,6 +216,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descGeneration, float64(gen))
 	counter(descReloads, gen-1)
 	counter(descReloadFailures, st.reloadFailures.Load())
+	counter(descHandedOver, st.handedOver.Load())
+	counter(descAdopted, st.adopted.Load())
 	gauge(descReloadTime, float64(at.UnixNano())/1e9)
 	counter(descOutputLimitDisconnects, st.outputLimitDisconnects.Total())
 	counter(descFailoverCapped, st.failoverCappedWrites.Total())

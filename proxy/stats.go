@@ -23,6 +23,9 @@ type counters struct {
 	bytesRead, bytesWritten               statCounter
 	clientErrors                          statCounter
 	reloadFailures                        atomic.Uint64
+	// Upgrades (handover*.go): clients this process handed to a new one,
+	// and clients it took over from an old one. Never reset.
+	handedOver, adopted atomic.Uint64
 
 	// listenDisabled counts the episodes of not accepting, at EMFILE or at
 	// the descriptor budget's client cap, and listenDisabledMicros the

@@ -176,6 +176,8 @@ func (p *Proxy) writeConfigStats(w *statWriter) {
 	w.uint64("config_generation", gen)
 	w.int64("config_reload_time", at.Unix())
 	w.uint64("config_reload_failures", p.stats.reloadFailures.Load())
+	w.uint64("clients_handed_over", p.stats.handedOver.Load())
+	w.uint64("clients_adopted", p.stats.adopted.Load())
 }
 
 // writeSummedStats writes how many backends answered r's sub-requests and

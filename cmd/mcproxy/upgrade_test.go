@@ -214,6 +214,9 @@ func TestUpgradeHandsClientsOver(t *testing.T) {
 		}
 		next.WaitOutput(t, "took clients over from the old process")
 		clients.waitRounds(t, fmt.Sprintf("after upgrade %d, with the old process gone", gen), 20)
+		if n := memcachedtest.Stat(t, listen, "clients_adopted"); n < 1 {
+			t.Errorf("upgrade %d: stats clients_adopted = %d in the new process", gen, n)
+		}
 		if out := old.Output(); !strings.Contains(out, "kept_to_drain\": 0") {
 			t.Errorf("upgrade %d: the old process kept clients to drain:\n%s", gen, out)
 		}
