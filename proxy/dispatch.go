@@ -145,6 +145,10 @@ func (s *session) dropStaleValue(key []byte) {
 		s.fenceOldCopy(rt.warm, key)
 	}
 	r := newDeleteOf(nil, key) // an ms's key may be binary
+	if t.replicated() {
+		s.routeCopies(t, r, nil, key) // every copy, replica_write.go
+		return
+	}
 	b := t.locate(key)
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, nil, key) // a delete like any other
