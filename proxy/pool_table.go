@@ -50,9 +50,9 @@ type poolTable struct {
 	// copy there first. "" otherwise.
 	zone string
 	// src is the placement as choosing copies takes it (replica.go).
-	src copySource
-	all     []*backend     // the pool's configured backends, live or not
-	opts    ring.PlacementOptions
+	src  copySource
+	all  []*backend // the pool's configured backends, live or not
+	opts ring.PlacementOptions
 	// capped counts the members the ejection cap holds in the placement
 	// while down: they fail fast.
 	capped int
