@@ -25,7 +25,8 @@ type Pool struct {
 	// key hash and hash tag, and the ring's tuning for DistRing.
 	Placement ring.PlacementOptions
 	// Replicas is the number of backends that hold each key
-	// (MinReplicas..MaxReplicas, at most len(Backends)); 0 means
+	// (MinReplicas..MaxReplicas; a pool of fewer backends keeps a copy on
+	// each); 0 means
 	// DefaultReplicas. replica.go says how copies are read and written.
 	Replicas int
 }

@@ -62,7 +62,8 @@ func (p *Proxy) copyStatsLocked(name string) *copyCounters {
 	return c
 }
 
-// checkReplicas checks a pool's replica count against its backends.
+// checkReplicas checks a pool's replica count. A count above the pool's
+// backends is not an error: each then holds a copy, as after ejections.
 func checkReplicas(pl Pool) error {
 	n := pl.Replicas
 	if n == 0 {
@@ -70,9 +71,6 @@ func checkReplicas(pl Pool) error {
 	}
 	if n < MinReplicas || n > MaxReplicas {
 		return fmt.Errorf("pool %s: replicas %d out of range [%d, %d]", pl.Name, n, MinReplicas, MaxReplicas)
-	}
-	if n > len(pl.Backends) {
-		return fmt.Errorf("pool %s: replicas %d is more than its %d backends", pl.Name, n, len(pl.Backends))
 	}
 	return nil
 }

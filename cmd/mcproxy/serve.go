@@ -251,6 +251,8 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 	s := settingsFrom(cfg)
 	return proxy.Options{
 		Backends:          s.Backends,
+		Replicas:          s.Replicas,
+		Zone:              cfg.Zone,
 		Ring:              s.Ring,
 		EventLoops:        cfg.EventLoops,
 		Connections:       cfg.Backend.Connections,
@@ -290,7 +292,7 @@ func reservedFds(cfg config.Config) int {
 func settingsFrom(cfg config.Config) proxy.Settings {
 	bs := make([]proxy.Backend, len(cfg.Backends))
 	for i, b := range cfg.Backends {
-		bs[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight}
+		bs[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight, Zone: b.Zone}
 	}
 	n, percent, _ := cfg.Health.MaxEjected.Parse() // checked by validation
 	maxEjected := proxy.MaxEjectedBackends(n)
@@ -299,6 +301,7 @@ func settingsFrom(cfg config.Config) proxy.Settings {
 	}
 	return proxy.Settings{
 		Backends: bs,
+		Replicas: cfg.Replicas,
 		Ring: ring.Config{
 			Partitions:        cfg.Ring.Partitions,
 			ReplicationFactor: cfg.Ring.ReplicationFactor,

@@ -54,6 +54,13 @@ type Config struct {
 	// Backends are the memcached servers keys are sharded over; at least
 	// one, no address twice.
 	Backends []Backend `yaml:"backends"`
+	// Replicas is the number of backends that hold each key,
+	// proxy.MinReplicas..proxy.MaxReplicas and at most the number of
+	// backends (docs/replicas.md).
+	Replicas int `yaml:"replicas"`
+	// Zone is the zone mcproxy runs in: a replicated pool reads a key from
+	// its copy in this zone first. Empty: none. Printable, no spaces.
+	Zone string `yaml:"zone"`
 	// Ring tunes the bounded-load consistent hash ring.
 	Ring Ring `yaml:"ring"`
 	// Health tunes the backend health checker.
@@ -81,6 +88,10 @@ type Backend struct {
 	// Weight is the backend's share of the keys relative to the others,
 	// ring.MinWeight..ring.MaxWeight (default ring.DefaultWeight).
 	Weight int `yaml:"weight"`
+	// Zone is the failure domain the backend is in (an availability zone,
+	// a rack): with replicas, a key's copies go to distinct zones first.
+	// Empty: none. Printable, no spaces.
+	Zone string `yaml:"zone"`
 }
 
 // Ring tunes the consistent hash ring (github.com/buraksezer/consistent).
@@ -186,6 +197,8 @@ func Default() Config {
 
 		DisableFlushAll: false,
 		EventLoops:      proxy.DefaultEventLoops,
+		Replicas:        proxy.DefaultReplicas,
+		Zone:            "",
 		Ring: Ring{
 			Partitions:        ring.DefaultPartitions,
 			ReplicationFactor: ring.DefaultReplicationFactor,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mcproxy/mcproxy/internal/resolve"
+	"github.com/mcproxy/mcproxy/proxy"
 )
 
 // maxNameLen bounds backends[].name: it appears in every "stats backends"
@@ -89,6 +90,29 @@ func (v *validator) sameServers(bs []Backend, idx []int) {
 					bs[idx[j]].Addr, idx[k], bs[idx[k]].Addr)
 				break
 			}
+		}
+	}
+}
+
+// replicas checks replicas against its range, and the zones' spelling.
+func (v *validator) replicas(c Config) {
+	if !v.skip("replicas") {
+		// More than the backends is not an error: each backend then holds
+		// a copy, as after ejections (proxy/replica.go).
+		v.intRange("replicas", c.Replicas, proxy.MinReplicas, proxy.MaxReplicas)
+	}
+	if c.Zone != "" && !v.skip("zone") {
+		if msg := badName(c.Zone); msg != "" {
+			v.errorf("zone", "%q %s", c.Zone, msg)
+		}
+	}
+	for i, b := range c.Backends {
+		key := fmt.Sprintf("backends[%d].zone", i)
+		if b.Zone == "" || v.skip(key) {
+			continue
+		}
+		if msg := badName(b.Zone); msg != "" {
+			v.errorf(key, "%q %s", b.Zone, msg)
 		}
 	}
 }

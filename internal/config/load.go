@@ -139,6 +139,8 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		"disable_flush_all": p.boolean(&c.DisableFlushAll),
 		"event_loops":       p.integer(&c.EventLoops),
 		"backends":          p.backends(&c.Backends),
+		"replicas":          p.integer(&c.Replicas),
+		"zone":              p.str(&c.Zone),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&c.Ring.Partitions),
 			"replication_factor": p.integer(&c.Ring.ReplicationFactor),
@@ -249,6 +251,7 @@ func (p *parser) backends(dst *[]Backend) field {
 					"name":   p.str(&b.Name),
 					"addr":   p.str(&b.Addr),
 					"weight": p.integer(&b.Weight),
+					"zone":   p.str(&b.Zone),
 				})
 			default:
 				p.bad[ikey] = true

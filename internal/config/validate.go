@@ -72,6 +72,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.intRange(key+".weight", b.Weight, ring.MinWeight, ring.MaxWeight)
 	}
 	v.backendNames(c.Backends)
+	v.replicas(c)
 	v.sameServers(c.Backends, distinct)
 
 	v.intRange("ring.partitions", c.Ring.Partitions, ring.MinPartitions, ring.MaxPartitions)
