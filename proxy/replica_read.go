@@ -124,7 +124,9 @@ func (s *session) routeMetaCopies(t *poolTable, r *request, req *protocol.Reques
 		s.sendTo(b, r)
 		return
 	}
-	b := t.locate(key)
+	// me, and an mg that cannot be retried: the first live copy.
+	var buf [MaxReplicas]*backend
+	b := t.locations(buf[:0], key)[0]
 	if t.fo.active(s.now) && req.Op == protocol.OpMetaGet {
 		if err := s.capMeta(t, b, r, req, key); err != nil {
 			r.fail(err)

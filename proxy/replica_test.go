@@ -351,3 +351,49 @@ func TestReplicasZonesAndReadOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasDecidingCommands: the commands copies could disagree on are
+// answered by the first copy, which decides, and leave the key on it
+// alone; gets returns the deciding copy's CAS, which cas then accepts.
+func TestReplicasDecidingCommands(t *testing.T) {
+	tp := startReplicated(t, nil)
+	c := newClient(t, tp.addr)
+	if err := c.Set(&memcache.Item{Key: "k", Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	it, err := c.Get("k") // gomemcache sends gets
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.Value = []byte("b")
+	if err := c.CompareAndSwap(it); err != nil {
+		t.Fatalf("cas with the CAS gets returned: %v", err)
+	}
+	if got := holders(t, tp.backends, "k"); len(got) != 1 {
+		t.Fatalf("after cas the key is on %v, want its deciding copy alone", got)
+	}
+	if err := c.Add(&memcache.Item{Key: "k", Value: []byte("c")}); !errors.Is(err, memcache.ErrNotStored) {
+		t.Fatalf("add of a present key: %v", err)
+	}
+	if err := c.Append(&memcache.Item{Key: "k", Value: []byte("+")}); err != nil {
+		t.Fatal(err)
+	}
+	if it, err := c.Get("k"); err != nil || string(it.Value) != "b+" {
+		t.Fatalf("after append: %v %v", it, err)
+	}
+	conn := memcachedtest.Dial(t, tp.addr)
+	got := memcachedtest.RoundTrip(t, conn, "ms m 1\r\n5\r\nma m v\r\nmg m v\r\n", "\r\n6\r\n", 2)
+	if got != "HD\r\nVA 1\r\n6\r\nVA 1\r\n6\r\n" {
+		t.Fatalf("ms, ma, mg: %q", got)
+	}
+	if got := holders(t, tp.backends, "m"); len(got) != 1 {
+		t.Fatalf("after ma the key is on %v, want its deciding copy alone", got)
+	}
+	got = memcachedtest.RoundTrip(t, conn, "ms m 1\r\n7\r\nmd m\r\nmg m v\r\n", "EN\r\n", 1)
+	if got != "HD\r\nHD\r\nEN\r\n" {
+		t.Fatalf("ms, md, mg: %q", got)
+	}
+	if got := holders(t, tp.backends, "m"); len(got) != 0 {
+		t.Fatalf("after md the key is on %v", got)
+	}
+}
