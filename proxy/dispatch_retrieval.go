@@ -120,7 +120,7 @@ func (s *session) locateKeys(t *routeTable, req *protocol.Request) (keysLocated,
 		if t.replicated {
 			next := -1
 			if pt.replicated() {
-				i, next = firstCopy(pt, k, req.Op)
+				i, next = firstCopy(pt, k, req.Op, s.copyScratch[:0])
 			} else {
 				i = pt.base + pt.place.Locate(k)
 			}

@@ -98,8 +98,8 @@ type copySource struct {
 	zoned    bool // some member has a zone
 }
 
-// maxCandidates bounds the stack scratch of pickCopies; a zoned pool
-// larger than this allocates while choosing.
+// maxCandidates is the size of a session's scratch for pickCopies; a
+// zoned pool larger than this allocates while choosing.
 const maxCandidates = 16
 
 // pickCopies appends to dst the member indexes of key's copies on src:
@@ -108,7 +108,11 @@ const maxCandidates = 16
 // the ejection cap holds down are passed over (they are flushed before
 // they serve again); capped is how many there are, so that enough
 // candidates are asked for. It appends nothing when no member is left.
-func pickCopies(dst []int, src *copySource, key []byte, skipCapped bool, capped int) []int {
+// scratch, when not nil, is where the placement's candidates are put: a
+// buffer the caller's loop owns (session.copyScratch), so that the steady
+// path allocates nothing; the placement is an interface, and a buffer
+// handed to it does not stay on the stack.
+func pickCopies(dst []int, src *copySource, key []byte, skipCapped bool, capped int, scratch []int) []int {
 	want := src.replicas
 	if skipCapped {
 		want += capped
@@ -116,8 +120,7 @@ func pickCopies(dst []int, src *copySource, key []byte, skipCapped bool, capped 
 	if src.zoned {
 		want = len(src.members)
 	}
-	var buf [maxCandidates]int
-	cand := src.place.AppendLocations(buf[:0], key, want)
+	cand := src.place.AppendLocations(scratch[:0], key, want)
 	if skipCapped && capped > 0 {
 		live := cand[:0]
 		for _, i := range cand {
@@ -183,7 +186,7 @@ func anyZone(zones []string) bool {
 // appendCopyBackends appends key's copies on src as backends.
 func appendCopyBackends(dst []*backend, src *copySource, key []byte) []*backend {
 	var buf [MaxReplicas]int
-	for _, i := range pickCopies(buf[:0], src, key, false, 0) {
+	for _, i := range pickCopies(buf[:0], src, key, false, 0, nil) {
 		dst = append(dst, src.members[i])
 	}
 	return dst
@@ -195,8 +198,9 @@ func (t *poolTable) copySource() *copySource { return &t.src }
 // copyIndexes appends to dst the member indexes of key's live copies in
 // t, in placement order: the first decides the commands copies could
 // disagree on. Empty when every copy is held down by the ejection cap.
-func (t *poolTable) copyIndexes(dst []int, key []byte) []int {
-	return pickCopies(dst, &t.src, key, true, t.capped)
+// scratch is pickCopies'.
+func (t *poolTable) copyIndexes(dst []int, key []byte, scratch []int) []int {
+	return pickCopies(dst, &t.src, key, true, t.capped, scratch)
 }
 
 // readOrder moves the copy in the proxy's zone, if any, to the front of
@@ -225,7 +229,7 @@ func (t *poolTable) locations(dst []*backend, key []byte) []*backend {
 		return append(dst, t.locate(key))
 	}
 	var buf [MaxReplicas]int
-	idx := t.copyIndexes(buf[:0], key)
+	idx := t.copyIndexes(buf[:0], key, nil)
 	if len(idx) == 0 {
 		return append(dst, t.locate(key))
 	}

@@ -70,7 +70,7 @@ func (s *session) resend(b *backend, r *request) {
 // with c), so the CAS read is the deciding copy's.
 func readCopies(t *poolTable, r *request, key []byte, byCAS bool) *backend {
 	var buf [MaxReplicas]int
-	idx := t.copyIndexes(buf[:0], key)
+	idx := t.copyIndexes(buf[:0], key, r.sess.copyScratch[:0])
 	if len(idx) == 0 {
 		return t.locate(key) // every copy is held down: it fails fast
 	}
@@ -87,9 +87,11 @@ func readCopies(t *poolTable, r *request, key []byte, byCAS bool) *backend {
 // firstCopy returns the slot (routeTable.slots) of the copy a read of key
 // on pt goes to first and the slot of the next copy, -1 when there is
 // none.
-func firstCopy(pt *poolTable, key []byte, op protocol.Op) (int, int) {
+//
+// scratch is pickCopies'.
+func firstCopy(pt *poolTable, key []byte, op protocol.Op, scratch []int) (int, int) {
 	var buf [MaxReplicas]int
-	idx := pt.copyIndexes(buf[:0], key)
+	idx := pt.copyIndexes(buf[:0], key, scratch)
 	if len(idx) == 0 {
 		return pt.base + pt.place.Locate(key), -1
 	}

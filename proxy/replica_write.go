@@ -44,7 +44,7 @@ func (st *replicaState) member(i int8) *backend { return st.t.members[st.idx[i]]
 // error when another copy failed.
 func (s *session) routeCopies(t *poolTable, r *request, req *protocol.Request, key []byte) {
 	var ibuf [MaxReplicas]int
-	idx := t.copyIndexes(ibuf[:0], key)
+	idx := t.copyIndexes(ibuf[:0], key, s.copyScratch[:0])
 	if len(idx) == 0 {
 		s.sendTo(t.locate(key), r) // every copy is held down: it fails fast
 		return

@@ -46,6 +46,8 @@ type session struct {
 	lineHead  []byte           // dispatch scratch: a retrieval line before its keys
 	cursors   []int            // render scratch: merge position per sub
 	morePiece bool             // dispatch: the retrieval being sent is not the command's last piece
+	// copyScratch is the dispatch scratch of pickCopies (replica.go).
+	copyScratch [maxCandidates]int
 
 	// Output limit (output_limit.go), fixed when the session starts.
 	softLimit, hardLimit int64
