@@ -192,9 +192,6 @@ func appendCopyBackends(dst []*backend, src *copySource, key []byte) []*backend 
 	return dst
 }
 
-// copySource returns t as a copySource.
-func (t *poolTable) copySource() *copySource { return &t.src }
-
 // copyIndexes appends to dst the member indexes of key's live copies in
 // t, in placement order: the first decides the commands copies could
 // disagree on. Empty when every copy is held down by the ejection cap.

@@ -397,3 +397,42 @@ func TestReplicasDecidingCommands(t *testing.T) {
 		t.Fatalf("after md the key is on %v", got)
 	}
 }
+
+// TestReplicasReloadRaisesAndLowersCopies: replicas applies live. Raised
+// from 1 to 2, keys written with one copy still hit (the first copy is
+// their old home) and new writes go to two; lowered again, a change of a
+// key within the invalidation window deletes the copy no longer used, so
+// raising it once more serves nothing older.
+func TestReplicasReloadRaisesAndLowersCopies(t *testing.T) {
+	tp := startProxy(t, 3, nil)
+	c := newClient(t, tp.addr)
+	keys := fillReplicated(t, c, "reload:", "v", 100)
+	reload := func(n int) {
+		s := tp.Settings()
+		s.Replicas = n
+		if _, err := tp.Reconfigure(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(2)
+	if hits, errs, _, bad := readAllCopies(c, keys, "v"); hits != len(keys) || errs > 0 || bad != nil {
+		t.Fatalf("after raising replicas: %d/%d hits, %d errors, %v", hits, len(keys), errs, bad)
+	}
+	if err := c.Set(&memcache.Item{Key: keys[0], Value: []byte("two")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := holders(t, tp.backends, keys[0]); len(got) != 2 {
+		t.Fatalf("after raising replicas a set reached %v", got)
+	}
+	reload(1)
+	if err := c.Set(&memcache.Item{Key: keys[0], Value: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+	reload(2)
+	if it, err := c.Get(keys[0]); err != nil || string(it.Value) != "one" {
+		t.Fatalf("after lowering and raising replicas: %v %v", it, err)
+	}
+	if got := holders(t, tp.backends, keys[0]); len(got) != 1 {
+		t.Fatalf("the copy no longer used was not deleted: on %v", got)
+	}
+}
