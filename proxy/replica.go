@@ -90,6 +90,8 @@ func checkZones(pl Pool, zoneOf map[string]string) error {
 // copySource is a placement with what choosing copies on it takes: the
 // members its indexes name and their zones. A pool's table, its home
 // placement and the placements of the failover window are each one.
+// Built under Proxy.mu with its table and immutable once the table is
+// published: every event loop reads it without locks.
 type copySource struct {
 	place    ring.Placement
 	members  []*backend
