@@ -436,3 +436,49 @@ func TestReplicasReloadRaisesAndLowersCopies(t *testing.T) {
 		t.Fatalf("the copy no longer used was not deleted: on %v", got)
 	}
 }
+
+// TestReplicasStandInCopiesAreCapped: while a backend is out, a key whose
+// home copies include it gets a copy on a stand-in, whose expiry is
+// capped at failover.ttl, while its live home copy keeps the client's.
+func TestReplicasStandInCopiesAreCapped(t *testing.T) {
+	tp := startReplicated(t, nil)
+	victim := tp.backends[0]
+	full := tp.pool0()
+	home := func(k string) []string {
+		var out []string
+		for _, i := range full.place.AppendLocations(nil, []byte(k), 2) {
+			out = append(out, full.members[i].addr)
+		}
+		return out
+	}
+	victim.Kill()
+	waitInRing(t, tp, victim.Addr, false)
+	c := newClient(t, tp.addr)
+	checked := 0
+	for i := 0; i < 200 && checked < 20; i++ {
+		k := fmt.Sprint("cap:", i)
+		if !slices.Contains(home(k), victim.Addr) {
+			continue
+		}
+		if err := c.Set(&memcache.Item{Key: k, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range holders(t, tp.backends[1:], k) {
+			ttl := memcachedtest.Send(t, a, "mg "+k+" t\r\n", "\r\n", 1)
+			switch standIn := !slices.Contains(home(k), a); {
+			case standIn && (ttl == "HD t-1\r\n" || !strings.HasPrefix(ttl, "HD t")):
+				t.Fatalf("key %s on stand-in %s: %q, want an expiry within failover.ttl", k, a, ttl)
+			case !standIn && ttl != "HD t-1\r\n":
+				t.Fatalf("key %s on its home copy %s: %q, want no expiry", k, a, ttl)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no key had the killed backend among its copies")
+	}
+	stats := parseStats(memcachedtest.Send(t, tp.addr, "stats\r\n", "END\r\n", 1))
+	if stats["failover_capped_writes"] == "0" {
+		t.Fatalf("failover_capped_writes: %v", stats["failover_capped_writes"])
+	}
+}

@@ -54,16 +54,30 @@ func (s *session) routeCopies(t *poolTable, r *request, req *protocol.Request, k
 	for _, i := range idx {
 		copies = append(copies, t.members[i])
 	}
+	decides := req != nil && decidedByFirst(req)
+	// writes[k] goes to copies[k]: r to the first, a clone of its
+	// uncapped command to each other unless the first decides.
+	var wbuf [MaxReplicas]*request
+	writes := append(wbuf[:0], r)
+	if !decides {
+		for k := 1; k < len(idx); k++ {
+			writes = append(writes, s.copyOf(r, t, idx[k]))
+		}
+	}
 	var tbuf [8]*backend
 	var targets []*backend
 	if t.fo.active(s.now) {
-		if err := s.capCopies(t, copies, r, req, key); err != nil {
-			r.fail(err)
-			return
+		for k, w := range writes {
+			if err := s.capCopy(t, copies[k], w, req, key); err != nil {
+				for _, c := range writes[1:] {
+					c.release()
+				}
+				r.fail(err)
+				return
+			}
 		}
 		targets = t.invalidationTargets(tbuf[:0], key, copies, s.now)
 	}
-	decides := req != nil && decidedByFirst(req)
 	n := len(targets)
 	if decides {
 		r.replica.set(t, idx)
@@ -83,10 +97,10 @@ func (s *session) routeCopies(t *poolTable, r *request, req *protocol.Request, k
 		s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
 		t.pool.counters.failoverInvalidations.Add(uint64(len(targets)))
 	}
-	if !decides {
-		for k := 1; k < len(idx); k++ {
-			r.subs = append(r.subs, s.copyOf(r, t, idx[k]))
-		}
+	for _, c := range writes[1:] {
+		c.copyPool.copyWrites.Add(1)
+		c.copyStats.copyWrites.Add(1)
+		r.subs = append(r.subs, c)
 	}
 	s.sendTo(copies[0], r)
 	for _, d := range r.subs {
@@ -107,33 +121,38 @@ func (s *session) copyOf(r *request, t *poolTable, i int) *request {
 		c.meta = r.meta
 		c.meta.buf = buf
 	}
-	c.copyPool.copyWrites.Add(1)
-	c.copyStats.copyWrites.Add(1)
 	return c
 }
 
-// capCopies caps r's expiry as on a stand-in when one of copies is a
-// stand-in for key (failover.go): every copy then gets the capped expiry,
-// which only shortens the life of the others.
-func (s *session) capCopies(t *poolTable, copies []*backend, r *request, req *protocol.Request, key []byte) error {
-	if req == nil {
+// capCopy caps the expiry of w, req's command to the copy b, when b is a
+// stand-in for key (failover.go): not one of its copies on the placement
+// of every configured backend. A home copy keeps the client's expiry.
+func (s *session) capCopy(t *poolTable, b *backend, w *request, req *protocol.Request, key []byte) error {
+	if req == nil || !t.standIn(key, b) {
 		return nil
 	}
+	if req.Meta != nil {
+		return s.capMeta(t, b, w, req, key)
+	}
+	if carriesExptime(req.Op) {
+		s.p.stats.failoverCappedWrites.Add(1)
+		t.pool.counters.failoverCappedWrites.Add(1)
+		if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
+			rewriteExptime(w, req, e)
+		}
+	}
+	return nil
+}
+
+// capCopies caps w, a read with an expiry (an mg with T or N) that may
+// be sent to any of copies in turn, when one of them is a stand-in: every
+// copy then gets the capped expiry, which only shortens the life of the
+// others.
+func (s *session) capCopies(t *poolTable, copies []*backend, w *request, req *protocol.Request, key []byte) error {
 	for _, b := range copies {
-		if !t.standIn(key, b) {
-			continue
+		if t.standIn(key, b) {
+			return s.capCopy(t, b, w, req, key)
 		}
-		if req.Meta != nil {
-			return s.capMeta(t, b, r, req, key)
-		}
-		if carriesExptime(req.Op) {
-			s.p.stats.failoverCappedWrites.Add(1)
-			t.pool.counters.failoverCappedWrites.Add(1)
-			if e := capExptime(req.Exptime, t.fo.ttl, s.now); e != req.Exptime {
-				rewriteExptime(r, req, e)
-			}
-		}
-		return nil
 	}
 	return nil
 }
