@@ -69,9 +69,10 @@ bench: ## run all benchmarks with allocation counts (BENCH=regexp to narrow)
 compare: build ## memcached, twemproxy, mcproxy at its defaults and with event_loops: 1, pinned and unpinned (scripts/compare.sh, ~11 min); DOC=docs/benchmarks.md writes the page
 	MCPROXY=$(BIN) DOC='$(DOC)' bash scripts/compare.sh
 
-soak: build ## build, then soak bin/mcproxy for ~3 min under backend kills and freezes (SOAK_ARGS); fails on a stale read
+soak: build ## build, then soak bin/mcproxy for ~3 min under backend kills and freezes, then ~3 min more with replicas: 2 (SOAK_ARGS); fails on a stale read
 	$(GO) build -o bin/mcsoak ./cmd/mcsoak
 	bin/mcsoak -mcproxy $(BIN) $(SOAK_ARGS)
+	bin/mcsoak -mcproxy $(BIN) -replicas 2 $(SOAK_ARGS)
 
 docker: ## build the image IMAGE:VERSION (default mcproxy:<git describe>), e.g. IMAGE=registry.example.com/team/mcproxy
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .

@@ -142,6 +142,10 @@ func (s *session) dropStaleValue(key []byte) {
 		return
 	}
 	r := newDeleteOf(nil, key) // an ms's key may be binary
+	if t.replicated() {
+		s.routeCopies(t, r, nil, key) // every copy, replica_write.go
+		return
+	}
 	b := t.locate(key)
 	if rt.warm != nil {
 		s.fenceOldCopy(rt.warm, key, b)

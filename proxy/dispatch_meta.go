@@ -189,6 +189,10 @@ func (s *session) routeMeta(r *request, req *protocol.Request) {
 	if metaMayCreate(req) {
 		r.routed = t // for repairAfterSwap
 	}
+	if t.replicated() {
+		s.routeMetaCopies(t, r, req, key) // replica_read.go
+		return
+	}
 	if !t.fo.active(s.now) {
 		s.sendTo(b, r)
 		return

@@ -29,15 +29,55 @@ func (s *session) dispatchRetrieval(req *protocol.Request) {
 		s.enqueueLocal("SERVER_ERROR " + errNoBackends.Error())
 		return
 	}
-	var warm []int
-	if t.warmed {
-		warm = warmSlots(t, keys) // warm.go: such a retrieval is always split
-	}
-	if loc.single && warm == nil && (loc.lineLimit == 0 || loc.lineLen <= loc.lineLimit) {
-		s.sendWhole(t, req, loc.first)
+	fits := loc.lineLimit == 0 || loc.lineLen <= loc.lineLimit
+	// One key on a replicated pool: its copies are tried one after the
+	// other (replica_read.go).
+	if t.replicated && len(keys) == 1 && s.copySlots[0] >= 0 && (!t.warmed || t.route(keys[0]).warm == nil) && fits {
+		s.sendWhole(t, req, loc.first, true)
 		return
 	}
-	s.sendSplit(t, req, loc, warm)
+	var second []int
+	var copyKey []bool
+	if t.warmed || t.replicated {
+		// warm.go, replica_read.go: such a retrieval is always split
+		second, copyKey = s.secondSlots(t, keys)
+	}
+	if loc.single && second == nil && fits {
+		s.sendWhole(t, req, loc.first, false)
+		return
+	}
+	s.sendSplit(t, req, loc, second, copyKey)
+}
+
+// secondSlots returns where the second round of a split retrieval asks
+// each key that the first round did not find (-1: nowhere): the old pool
+// of a warm-up route (warm.go), else the key's next copy on a replicated
+// pool, which copyKey marks; nil when no key has one.
+func (s *session) secondSlots(t *routeTable, keys [][]byte) ([]int, []bool) {
+	var slots []int
+	if t.warmed {
+		slots = warmSlots(t, keys)
+	}
+	if !t.replicated {
+		return slots, nil
+	}
+	var copyKey []bool
+	for i, next := range s.copySlots {
+		if next < 0 || slots != nil && slots[i] >= 0 {
+			continue
+		}
+		if slots == nil {
+			slots = make([]int, len(keys))
+			for j := range slots {
+				slots[j] = -1
+			}
+		}
+		if copyKey == nil {
+			copyKey = make([]bool, len(keys))
+		}
+		slots[i], copyKey[i] = next, true
+	}
+	return slots, copyKey
 }
 
 // keysLocated is where the keys of one retrieval go, as locateKeys found
@@ -68,6 +108,7 @@ func (s *session) locateKeys(t *routeTable, req *protocol.Request) (keysLocated,
 	loc.single = true
 	loc.lineLen = len(s.lineHead)
 	pt := t.routes[0].pool // every key's pool, unless routes have prefixes
+	s.copySlots = s.copySlots[:0]
 	for j, k := range keys {
 		if t.prefixed {
 			pt = t.poolOf(k)
@@ -75,7 +116,18 @@ func (s *session) locateKeys(t *routeTable, req *protocol.Request) (keysLocated,
 		if pt.place == nil {
 			return loc, false
 		}
-		i := pt.base + pt.place.Locate(k)
+		var i int
+		if t.replicated {
+			next := -1
+			if pt.replicated() {
+				i, next = firstCopy(pt, k, req.Op, s.copyScratch[:0])
+			} else {
+				i = pt.base + pt.place.Locate(k)
+			}
+			s.copySlots = append(s.copySlots, next)
+		} else {
+			i = pt.base + pt.place.Locate(k)
+		}
 		if j == 0 {
 			loc.first = i
 		}
@@ -95,19 +147,34 @@ func (s *session) locateKeys(t *routeTable, req *protocol.Request) (keysLocated,
 }
 
 // sendWhole sends a retrieval whose keys all have one owner as one
-// command.
-func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int) {
+// command. replica: it has one key, on a replicated pool, whose copies are
+// tried in turn (replica_read.go).
+func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int, replica bool) {
 	n := len(t.slots)
 	r := newRequest(s, req.Op)
 	r.nkeys = len(req.Keys)
 	r.more = s.morePiece
 	exptime := req.Exptime
+	b := t.slots[owner%n]
+	if replica {
+		k := req.Keys[0]
+		b = readCopies(t.poolOf(k), r, k, req.Op == protocol.OpGets || req.Op == protocol.OpGats)
+		// a later copy may be a stand-in: cap a gat's expiry on all
+		owner += n * boolInt(t.anyStandIns() && (req.Op == protocol.OpGat || req.Op == protocol.OpGats))
+	}
 	if owner >= n {
 		exptime = capExptime(exptime, failoverTTL(s.p), s.now)
 	}
 	r.out = protocol.AppendRetrieval(r.out, req.Op, exptime, req.Keys)
 	s.enqueue(r)
-	s.sendTo(t.slots[owner%n], r)
+	s.sendTo(b, r)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // sendSplit sends a retrieval as one sub-request per owner (more, where
@@ -116,7 +183,10 @@ func (s *session) sendWhole(t *routeTable, req *protocol.Request, owner int) {
 //
 // warm, when not nil, is where each key's old copy is on a route with a
 // warm-up pool (warm.go): the keys that miss are asked there.
-func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocated, warm []int) {
+//
+// copyKey, when not nil, marks the keys whose warm slot is their next copy
+// on a replicated pool (replica_read.go): a failure is asked there too.
+func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocated, warm []int, copyKey []bool) {
 	keys, owners, head := req.Keys, s.owners, s.lineHead
 	n := len(t.slots)
 	var capHead []byte
@@ -170,7 +240,7 @@ func (s *session) sendSplit(t *routeTable, req *protocol.Request, loc keysLocate
 		sub.out = append(sub.out, "\r\n"...)
 	}
 	if warm != nil {
-		parent.warm = &warmRetrieval{t: t, slots: warm, exptime: -1}
+		parent.warm = &warmRetrieval{t: t, slots: warm, copy: copyKey, exptime: -1}
 		if req.Op == protocol.OpGat || req.Op == protocol.OpGats {
 			parent.warm.exptime = req.Exptime
 		}

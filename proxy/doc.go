@@ -16,7 +16,9 @@
 //	                     dispatch_pieces.go), storage, meta (dispatch_meta.go), stats ...
 //	request.go           the command's place in the client's reply FIFO
 //	route.go             key -> backend through the ring snapshot of the route table
-//	                     (failover.go while a backend is out or the ring changed lately)
+//	                     (failover.go while a backend is out or the ring changed lately;
+//	                     replica.go, replica_read.go, replica_write.go on a pool that
+//	                     keeps several copies of a key)
 //	backend.go           the backend's connection for this loop and session; the deadline
 //	backend_conn.go      queued; at the end of the turn (loop.go) written with the others
 //	                     in one writev; the reply read, matched first in, first out

@@ -29,8 +29,7 @@ const maxRelativeExptime = 60 * 60 * 24 * 30
 
 // pastRing is a pool's placement that was in force until retired.
 type pastRing struct {
-	place   ring.Placement
-	members []*backend
+	src     copySource // its placement, members, zones and replicas
 	retired time.Time
 }
 
@@ -38,14 +37,14 @@ type pastRing struct {
 // built for the weights and options it records (a reload may change
 // them).
 type homeRing struct {
-	place   ring.Placement
-	members []*backend
+	src     copySource // place over members (every configured backend)
 	weights []int
 	opts    ring.PlacementOptions
 }
 
 func (h *homeRing) matches(pl *pool) bool {
-	return h != nil && h.opts == pl.opts && slices.Equal(h.members, pl.backends) && slices.Equal(h.weights, pl.weights)
+	return h != nil && h.opts == pl.opts && slices.Equal(h.src.members, pl.backends) && slices.Equal(h.weights, pl.weights) &&
+		h.src.replicas == pl.replicas && slices.Equal(h.src.zones, pl.zones)
 }
 
 // failoverRoutes is the failover part of a route table: what keeps reads
@@ -127,7 +126,7 @@ func (p *Proxy) attachFailover(t, old *poolTable) {
 		return
 	}
 	if old.place != nil {
-		fo.history = append(fo.history, pastRing{place: old.place, members: old.members, retired: now})
+		fo.history = append(fo.history, pastRing{src: old.src, retired: now})
 	}
 	for _, h := range old.fo.history {
 		if now.Before(h.retired.Add(fo.window)) {
@@ -138,7 +137,8 @@ func (p *Proxy) attachFailover(t, old *poolTable) {
 }
 
 func buildHomeRing(pl *pool) (*homeRing, error) {
-	h := &homeRing{members: pl.backends, weights: pl.weights, opts: pl.opts}
+	h := &homeRing{weights: pl.weights, opts: pl.opts,
+		src: copySource{members: pl.backends, zones: pl.zones, replicas: pl.replicas, zoned: anyZone(pl.zones)}}
 	servers := make([]ring.Server, len(pl.backends))
 	for i, b := range pl.backends {
 		servers[i] = placementServer(b, pl.weights[i])
@@ -147,36 +147,55 @@ func buildHomeRing(pl *pool) (*homeRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.place = pc
+	h.src.place = pc
 	return h, nil
 }
 
-// standIn reports whether b, the key's location in t, is not its home.
+// standIn reports whether b, a location of key in t, is not its home (in
+// a replicated pool: none of its home copies).
 func (t *poolTable) standIn(key []byte, b *backend) bool {
-	h := t.fo.home
-	return t.fo.standIns && h.members[h.place.Locate(key)] != b
+	if !t.fo.standIns {
+		return false
+	}
+	var buf [MaxReplicas]*backend
+	return !slices.Contains(appendLocations(buf[:0], &t.fo.home.src, key), b)
+}
+
+// appendLocations appends where src puts key: its home, or in a
+// replicated pool its copies.
+func appendLocations(dst []*backend, src *copySource, key []byte) []*backend {
+	if src.replicas <= 1 {
+		return append(dst, src.members[src.place.Locate(key)])
+	}
+	return appendCopyBackends(dst, src, key)
 }
 
 // invalidationTargets appends to dst the backends that must lose key when
-// it changes at cur: its home, when cur stands in for a home in the ring,
-// and its locations in the rings of the window, each once, if in the ring
-// now and not cur.
-func (t *poolTable) invalidationTargets(dst []*backend, key []byte, cur *backend, now time.Time) []*backend {
+// it changes at cur (its location, or in a replicated pool its copies): its
+// home (copies), when cur stands in for a home in the ring, and its
+// locations in the rings of the window, each once, if in the ring now and
+// not in cur.
+func (t *poolTable) invalidationTargets(dst []*backend, key []byte, cur []*backend, now time.Time) []*backend {
+	var buf [MaxReplicas]*backend
 	if t.fo.standIns {
-		h := t.fo.home
-		dst = t.addTarget(dst, h.members[h.place.Locate(key)], cur)
+		for _, b := range appendLocations(buf[:0], &t.fo.home.src, key) {
+			dst = t.addTarget(dst, b, cur)
+		}
 	}
-	for _, h := range t.fo.history {
+	for i := range t.fo.history {
+		h := &t.fo.history[i]
 		if !now.Before(h.retired.Add(t.fo.window)) {
 			break // newest first: the rest are older still
 		}
-		dst = t.addTarget(dst, h.members[h.place.Locate(key)], cur)
+		for _, b := range appendLocations(buf[:0], &h.src, key) {
+			dst = t.addTarget(dst, b, cur)
+		}
 	}
 	return t.movedTargets(dst, key, cur, now)
 }
 
-func (t *poolTable) addTarget(dst []*backend, b, cur *backend) []*backend {
-	if b == cur || !t.fo.live[b] {
+func (t *poolTable) addTarget(dst []*backend, b *backend, cur []*backend) []*backend {
+	if slices.Contains(cur, b) || !t.fo.live[b] {
 		return dst
 	}
 	for _, x := range dst {
@@ -236,7 +255,8 @@ func (s *session) routeFailover(t *poolTable, b *backend, r *request, req *proto
 		}
 	}
 	var buf [8]*backend
-	targets := t.invalidationTargets(buf[:0], key, b, s.now)
+	cur := [1]*backend{b}
+	targets := t.invalidationTargets(buf[:0], key, cur[:], s.now)
 	if len(targets) == 0 {
 		s.sendTo(b, r)
 		return
@@ -299,19 +319,25 @@ func (r *request) repairAfterSwap() {
 	if cur == r.routed || cur.place == nil {
 		return
 	}
-	loc := cur.locate(key)
 	var buf [8]*backend
+	var locBuf [MaxReplicas]*backend
+	loc := cur.locations(locBuf[:0], key)
 	targets := cur.invalidationTargets(buf[:0], key, loc, time.Now())
 	targets = cur.addTarget(targets, r.backend, loc)
 	if len(targets) == 0 {
 		return
 	}
 	// r's own share of pending is still counted, so pending cannot reach
-	// 0 under us; 0 means r has no deletes in flight at all.
-	if r.pending.Load() == 0 {
-		r.pending.Store(int32(1 + len(targets)))
+	// 0 under us; 0 means r has no deletes in flight at all. A copy's
+	// write (replica_write.go) hangs its deletes on the client's request.
+	top := r
+	if r.parent != nil {
+		top = r.parent
+	}
+	if top.pending.Load() == 0 {
+		top.pending.Store(int32(1 + len(targets)))
 	} else {
-		r.pending.Add(int32(len(targets)))
+		top.pending.Add(int32(len(targets)))
 	}
 	s.p.stats.failoverInvalidations.Add(uint64(len(targets)))
 	cur.pool.counters.failoverInvalidations.Add(uint64(len(targets)))
@@ -320,7 +346,7 @@ func (r *request) repairAfterSwap() {
 		// Not in r.subs, which the dispatching goroutine may still be
 		// reading; nobody releases it to the pool, the collector frees it.
 		d := newDeleteOf(nil, key)
-		d.parent = r
+		d.parent = top
 		d.invalidation = true
 		b.sendLate(s, d)
 	}

@@ -118,7 +118,7 @@ func TestNoStaleReadAcrossTwoOutages(t *testing.T) {
 func homeOf(tp *testProxy, key string) string {
 	tab := tp.pool0()
 	if h := tab.fo.home; h != nil {
-		return h.members[h.place.Locate([]byte(key))].addr
+		return h.src.members[h.src.place.Locate([]byte(key))].addr
 	}
 	return locationOf(tp, key)
 }

@@ -148,6 +148,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descFailoverCapped, descFailoverInvalidations, descFailoverInvalidationErrors, descFailoverLateWrites,
 		descPoolBackends, descPoolRingMembers, descPoolLiveBackends, descPoolFailoverCapped,
 		descPoolFailoverInvalidations, descPoolWarmHits, descPoolWarmCopies, descPoolWarmCopyErrors, descPoolWarmDeletes,
+		descPoolReplicas, descPoolLaterCopyReads, descPoolCopyWrites, descPoolCopyWriteErrors,
+		descBackendLaterCopyReads, descBackendCopyWrites, descBackendCopyWriteErrors,
 	} {
 		ch <- d
 	}
@@ -208,6 +210,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBackendInfo, 1, b.name, b.addr)
 		gauge(descEjectionCapped, boolFloat(b.capped.Load()), b.name)
 		counter(descEjectionsCapped, b.cappedEjections.Load(), b.name)
+		c.collectBackendCopies(ch, b) // stats_pools.go
 	}
 	gauge(descRingMembers, float64(len(t.ringMembers())))
 	gauge(descLiveBackends, float64(t.liveBackends()))

@@ -21,6 +21,13 @@ type Options struct {
 	// that choose a pool for each key. With one pool, Routes may be empty.
 	Pools  []Pool
 	Routes []Route
+	// Replicas is the default pool's Pool.Replicas (the config's
+	// top-level replicas:); named pools carry their own.
+	Replicas int
+	// Zone is the zone the proxy runs in: a replicated pool reads a key
+	// from its copy in this zone first (replica.go). Empty: placement
+	// order.
+	Zone string
 
 	// EventLoops is the number of event loops, each serving its share of
 	// the clients with its own backend connections; 0 is one per CPU the

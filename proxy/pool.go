@@ -24,6 +24,11 @@ type Pool struct {
 	// Placement chooses how keys map onto Backends: the distribution, its
 	// key hash and hash tag, and the ring's tuning for DistRing.
 	Placement ring.PlacementOptions
+	// Replicas is the number of backends that hold each key
+	// (MinReplicas..MaxReplicas; a pool of fewer backends keeps a copy on
+	// each); 0 means
+	// DefaultReplicas. replica.go says how copies are read and written.
+	Replicas int
 }
 
 // Route sends the keys that start with Prefix to Pool. Routes are tried in
@@ -41,9 +46,11 @@ type Route struct {
 // poolsOf returns the pools and routes that Pools, Routes, Backends and
 // Ring describe: with no Pools, one pool named DefaultPoolName of Backends
 // placed by the ring; with no Routes, a default route to the only pool.
-func poolsOf(pools []Pool, routes []Route, backends []Backend, rc ring.Config) ([]Pool, []Route) {
+//
+// replicas is the default pool's Replicas (Settings.Replicas).
+func poolsOf(pools []Pool, routes []Route, backends []Backend, rc ring.Config, replicas int) ([]Pool, []Route) {
 	if len(pools) == 0 && len(backends) > 0 {
-		pools = []Pool{{Name: DefaultPoolName, Backends: backends,
+		pools = []Pool{{Name: DefaultPoolName, Backends: backends, Replicas: replicas,
 			Placement: ring.PlacementOptions{Distribution: ring.DistRing, Ring: rc}}}
 	}
 	if len(routes) == 0 && len(pools) == 1 {
@@ -66,6 +73,7 @@ func checkPools(pools []Pool, routes []Route) ([]ring.PlacementOptions, error) {
 	names := make(map[string]bool, len(pools))
 	serverName := map[string]string{} // address -> name
 	serverAddr := map[string]string{} // name -> address
+	zoneOf := map[string]string{}     // name -> zone
 	for i, pl := range pools {
 		if pl.Name == "" {
 			return nil, errors.New("a pool has no name")
@@ -79,6 +87,12 @@ func checkPools(pools []Pool, routes []Route) ([]ring.PlacementOptions, error) {
 		}
 		if err := checkBackends(pl.Backends); err != nil {
 			return nil, fmt.Errorf("pool %s: %w", pl.Name, err)
+		}
+		if err := checkReplicas(pl); err != nil {
+			return nil, err
+		}
+		if err := checkZones(pl, zoneOf); err != nil {
+			return nil, err
 		}
 		// Building the full placement checks names, weights and options,
 		// and that every subset (after ejections) will build too.
@@ -126,13 +140,14 @@ func newPools(pools []Pool, opts []ring.PlacementOptions, byName map[string]*bac
 	}
 	out := make([]*pool, len(pools))
 	for i, pl := range pools {
-		np := &pool{name: pl.Name, opts: opts[i], counters: counters[pl.Name]}
+		np := &pool{name: pl.Name, opts: opts[i], counters: counters[pl.Name], replicas: max(pl.Replicas, DefaultReplicas)}
 		if np.counters == nil {
 			np.counters = &poolCounters{}
 		}
 		for _, b := range pl.Backends {
 			np.backends = append(np.backends, byName[b.name()])
 			np.weights = append(np.weights, max(b.Weight, 1))
+			np.zones = append(np.zones, b.Zone)
 		}
 		out[i] = np
 	}

@@ -18,6 +18,10 @@ type pool struct {
 	weights  []int      // weights[i] is backends[i]'s weight in this pool
 	opts     ring.PlacementOptions
 	counters *poolCounters // kept across reloads while the name stands
+	// replicas is how many backends hold each key (replica.go); zones[i]
+	// is backends[i]'s zone, "" for none.
+	replicas int
+	zones    []string
 }
 
 // poolCounters are the counters of one pool, which `stats pools` and the
@@ -26,6 +30,7 @@ type poolCounters struct {
 	failoverCappedWrites, failoverInvalidations atomic.Uint64
 	warmHits, warmCopies, warmCopyErrors        atomic.Uint64
 	warmDeletes                                 atomic.Uint64
+	copyCounters                                // replica.go
 }
 
 // poolTable is an immutable snapshot of where one pool's keys go: its
@@ -37,8 +42,17 @@ type poolTable struct {
 	place   ring.Placement // nil when no backend of the pool is in it
 	members []*backend     // members[i] is placement index i
 	weights []int          // weights[i] is members[i]'s weight
-	all     []*backend     // the pool's configured backends, live or not
-	opts    ring.PlacementOptions
+	zones   []string       // zones[i] is members[i]'s zone
+	// copyStats[i] counts the copies read from and written to members[i]
+	// (replica.go), shared by every pool that lists the backend.
+	copyStats []*copyCounters
+	// zone is the proxy's zone when some member is in it: reads go to the
+	// copy there first. "" otherwise.
+	zone string
+	// src is the placement as choosing copies takes it (replica.go).
+	src  copySource
+	all  []*backend // the pool's configured backends, live or not
+	opts ring.PlacementOptions
 	// capped counts the members the ejection cap holds in the placement
 	// while down: they fail fast.
 	capped int
@@ -70,6 +84,11 @@ func (p *Proxy) buildPoolTable(pl *pool, out, capped map[*backend]bool, old *poo
 		}
 		t.members = append(t.members, b)
 		t.weights = append(t.weights, pl.weights[i])
+		t.zones = append(t.zones, pl.zones[i])
+		t.copyStats = append(t.copyStats, p.copyStatsLocked(b.name))
+		if pl.zones[i] != "" && pl.zones[i] == p.opts.Zone {
+			t.zone = p.opts.Zone
+		}
 		servers = append(servers, placementServer(b, pl.weights[i]))
 		if capped[b] {
 			t.capped++
@@ -83,6 +102,7 @@ func (p *Proxy) buildPoolTable(pl *pool, out, capped map[*backend]bool, old *poo
 		}
 		t.place = pc
 	}
+	t.src = copySource{place: t.place, members: t.members, zones: t.zones, replicas: pl.replicas, zoned: anyZone(t.zones)}
 	p.attachFailover(t, old)
 	return t, nil
 }
@@ -119,5 +139,6 @@ func samePlacement(a, b *poolTable) bool {
 	if (a.place == nil) != (b.place == nil) {
 		return false
 	}
-	return a.place == nil || a.opts == b.opts && slices.Equal(a.members, b.members) && slices.Equal(a.weights, b.weights)
+	return a.place == nil || a.opts == b.opts && slices.Equal(a.members, b.members) && slices.Equal(a.weights, b.weights) &&
+		a.pool.replicas == b.pool.replicas && slices.Equal(a.zones, b.zones)
 }

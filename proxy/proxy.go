@@ -21,6 +21,10 @@ type Backend struct {
 	Name   string
 	Addr   string
 	Weight int
+	// Zone is the failure domain the backend is in (an availability
+	// zone, a rack); a replicated pool puts a key's copies in distinct
+	// zones first (replica.go). Empty: no zone.
+	Zone string
 }
 
 // name returns the backend's identity: Name, or Addr when unnamed.
@@ -65,6 +69,9 @@ type Proxy struct {
 	backends []*backend // every server of every pool, each once, in config order
 	pools    []*pool    // config order (pool.go)
 	routes   []Route
+	// copyStats are the backends' copy counters by name (replica.go),
+	// kept across reloads.
+	copyStats map[string]*copyCounters
 	// named: the pools came as Options.Pools, not as the default pool of
 	// Options.Backends; Settings gives them back the way they came.
 	named        bool
@@ -87,7 +94,7 @@ type Proxy struct {
 func New(opts Options) (*Proxy, error) {
 	opts.setDefaults()
 	// Check the pools before starting anything that would need stopping.
-	c, err := checkSettings(Settings{Backends: opts.Backends, Ring: opts.Ring, Pools: opts.Pools, Routes: opts.Routes})
+	c, err := checkSettings(Settings{Backends: opts.Backends, Ring: opts.Ring, Replicas: opts.Replicas, Pools: opts.Pools, Routes: opts.Routes})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}

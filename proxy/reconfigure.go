@@ -19,6 +19,8 @@ import (
 type Settings struct {
 	Backends []Backend
 	Ring     ring.Config
+	// Replicas is the default pool's Pool.Replicas.
+	Replicas int
 	Pools    []Pool
 	Routes   []Route
 	// Health is the checker's tuning: interval, timeout, failure and
@@ -39,9 +41,9 @@ func (p *Proxy) Settings() Settings {
 	s := Settings{Ring: p.ringCfg, Health: hc, MaxEjected: p.maxEjected}
 	pools := make([]Pool, len(p.pools))
 	for i, pl := range p.pools {
-		pools[i] = Pool{Name: pl.name, Placement: pl.opts}
+		pools[i] = Pool{Name: pl.name, Placement: pl.opts, Replicas: pl.replicas}
 		for j, b := range pl.backends {
-			nb := Backend{Addr: b.addr, Weight: pl.weights[j]}
+			nb := Backend{Addr: b.addr, Weight: pl.weights[j], Zone: pl.zones[j]}
 			if b.name != b.addr {
 				nb.Name = b.name
 			}
@@ -51,7 +53,7 @@ func (p *Proxy) Settings() Settings {
 	if p.named {
 		s.Pools, s.Routes = pools, append([]Route(nil), p.routes...)
 	} else {
-		s.Backends = pools[0].Backends
+		s.Backends, s.Replicas = pools[0].Backends, pools[0].Replicas
 	}
 	return s
 }
@@ -149,7 +151,7 @@ func checkSettings(s Settings) (checkedSettings, error) {
 		return c, fmt.Errorf("ring: %w", err)
 	}
 	c.ring = rc
-	c.pools, c.routes = poolsOf(s.Pools, s.Routes, s.Backends, s.Ring)
+	c.pools, c.routes = poolsOf(s.Pools, s.Routes, s.Backends, s.Ring, s.Replicas)
 	if c.placements, err = checkPools(c.pools, c.routes); err != nil {
 		return c, err
 	}
@@ -173,7 +175,7 @@ func (p *Proxy) comparePoolsLocked(next []*pool, routes []Route, res *Reconfigur
 			continue
 		}
 		delete(prev, pl.name)
-		if old.opts != pl.opts {
+		if old.opts != pl.opts || old.replicas != pl.replicas || !slices.Equal(old.zones, pl.zones) {
 			res.PlacementChanged = append(res.PlacementChanged, pl.name)
 		}
 		oldWeight := map[string]int{}

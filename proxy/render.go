@@ -81,6 +81,13 @@ func (s *session) renderRetrieval(dst []byte, r *request) []byte {
 		j := r.owner[i]
 		sub := r.subs[j]
 		if !sub.ok() {
+			if r.warm != nil && r.warm.owner != nil && r.warm.isCopy(i) {
+				var hit bool
+				if dst, hit = s.renderWarmHit(dst, r, i, cur); hit {
+					hits++
+					continue
+				}
+			}
 			failed++
 			continue
 		}

@@ -47,6 +47,17 @@ type request struct {
 	// (failover.go, repairAfterSwap).
 	routed *poolTable
 
+	// replica holds the copies of the key of a request on a replicated
+	// pool: the ones a read may try next, the ones a deciding copy's
+	// change is deleted from (replica_write.go).
+	replica replicaState
+	// copyStats and copyPool, on a write or delete sent to a copy besides
+	// the first, count it for its backend and its pool; copyErr, on the
+	// client's request, is the first such write's failure, which the
+	// client is answered with (replica_write.go).
+	copyStats, copyPool *copyCounters
+	copyErr             error
+
 	// hook, when set, takes over the request's completion (warm.go).
 	hook requestHook
 	// warm is set on a retrieval on a route with a warm-up pool (warm.go).
@@ -122,6 +133,12 @@ func (r *request) complete() {
 		if r.invalidation {
 			r.countInvalidation()
 		}
+		if r.copyStats != nil {
+			r.countCopyWrite()
+		}
+		if r.routed != nil {
+			r.repairAfterSwap() // a copy's set or add (replica_write.go)
+		}
 		if p.pending.Add(-1) == 0 && (p.warm == nil || p.warm.asked || !p.askWarm()) {
 			p.finish()
 		}
@@ -153,6 +170,9 @@ func (r *request) fail(err error) {
 // finish marks a top-level request done; its session renders it at the
 // end of the loop's turn.
 func (r *request) finish() {
+	if r.copyErr != nil && r.err == nil {
+		r.err = r.copyErr // a copy failed: the change was not made everywhere
+	}
 	s := r.sess
 	if s == nil { // internal request, e.g. the delete after a too-large set
 		r.release()

@@ -21,9 +21,13 @@ type routeTable struct {
 	byFirst  [256][]int
 	prefixed bool // some route has a prefix; else every key takes routes[0]
 	warmed   bool // some route has a warm-up pool (warm.go)
+	// replicated: some pool keeps several copies of a key (replica.go).
+	replicated bool
 	// slots lists every pool's members, pool after pool (poolTable.base):
 	// one number per (pool, backend) for multi-key commands.
 	slots []*backend
+	// copyStats[i] is slots[i]'s copy counters (replica.go).
+	copyStats []*copyCounters
 	// all is every configured backend, each once, in config order.
 	all []*backend
 }
@@ -130,6 +134,8 @@ func newRouteTable(pools []*poolTable, routes []Route, all []*backend, old *rout
 	for _, pt := range pools {
 		pt.base = len(t.slots)
 		t.slots = append(t.slots, pt.members...)
+		t.copyStats = append(t.copyStats, pt.copyStats...)
+		t.replicated = t.replicated || pt.replicated()
 		byName[pt.pool.name] = pt
 	}
 	for i, r := range routes {
@@ -250,6 +256,10 @@ func (s *session) routeByKey(r *request, req *protocol.Request) {
 	}
 	if req.Op == protocol.OpSet || req.Op == protocol.OpAdd {
 		r.routed = t // for repairAfterSwap
+	}
+	if t.replicated() {
+		s.routeCopies(t, r, req, key) // replica_write.go
+		return
 	}
 	if t.fo.active(s.now) {
 		s.routeFailover(t, b, r, req, key)

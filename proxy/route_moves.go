@@ -66,8 +66,9 @@ func attachMoves(t, old *routeTable, now time.Time) {
 }
 
 // movedTargets appends to dst where the routes of the window put key, in
-// another pool than t's, when it is live there and not already in dst.
-func (t *poolTable) movedTargets(dst []*backend, key []byte, cur *backend, now time.Time) []*backend {
+// another pool than t's (all its copies there), when live there and not
+// already in dst.
+func (t *poolTable) movedTargets(dst []*backend, key []byte, cur []*backend, now time.Time) []*backend {
 	for _, m := range t.fo.moved {
 		if !now.Before(m.retired.Add(t.fo.window)) {
 			break // newest first: the rest are older still
@@ -77,8 +78,11 @@ func (t *poolTable) movedTargets(dst []*backend, key []byte, cur *backend, now t
 		if name == t.pool.name || o == nil || o.place == nil {
 			continue
 		}
-		if b := o.locate(key); b != cur && !slices.Contains(dst, b) {
-			dst = append(dst, b)
+		var buf [MaxReplicas]*backend
+		for _, b := range o.locations(buf[:0], key) {
+			if !slices.Contains(cur, b) && !slices.Contains(dst, b) {
+				dst = append(dst, b)
+			}
 		}
 	}
 	return dst

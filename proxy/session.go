@@ -42,9 +42,12 @@ type session struct {
 	req       protocol.Request // the command being dispatched
 	owners    []int            // dispatch scratch: backend index per key
 	subOf     []int            // dispatch scratch: sub-request per backend
+	copySlots []int            // dispatch scratch: each key's next copy (replica_read.go)
 	lineHead  []byte           // dispatch scratch: a retrieval line before its keys
 	cursors   []int            // render scratch: merge position per sub
 	morePiece bool             // dispatch: the retrieval being sent is not the command's last piece
+	// copyScratch is the dispatch scratch of pickCopies (replica.go).
+	copyScratch [maxCandidates]int
 
 	// Output limit (output_limit.go), fixed when the session starts.
 	softLimit, hardLimit int64

@@ -264,6 +264,10 @@ func (p *Proxy) appendBackendStats(dst []byte) []byte {
 		w.str(pre+"addr", b.addr)
 		w.str(pre+"ejection_capped", boolDigit(b.capped.Load()))
 		w.uint64(pre+"ejections_capped", b.cappedEjections.Load())
+		if z := t.zoneOf(b); z != "" {
+			w.str(pre+"zone", sanitizeStat(z))
+		}
+		w.appendCopyStats(pre, p.copyStatsOf(b.name)) // stats_pools.go
 	}
 	w.b = append(w.b, "END\r\n"...)
 	return w.b
@@ -337,6 +341,10 @@ func (p *Proxy) appendSettings(dst []byte) []byte {
 	w.int64("max_ejected_backends", int64(maxEjected.Limit(pool)))
 	w.str("flush_enabled", yesNo(!o.DisableFlushAll)) // memcached's name and spelling
 	w.str("failover_ttl", o.FailoverTTL.String())
+	w.int64("replicas", int64(p.table.Load().routes[len(p.table.Load().routes)-1].pool.pool.replicas)) // the default route's pool
+	if o.Zone != "" {
+		w.str("zone", sanitizeStat(o.Zone))
+	}
 	hc := p.health.Config()
 	w.str("health_interval", hc.Interval.String())
 	w.str("health_timeout", hc.Timeout.String())

@@ -107,6 +107,11 @@ type warmRetrieval struct {
 	slots []int // slots[i]: key i's old location, -1 when none
 	owner []int // owner[i]: the index in subs of the old pool's read of key i, -1 when none
 	asked bool  // the old pool was asked for the misses
+	// copy, when not nil, marks the keys whose slot is their next copy on
+	// a replicated pool rather than a warm-up pool (replica_read.go): a
+	// key whose first read failed is asked there too, and a hit there is
+	// counted, not copied.
+	copy []bool
 	// exptime is a gat's or gats's: the copy's expiry. -1 for get and
 	// gets, whose copies keep the old copy's remaining time.
 	exptime int32
@@ -149,8 +154,8 @@ func (p *request) askWarm() bool {
 	for i, k := range p.keys {
 		w.owner[i] = -1
 		primary := p.subs[p.owner[i]]
-		if w.slots[i] < 0 || hit[i] || !primary.ok() || w.t.slots[w.slots[i]] == primary.backend {
-			continue // a hit, a failure, or the old copy is where the key was just missed
+		if w.slots[i] < 0 || hit[i] || !primary.ok() && !w.isCopy(i) || w.t.slots[w.slots[i]] == primary.backend {
+			continue // a hit; a failure, unless another copy can answer; or the old copy is where the key was just missed
 		}
 		j, ok := subOf[w.slots[i]]
 		if !ok {
@@ -170,6 +175,10 @@ func (p *request) askWarm() bool {
 		return false
 	}
 	p.pending.Store(int32(len(p.subs) - first))
+	// The second round has a backend timeout of its own, counted from
+	// now, not from when the client's command was read: after a first
+	// round that timed out, that deadline has passed.
+	p.sess.now = p.sess.l.now
 	for _, sub := range p.subs[first:] {
 		sub.out = append(sub.out, "\r\n"...)
 		p.sess.sendTo(sub.backend, sub)
@@ -213,6 +222,11 @@ func (s *session) renderWarmHit(dst []byte, r *request, i int, cur []int) ([]byt
 	cur[j]++
 	dst = append(dst, sub.reply.Block(c)...)
 	rt := w.t.route(key)
+	if w.isCopy(i) {
+		rt.pool.pool.counters.laterReads.Add(1)
+		w.t.copyStats[w.slots[i]].laterReads.Add(1)
+		return dst, true
+	}
 	rt.pool.pool.counters.warmHits.Add(1)
 	s.startWarmCopy(key, sub.backend, r.subs[r.owner[i]].backend, w.exptime, rt.pool.pool.counters)
 	return dst, true
@@ -260,3 +274,7 @@ func (s *session) warmMeta(rt *tableRoute, b *backend, r *request, key []byte) {
 		}
 	}
 }
+
+// isCopy reports whether key i's second read goes to its next copy on a
+// replicated pool.
+func (w *warmRetrieval) isCopy(i int) bool { return w.copy != nil && w.copy[i] }

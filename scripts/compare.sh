@@ -48,12 +48,15 @@
 #   BASELINE           another mcproxy binary (e.g. main before a change), run
 #                      beside MCPROXY as the target "baseline", same config as
 #                      "mcproxy", so a change is measured before and after in one run
+#   REPLICAS           2..4: also run "mcproxy-rN", mcproxy at its defaults with
+#                      replicas: N (docs/replicas.md), to price copies; the
+#                      "sets, 1 in flight" workload shows what a write costs
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
 #
 # mcbench runs with GOMAXPROCS=1 in both placements, so its own cost is the
-# same. The default run (5 workloads x 3 rounds x 8 targets x 5s, plus
+# same. The default run (6 workloads x 3 rounds x 8 targets x 5s, plus
 # prefills) takes about 11 minutes.
 #
 # Note: on a small machine mcbench competes with the targets for CPU (unpinned,
@@ -72,6 +75,7 @@ default_workloads+=";single get, 16 in flight=-conns 50 -pipeline 16 -value-size
 default_workloads+=";get of 10 keys, 1 in flight=-conns 50 -pipeline 1 -multiget 10 -value-size 100 $common"
 default_workloads+=";4 KB values, 1 in flight=-conns 50 -pipeline 1 -value-size 4096 $common"
 default_workloads+=";light load: 1 conn, 1 in flight=-conns 1 -pipeline 1 -value-size 100 $common"
+default_workloads+=";sets, 1 in flight=-conns 50 -pipeline 1 -value-size 100 -ratio 0:1 -keys 100000"
 if [[ -n ${MCBENCH_ARGS:-} ]]; then default_workloads="custom=$MCBENCH_ARGS"; fi
 WORKLOADS=${WORKLOADS:-$default_workloads}
 MEMCACHED_MB=${MEMCACHED_MB:-64}
@@ -265,6 +269,7 @@ start_targets() {
 	start_mcproxy mcproxy "$place" "$MCPROXY" "$defloops"
 	start_mcproxy mcproxy-1loop "$place" "$MCPROXY" 1 "event_loops: 1"
 	if [[ -n ${BASELINE:-} ]]; then start_mcproxy baseline "$place" "$BASELINE" "$defloops"; fi
+	if [[ -n ${REPLICAS:-} ]]; then start_mcproxy "mcproxy-r$REPLICAS" "$place" "$MCPROXY" "$defloops" "replicas: $REPLICAS"; fi
 	if [[ ${METRICS:-0} == 1 ]]; then
 		admin=$(free_port)
 		start_mcproxy mcproxy+m "$place" "$MCPROXY" "$defloops" "admin: 127.0.0.1:$admin"

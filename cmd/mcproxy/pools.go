@@ -22,7 +22,8 @@ func poolsFrom(cfg config.Config) ([]proxy.Pool, []proxy.Route) {
 	}
 	var pools []proxy.Pool
 	for _, pl := range cfg.PoolList() {
-		pools = append(pools, proxy.Pool{Name: pl.Name, Backends: proxyBackends(pl.Backends), Placement: cfg.Placement(pl)})
+		pools = append(pools, proxy.Pool{Name: pl.Name, Backends: proxyBackends(pl.Backends), Placement: cfg.Placement(pl),
+			Replicas: pl.Replicas})
 	}
 	var routes []proxy.Route
 	for _, r := range cfg.RouteList() {
@@ -35,7 +36,7 @@ func poolsFrom(cfg config.Config) ([]proxy.Pool, []proxy.Route) {
 func proxyBackends(bs []config.Backend) []proxy.Backend {
 	out := make([]proxy.Backend, len(bs))
 	for i, b := range bs {
-		out[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight}
+		out[i] = proxy.Backend{Name: b.Name, Addr: b.Addr, Weight: b.Weight, Zone: b.Zone}
 	}
 	return out
 }
@@ -82,12 +83,19 @@ func printPools(out io.Writer, cfg config.Config) {
 		if len(pl.Backends) == 1 {
 			n = "1 backend"
 		}
+		if pl.Replicas > 1 {
+			n += fmt.Sprintf(", %d copies of each key", min(pl.Replicas, len(pl.Backends)))
+		}
 		fmt.Fprintf(out, "pool %s: %s, %s\n", pl.Name, describePlacement(p.Options()), n)
 		for _, b := range pl.Backends {
+			zone := ""
+			if b.Zone != "" {
+				zone = " zone " + b.Zone
+			}
 			if b.Name != "" {
-				fmt.Fprintf(out, "  %s %s weight %d\n", b.Name, b.Addr, b.Weight)
+				fmt.Fprintf(out, "  %s %s weight %d%s\n", b.Name, b.Addr, b.Weight, zone)
 			} else {
-				fmt.Fprintf(out, "  %s weight %d\n", b.Addr, b.Weight)
+				fmt.Fprintf(out, "  %s weight %d%s\n", b.Addr, b.Weight, zone)
 			}
 		}
 	}

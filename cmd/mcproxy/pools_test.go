@@ -67,11 +67,11 @@ func TestPoolsGoToTheProxy(t *testing.T) {
 	}
 	wantPools := []proxy.Pool{
 		{Name: "default", Backends: []proxy.Backend{{Addr: "127.0.0.1:11311", Weight: 1}, {Name: "cache-4", Addr: "127.0.0.1:11314", Weight: 1}},
-			Placement: ring.PlacementOptions{Distribution: "ring", Ring: ring.Config{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: ring.DefaultLoad}}},
+			Placement: ring.PlacementOptions{Distribution: "ring", Ring: ring.Config{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: ring.DefaultLoad}}, Replicas: 1},
 		{Name: "sessions", Backends: []proxy.Backend{{Addr: "127.0.0.1:11411", Weight: 1}, {Addr: "127.0.0.1:11311", Weight: 1}},
-			Placement: ring.PlacementOptions{Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}"}},
+			Placement: ring.PlacementOptions{Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}"}, Replicas: 1},
 		{Name: "old", Backends: []proxy.Backend{{Addr: "127.0.0.1:11611", Weight: 3}},
-			Placement: ring.PlacementOptions{Distribution: "modula", Hash: "crc32a"}},
+			Placement: ring.PlacementOptions{Distribution: "modula", Hash: "crc32a"}, Replicas: 1},
 	}
 	if !reflect.DeepEqual(s.Pools, wantPools) {
 		t.Errorf("pools:\n got %+v\nwant %+v", s.Pools, wantPools)

@@ -311,6 +311,8 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 	s := settingsFrom(cfg)
 	return proxy.Options{
 		Backends:          s.Backends,
+		Replicas:          s.Replicas,
+		Zone:              cfg.Zone,
 		Ring:              s.Ring,
 		Pools:             s.Pools,
 		Routes:            s.Routes,
@@ -364,6 +366,7 @@ func settingsFrom(cfg config.Config) proxy.Settings {
 		Backends: bs,
 		Pools:    pools,
 		Routes:   routes,
+		Replicas: cfg.Replicas,
 		Ring: ring.Config{
 			Partitions:        cfg.Ring.Partitions,
 			ReplicationFactor: cfg.Ring.ReplicationFactor,

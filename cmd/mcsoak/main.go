@@ -42,6 +42,7 @@ func run(args []string) int {
 	fs.DurationVar(&pc.BackendTimeout, "backend-timeout", pc.BackendTimeout, "proxy backend.timeout")
 	fs.DurationVar(&pc.ConnectTimeout, "connect-timeout", pc.ConnectTimeout, "proxy backend.connect_timeout")
 	failoverTTL := fs.Duration("failover-ttl", 0, "proxy failover.ttl; 0 leaves the key out (for a proxy without it)")
+	replicas := fs.Int("replicas", 0, "proxy replicas: copies of each key (docs/replicas.md); 0 leaves the key out (for a proxy without it)")
 	var extra stringList
 	fs.Var(&extra, "set", "further proxy config key, section.key=value (repeatable), e.g. -set health.max_ejected=1")
 	fs.DurationVar(&cfg.PollInterval, "poll", cfg.PollInterval, "interval of the stats backends poll")
@@ -54,6 +55,9 @@ func run(args []string) int {
 	}
 	if *failoverTTL > 0 {
 		pc.Extra = append(pc.Extra, "failover.ttl="+failoverTTL.String())
+	}
+	if *replicas > 0 {
+		pc.Extra = append(pc.Extra, fmt.Sprint("replicas=", *replicas))
 	}
 	pc.Extra = append(pc.Extra, extra...)
 	if !*quiet {

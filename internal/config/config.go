@@ -64,6 +64,14 @@ type Config struct {
 	// named proxy.DefaultPoolName; no address twice. At least one backend
 	// here or one pool in Pools.
 	Backends []Backend `yaml:"backends"`
+	// Replicas is the number of backends that hold each key,
+	// proxy.MinReplicas..proxy.MaxReplicas and at most the number of
+	// backends (docs/replicas.md): of the top-level backends, and of each
+	// pool that does not set its own.
+	Replicas int `yaml:"replicas"`
+	// Zone is the zone mcproxy runs in: a replicated pool reads a key from
+	// its copy in this zone first. Empty: none. Printable, no spaces.
+	Zone string `yaml:"zone"`
 	// Ring tunes the bounded-load consistent hash ring of Backends, and of
 	// each pool of distribution ring that has no ring section of its own.
 	Ring Ring `yaml:"ring"`
@@ -99,6 +107,10 @@ type Backend struct {
 	// Weight is the backend's share of the keys relative to the others,
 	// ring.MinWeight..ring.MaxWeight (default ring.DefaultWeight).
 	Weight int `yaml:"weight"`
+	// Zone is the failure domain the backend is in (an availability zone,
+	// a rack): with replicas, a key's copies go to distinct zones first.
+	// Empty: none. Printable, no spaces.
+	Zone string `yaml:"zone"`
 }
 
 // Ring tunes the consistent hash ring (github.com/buraksezer/consistent).
@@ -206,6 +218,8 @@ func Default() Config {
 
 		DisableFlushAll: false,
 		EventLoops:      proxy.DefaultEventLoops,
+		Replicas:        proxy.DefaultReplicas,
+		Zone:            "",
 		Ring: Ring{
 			Partitions:        ring.DefaultPartitions,
 			ReplicationFactor: ring.DefaultReplicationFactor,

@@ -23,10 +23,13 @@ upgrade_socket: /run/mcproxy/upgrade.sock
 pprof: true
 disable_flush_all: true
 event_loops: 3
+replicas: 2
+zone: eu-1a
 backends:
   - addr: 10.0.0.1:11211
     weight: 3
     name: cache-a
+    zone: eu-1a
   - 10.0.0.2:11211
   - addr: "[::1]:11213"
 ring:
@@ -66,8 +69,10 @@ func fullConfig() Config {
 
 		DisableFlushAll: true,
 		EventLoops:      3,
+		Replicas:        2,
+		Zone:            "eu-1a",
 		Backends: []Backend{
-			{Name: "cache-a", Addr: "10.0.0.1:11211", Weight: 3},
+			{Name: "cache-a", Addr: "10.0.0.1:11211", Weight: 3, Zone: "eu-1a"},
 			{Addr: "10.0.0.2:11211", Weight: 1},
 			{Addr: "[::1]:11213", Weight: 1},
 		},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mcproxy/mcproxy/internal/resolve"
+	"github.com/mcproxy/mcproxy/proxy"
 )
 
 // maxNameLen bounds backends[].name: it appears in every "stats backends"
@@ -89,6 +90,38 @@ func (v *validator) sameServers(list string, bs []Backend, idx []int) {
 					bs[idx[j]].Addr, list, idx[k], bs[idx[k]].Addr)
 				break
 			}
+		}
+	}
+}
+
+// replicas checks replicas against its range, and the zones' spelling.
+func (v *validator) replicas(c Config) {
+	if c.Zone != "" && !v.skip("zone") {
+		if msg := badName(c.Zone); msg != "" {
+			v.errorf("zone", "%q %s", c.Zone, msg)
+		}
+	}
+	v.copies("", c.Replicas, c.Backends)
+}
+
+// copies checks a pool's replicas and its backends' zones; prefix is ""
+// for the top level, else "pools.<name>.".
+func (v *validator) copies(prefix string, replicas int, backends []Backend) {
+	if prefix != "" {
+		prefix += "."
+	}
+	if !v.skip(prefix + "replicas") {
+		// More than the backends is not an error: each backend then holds
+		// a copy, as after ejections (proxy/replica.go).
+		v.intRange(prefix+"replicas", replicas, proxy.MinReplicas, proxy.MaxReplicas)
+	}
+	for i, b := range backends {
+		key := fmt.Sprintf("%sbackends[%d].zone", prefix, i)
+		if b.Zone == "" || v.skip(key) {
+			continue
+		}
+		if msg := badName(b.Zone); msg != "" {
+			v.errorf(key, "%q %s", b.Zone, msg)
 		}
 	}
 }

@@ -5,15 +5,15 @@ import "strings"
 // AppliesLive reports whether a change of the dotted key (as Diff names
 // it) applies to a running proxy on reload: the backend list, the ring,
 // the pools and routes, the health checker's interval, timeout and
-// limits, and the ejection cap.
-// Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops,
+// limits, the ejection cap and replicas.
+// Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops, zone,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
 // failover.ttl) applies only after a restart. The Applies column of
 // docs/configuration.md states the same split (TestConfigPageTable).
 func AppliesLive(key string) bool {
 	switch key {
 	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit",
-		"health.max_ejected":
+		"health.max_ejected", "replicas":
 		return true
 	}
 	for _, prefix := range []string{"backends[", "ring.", "pools", "routes"} {

@@ -14,6 +14,8 @@ func TestAppliesLive(t *testing.T) {
 		"ring.partitions": true, "ring.replication_factor": true, "ring.load": true,
 		"health.interval": true, "health.timeout": true, "health.failure_limit": true,
 		"health.success_limit": true, "health.max_ejected": true,
+		"replicas": true, "backends[].zone": true, "zone": false,
+		"pools.<name>.replicas": true, "pools.<name>.backends[].zone": true,
 		"listen": false, "admin": false, "reuse_port": false, "upgrade_socket": false, "pprof": false, "disable_flush_all": false, "event_loops": false,
 		"health.auto_eject": false, "health.flush_on_readd": false,
 		"backend.connections": false, "backend.timeout": false, "backend.connect_timeout": false,

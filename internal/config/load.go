@@ -145,6 +145,8 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		"backends":          p.backends(&c.Backends),
 		"pools":             p.pools(&c.Pools),
 		"routes":            p.routes(&c.Routes),
+		"replicas":          p.integer(&c.Replicas),
+		"zone":              p.str(&c.Zone),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&c.Ring.Partitions),
 			"replication_factor": p.integer(&c.Ring.ReplicationFactor),
@@ -256,6 +258,7 @@ func (p *parser) backends(dst *[]Backend) field {
 					"name":   p.str(&b.Name),
 					"addr":   p.str(&b.Addr),
 					"weight": p.integer(&b.Weight),
+					"zone":   p.str(&b.Zone),
 				})
 			default:
 				p.bad[ikey] = true

@@ -41,6 +41,10 @@ type Pool struct {
 	// top-level ring's values for the keys its ring section leaves out
 	// (all of them when it has none). Zero for the other distributions.
 	Ring Ring `yaml:"ring"`
+	// Replicas is the number of the pool's backends that hold each key,
+	// proxy.MinReplicas..proxy.MaxReplicas; Load and Parse fill in the
+	// top-level replicas when the file leaves it out.
+	Replicas int `yaml:"replicas"`
 }
 
 // Route is one entry of the file's routes: list. In YAML:
@@ -68,7 +72,8 @@ type Route struct {
 func (c Config) PoolList() []Pool {
 	var out []Pool
 	if len(c.Backends) > 0 {
-		out = append(out, Pool{Name: proxy.DefaultPoolName, Backends: c.Backends, Distribution: ring.DistRing, Ring: c.Ring})
+		out = append(out, Pool{Name: proxy.DefaultPoolName, Backends: c.Backends, Distribution: ring.DistRing, Ring: c.Ring,
+			Replicas: c.Replicas})
 	}
 	return append(out, c.Pools...)
 }
@@ -154,6 +159,7 @@ func (p *parser) poolFields(pl *Pool) map[string]field {
 		"distribution": p.str(&pl.Distribution),
 		"hash":         p.str(&pl.Hash),
 		"hash_tag":     p.str(&pl.HashTag),
+		"replicas":     p.integer(&pl.Replicas),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&pl.Ring.Partitions),
 			"replication_factor": p.integer(&pl.Ring.ReplicationFactor),
@@ -197,11 +203,15 @@ func (p *parser) routes(dst *[]Route) field {
 // fillPoolDefaults gives each pool what the file leaves out, once the
 // whole file is read (the top-level ring may come after the pools): the
 // distribution ring, the default hash of ketama and modula, and for ring
-// the top-level ring's value of each ring key the pool does not set.
+// the top-level ring's value of each ring key the pool does not set, and
+// the top-level replicas.
 func (p *parser) fillPoolDefaults(c *Config) {
 	for i := range c.Pools {
 		pl := &c.Pools[i]
 		key := "pools." + pl.Name
+		if !p.has(key + ".replicas") {
+			pl.Replicas = c.Replicas
+		}
 		if pl.Distribution == "" {
 			pl.Distribution = ring.DistRing
 		}

@@ -46,10 +46,10 @@ func TestParsePools(t *testing.T) {
 	top := Ring{Partitions: ring.DefaultPartitions, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}
 	want := []Pool{
 		{Name: "sessions", Backends: []Backend{{Name: "s1", Addr: "127.0.0.1:11411", Weight: 1}, {Addr: "127.0.0.1:11412", Weight: 1}},
-			Distribution: "ring", Ring: Ring{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}},
+			Distribution: "ring", Ring: Ring{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}, Replicas: 1},
 		{Name: "main", Backends: []Backend{{Name: "cache-a", Addr: "127.0.0.1:11511", Weight: 2}, {Addr: "127.0.0.1:11311", Weight: 1}},
-			Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}"},
-		{Name: "old", Backends: []Backend{{Addr: "127.0.0.1:11611", Weight: 1}}, Distribution: "modula", Hash: "crc32a"},
+			Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}", Replicas: 1},
+		{Name: "old", Backends: []Backend{{Addr: "127.0.0.1:11611", Weight: 1}}, Distribution: "modula", Hash: "crc32a", Replicas: 1},
 	}
 	if !reflect.DeepEqual(cfg.Pools, want) {
 		t.Errorf("pools:\n got %+v\nwant %+v", cfg.Pools, want)
@@ -241,6 +241,29 @@ func BenchmarkParsePools(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := Parse([]byte(poolsYAML), "pools.yaml"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestPoolReplicas: a pool's replicas is its own when set, else the
+// top-level replicas, and is checked with its key.
+func TestPoolReplicas(t *testing.T) {
+	doc := "replicas: 3\npools:\n  a:\n    replicas: 2\n    backends: [127.0.0.1:11311, 127.0.0.1:11312]\n" +
+		"  b:\n    backends: [{addr: 127.0.0.1:11313, zone: z1}]\n" +
+		"routes:\n  - {prefix: \"a:\", pool: a}\n  - {pool: b}\n"
+	cfg, err := Parse([]byte(doc), "r.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Pools[0].Replicas != 2 || cfg.Pools[1].Replicas != 3 || cfg.Pools[1].Backends[0].Zone != "z1" {
+		t.Fatalf("pools: %+v", cfg.Pools)
+	}
+	bad := strings.Replace(doc, "replicas: 2", "replicas: 9", 1)
+	bad = strings.Replace(bad, "zone: z1", "zone: \"a b\"", 1)
+	_, err = Parse([]byte(bad), "r.yaml")
+	for _, want := range []string{"pools.a.replicas: 9 is out of range", "pools.b.backends[0].zone"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad pool replicas and zone: %v, want %q", err, want)
 		}
 	}
 }

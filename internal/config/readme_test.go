@@ -400,12 +400,13 @@ func checkDefault(t *testing.T, key, cell string) {
 		}
 		return
 	case strings.HasPrefix(cell, "the top-level `"):
-		// The pool's ring key takes the top-level ring's value.
+		// The pool's key takes the top-level key's value: one that is in
+		// range and not the default (3 fits ring keys and replicas).
 		top := backtick.FindStringSubmatch(cell)[1]
-		doc := fileWith("pools.<name>.distribution", "ring") + strings.Replace(fileWith(top, "101"), "backends: ["+testBackend+"]\n", "", 1)
+		doc := fileWith("pools.<name>.distribution", "ring") + strings.Replace(fileWith(top, "3"), "backends: ["+testBackend+"]\n", "", 1)
 		got, err := Parse([]byte(doc), "readme")
 		if err != nil {
-			t.Fatalf("a pool under top-level %s 101: %v", top, err)
+			t.Fatalf("a pool under top-level %s 3: %v", top, err)
 		}
 		if g, w := valueAt(got, key), valueAt(got, top); !reflect.DeepEqual(g.Interface(), w.Interface()) {
 			t.Errorf("the page says %s defaults to %s; it loads as %v beside %v", key, top, g, w)

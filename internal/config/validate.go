@@ -43,6 +43,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 		v.errorf("backends", "at least one backend is required (or a pool under pools:)")
 	}
 	v.backendList("backends", c.Backends)
+	v.replicas(c)
 	v.pools(c)
 	v.routes(c)
 

@@ -47,6 +47,7 @@ func (v *validator) pools(c Config) {
 			v.ringLoad(key+".ring.load", pl.Ring.Load)
 		}
 		v.placement(key, c, pl, len(v.problems) == before && len(pl.Backends) > 0)
+		v.copies(key, pl.Replicas, pl.Backends)
 	}
 	if len(c.Pools) > 0 {
 		v.serversAcrossPools(c)
