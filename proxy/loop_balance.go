@@ -42,7 +42,7 @@ const (
 	balanceInterval = 250 * time.Millisecond
 	saturatedBusy   = 0.85
 	sleepBusy       = 0.5
-	spareCPUForLoop = 0.5
+	spareCPUForLoop = 0.75
 	wakeAfter       = 2
 	sleepAfter      = 4
 )

@@ -28,6 +28,7 @@ func TestNextActive(t *testing.T) {
 	}{
 		{"idle stays at one", []float64{0.1, 0, 0}, 1, 2, 1},
 		{"saturated with an idle CPU wakes one", []float64{0.95, 0, 0}, 1, 1.2, 2},
+		{"saturated with half a CPU idle stays", []float64{0.95, 0, 0}, 1, 0.5, 1},
 		{"saturated without an idle CPU stays", []float64{0.95, 0, 0}, 1, 0.1, 1},
 		{"saturated, idle CPUs unknown, wakes one", []float64{0.95, 0, 0}, 1, -1, 2},
 		{"all loops awake stays", []float64{0.99, 0.99}, 2, 2, 2},
