@@ -36,7 +36,7 @@ import (
 // Between the two the session belongs to neither loop, and the post's
 // lock orders the source's last write before the destination's first read.
 
-// moveTo asks up to n of the loop's sessions to move, dealt over dsts in
+// moveSome asks up to n of the loop's sessions to move, dealt over dsts in
 // turn. It runs on the loop; sessions already leaving, and sessions that no
 // longer read commands (they are ending), are skipped.
 func (l *eventLoop) moveSome(n int, dsts []*eventLoop) {
