@@ -125,6 +125,39 @@ func TestIdleLoopsSleep(t *testing.T) {
 	}
 }
 
+// TestSaturatedLoopWakesAnother: the balancer's steps, fed a saturated
+// first loop (its own sampling stopped), wake the second loop only when a
+// CPU is idle for it and only after wakeAfter intervals in a row; the
+// clients then spread, and stats say so.
+func TestSaturatedLoopWakesAnother(t *testing.T) {
+	tp := startProxy(t, 1, adaptive(2))
+	tp.stopBalancer()
+	st := dialLoopStats(t, tp.addr)
+	load := startOrderedClients(t, tp.addr, 5)
+	st.wait(t, "start", "event_loop_clients", "6,0")
+	b := &tp.balance
+	step := func(busy, spare float64) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.busy[0], b.busy[1] = busy, 0
+		b.step(spare)
+	}
+	for range 2 * wakeAfter {
+		step(0.95, 0.2) // saturated, but no CPU idle to run another loop
+	}
+	for range wakeAfter - 1 {
+		step(0.95, 1.5)
+	}
+	if n := b.active.Load(); n != 1 {
+		t.Fatalf("%d loops awake before the saturation lasted %d intervals", n, wakeAfter)
+	}
+	step(0.95, 1.5)
+	st.wait(t, "woken", "event_loops_awake", "2")
+	st.wait(t, "woken", "event_loop_clients", "3,3")
+	load.waitRounds(t, "spread", 20)
+	load.stop(t)
+}
+
 // TestFixedLoopsStayAwake: with event_loops set, every loop serves from
 // the start, clients are dealt round robin over all of them, and the
 // balancer does not run.
@@ -176,7 +209,7 @@ func (s *loopStats) wait(t *testing.T, step, name, want string) {
 }
 
 // orderedClients are clients that each write a new value of their own key
-// and read it back, twice, in two writes without waiting between them: a
+// and read it back many times, in two writes without waiting between them: a
 // client's commands must be answered in order, with its own last write,
 // wherever its session moves meanwhile. Each stops by itself after
 // orderedRounds rounds.
@@ -188,7 +221,10 @@ type orderedClients struct {
 	err    error
 }
 
-const orderedRounds = 200000
+const (
+	orderedRounds = 200000
+	orderedBurst  = DefaultReqsPerEvent + 10
+)
 
 func startOrderedClients(t *testing.T, addr string, n int) *orderedClients {
 	t.Helper()
@@ -230,13 +266,18 @@ func (o *orderedClients) run(c net.Conn, id int) error {
 		}
 		_ = c.SetDeadline(time.Now().Add(memcachedtest.WaitBound))
 		val := strconv.Itoa(round)
-		if _, err := fmt.Fprintf(c, "set %s 0 0 %d\r\n%s\r\nget %s\r\n", key, len(val), val, key); err != nil {
+		// More gets than a turn runs (limits.reqs_per_event): the session
+		// yields with commands read and not parsed, which a move must
+		// carry to the new loop.
+		get := fmt.Sprintf("get %s\r\n", key)
+		burst := fmt.Sprintf("set %s 0 0 %d\r\n%s\r\n", key, len(val), val) + strings.Repeat(get, orderedBurst)
+		if _, err := io.WriteString(c, burst); err != nil {
 			return fmt.Errorf("client %d: write: %w", id, err)
 		}
-		if _, err := fmt.Fprintf(c, "get %s\r\n", key); err != nil {
+		if _, err := io.WriteString(c, get); err != nil {
 			return fmt.Errorf("client %d: write: %w", id, err)
 		}
-		want := "STORED\r\n" + strings.Repeat(fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val), 2)
+		want := "STORED\r\n" + strings.Repeat(fmt.Sprintf("VALUE %s 0 %d\r\n%s\r\nEND\r\n", key, len(val), val), orderedBurst+1)
 		got := make([]byte, len(want))
 		if _, err := io.ReadFull(r, got); err != nil {
 			return fmt.Errorf("client %d round %d: read: %w", id, round, err)
