@@ -227,8 +227,9 @@ func (a *acceptor) ended() (bool, error) {
 // tooManyConnections is memcached's own answer when -c is exceeded.
 const tooManyConnections = "ERROR Too many open connections\r\n"
 
-// admit hands a new client socket to an event loop, round robin, or
-// refuses it past limits.max_connections as memcached does.
+// admit hands a new client socket to an event loop, round robin over the
+// awake ones (loop_balance.go), or refuses it past limits.max_connections
+// as memcached does.
 func (p *Proxy) admit(fd int, sa unix.Sockaddr, tcp bool) {
 	if p.stats.currConnections.Load() >= int64(p.opts.MaxConnections) {
 		p.stats.rejectedConnections.Add(1)
@@ -257,7 +258,8 @@ func (p *Proxy) enroll(fd int, remote string, prepare func(*session) error) {
 		return
 	}
 	p.nextID++
-	l := p.loops[p.nextID%uint64(len(p.loops))]
+	awake := p.awakeLoops()
+	l := awake[p.nextID%uint64(len(awake))]
 	s := newSession(p, l, fd, p.nextID, remote)
 	if prepare != nil {
 		if err := prepare(s); err != nil {

@@ -65,8 +65,11 @@ func (b *backend) send(s *session, r *request) {
 }
 
 // connOf returns the connection s sends on.
-func (b *backend) connOf(s *session) *backendConn {
-	return b.conns[s.l.id*b.p.connsPerLoop+s.connIndex]
+func (b *backend) connOf(s *session) *backendConn { return b.connOn(s.l, s.connIndex) }
+
+// connOn returns connection idx of loop l.
+func (b *backend) connOn(l *eventLoop, idx int) *backendConn {
+	return b.conns[l.id*b.p.connsPerLoop+idx]
 }
 
 // requests returns the commands sent to b.

@@ -7,7 +7,8 @@
 // A "get k" travels through these files, in this order; everything from
 // the read to the write runs on the one event loop that owns the client:
 //
-//	accept.go            Serve's acceptor takes the socket (accept4) and deals it to a loop
+//	accept.go            Serve's acceptor takes the socket (accept4) and deals it to an
+//	                     awake loop (loop_balance.go)
 //	loop.go              the loop's turn: epoll_wait, then the ready sockets' handlers
 //	session.go           the client connection: its state and its reply FIFO
 //	session_read.go      parse the commands the socket holds, within the turn budget
@@ -33,6 +34,8 @@
 // a client), backend_dial.go (dialing and reconnect backoff, off the loop).
 //
 // Beside the path, never on it: options.go and defaults.go (settings),
+// loop_balance.go (how many loops are awake: loop_load.go, loop_cpu.go),
+// loop_move.go (a session moved to another loop between two commands),
 // descriptors.go (the descriptor budget), ejection.go and reconfigure.go
 // (the route table rebuilt when health or the config changes, swapped in
 // atomically), drain.go (Shutdown), handover.go, handover_adopt.go and

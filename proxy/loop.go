@@ -72,6 +72,14 @@ type eventLoop struct {
 	turn uint64
 
 	timers loopTimers
+
+	// load is what the balancer reads of this loop (loop_load.go).
+	load loopLoad
+	// leaving holds the sessions asked to move to another loop, which
+	// move once they are quiet (loop_move.go); nextConn deals the
+	// sessions that arrive over the loop's connections to each backend.
+	leaving  []*session
+	nextConn int
 }
 
 // fdHandler is a client session or backend connection registered with a
@@ -169,11 +177,14 @@ func (l *eventLoop) run() {
 				runtime.Gosched() // let other goroutines run before the loop sleeps
 				continue
 			}
+			l.now = time.Now()
 		} else {
+			sleptFrom := l.load.sleeping()
 			n, err = unix.EpollWait(l.epfd, l.events, l.timers.pollTimeout(l))
+			l.now = time.Now()
+			l.load.woke(sleptFrom, l.now)
 		}
 		busy = n > 0
-		l.now = time.Now()
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.p.log.Error("epoll_wait", zap.Int("loop", l.id), zap.Error(err))
 			time.Sleep(10 * time.Millisecond) // never spin on a broken poller
@@ -199,6 +210,9 @@ func (l *eventLoop) run() {
 		}
 		l.timers.expire(l)
 		l.endTurn()
+		if len(l.leaving) > 0 {
+			l.moveLeaving() // sessions asked to move to another loop (loop_move.go)
+		}
 	}
 }
 

@@ -68,6 +68,10 @@ var (
 		"Client connections accepted since start.")
 	descRejected = newDesc("mcproxy_client_connections_rejected_total",
 		"Client connections refused because limits.max_connections was reached.")
+	descLoopsAwake = newDesc("mcproxy_event_loops_awake",
+		"Event loops that serve clients now; with event_loops at 0 the others sleep until the load needs them.")
+	descLoopMoves = newDesc("mcproxy_event_loop_moves_total",
+		"Client sessions moved from one event loop to another as loops woke or went to sleep.")
 	descConnYields = newDesc("mcproxy_client_yields_total",
 		"Times a client used up its turn budget (limits.reqs_per_event, limits.read_bytes_per_event) and yielded to the other clients of its event loop (memcached's conn_yields).")
 	descListenDisabled = newDesc("mcproxy_listen_disabled_total",
@@ -139,6 +143,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descCommands, descConnections, descConnectionsTotal, descRejected, descConnYields,
+		descLoopsAwake, descLoopMoves,
 		descListenDisabled, descListenDisabledSeconds, descAccepting, descDescriptorCap, descClientErrors, descProtocolRejects,
 		descBytesRead, descBytesWritten, descBackendRequests, descBackendErrors, descBackendUp,
 		descBackendInRing, descEjections, descReadds, descConsecutiveFailures, descRingMembers, descLiveBackends,
@@ -178,6 +183,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descConnectionsTotal, st.totalConnections.Total())
 	counter(descRejected, st.rejectedConnections.Total())
 	counter(descConnYields, st.connYields.Total())
+	gauge(descLoopsAwake, float64(p.balance.active.Load()))
+	counter(descLoopMoves, p.balance.moves.Load())
 	disabled, disabledMicros, accepting := p.gate.disabledStats(true)
 	counter(descListenDisabled, disabled)
 	ch <- prometheus.MustNewConstMetric(descListenDisabledSeconds, prometheus.CounterValue, float64(disabledMicros)/1e6)

@@ -31,8 +31,13 @@ type Options struct {
 
 	// EventLoops is the number of event loops, each serving its share of
 	// the clients with its own backend connections; 0 is one per CPU the
-	// process may use (runtime.GOMAXPROCS).
+	// process may use (runtime.GOMAXPROCS), of which only as many as the
+	// load needs are kept awake (loop_balance.go).
 	EventLoops int
+	// adaptiveLoops: EventLoops was 0, so the balancer runs. Set by
+	// setDefaults; tests set it beside EventLoops for a count of loops
+	// that does not depend on the machine.
+	adaptiveLoops bool
 	// Connections is the number of connections from each event loop to
 	// each backend (DefaultBackendConnections); a client's commands to a
 	// backend all go on one of them, so they stay in order.
@@ -103,6 +108,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.EventLoops <= 0 {
+		o.adaptiveLoops = true
+	}
 	defaults.Positive(&o.EventLoops, runtime.GOMAXPROCS(0))
 	defaults.Positive(&o.Connections, DefaultBackendConnections)
 	defaults.Positive(&o.Timeout, DefaultBackendTimeout)

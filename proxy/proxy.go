@@ -51,6 +51,7 @@ type Proxy struct {
 	loops        []*eventLoop
 	connsPerLoop int // connections from each loop to each backend
 	loopWG       sync.WaitGroup
+	balance      loopBalancer // how many loops are awake (loop_balance.go)
 	// dialCtx ends with Shutdown, cutting short backend dials under way;
 	// dials counts them, so that Shutdown returns after the last.
 	dialCtx    context.Context
@@ -156,6 +157,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, err
 	}
 	p.health.SetBackends(healthTargets(p.backends))
+	p.startBalancer()
 	return p, nil
 }
 
@@ -163,6 +165,7 @@ func New(opts Options) (*Proxy, error) {
 // still under way.
 func (p *Proxy) stopLoops() {
 	p.cancelDial()
+	p.stopBalancer()
 	for _, l := range p.loops {
 		l.stop()
 	}

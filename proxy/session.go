@@ -34,7 +34,7 @@ type session struct {
 	fd        int
 	id        uint64
 	remote    string // the client's address, for logs
-	connIndex int    // which of the loop's connections to each backend to use
+	connIndex int    // which of the loop's connections to each backend to use (eventLoop.adopt)
 	state     sessionState
 	now       time.Time
 	in        fdReader
@@ -79,6 +79,9 @@ type session struct {
 	budget      turnBudget // what it may still do this turn (turn_budget.go)
 	yielded     bool       // on the loop's list to resume next turn
 	handingOver bool       // runs no new command: it goes to another process at the next command boundary (handover.go)
+	// moveTo is the loop the session is to move to once it is quiet;
+	// nil while it stays (loop_move.go).
+	moveTo *eventLoop
 
 	// Warm-up (warm.go): fence is the delete of an old copy that the
 	// session's sends wait behind; waiting holds them, in order.
@@ -118,15 +121,11 @@ func (s *session) reading() bool { return s.state == sessReading }
 
 func newSession(p *Proxy, l *eventLoop, fd int, id uint64, remote string) *session {
 	s := &session{
-		p:      p,
-		l:      l,
-		fd:     fd,
-		id:     id,
-		remote: remote,
-		// Loops are dealt sessions by id (Proxy.accept); the id's share
-		// within its loop picks the connection, so a loop uses all of
-		// its connections to a backend.
-		connIndex: int(id / uint64(len(p.loops)) % uint64(p.connsPerLoop)),
+		p:         p,
+		l:         l,
+		fd:        fd,
+		id:        id,
+		remote:    remote,
 		softLimit: int64(p.opts.ClientOutputLimit),
 		hardLimit: hardLimitFactor * int64(p.opts.ClientOutputLimit),
 		window:    p.opts.outputWindow(),
@@ -150,7 +149,7 @@ func (s *session) start() {
 		s.end()
 		return
 	}
-	l.sessions[s] = struct{}{}
+	l.adopt(s)
 	if s.p.opts.ClientIdleTimeout > 0 {
 		l.timers.wantScan(l.now)
 	}
@@ -233,7 +232,7 @@ func (s *session) end() {
 	}
 	s.closeFd()
 	s.state = sessEnded
-	delete(s.l.sessions, s)
+	s.l.forget(s)
 	if s.cut.Load() {
 		s.logCutOff()
 	}

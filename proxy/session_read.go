@@ -36,7 +36,9 @@ func (s *session) readCommands() {
 			s.pause() // the next command is the new process's to run
 			return
 		}
-		if !s.hasRoom() {
+		if !s.hasRoom() || s.moveTo != nil {
+			// No room for another reply, or a command boundary where the
+			// session waits to move to another loop (loop_move.go).
 			s.pause()
 			return
 		}

@@ -110,6 +110,7 @@ func (p *Proxy) writeConnectionStats(w *statWriter) {
 	w.uint64("total_connections", c.totalConnections.Load())
 	w.uint64("rejected_connections", c.rejectedConnections.Load())
 	w.uint64("conn_yields", c.connYields.Load())
+	p.writeLoopStats(w) // loop_balance.go
 	disabled, disabledMicros, accepting := p.gate.disabledStats(false)
 	w.int64("reserved_fds", int64(p.descriptorBudget().reserved()))
 	w.str("accepting_conns", boolDigit(accepting))

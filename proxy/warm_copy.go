@@ -21,8 +21,12 @@ import (
 //     still the copy (md <key> C<cas>).
 //
 // Nobody waits for it: the client was answered from the old pool's reply.
+// It stays on the loop and connections it started on (l, conn) even if the
+// session moves to another loop meanwhile (loop_move.go): its replies come
+// back on them.
 type warmCopy struct {
-	s        *session
+	l        *eventLoop
+	conn     int // the session's connIndex when the copy started
 	key      []byte
 	old, new *backend
 	counters *poolCounters
@@ -45,7 +49,7 @@ func (s *session) startWarmCopy(key []byte, old, new *backend, exptime int32, co
 	if exptime < 0 && exptime != -1 {
 		return // the client asked for the item to expire at once
 	}
-	c := &warmCopy{s: s, key: append([]byte(nil), key...), old: old, new: new, counters: counters, exptime: exptime}
+	c := &warmCopy{l: s.l, conn: s.connIndex, key: append([]byte(nil), key...), old: old, new: new, counters: counters, exptime: exptime}
 	c.send(warmReadOld, c.old, func(dst []byte) []byte { return append(dst, " v f t c"...) }, nil)
 }
 
@@ -74,7 +78,9 @@ func (c *warmCopy) send(step int, b *backend, flagsOf func([]byte) []byte, data 
 		out = append(append(out, data...), "\r\n"...)
 	}
 	r.out = out
-	b.sendLate(c.s, r)
+	r.backend = b
+	r.deadline = requestDeadline(c.l.now, b.p.opts.Timeout)
+	b.connOn(c.l, c.conn).send(r)
 }
 
 // afterReply implements requestHook: it takes the step's reply and sends

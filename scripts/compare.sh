@@ -13,7 +13,9 @@
 #             servers, which share the host as a sidecar shares it with its
 #             clients
 # In each, mcproxy runs twice in front of the same three memcached: "mcproxy"
-# at its defaults (event_loops 0: one loop per CPU it may run on) and
+# at its defaults (event_loops 0: up to one loop per CPU it may run on, as
+# many awake as the load needs; the report shows those awake as each run
+# ended, from stats' event_loops_awake) and
 # "mcproxy-1loop" with event_loops: 1, so the report can say which one is the
 # efficient choice on this machine.
 #
@@ -51,6 +53,8 @@
 #   REPLICAS           2..4: also run "mcproxy-rN", mcproxy at its defaults with
 #                      replicas: N (docs/replicas.md), to price copies; the
 #                      "sets, 1 in flight" workload shows what a write costs
+#   LOOPS              loop counts, e.g. "2 4": also run mcproxy with event_loops
+#                      set to each, as the target "mcproxy-Nloops" (docs/scaling.md)
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
@@ -270,6 +274,7 @@ start_targets() {
 	start_mcproxy mcproxy-1loop "$place" "$MCPROXY" 1 "event_loops: 1"
 	if [[ -n ${BASELINE:-} ]]; then start_mcproxy baseline "$place" "$BASELINE" "$defloops"; fi
 	if [[ -n ${REPLICAS:-} ]]; then start_mcproxy "mcproxy-r$REPLICAS" "$place" "$MCPROXY" "$defloops" "replicas: $REPLICAS"; fi
+	for i in ${LOOPS:-}; do start_mcproxy "mcproxy-${i}loops" "$place" "$MCPROXY" "$i" "event_loops: $i"; done
 	if [[ ${METRICS:-0} == 1 ]]; then
 		admin=$(free_port)
 		start_mcproxy mcproxy+m "$place" "$MCPROXY" "$defloops" "admin: 127.0.0.1:$admin"
@@ -287,6 +292,21 @@ for place in "${placements[@]}"; do start_targets "$place"; done
 
 # field NAME: the value of a number or string field of mcbench's one-line JSON on stdin.
 field() { sed -E 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/'; }
+
+# awake_loops ADDR: the event loops an mcproxy at ADDR has awake now
+# (event_loops_awake in its stats), or nothing for a target without that
+# stat (twemproxy, memcached, an mcproxy from before the loop balancer).
+awake_loops() {
+	local fd line
+	exec {fd}<>"/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null || return 0
+	printf 'stats\r\nquit\r\n' >&"$fd"
+	while IFS= read -r -t 2 line <&"$fd"; do
+		line=${line%$'\r'}
+		if [[ $line == "STAT event_loops_awake "* ]]; then echo "${line##* }"; fi
+		if [[ $line == END ]]; then break; fi
+	done
+	exec {fd}>&-
+}
 
 # bench I ARGS...: one mcbench run against target I, placed as the target is;
 # prints its JSON line. A run that counted errors (exit 1) still counts; one
@@ -317,8 +337,11 @@ for wl in "${workloads[@]}"; do
 			i=$(((r - 1 + k) % n)) # rotate the order so no target always goes first
 			out=$(bench "$i" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}") ||
 				die "mcbench could not run against ${places[$i]}/${names[$i]}"
+			# The loops it ran: those awake as the run ended, where mcproxy
+			# says (with event_loops at 0 it wakes only those the load needs).
+			nloops=$(awake_loops "${addrs[$i]}")
 			printf '{"placement":"%s","workload":"%s","target":"%s","round":%d,"event_loops":%d,"run":%s}\n' \
-				"${places[$i]}" "$wname" "${names[$i]}" "$r" "${loops[$i]}" "$out" >>"$results"
+				"${places[$i]}" "$wname" "${names[$i]}" "$r" "${nloops:-${loops[$i]}}" "$out" >>"$results"
 			printf '%-6s %-9s %-14s %12.0f %10.1f %10.1f %10.2f %8.2f %8s\n' "$r" "${places[$i]}" "${names[$i]}" \
 				"$(field keys_per_sec <<<"$out")" "$(field p50_us <<<"$out")" "$(field p99_us <<<"$out")" \
 				"$(field cpu_us_per_key <<<"$out")" "$(field syscalls_per_op <<<"$out")" "$(field errors <<<"$out")"
@@ -347,10 +370,10 @@ if [[ -n $DOC ]]; then
 		echo "- $ROUNDS rounds per workload, all targets of both placements alternating, $DURATION measured after $WARMUP warmup; mcbench with GOMAXPROCS=1"
 		server_cpus="CPUs 1-$((ncpu - 1))" pinned_loops="$((ncpu - 1)) event loops"
 		if ((ncpu == 2)); then server_cpus="CPU 1" pinned_loops="1 event loop"; fi
-		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run $ncpu event loops"
-		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`, one loop per CPU it may run on), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
+		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops at most. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run up to $ncpu event loops"
+		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`: up to one loop per CPU it may run on, as many awake as the load needs; a table's \"(1 loop)\" is the loops awake as the runs ended, from its \`stats\`), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
-		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named."
+		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named. How CPU per key and throughput change with loops and cores, measured here and modelled for 16 cores: [scaling.md](scaling.md)."
 		echo
 		echo "![keys/s and CPU per key relative to twemproxy, pinned and unpinned]($(basename "$svg"))"
 		echo
