@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -147,7 +146,7 @@ func (p *Proxy) logCapLocked(limit int, failed []*backend, capped map[*backend]b
 // health checker's goroutine, on a connection of its own, bounded by the
 // connect and backend timeouts.
 func (p *Proxy) flushBeforeReadd(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, p.opts.ConnectTimeout)
+	conn, err := p.dialBackendTimeout(addr, p.opts.ConnectTimeout) // TLS when backends speak it
 	if err != nil {
 		return fmt.Errorf("flush before re-adding: dial %s: %w", addr, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -51,31 +50,37 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	// Both ports are bound before the proxy starts, so that a port in use
 	// is the one thing reported, with no proxy to stop (and no drain
 	// logged) before the error.
-	l, err := net.Listen("tcp", cfg.Listen)
+	l, tl, err := listenAll(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return err
 	}
 	adm, err := startAdmin(cfg)
 	if err != nil {
-		_ = l.Close()
+		closeListeners(l, tl)
 		return err
 	}
 	defer adm.shutdown()
 	defer adm.markRegistered() // before the admin server's Shutdown waits for its requests
-	p, err := proxy.New(optionsFrom(cfg, log))
+	opts := optionsFrom(cfg, log)
+	opts.BackendTLS = backendTLS(cfg, tl)
+	p, err := proxy.New(opts)
 	if err != nil {
-		_ = l.Close()
+		closeListeners(l, tl)
 		return err
 	}
-	adm.register(p, cfg)
-	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", l.Addr().String()),
+	adm.register(p, cfg, tl)
+	tlsCtx, stopTLS := context.WithCancel(ctx)
+	defer func() { stopTLS(); tl.wait() }()
+	tl.watch(tlsCtx)
+	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.String("listen", cfg.Listen),
+		zap.String("tls_listen", cfg.TLS.Listen),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(cfg.Backends)),
 		zap.Strings("backend_addrs", backendAddrs(cfg)))
 	lookedUp := warnUnresolved(cfg, path, log)
 	defer func() { <-lookedUp }()
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- p.Serve(l) }()
+	go func() { serveErr <- serveAll(p, l, tl) }()
 
 	rl.running, rl.proxy = cfg, p
 	rl.mu.Unlock()
@@ -164,9 +169,9 @@ func startAdmin(cfg config.Config) (*adminEndpoint, error) {
 
 // register shows p's metrics and readiness on the admin server, then lets
 // the requests that waited for them through.
-func (a *adminEndpoint) register(p *proxy.Proxy, cfg config.Config) {
+func (a *adminEndpoint) register(p *proxy.Proxy, cfg config.Config, tl *tlsSetup) {
 	if a.srv != nil {
-		a.reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+		a.reg.MustRegister(p.Collector(), p.TLSCollector(), tl, admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		a.running.Store(p)

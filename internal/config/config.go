@@ -65,6 +65,8 @@ type Config struct {
 	// Failover tunes how keys are kept fresh while they are served by a
 	// stand-in backend.
 	Failover Failover `yaml:"failover"`
+	// TLS is the clients' TLS listener (tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // Backend is one memcached server. In YAML it is either a mapping
@@ -132,6 +134,9 @@ type BackendOptions struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// ConnectTimeout bounds dialing a backend; > 0.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// TLS speaks TLS to every backend (tls.go); global for now, per pool
+	// once pools are served.
+	TLS BackendTLS `yaml:"tls"`
 }
 
 // Limits bounds what clients may do.
@@ -205,6 +210,7 @@ func Default() Config {
 			Connections:    proxy.DefaultBackendConnections,
 			Timeout:        proxy.DefaultBackendTimeout,
 			ConnectTimeout: proxy.DefaultConnectTimeout,
+			TLS:            defaultBackendTLS(),
 		},
 		Limits: Limits{
 			MaxConnections:    proxy.DefaultMaxConnections,
@@ -217,5 +223,6 @@ func Default() Config {
 		Failover: Failover{
 			TTL: proxy.DefaultFailoverTTL,
 		},
+		TLS: defaultTLS(),
 	}
 }

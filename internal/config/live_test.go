@@ -21,6 +21,11 @@ func TestAppliesLive(t *testing.T) {
 		"limits.client_idle_timeout": false, "limits.client_output_limit": false,
 		"limits.reqs_per_event": false, "limits.read_bytes_per_event": false,
 		"failover.ttl": false,
+		// TLS: the files' contents rotate live (tlsfiles); the keys restart.
+		"tls.listen": false, "tls.cert_file": false, "tls.key_file": false, "tls.client_ca_file": false,
+		"tls.min_version": false, "tls.handshake_timeout": false,
+		"backend.tls.enabled": false, "backend.tls.ca_file": false, "backend.tls.cert_file": false,
+		"backend.tls.key_file": false, "backend.tls.server_name": false, "backend.tls.min_version": false,
 	}
 	var keys []string
 	yamlKeys(reflect.TypeOf(Config{}), "", &keys)

@@ -230,10 +230,11 @@ func fileWith(key, value string) string {
 		return fmt.Sprintf("backends:\n  - {addr: %s, %s: %s}\n", testBackend, b, value)
 	}
 	doc := "backends: [" + testBackend + "]\n"
-	if section, name, ok := strings.Cut(key, "."); ok {
-		return doc + fmt.Sprintf("%s:\n  %s: %s\n", section, name, value)
+	parts := strings.Split(key, ".") // sections nest: backend.tls.ca_file
+	for i, section := range parts[:len(parts)-1] {
+		doc += strings.Repeat("  ", i) + section + ":\n"
 	}
-	return doc + fmt.Sprintf("%s: %s\n", key, value)
+	return doc + fmt.Sprintf("%s%s: %s\n", strings.Repeat("  ", len(parts)-1), parts[len(parts)-1], value)
 }
 
 // backtick matches the first `code span` of a cell.

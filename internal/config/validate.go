@@ -37,9 +37,9 @@ func (c Config) Validate() error {
 func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 	v := &validator{lines: lines, bad: bad}
 
-	if c.Listen == "" {
-		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
-	} else {
+	if c.Listen == "" && c.TLS.Listen == "" {
+		v.errorf("listen", "must not be empty (unless tls.listen is set); e.g. %s", DefaultListen)
+	} else if c.Listen != "" {
 		v.addr("listen", c.Listen, true)
 	}
 	if c.Admin != "" {
@@ -111,6 +111,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 			v.errorf("failover.ttl", "%v must be whole seconds: memcached expiry times are", d)
 		}
 	}
+	v.tls(c) // tls.go
 	return v.problems
 }
 

@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// The bridge: how a TLS connection lives on an event loop.
+//
+// crypto/tls cannot be driven by a non-blocking loop: its Read and Write
+// block. So each TLS connection (a client of the TLS listener, or a
+// connection to a TLS backend) gets a socketpair: the event loop owns one
+// end as an ordinary socket, exactly as it owns a clear-text client or
+// backend connection, and two goroutines copy between the other end and
+// the tls.Conn, decrypting one way and encrypting the other. The session,
+// the backend connection, the parsers, the FIFOs, the output limit and
+// drain see a socket and nothing else; clear-text connections run no code
+// of this file. docs/design.md has the measurements that chose it.
+//
+// Ends: when the TLS peer stops sending (EOF, an error), the loop's end
+// is half-closed, so the loop sees the EOF it would see from a clear-text
+// peer and finishes as it does then. When the loop closes its end, or the
+// TLS peer can no longer be written to, the tls.Conn is closed (with a
+// close_notify) and so is the bridge's end; the other goroutine then
+// stops on its error.
+
+// bridgeBuffer is each direction's copy buffer: one TLS record's worth.
+const bridgeBuffer = 16 << 10
+
+// tlsState is the proxy's TLS bookkeeping, shared by its goroutines.
+type tlsState struct {
+	bridges     sync.WaitGroup // the bridge goroutines running
+	handshaking sync.WaitGroup // the TLS listener's handshake goroutines
+	sessions    atomic.Int64   // bridged client sessions open: 2 descriptors each beyond the socket
+	inFlight    atomic.Int64   // listener handshakes under way
+
+	handshakes, handshakeFailures atomic.Uint64 // TLS listener
+	backendHandshakes             atomic.Uint64 // TLS backend connections made
+	backendResumed                atomic.Uint64 // of which resumed a session
+	backendFailures               atomic.Uint64 // backend handshakes or certificates refused
+
+	backend *backendTLS // nil: backends speak clear text
+}
+
+// wait waits for the handshakes and the bridges to end; they end once the
+// loops have closed their ends and the dial context is cancelled.
+func (t *tlsState) wait() {
+	t.handshaking.Wait()
+	t.bridges.Wait()
+}
+
+// fds is the descriptors the TLS side holds beyond one per client: a
+// bridged client holds three (its TLS socket and the socketpair), a
+// handshake one, not yet counted as a client. The descriptor budget counts
+// them against the clients' share.
+func (t *tlsState) fds() int {
+	return int(2*t.sessions.Load() + t.inFlight.Load())
+}
+
+// backendConnFds is the descriptors one backend connection may hold: its
+// socket and a moment's duplicate while it is dialed, and with TLS the two
+// ends of its bridge besides.
+func (t *tlsState) backendConnFds() int {
+	if t.backend != nil {
+		return 4
+	}
+	return 2
+}
+
+// socketPair makes the socketpair of a bridge: the loop's end, a
+// non-blocking descriptor, and the bridge's end as a net.Conn on the
+// runtime poller.
+func socketPair() (loopFd int, bridge *net.UnixConn, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	f := os.NewFile(uintptr(fds[1]), "tls bridge")
+	c, err := net.FileConn(f) // a duplicate on the poller
+	f.Close()
+	if err != nil {
+		unix.Close(fds[0])
+		return -1, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return fds[0], c.(*net.UnixConn), nil
+}
+
+// bridge starts copying between tc and local until either side ends; done,
+// when not nil, runs once both goroutines have stopped and every
+// descriptor of the bridge is closed.
+func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
+	var left atomic.Int32
+	left.Store(2)
+	end := func() {
+		if left.Add(-1) == 0 {
+			_ = local.Close()
+			if done != nil {
+				done()
+			}
+		}
+		p.tls.bridges.Done()
+	}
+	p.tls.bridges.Add(2)
+	go func() { // peer -> loop
+		defer end()
+		if copyBuffered(local, tc) {
+			_ = tc.Close() // the loop's end is gone: stop a write to the peer too
+		}
+		_ = local.CloseWrite()
+	}()
+	go func() { // loop -> peer
+		defer end()
+		copyBuffered(tc, local)
+		_ = tc.Close()
+		_ = local.CloseRead()
+	}()
+}
+
+// copyBuffered copies from src to dst until either fails or src ends; it
+// reports whether dst failed.
+func copyBuffered(dst io.Writer, src io.Reader) (dstFailed bool) {
+	buf := make([]byte, bridgeBuffer)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return true
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
