@@ -49,6 +49,8 @@ func (b *backendTLS) config(addr string) *tls.Config {
 		ServerName:         name,
 		MinVersion:         minVersionOr(b.opts.MinVersion),
 		ClientSessionCache: b.cache,
+		// One record per bridge write, cut at a line end (tls_bridge.go).
+		DynamicRecordSizingDisabled: true,
 	}
 	if cur.Cert != nil {
 		c.Certificates = []tls.Certificate{*cur.Cert}
@@ -100,6 +102,6 @@ func (p *Proxy) takeConn(conn net.Conn) (int, error) {
 		tc.Close()
 		return -1, err
 	}
-	p.bridge(tc, local, nil)
+	p.bridge(tc, local, true, nil)
 	return loopFd, nil
 }
