@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"crypto/tls"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"

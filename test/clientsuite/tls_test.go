@@ -91,4 +91,3 @@ func runTLSScript(t *testing.T, pki *tlstest.PKI, cert, key, addr string) string
 	}
 	return string(out)
 }
-
