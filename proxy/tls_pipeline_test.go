@@ -9,10 +9,14 @@ import (
 	"github.com/mcproxy/mcproxy/internal/testkit/tlstest"
 )
 
-// TestTLSPipelinedSets: a client pipelining hundreds of sets in one write,
-// some of values longer than a TLS record, gets every reply, with TLS on
-// the client side and on both sides (memcached -Z stalls on a command line
-// split between two TLS records; the bridge ends records at line ends).
+// TestTLSPipelinedSets: a client pipelining hundreds of sets in one write
+// gets every reply, with TLS on the client side and on both sides.
+// memcached 1.6.18 -Z stalls on a command line split between two TLS
+// records while the next is already in (Go's first records are small, so
+// a pipelined batch is split anywhere); the bridge ends records at line
+// ends. (It also stalls, with any client, openssl's included, on a
+// pipeline holding values longer than a record: not tested here, see
+// docs/tls.md.)
 func TestTLSPipelinedSets(t *testing.T) {
 	pki := tlstest.NewPKI(t, "mcproxy test CA")
 	for _, backendTLS := range []bool{false, true} {
@@ -32,9 +36,6 @@ func TestTLSPipelinedSets(t *testing.T) {
 			const n = 400
 			for i := range n {
 				v := strings.Repeat(fmt.Sprint(i), 20)
-				if i%50 == 7 {
-					v = strings.Repeat("v\r\n", 5000) // past a record, with line ends inside
-				}
 				fmt.Fprintf(&b, "set p%d 0 0 %d\r\n%s\r\n", i, len(v), v)
 			}
 			got := memcachedtest.RoundTrip(t, c, b.String(), "\r\n", n)
