@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -95,9 +94,8 @@ func socketPair() (loopFd int, bridge *net.UnixConn, err error) {
 
 // bridge starts copying between tc and local until either side ends; done,
 // when not nil, runs once both goroutines have stopped and every
-// descriptor of the bridge is closed. lines ends every TLS record the
-// peer gets at a line end where it can (toBackend).
-func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, lines bool, done func()) {
+// descriptor of the bridge is closed.
+func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
 	var left atomic.Int32
 	left.Store(2)
 	end := func() {
@@ -112,55 +110,32 @@ func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, lines bool, done func(
 	p.tls.bridges.Add(2)
 	go func() { // peer -> loop
 		defer end()
-		if copyBuffered(local, tc, false) {
+		if copyBuffered(local, tc) {
 			_ = tc.Close() // the loop's end is gone: stop a write to the peer too
 		}
 		_ = local.CloseWrite()
 	}()
 	go func() { // loop -> peer
 		defer end()
-		copyBuffered(tc, local, lines)
+		copyBuffered(tc, local)
 		_ = tc.Close()
 		_ = local.CloseRead()
 	}()
 }
 
 // copyBuffered copies from src to dst until either fails or src ends; it
-// reports whether dst failed. Each Write to a tls.Conn is one record (the
-// buffer holds one record's worth, dynamic record sizing is off). With
-// lines, a write stops after the last line end of what was read, and the
-// rest waits for more (or for src to pause): memcached 1.6 with TLS stalls
-// when a command line is split between two records and the second is
-// already buffered, as the TLS records of a pipelined batch would be; a
-// record that ends inside a value's data block is harmless.
-func copyBuffered(dst io.Writer, src io.Reader, lines bool) (dstFailed bool) {
+// reports whether dst failed.
+func copyBuffered(dst io.Writer, src io.Reader) (dstFailed bool) {
 	buf := make([]byte, bridgeBuffer)
-	held := 0 // bytes at the head of buf kept from the last read
 	for {
-		n, err := src.Read(buf[held:])
-		n += held
-		cut := n
-		if lines && err == nil && n > 0 {
-			cut = lineCut(buf[:n])
-		}
-		if cut > 0 {
-			if _, werr := dst.Write(buf[:cut]); werr != nil {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return true
 			}
 		}
-		held = copy(buf, buf[cut:n])
 		if err != nil {
 			return false
 		}
 	}
-}
-
-// lineCut is where a write of b should stop: after its last "\n", or all
-// of b when it holds none (inside a long value). The loop writes whole
-// commands, so what follows the cut is the head of bytes on their way.
-func lineCut(b []byte) int {
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		return i + 1
-	}
-	return len(b)
 }
