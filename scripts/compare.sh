@@ -344,8 +344,10 @@ for place in "${placements[@]}"; do start_targets "$place"; done
 
 # ---- runs --------------------------------------------------------------------
 
-# field NAME: the value of a number or string field of mcbench's one-line JSON on stdin.
-field() { sed -E 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/'; }
+# field NAME: the value of a number or string field of mcbench's one-line JSON
+# on stdin; 0 when the JSON has no such field (mcbench leaves out a zero CPU
+# time, as of a target that timed out throughout).
+field() { sed -E -n 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/p' | grep . || echo 0; }
 
 # bench I ARGS...: one mcbench run against target I, placed as the target is;
 # prints its JSON line. A run that counted errors (exit 1) still counts; one
@@ -383,7 +385,7 @@ for wl in "${workloads[@]}"; do
 				"$(field keys_per_sec <<<"$out")" "$(field p50_us <<<"$out")" "$(field p99_us <<<"$out")" \
 				"$(field cpu_us_per_key <<<"$out")" "$(field syscalls_per_op <<<"$out")" "$(field errors <<<"$out")"
 			err=$(field first_error <<<"$out")
-			if [[ $err != "$out" ]]; then log "${places[$i]}/${names[$i]}: first error: $err"; fi
+			if [[ $err != 0 ]]; then log "${places[$i]}/${names[$i]}: first error: $err"; fi
 		done
 	done
 done
