@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,9 +31,21 @@ import (
 // TLS peer can no longer be written to, the tls.Conn is closed (with a
 // close_notify) and so is the bridge's end; the other goroutine then
 // stops on its error.
+//
+// A peer that takes no bytes at all for bridgeSendTimeout is closed: while
+// the copy to it is blocked, nothing reads the loop's end, so nothing
+// would notice the loop closing it (a client cut off at its output limit
+// that never reads, nor sends, nor leaves), and the bridge would hold its
+// goroutines and descriptors for as long as the peer's TCP connection
+// lives. A clear-text client in that state is closed by its loop at once.
 
 // bridgeBuffer is each direction's copy buffer: one TLS record's worth.
 const bridgeBuffer = 16 << 10
+
+// bridgeSendTimeout bounds one write to a TLS peer, as nginx's
+// send_timeout (same default) bounds a write to a client: a peer that
+// reads nothing for this long is gone or hostile.
+const bridgeSendTimeout = time.Minute
 
 // tlsState is the proxy's TLS bookkeeping, shared by its goroutines.
 type tlsState struct {
@@ -47,6 +60,9 @@ type tlsState struct {
 	backendFailures               atomic.Uint64 // backend handshakes or certificates refused
 
 	backend *backendTLS // nil: backends speak clear text
+	// sendTimeout is bridgeSendTimeout; tests shorten it before the
+	// bridges they watch start.
+	sendTimeout time.Duration
 }
 
 // wait waits for the handshakes and the bridges to end; they end once the
@@ -117,10 +133,21 @@ func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
 	}()
 	go func() { // loop -> peer
 		defer end()
-		copyBuffered(tc, local)
+		copyBuffered(deadlineWriter{tc, p.tls.sendTimeout}, local)
 		_ = tc.Close()
 		_ = local.CloseRead()
 	}()
+}
+
+// deadlineWriter writes to a TLS peer, each write bounded by limit.
+type deadlineWriter struct {
+	c     *tls.Conn
+	limit time.Duration
+}
+
+func (w deadlineWriter) Write(b []byte) (int, error) {
+	_ = w.c.SetWriteDeadline(time.Now().Add(w.limit))
+	return w.c.Write(b)
 }
 
 // copyBuffered copies from src to dst until either fails or src ends; it

@@ -384,3 +384,34 @@ func TestTLSDrain(t *testing.T) {
 		t.Errorf("drained TLS client read %q", b)
 	}
 }
+
+// TestTLSOutputLimit: a TLS client that pipelines gets of a huge value and
+// never reads is cut off at the hard output limit as a clear-text one is,
+// and its bridge ends although its write to the client is blocked, after
+// the send timeout (shortened here; goleak checks that nothing is left).
+func TestTLSOutputLimit(t *testing.T) {
+	pki := tlstest.NewPKI(t, "mcproxy test CA")
+	tp := startTLSProxy(t, pki, []*memcachedtest.Server{memcachedtest.Start(t)}, false, func(o *Options) {
+		o.ClientOutputLimit = 1 << 20 // hard limit 2 MiB
+		o.MaxItemSize = 64 << 10
+	})
+	tp.tls.sendTimeout = 500 * time.Millisecond // before the client's bridge starts
+	value := strings.Repeat("h", 512<<10)
+	memcachedtest.Send(t, tp.backends[0].Addr, fmt.Sprintf("set huge 0 0 %d\r\n%s\r\n", len(value), value), "STORED\r\n", 1)
+	c, err := dialTLS(t, tp.tlsAddr, pki.ClientConfig(t, pki.Leaf(t, "client")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = c.Write([]byte(strings.Repeat("get huge\r\n", 100))) }()
+	stats := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.WaitFor(t, "the TLS client cut off at its output limit", func() bool {
+		return parseStats(memcachedtest.RoundTrip(t, stats, "stats\r\n", "END\r\n", 1))["output_limit_disconnects"] == "1"
+	})
+	// The client still reads nothing: its bridge, blocked writing to it,
+	// ends at the send timeout.
+	memcachedtest.WaitFor(t, "the bridge to end", func() bool { return tp.tls.sessions.Load() == 0 })
+	_ = c.SetReadDeadline(time.Now().Add(memcachedtest.WaitBound))
+	if _, err := io.Copy(io.Discard, c); isTimeout(err) {
+		t.Fatal("the TLS client cut off for its output limit is still connected")
+	}
+}
