@@ -116,7 +116,7 @@ func New(opts Options) (*Proxy, error) {
 	p.generation = 1
 	p.lastReload = p.started
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
-	p.tls.backend, p.tls.sendTimeout = newBackendTLS(opts.BackendTLS), bridgeSendTimeout
+	p.tls.backend = newBackendTLS(opts.BackendTLS)
 	p.connsPerLoop = opts.Connections
 	for i := range opts.EventLoops {
 		l, err := newEventLoop(p, i)

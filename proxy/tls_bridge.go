@@ -60,9 +60,6 @@ type tlsState struct {
 	backendFailures               atomic.Uint64 // backend handshakes or certificates refused
 
 	backend *backendTLS // nil: backends speak clear text
-	// sendTimeout is bridgeSendTimeout; tests shorten it before the
-	// bridges they watch start.
-	sendTimeout time.Duration
 }
 
 // wait waits for the handshakes and the bridges to end; they end once the
@@ -133,7 +130,7 @@ func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
 	}()
 	go func() { // loop -> peer
 		defer end()
-		copyBuffered(deadlineWriter{tc, p.tls.sendTimeout}, local)
+		copyBuffered(deadlineWriter{tc, bridgeSendTimeout}, local)
 		_ = tc.Close()
 		_ = local.CloseRead()
 	}()
