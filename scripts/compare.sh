@@ -412,6 +412,9 @@ if [[ -n $DOC ]]; then
 		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run $ncpu event loops"
 		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`, one loop per CPU it may run on), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
+		if [[ ${TLS:-0} == 1 ]]; then
+			echo "- TLS targets (\`TLS=1\`): \`memcached-tls\` is the first of three more memcached with TLS on (\`-Z\`, client certificates required, \`ssl_session_cache\`), addressed directly; \`mcproxy-tls\` is mcproxy's TLS listener (client certificates required) in front of those three over TLS. mcbench speaks TLS 1.3 to both with a client certificate (ECDSA P-256, made with openssl). Their CPU per key is set beside memcached-tls's, not twemproxy's (it has no TLS), and the chart leaves them out."
+		fi
 		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named."
 		echo
 		echo "![keys/s and CPU per key relative to twemproxy, pinned and unpinned]($(basename "$svg"))"
