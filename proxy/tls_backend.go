@@ -105,6 +105,6 @@ func (p *Proxy) takeConn(conn net.Conn) (int, error) {
 		tc.Close()
 		return -1, err
 	}
-	p.bridge(tc, local, nil)
+	p.bridge(tc, local, true, nil)
 	return loopFd, nil
 }

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,8 +109,9 @@ func socketPair() (loopFd int, bridge *net.UnixConn, err error) {
 
 // bridge starts copying between tc and local until either side ends; done,
 // when not nil, runs once both goroutines have stopped and every
-// descriptor of the bridge is closed.
-func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
+// descriptor of the bridge is closed. toBackend ends the records sent to
+// the peer at command ends (copyBuffered).
+func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, toBackend bool, done func()) {
 	var left atomic.Int32
 	left.Store(2)
 	end := func() {
@@ -123,14 +126,14 @@ func (p *Proxy) bridge(tc *tls.Conn, local *net.UnixConn, done func()) {
 	p.tls.bridges.Add(2)
 	go func() { // peer -> loop
 		defer end()
-		if copyBuffered(local, tc) {
+		if copyBuffered(local, tc, false) {
 			_ = tc.Close() // the loop's end is gone: stop a write to the peer too
 		}
 		_ = local.CloseWrite()
 	}()
 	go func() { // loop -> peer
 		defer end()
-		copyBuffered(deadlineWriter{tc, bridgeSendTimeout}, local)
+		copyBuffered(deadlineWriter{tc, bridgeSendTimeout}, local, toBackend)
 		_ = tc.Close()
 		_ = local.CloseRead()
 	}()
@@ -148,18 +151,99 @@ func (w deadlineWriter) Write(b []byte) (int, error) {
 }
 
 // copyBuffered copies from src to dst until either fails or src ends; it
-// reports whether dst failed.
-func copyBuffered(dst io.Writer, src io.Reader) (dstFailed bool) {
+// reports whether dst failed. Each write to a TLS peer is one record.
+//
+// With commands (toward a backend), a write stops after the last whole
+// command of what was read, and the rest waits for the bytes that follow
+// it: memcached 1.6 with TLS stalls when a command (its line, or its line
+// and data block) is split between two records and the second is already
+// in (see BackendTLS's DynamicRecordSizingDisabled). The loop writes whole
+// commands, so a read that ends inside one (the bridge woke while the loop
+// was still writing, or a batch past one record) is followed by the rest.
+// A command longer than the buffer (a value near 16 KB or more) is
+// written as it comes.
+func copyBuffered(dst io.Writer, src io.Reader, commands bool) (dstFailed bool) {
 	buf := make([]byte, bridgeBuffer)
+	var sc cmdScanner
+	held := 0 // bytes at the head of buf, read but not yet written
 	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+		n, err := src.Read(buf[held:])
+		n += held
+		cut := n
+		if commands && err == nil {
+			cut = sc.cut(buf[:n], n == len(buf))
+		}
+		if cut > 0 {
+			if _, werr := dst.Write(buf[:cut]); werr != nil {
 				return true
 			}
 		}
+		held = copy(buf, buf[cut:n])
 		if err != nil {
 			return false
 		}
 	}
+}
+
+// cmdScanner finds where whole text-protocol commands end in the stream
+// the loop writes to a backend. It is owned by one bridge goroutine.
+type cmdScanner struct {
+	data int // bytes of a data block (its CRLF included) still to come, when a write ended inside one
+}
+
+// cut returns how much of b (which starts where the last cut ended) is
+// whole commands. With none and full, it returns all of b and remembers
+// where in a data block b ended.
+func (s *cmdScanner) cut(b []byte, full bool) int {
+	pos, data, last := 0, s.data, 0
+	for pos < len(b) {
+		if data > 0 {
+			k := min(data, len(b)-pos)
+			pos, data = pos+k, data-k
+			if data == 0 {
+				last = pos
+			}
+			continue
+		}
+		i := bytes.IndexByte(b[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		data = dataBlock(b[pos : pos+i])
+		if pos += i + 1; data == 0 {
+			last = pos
+		}
+	}
+	if last > 0 {
+		s.data = 0
+		return last
+	}
+	if full {
+		s.data = data
+		return len(b)
+	}
+	return 0
+}
+
+// dataBlock is the length of the data block (its CRLF included) that
+// follows a command line: storage commands and ms carry one.
+func dataBlock(line []byte) int {
+	f := bytes.Fields(bytes.TrimSuffix(line, []byte("\r")))
+	at := -1
+	if len(f) > 0 {
+		switch string(f[0]) {
+		case "set", "add", "replace", "append", "prepend", "cas":
+			at = 4
+		case "ms":
+			at = 2
+		}
+	}
+	if at < 0 || at >= len(f) {
+		return 0
+	}
+	n, err := strconv.Atoi(string(f[at]))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n + 2
 }

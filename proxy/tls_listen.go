@@ -127,7 +127,7 @@ func (t *tlsServer) handshake(fd int, sa unix.Sockaddr) {
 	p.tls.handshakes.Add(1)
 	p.tls.sessions.Add(1)
 	p.tls.inFlight.Add(-1)
-	p.bridge(tc, local, func() {
+	p.bridge(tc, local, false, func() {
 		p.tls.sessions.Add(-1)
 		p.gate.release()
 	})
