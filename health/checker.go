@@ -292,7 +292,7 @@ func (c *Checker) probeLoop(tg *target) {
 	defer wait.Stop()
 	for {
 		cfg := c.Config() // SetConfig may change it between probes
-		p.timeout = cfg.Timeout
+		p.timeout, p.dial = cfg.Timeout, cfg.Dial
 		if addr := c.addrOf(tg); addr != p.addr {
 			p.close() // respelled by SetBackends: probe the new address
 			p.addr = addr
@@ -331,7 +331,7 @@ func (c *Checker) SetConfig(cfg Config) bool {
 	cfg = cfg.withDefaults()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cfg.AlwaysUp = c.cfg.AlwaysUp
+	cfg.AlwaysUp, cfg.Dial = c.cfg.AlwaysUp, c.cfg.Dial
 	changed := !cfg.sameTuning(c.cfg)
 	c.cfg = cfg
 	for _, tg := range c.targets {

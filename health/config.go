@@ -1,6 +1,8 @@
 package health
 
 import (
+	"context"
+	"net"
 	"time"
 
 	"github.com/mcproxy/mcproxy/internal/defaults"
@@ -65,6 +67,10 @@ type Config struct {
 	// probe. The proxy flushes the backend here, so that values it missed
 	// updates of while it was out are not served again.
 	BeforeUp func(addr string) error
+	// Dial, when set, opens a probe's connection (the proxy's TLS to the
+	// backends); nil dials plain TCP. ctx carries the probe's deadline.
+	// Like AlwaysUp it is fixed by New; SetConfig keeps it.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// AlwaysUp makes a checker that tracks its backends but never probes
 	// them and never changes their state: every backend is up, and
 	// ReportFailure is ignored. It is for callers that want the checker's

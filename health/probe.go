@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -14,6 +15,7 @@ import (
 type prober struct {
 	addr    string
 	timeout time.Duration
+	dial    func(ctx context.Context, addr string) (net.Conn, error) // nil: plain TCP
 	conn    net.Conn
 	br      *bufio.Reader
 }
@@ -24,7 +26,7 @@ var versionCmd = []byte("version\r\n")
 func (p *prober) probe() error {
 	deadline := time.Now().Add(p.timeout)
 	if p.conn == nil {
-		c, err := net.DialTimeout("tcp", p.addr, p.timeout)
+		c, err := p.connect(deadline)
 		if err != nil {
 			return fmt.Errorf("probe dial %s: %w", p.addr, err)
 		}
@@ -40,6 +42,16 @@ func (p *prober) probe() error {
 		return err
 	}
 	return nil
+}
+
+// connect dials the backend by Config.Dial, or plain TCP.
+func (p *prober) connect(deadline time.Time) (net.Conn, error) {
+	if p.dial == nil {
+		return net.DialTimeout("tcp", p.addr, p.timeout)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	return p.dial(ctx, p.addr)
 }
 
 func (p *prober) exchange(deadline time.Time) error {

@@ -58,6 +58,7 @@ type acceptor struct {
 	file  *os.File        // a duplicate of ln's socket, for the runtime poller
 	raw   syscall.RawConn // file's
 	tcp   bool            // set TCP_NODELAY on what it accepts
+	tls   *tlsServer      // a TLS listener's handshakes; nil for clear text
 	stop  chan struct{}   // closed by close
 	once  sync.Once
 }
@@ -144,6 +145,8 @@ func (a *acceptor) run() error {
 		seq := p.gate.released.Load()
 		fd, sa, err := a.accept()
 		switch {
+		case err == nil && a.tls != nil:
+			a.tls.start(fd, sa, a.tcp) // tls_listen.go
 		case err == nil:
 			p.admit(fd, sa, a.tcp)
 		case errors.Is(err, os.ErrDeadlineExceeded):

@@ -28,10 +28,10 @@ func (c *backendConn) dial() {
 	p.dials.Add(1)
 	go func() {
 		defer p.dials.Done()
-		conn, err := connect(p.dialCtx, c.b.addr, p.opts.ConnectTimeout)
+		conn, err := p.connect(p.dialCtx, c.b.addr, p.opts.ConnectTimeout)
 		var fd int
 		if err == nil {
-			fd, err = takeFd(conn)
+			fd, err = p.takeConn(conn) // tls_backend.go
 		}
 		if !c.l.post(func() { c.onDialed(fd, err) }) && err == nil {
 			unix.Close(fd)
@@ -117,14 +117,14 @@ func (c *backendConn) retryNow() {
 // the TCP handshake, so without it every reconnect after a timeout would
 // look healthy and make the next requests wait out a whole timeout again.
 // Both steps together are bounded by backend.connect_timeout, and by ctx
-// (the proxy shutting down).
-func connect(ctx context.Context, addr string, limit time.Duration) (net.Conn, error) {
+// (the proxy shutting down). With backend TLS the dial includes the
+// handshake (dialBackend, tls_backend.go).
+func (p *Proxy) connect(ctx context.Context, addr string, limit time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := p.dialBackend(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, err
 	}
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)

@@ -22,7 +22,9 @@ import (
 //	                                             each connection, and a second
 //	                                             descriptor for a moment while it
 //	                                             is dialed (the socket is taken
-//	                                             from the net package)
+//	                                             from the net package); with backend
+//	                                             TLS 4: the TLS socket, the two ends
+//	                                             of its bridge and a moment's duplicate
 //	                       + 2                   its health probe, and the flush
 //	                                             before it rejoins the ring
 //	         + Options.ReservedFds       the embedding program's own
@@ -56,6 +58,7 @@ func (c *descriptorCounts) readLimit() {
 // descriptorBudget is one reading of the budget's terms.
 type descriptorBudget struct {
 	limit, loops, conns, listeners, backends, extra int
+	connFds                                         int // descriptors per backend connection
 }
 
 func (p *Proxy) descriptorBudget() descriptorBudget {
@@ -66,13 +69,14 @@ func (p *Proxy) descriptorBudget() descriptorBudget {
 		listeners: int(p.fds.listeners.Load()),
 		backends:  int(p.fds.backends.Load()),
 		extra:     p.opts.ReservedFds,
+		connFds:   p.tls.backendConnFds(),
 	}
 }
 
 // reserved returns the descriptors kept from the clients.
 func (b descriptorBudget) reserved() int {
 	return fixedReservedDescriptors + 2*b.loops + 2*b.listeners +
-		b.backends*(2*b.loops*b.conns+2) + b.extra
+		b.backends*(b.connFds*b.loops*b.conns+2) + b.extra
 }
 
 // clientCap returns how many clients the limit leaves room for.
@@ -89,7 +93,7 @@ func (b descriptorBudget) tooLow() error {
 // clientsAtCap reports whether the clients hold every descriptor the
 // budget leaves them. At the cap it reads the limit again first.
 func (p *Proxy) clientsAtCap() bool {
-	n := int(p.stats.currConnections.Load())
+	n := int(p.stats.currConnections.Load()) + p.tls.fds()
 	if n < p.descriptorBudget().clientCap() {
 		return false
 	}

@@ -42,4 +42,9 @@
 // handover_wire.go (an upgrade: listeners and clients passed to a new
 // process, HandOver and Adopt), stats_reply.go, stats_items.go and
 // metrics.go (stats and metrics), metadump.go (lru_crawler metadump).
+//
+// TLS joins below the path, so the path above is the same for it:
+// tls_listen.go (the TLS listener's handshakes), tls_backend.go (TLS to
+// the backends) and tls_bridge.go (a TLS connection handed to a loop as
+// one end of a socketpair), with tls_options.go and tls_metrics.go.
 package proxy

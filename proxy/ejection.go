@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"time"
@@ -160,7 +159,7 @@ func (p *Proxy) logCapLocked(pl *pool, limit int, failed []*backend, capped map[
 // health checker's goroutine, on a connection of its own, bounded by the
 // connect and backend timeouts.
 func (p *Proxy) flushBeforeReadd(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, p.opts.ConnectTimeout)
+	conn, err := p.dialBackendTimeout(addr, p.opts.ConnectTimeout) // TLS when backends speak it
 	if err != nil {
 		return fmt.Errorf("flush before re-adding: dial %s: %w", addr, err)
 	}

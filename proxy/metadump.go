@@ -233,7 +233,7 @@ func (d *metadump) dumpBackend(b *backend, chunk []byte) (_ []byte, refusal stri
 	idle := dumpIdleFactor * d.p.opts.Timeout
 	busyUntil := time.Now().Add(idle)
 	for {
-		conn, err := connect(d.ctx, b.addr, d.p.opts.ConnectTimeout)
+		conn, err := d.p.connect(d.ctx, b.addr, d.p.opts.ConnectTimeout)
 		if err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
 				_ = tc.SetReadBuffer(dumpSocketBuffer)

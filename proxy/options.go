@@ -67,6 +67,10 @@ type Options struct {
 	ReqsPerEvent      int
 	ReadBytesPerEvent int
 
+	// BackendTLS, when set, makes every connection to the backends TLS
+	// (tls_backend.go); nil speaks clear text. Clients' TLS is ServeTLS's.
+	BackendTLS *BackendTLS
+
 	// Health configures the checker (with Health.AlwaysUp it tracks the
 	// backends but never probes or ejects one).
 	Health health.Config

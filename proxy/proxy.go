@@ -64,6 +64,7 @@ type Proxy struct {
 	handover atomic.Pointer[handoverSender]
 
 	fds  descriptorCounts // what the descriptor budget counts (descriptors.go)
+	tls  tlsState         // TLS listeners, backends and their bridges (tls_*.go)
 	gate listenGate       // accepting on or off (accept.go)
 
 	mu       sync.Mutex // guards everything below and ring rebuilds
@@ -118,6 +119,7 @@ func New(opts Options) (*Proxy, error) {
 	p.generation = 1
 	p.lastReload = p.started
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
+	p.tls.backend = newBackendTLS(opts.BackendTLS)
 	p.connsPerLoop = opts.Connections
 	for i := range opts.EventLoops {
 		l, err := newEventLoop(p, i)
@@ -138,6 +140,9 @@ func New(opts Options) (*Proxy, error) {
 	hc := opts.Health
 	if opts.AutoEject && opts.FlushOnReadd {
 		hc.BeforeUp = p.flushBeforeReadd
+	}
+	if p.tls.backend != nil {
+		hc.Dial = p.dialBackend // probes speak TLS too
 	}
 	p.health = health.New(hc, p.onHealthEvent, p.log)
 	byName := map[string]*backend{}
@@ -171,6 +176,7 @@ func (p *Proxy) stopLoops() {
 	}
 	p.loopWG.Wait()
 	p.dials.Wait()
+	p.tls.wait()
 }
 
 // checkBackends refuses a name or an address listed twice. (Two spellings
@@ -206,7 +212,10 @@ func healthTargets(bs []*backend) []health.Target {
 // proxy accepts on its socket itself, so that a client costs one
 // descriptor (accept.go). Clients past the descriptor budget wait in the
 // listen backlog until others leave (descriptors.go).
-func (p *Proxy) Serve(l net.Listener) error {
+func (p *Proxy) Serve(l net.Listener) error { return p.serve(l, nil) }
+
+// serve is Serve, and ServeTLS with t (tls_listen.go).
+func (p *Proxy) serve(l net.Listener, t *tlsServer) error {
 	a, err := newAcceptor(p, l)
 	if err != nil {
 		return fmt.Errorf("proxy: serve: %w", err)
@@ -217,6 +226,7 @@ func (p *Proxy) Serve(l net.Listener) error {
 		a.close()
 		return errors.New("proxy: serve after shutdown or handover")
 	}
+	a.tls = t
 	p.listeners = append(p.listeners, a)
 	p.acceptors.Add(1)
 	p.mu.Unlock()

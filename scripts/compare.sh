@@ -55,6 +55,13 @@
 #                      "sets, 1 in flight" workload shows what a write costs
 #   LOOPS              loop counts, e.g. "2 4": also run mcproxy with event_loops
 #                      set to each, as the target "mcproxy-Nloops" (docs/scaling.md)
+#   TLS                1: also the TLS targets, in each placement: "memcached-tls",
+#                      the first of three more memcached, these with TLS on
+#                      (-Z, client certificates required, session cache),
+#                      addressed directly; and "mcproxy-tls", mcproxy's TLS
+#                      listener (client certificates required) in front of
+#                      those three over TLS: mutual TLS on both sides. mcbench
+#                      speaks TLS to both. Certificates are made with openssl.
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
@@ -117,6 +124,7 @@ cleanup() {
 	else
 		rm -rf "$tmp"
 	fi
+	if [[ -n $certs ]]; then rm -rf "$certs"; fi
 	exit "$status"
 }
 trap cleanup EXIT
@@ -208,15 +216,66 @@ fi
 # One entry per target, both placements in one list: its name, placement,
 # address, the PID whose CPU and syscalls are measured, and for mcproxy the
 # event loops it runs (0 for the others).
-names=() places=() addrs=() tpids=() loops=()
+names=() places=() addrs=() tpids=() loops=() targs=()
 
-# add_target NAME PLACEMENT ADDR [LOOPS]: record the process started last as a target.
+# add_target NAME PLACEMENT ADDR [LOOPS [MCBENCH ARGS]]: record the process
+# started last as a target; MCBENCH ARGS are extra flags of every run against it.
 add_target() {
 	names+=("$1")
 	places+=("$2")
 	addrs+=("$3")
 	tpids+=("${pids[-1]}")
 	loops+=("${4:-0}")
+	targs+=("${5:-}")
+}
+
+# make_certs: a CA and one certificate for 127.0.0.1 it signed, for servers
+# and clients alike, in $certs (readable by memcached's user).
+certs=
+make_certs() {
+	certs=$(mktemp -d "${TMPDIR:-/tmp}/mcbench-certs.XXXXXX")
+	chmod 755 "$certs"
+	local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+	openssl req -x509 "${ec[@]}" -days 2 -subj /CN=compare-ca -keyout "$certs/ca.key" -out "$certs/ca.crt" 2>/dev/null
+	openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout "$certs/tls.key" -out "$certs/tls.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$certs/ext.cnf"
+	openssl x509 -req -in "$certs/tls.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial \
+		-days 2 -extfile "$certs/ext.cnf" -out "$certs/tls.crt" 2>/dev/null
+	chmod 644 "$certs"/*
+}
+
+# set_mc_args PORT: mc_args, the arguments of one memcached on PORT.
+mc_args=()
+set_mc_args() {
+	mc_args=(-l 127.0.0.1 -p "$1" -U 0 -m "$MEMCACHED_MB" -t "$MEMCACHED_THREADS")
+	# memcached refuses to run as root unless told which user to become.
+	if [[ $(id -u) -eq 0 ]]; then mc_args+=(-u nobody); fi
+}
+
+# start_tls_targets PLACEMENT: three memcached -Z, the first a target, and
+# mcproxy-tls in front of them, TLS on both sides.
+start_tls_targets() {
+	local place=$1 i port tls_backends=() b
+	local files="-tls-ca $certs/ca.crt -tls-cert $certs/tls.crt -tls-key $certs/tls.key"
+	for i in 1 2 3; do
+		port=$(free_port)
+		set_mc_args "$port"
+		start "$place/memcached-tls$i" "$port" memcached "${mc_args[@]}" -Z \
+			-o "ssl_chain_cert=$certs/tls.crt,ssl_key=$certs/tls.key,ssl_ca_cert=$certs/ca.crt,ssl_verify_mode=2,ssl_session_cache"
+		tls_backends+=("127.0.0.1:$port")
+		if ((i == 1)); then add_target memcached-tls "$place" "127.0.0.1:$port" 0 "$files"; fi
+	done
+	[[ -n ${MCPROXY:-} ]] || return 0
+	port=$(free_port)
+	{
+		echo 'listen: ""'
+		echo "tls: {listen: 127.0.0.1:$port, cert_file: $certs/tls.crt, key_file: $certs/tls.key, client_ca_file: $certs/ca.crt}"
+		echo "backend: {tls: {enabled: true, ca_file: $certs/ca.crt, cert_file: $certs/tls.crt, key_file: $certs/tls.key}}"
+		echo "backends:"
+		for b in "${tls_backends[@]}"; do echo "  - addr: $b"; done
+	} >"$tmp/$place-mcproxy-tls.yml"
+	start "$place/mcproxy-tls" "$port" "$MCPROXY" -config "$tmp/$place-mcproxy-tls.yml" -log-level warn
+	add_target mcproxy-tls "$place" "127.0.0.1:$port" "$defloops" "$files"
 }
 
 # start_mcproxy NAME PLACEMENT BINARY LOOPS [CONFIG LINES...]: an mcproxy in
@@ -239,16 +298,15 @@ start_mcproxy() {
 # start_targets PLACEMENT: three memcached, twemproxy and the mcproxy targets,
 # all placed as PLACEMENT says.
 start_targets() {
-	local place=$1 i port mc_args tw_port admin defloops=$ncpu
+	local place=$1 i port tw_port admin
+	defloops=$ncpu
 	place_cpus "$place"
 	# event_loops 0 is one loop per CPU the process may run on (GOMAXPROCS).
 	if [[ $place == pinned ]]; then defloops=$((ncpu - 1)); fi
 	backends=()
 	for i in 1 2 3; do
 		port=$(free_port)
-		mc_args=(-l 127.0.0.1 -p "$port" -U 0 -m "$MEMCACHED_MB" -t "$MEMCACHED_THREADS")
-		# memcached refuses to run as root unless told which user to become.
-		if [[ $(id -u) -eq 0 ]]; then mc_args+=(-u nobody); fi
+		set_mc_args "$port"
 		start "$place/memcached$i" "$port" memcached "${mc_args[@]}"
 		backends+=("127.0.0.1:$port")
 		if ((i == 1)); then add_target memcached "$place" "127.0.0.1:$port"; fi
@@ -269,6 +327,7 @@ start_targets() {
 		-s "$(free_port)" -a 127.0.0.1 -o "$tmp/$place-twemproxy.log" -v 4
 	add_target twemproxy "$place" "127.0.0.1:$tw_port"
 
+	if [[ ${TLS:-0} == 1 ]]; then start_tls_targets "$place"; fi
 	[[ -n ${MCPROXY:-} ]] || return 0
 	start_mcproxy mcproxy "$place" "$MCPROXY" "$defloops"
 	start_mcproxy mcproxy-1loop "$place" "$MCPROXY" 1 "event_loops: 1"
@@ -286,12 +345,19 @@ start_targets() {
 	fi
 }
 
+if [[ ${TLS:-0} == 1 ]]; then
+	command -v openssl >/dev/null || die "TLS=1 needs openssl to make the certificates"
+	make_certs
+fi
+defloops=0 # mcproxy's event loops at its defaults; start_targets sets it per placement
 for place in "${placements[@]}"; do start_targets "$place"; done
 
 # ---- runs --------------------------------------------------------------------
 
-# field NAME: the value of a number or string field of mcbench's one-line JSON on stdin.
-field() { sed -E 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/'; }
+# field NAME: the value of a number or string field of mcbench's one-line JSON
+# on stdin; 0 when the JSON has no such field (mcbench leaves out a zero CPU
+# time, as of a target that timed out throughout).
+field() { sed -E -n 's/.*"'"$1"'":"?([^,"}]*)"?.*/\1/p' | grep . || echo 0; }
 
 # awake_loops ADDR: the event loops an mcproxy at ADDR has awake now
 # (event_loops_awake in its stats), or nothing for a target without that
@@ -312,10 +378,11 @@ awake_loops() {
 # prints its JSON line. A run that counted errors (exit 1) still counts; one
 # that could not start (exit 2) fails.
 bench() {
-	local i=$1 rc=0
+	local i=$1 rc=0 extra
 	shift
 	place_cpus "${places[$i]}"
-	"${bench_cpu[@]}" "$MCBENCH" -addr "${addrs[$i]}" "${bench_args[@]}" -json "$@" || rc=$?
+	read -r -a extra <<<"${targs[$i]}"
+	"${bench_cpu[@]}" "$MCBENCH" -addr "${addrs[$i]}" "${bench_args[@]}" "${extra[@]}" -json "$@" || rc=$?
 	((rc <= 1))
 }
 
@@ -346,7 +413,7 @@ for wl in "${workloads[@]}"; do
 				"$(field keys_per_sec <<<"$out")" "$(field p50_us <<<"$out")" "$(field p99_us <<<"$out")" \
 				"$(field cpu_us_per_key <<<"$out")" "$(field syscalls_per_op <<<"$out")" "$(field errors <<<"$out")"
 			err=$(field first_error <<<"$out")
-			if [[ $err != "$out" ]]; then log "${places[$i]}/${names[$i]}: first error: $err"; fi
+			if [[ $err != 0 ]]; then log "${places[$i]}/${names[$i]}: first error: $err"; fi
 		done
 	done
 done
@@ -373,6 +440,9 @@ if [[ -n $DOC ]]; then
 		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops at most. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run up to $ncpu event loops"
 		echo "- targets: \`mcproxy\` is mcproxy at its defaults (\`event_loops: 0\`: up to one loop per CPU it may run on, as many awake as the load needs; a table's \"(1 loop)\" is the loops awake as the runs ended, from its \`stats\`), \`mcproxy-1loop\` the same with \`event_loops: 1\`; \`memcached\` is the first of the three backends, addressed directly"
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
+		if [[ ${TLS:-0} == 1 ]]; then
+			echo "- TLS targets (\`TLS=1\`): \`memcached-tls\` is the first of three more memcached with TLS on (\`-Z\`, client certificates required, \`ssl_session_cache\`), addressed directly; \`mcproxy-tls\` is mcproxy's TLS listener (client certificates required) in front of those three over TLS. mcbench speaks TLS 1.3 to both with a client certificate (ECDSA P-256, made with openssl). Their CPU per key is set beside memcached-tls's, not twemproxy's (it has no TLS), and the chart leaves them out."
+		fi
 		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named. How CPU per key and throughput change with loops and cores, measured here and modelled for 16 cores: [scaling.md](scaling.md)."
 		echo
 		echo "![keys/s and CPU per key relative to twemproxy, pinned and unpinned]($(basename "$svg"))"

@@ -51,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.Prefill, "prefill", false, "set every key once before the warmup, so gets hit")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the key choice; the same seed gives every target the same keys")
 	fs.IntVar(&cfg.WatchPID, "pid", 0, "also report this process's CPU time and read/write syscalls over the measured phase (from /proc)")
+	var tf bench.TLSFiles
+	fs.StringVar(&tf.CA, "tls-ca", "", "speak TLS to the target, trusting this CA file (PEM)")
+	fs.StringVar(&tf.Cert, "tls-cert", "", "with -tls-ca: present this client certificate (PEM)")
+	fs.StringVar(&tf.Key, "tls-key", "", "with -tls-cert: its key (PEM)")
 	asJSON := fs.Bool("json", false, "print the result as one line of JSON")
 	report := fs.String("report", "", "do not run: read a results file of scripts/compare.sh and print its medians as markdown")
 	svgOut := fs.String("svg", "", "with -report: also draw the chart into this SVG file")
@@ -69,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runScenario(*scenario, olCfg, stdout, stderr)
 	}
 	var err error
+	if cfg.TLS, err = tf.Config(); err != nil {
+		fmt.Fprintln(stderr, "mcbench:", err)
+		return 2
+	}
 	if cfg.GetWeight, cfg.SetWeight, err = bench.ParseRatio(*ratio); err != nil {
 		fmt.Fprintln(stderr, "mcbench:", err)
 		return 2

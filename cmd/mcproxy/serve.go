@@ -48,21 +48,26 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	if err != nil {
 		return err
 	}
-	p, lns, old, adm, err := start(cfg, log)
+	st, err := start(cfg, log)
 	if err != nil {
 		return err
 	}
+	p, lns, tl, old, adm := st.p, st.lns, st.tl, st.old, st.adm
 	defer adm.shutdown()
 	defer adm.markRegistered() // before the admin server's Shutdown waits for its requests
 	defer old.close()
-	adm.register(p, cfg)
+	adm.register(p, cfg, tl)
+	tlsCtx, stopTLS := context.WithCancel(ctx)
+	defer func() { stopTLS(); tl.wait() }()
+	tl.watch(tlsCtx)
 	log.Info("mcproxy started", zap.String("version", fullVersion()), zap.Stringers("listen", listenAddrs(lns)),
+		zap.String("tls_listen", cfg.TLS.Listen),
 		zap.String("admin", cfg.Admin), zap.String("config", path), zap.Int("backends", len(backendAddrs(cfg))),
 		zap.Int("pools", len(cfg.PoolList())), zap.Strings("backend_addrs", backendAddrs(cfg)))
 	lookedUp := warnUnresolved(cfg, path, log)
 	defer func() { <-lookedUp }()
 
-	serveErr := serveAll(p, lns)
+	serveErr := serveAll(p, lns, tl)
 	if old != nil {
 		old.adopt(p, grace, log)
 	}
@@ -87,51 +92,64 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	return drain(p, serveErr, grace, log)
 }
 
-// start opens the listeners (or takes them over from the old process of
-// an upgrade) and the admin endpoint, and starts the proxy. Without an
-// upgrade both ports are bound before the proxy starts, so that a port in
-// use is the one thing reported, with no proxy to stop (and no drain
-// logged) before the error. old is the process to take clients from, or
-// nil.
-func start(cfg config.Config, log *zap.Logger) (p *proxy.Proxy, lns []net.Listener, old *oldProcess,
-	adm *adminEndpoint, err error) {
+// started is what start opened and started.
+type started struct {
+	p   *proxy.Proxy
+	lns []net.Listener // the clear-text listeners
+	tl  *tlsSetup      // the TLS listener and files
+	old *oldProcess    // the process to take clients from, or nil
+	adm *adminEndpoint
+}
+
+// start opens the listeners (or takes the clear-text ones over from the
+// old process of an upgrade), the TLS listener and files, and the admin
+// endpoint, and starts the proxy. Without an upgrade every port is bound
+// before the proxy starts, so that a port in use is the one thing
+// reported, with no proxy to stop (and no drain logged) before the error.
+func start(cfg config.Config, log *zap.Logger) (st started, err error) {
 	defer func() {
 		if err != nil {
-			for _, l := range lns {
+			for _, l := range st.lns {
 				_ = l.Close()
 			}
-			old.close()
+			closeListeners(nil, st.tl)
+			st.old.close()
 		}
 	}()
-	if old = connectOld(cfg, log); old == nil {
+	if st.old = connectOld(cfg, log); st.old == nil && cfg.Listen != "" {
 		l, err := listenTCP(cfg.Listen, cfg.ReusePort)
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return st, err
 		}
-		lns = append(lns, l)
+		st.lns = append(st.lns, l)
 	}
-	if adm, err = startAdmin(cfg); err != nil {
-		return nil, lns, old, nil, err
+	if st.tl, err = setupTLS(cfg, log); err != nil {
+		return st, err
 	}
-	if p, err = proxy.New(optionsFrom(cfg, log)); err != nil {
-		adm.shutdown()
-		return nil, lns, old, nil, err
+	if st.adm, err = startAdmin(cfg); err != nil {
+		return st, err
 	}
-	if old != nil {
+	opts := optionsFrom(cfg, log)
+	opts.BackendTLS = backendTLS(cfg, st.tl)
+	if st.p, err = proxy.New(opts); err != nil {
+		st.adm.shutdown()
+		return st, err
+	}
+	if st.old != nil {
 		// Asked only now that the proxy is ready: the old process stops
 		// accepting as soon as it has given its listeners.
 		var handing bool
-		lns, handing, err = old.takeListeners(cfg, log)
+		st.lns, handing, err = st.old.takeListeners(cfg, log)
 		if !handing {
-			old = nil
+			st.old = nil
 		}
 		if err != nil {
-			_ = p.Shutdown(context.Background())
-			adm.shutdown()
-			return nil, lns, old, nil, err
+			_ = st.p.Shutdown(context.Background())
+			st.adm.shutdown()
+			return st, err
 		}
 	}
-	return p, lns, old, adm, nil
+	return st, nil
 }
 
 // listenAddrs lists the listeners' addresses for the start-up log.
@@ -220,9 +238,9 @@ func startAdmin(cfg config.Config) (*adminEndpoint, error) {
 
 // register shows p's metrics and readiness on the admin server, then lets
 // the requests that waited for them through.
-func (a *adminEndpoint) register(p *proxy.Proxy, cfg config.Config) {
+func (a *adminEndpoint) register(p *proxy.Proxy, cfg config.Config, tl *tlsSetup) {
 	if a.srv != nil {
-		a.reg.MustRegister(p.Collector(), admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
+		a.reg.MustRegister(p.Collector(), p.TLSCollector(), tl, admin.BuildInfo(fullVersion()), admin.ConnectionLimit(cfg.Limits.MaxConnections),
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		a.running.Store(p)

@@ -254,16 +254,21 @@ func handOver(p *proxy.Proxy, conn *net.UnixConn, grace time.Duration, log *zap.
 	}
 }
 
-// serveAll serves p on every listener; the channel it returns gets the
-// first error of a Serve, or nil once every Serve has returned nil.
-func serveAll(p *proxy.Proxy, lns []net.Listener) <-chan error {
+// serveAll serves on the clear-text listeners lns and the TLS one of t
+// until all return; the channel gets nil then, or the first error at once.
+func serveAll(p *proxy.Proxy, lns []net.Listener, t *tlsSetup) <-chan error {
 	out := make(chan error, 1)
-	errs := make(chan error, len(lns))
+	errs := make(chan error, len(lns)+1)
+	n := len(lns)
 	for _, l := range lns {
 		go func() { errs <- p.Serve(l) }()
 	}
+	if t != nil && t.listener != nil {
+		n++
+		go func() { errs <- p.ServeTLS(t.listener, t.opts) }()
+	}
 	go func() {
-		for range lns {
+		for range n {
 			if err := <-errs; err != nil {
 				out <- err
 				return

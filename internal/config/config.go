@@ -91,6 +91,8 @@ type Config struct {
 	// Failover tunes how keys are kept fresh while they are served by a
 	// stand-in backend.
 	Failover Failover `yaml:"failover"`
+	// TLS is the clients' TLS listener (tls.go).
+	TLS TLS `yaml:"tls"`
 }
 
 // Backend is one memcached server. In YAML it is either a mapping
@@ -162,6 +164,9 @@ type BackendOptions struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// ConnectTimeout bounds dialing a backend; > 0.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// TLS speaks TLS to every backend (tls.go); global for now, per pool
+	// once pools are served.
+	TLS BackendTLS `yaml:"tls"`
 }
 
 // Limits bounds what clients may do.
@@ -239,6 +244,7 @@ func Default() Config {
 			Connections:    proxy.DefaultBackendConnections,
 			Timeout:        proxy.DefaultBackendTimeout,
 			ConnectTimeout: proxy.DefaultConnectTimeout,
+			TLS:            defaultBackendTLS(),
 		},
 		Limits: Limits{
 			MaxConnections:    proxy.DefaultMaxConnections,
@@ -251,5 +257,6 @@ func Default() Config {
 		Failover: Failover{
 			TTL: proxy.DefaultFailoverTTL,
 		},
+		TLS: defaultTLS(),
 	}
 }

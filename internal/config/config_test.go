@@ -48,6 +48,13 @@ backend:
   connections: 8
   timeout: 250ms
   connect_timeout: 2s
+  tls:
+    enabled: true
+    ca_file: testdata/tls/ca.crt
+    cert_file: testdata/tls/server.crt
+    key_file: testdata/tls/server.key
+    server_name: localhost
+    min_version: "1.3"
 limits:
   max_connections: 500
   max_item_size: 2m
@@ -57,6 +64,13 @@ limits:
   read_bytes_per_event: 1m
 failover:
   ttl: 10s
+tls:
+  listen: 0.0.0.0:12001
+  cert_file: testdata/tls/server.crt
+  key_file: testdata/tls/server.key
+  client_ca_file: testdata/tls/ca.crt
+  min_version: "1.3"
+  handshake_timeout: 2s
 `
 
 func fullConfig() Config {
@@ -79,9 +93,13 @@ func fullConfig() Config {
 		Ring: Ring{Partitions: 10007, ReplicationFactor: 40, Load: 1.5},
 		Health: Health{Interval: 2 * time.Second, Timeout: 750 * time.Millisecond, FailureLimit: 5, SuccessLimit: 4, AutoEject: false, FlushOnReadd: false,
 			MaxEjected: "1"},
-		Backend:  BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second},
+		Backend: BackendOptions{Connections: 8, Timeout: 250 * time.Millisecond, ConnectTimeout: 2 * time.Second,
+			TLS: BackendTLS{Enabled: true, CAFile: "testdata/tls/ca.crt", CertFile: "testdata/tls/server.crt",
+				KeyFile: "testdata/tls/server.key", ServerName: "localhost", MinVersion: "1.3"}},
 		Limits:   Limits{MaxConnections: 500, MaxItemSize: 2 << 20, ClientIdleTimeout: 5 * time.Minute, ClientOutputLimit: 256 << 20, ReqsPerEvent: 50, ReadBytesPerEvent: 1 << 20},
 		Failover: Failover{TTL: 10 * time.Second},
+		TLS: TLS{Listen: "0.0.0.0:12001", CertFile: "testdata/tls/server.crt", KeyFile: "testdata/tls/server.key",
+			ClientCAFile: "testdata/tls/ca.crt", MinVersion: "1.3", HandshakeTimeout: 2 * time.Second},
 	}
 }
 
@@ -175,7 +193,8 @@ func TestDefaultsApplied(t *testing.T) {
 	if d.Listen != "127.0.0.1:11211" || d.Admin != "" || d.Pprof || d.Backends != nil ||
 		d.Ring != (Ring{7919, 160, 1.25}) ||
 		d.Health != (Health{time.Second, 500 * time.Millisecond, 3, 2, true, true, "50%"}) ||
-		d.Backend != (BackendOptions{1, time.Second, 500 * time.Millisecond}) ||
+		d.Backend != (BackendOptions{1, time.Second, 500 * time.Millisecond, BackendTLS{MinVersion: "1.2"}}) ||
+		d.TLS != (TLS{MinVersion: "1.2", HandshakeTimeout: 5 * time.Second}) ||
 		d.Limits != (Limits{10000, 1 << 20, 0, 64 << 20, 20, 256 << 10}) {
 		t.Errorf("Default() = %+v", d)
 	}

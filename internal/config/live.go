@@ -8,7 +8,9 @@ import "strings"
 // limits, the ejection cap and replicas.
 // Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops, zone,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
-// failover.ttl) applies only after a restart. The Applies column of
+// failover.ttl, tls.*) applies only after a restart. (The TLS files'
+// contents are reloaded live when they change, by cmd/mcproxy's watch of
+// them, not by a config reload.) The Applies column of
 // docs/configuration.md states the same split (TestConfigPageTable).
 func AppliesLive(key string) bool {
 	switch key {

@@ -29,6 +29,11 @@ func TestAppliesLive(t *testing.T) {
 		"pools.<name>.ring.partitions": true, "pools.<name>.ring.replication_factor": true,
 		"pools.<name>.ring.load": true,
 		"routes":                 true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
+		// TLS: the files' contents rotate live (tlsfiles); the keys restart.
+		"tls.listen": false, "tls.cert_file": false, "tls.key_file": false, "tls.client_ca_file": false,
+		"tls.min_version": false, "tls.handshake_timeout": false,
+		"backend.tls.enabled": false, "backend.tls.ca_file": false, "backend.tls.cert_file": false,
+		"backend.tls.key_file": false, "backend.tls.server_name": false, "backend.tls.min_version": false,
 	}
 	var keys []string
 	yamlKeys(reflect.TypeOf(Config{}), "", &keys)

@@ -165,6 +165,7 @@ func (p *parser) topLevel(c *Config) map[string]field {
 			"connections":     p.integer(&c.Backend.Connections),
 			"timeout":         p.duration(&c.Backend.Timeout),
 			"connect_timeout": p.duration(&c.Backend.ConnectTimeout),
+			"tls":             p.backendTLSFields(&c.Backend.TLS), // tls.go
 		}),
 		"limits": p.section(map[string]field{
 			"max_connections":      p.integer(&c.Limits.MaxConnections),
@@ -177,6 +178,7 @@ func (p *parser) topLevel(c *Config) map[string]field {
 		"failover": p.section(map[string]field{
 			"ttl": p.duration(&c.Failover.TTL),
 		}),
+		"tls": p.tlsFields(&c.TLS), // tls.go
 	}
 }
 

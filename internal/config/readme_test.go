@@ -299,10 +299,11 @@ func fileWith(key, value string) string {
 		}
 		return doc
 	}
-	if section, name, ok := strings.Cut(key, "."); ok {
-		return doc + fmt.Sprintf("%s:\n  %s: %s\n", section, name, value)
+	parts := strings.Split(key, ".") // sections nest: backend.tls.ca_file
+	for i, section := range parts[:len(parts)-1] {
+		doc += strings.Repeat("  ", i) + section + ":\n"
 	}
-	return doc + fmt.Sprintf("%s: %s\n", key, value)
+	return doc + fmt.Sprintf("%s%s: %s\n", strings.Repeat("  ", len(parts)-1), parts[len(parts)-1], value)
 }
 
 // poolWith writes the body of a pool that sets its key (as the page

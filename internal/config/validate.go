@@ -82,6 +82,7 @@ func validate(c Config, lines map[string]int, bad map[string]bool) []problem {
 			v.errorf("failover.ttl", "%v must be whole seconds: memcached expiry times are", d)
 		}
 	}
+	v.tls(c) // tls.go
 	return v.problems
 }
 
@@ -216,9 +217,9 @@ func unwrapAddrErr(err error) string {
 // endpoints checks what mcproxy listens on: listen, admin (and pprof on
 // it), upgrade_socket.
 func (v *validator) endpoints(c Config) {
-	if c.Listen == "" {
-		v.errorf("listen", "must not be empty; e.g. %s", DefaultListen)
-	} else {
+	if c.Listen == "" && c.TLS.Listen == "" {
+		v.errorf("listen", "must not be empty (unless tls.listen is set); e.g. %s", DefaultListen)
+	} else if c.Listen != "" {
 		v.addr("listen", c.Listen, true)
 	}
 	if c.Admin != "" {

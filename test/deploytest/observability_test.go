@@ -12,6 +12,7 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"github.com/mcproxy/mcproxy/internal/testkit/tlstest"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 )
@@ -78,14 +79,17 @@ func alertExprs(t *testing.T) map[string]string {
 var selector = regexp.MustCompile(`\b((?:mcproxy|go|process)_[a-zA-Z0-9_]+)(\{[^}]*\})?`)
 var matcherKey = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
 
-// scrapeProxy starts a real mcproxy in front of a real memcached, sends the
-// commands whose metrics the dashboard shows, and returns /metrics.
+// scrapeProxy starts a real mcproxy in front of a real memcached, with a TLS
+// listener (for the certificate metrics), sends the commands whose metrics
+// the dashboard shows, and returns /metrics.
 func scrapeProxy(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
 	mc := memcachedtest.Start(t)
 	listen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
 	file := t.TempDir() + "/mcproxy.yaml"
-	cfg := fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\n", listen, admin, mc.Addr)
+	cert := tlstest.NewPKI(t, "deploytest CA").Leaf(t, "mcproxy")
+	cfg := fmt.Sprintf("listen: %s\nadmin: %s\nbackends: [%s]\ntls: {listen: %s, cert_file: %s, key_file: %s}\n",
+		listen, admin, mc.Addr, memcachedtest.FreeAddr(t), cert.Cert, cert.Key)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

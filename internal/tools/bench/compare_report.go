@@ -189,11 +189,21 @@ func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
 		fmt.Fprintf(bw, "| %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %d |\n",
 			targetLabel(t), t.KeysPerSec, t.P50US, t.P99US, t.P999US, cpu, sys, t.Errors)
 	}
-	direct, hasDirect := wl.Target("memcached")
 	tw, hasTw := wl.Target("twemproxy")
 	fmt.Fprintln(bw)
 	for _, t := range wl.Targets {
-		if t.Target == "memcached" || t.Target == "twemproxy" {
+		if t.Target == "memcached" || t.Target == directTLS || t.Target == "twemproxy" {
+			continue
+		}
+		dname := directOf(t.Target)
+		direct, hasDirect := wl.Target(dname)
+		if dname == directTLS {
+			// twemproxy has no TLS: a TLS target is measured against
+			// memcached's own TLS, CPU per key being the proxy's own.
+			if hasDirect {
+				fmt.Fprintf(bw, "- %s / %s: keys/s ×%.2f; the proxy's CPU per key %.2f µs beside memcached's %.2f µs\n",
+					t.Target, dname, ratio(t.KeysPerSec, direct.KeysPerSec), t.CPUUSPerKey, direct.CPUUSPerKey)
+			}
 			continue
 		}
 		if hasTw {
@@ -204,15 +214,25 @@ func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
 			fmt.Fprintf(bw, "- %s / memcached: keys/s ×%.2f\n", t.Target, ratio(t.KeysPerSec, direct.KeysPerSec))
 		}
 	}
-	if hasDirect {
-		for _, t := range wl.Targets {
-			if t.Target == "memcached" {
-				continue
-			}
-			fmt.Fprintf(bw, "- latency %s adds over memcached: p50 %+.1f µs, p99 %+.1f µs\n",
-				t.Target, t.P50US-direct.P50US, t.P99US-direct.P99US)
+	for _, t := range wl.Targets {
+		dname := directOf(t.Target)
+		if direct, ok := wl.Target(dname); ok && t.Target != dname {
+			fmt.Fprintf(bw, "- latency %s adds over %s: p50 %+.1f µs, p99 %+.1f µs\n",
+				t.Target, dname, t.P50US-direct.P50US, t.P99US-direct.P99US)
 		}
 	}
+}
+
+// directTLS is the comparison's memcached -Z target, addressed directly.
+const directTLS = "memcached-tls"
+
+// directOf names the direct memcached a target is measured against: the
+// TLS one for TLS targets (named "...-tls"), else the clear-text one.
+func directOf(target string) string {
+	if strings.HasSuffix(target, "-tls") {
+		return directTLS
+	}
+	return "memcached"
 }
 
 // targetLabel names a target in a table, with its event loops when known.

@@ -32,7 +32,8 @@ func WriteCompareSVG(w io.Writer, ws []WorkloadMedians) error {
 			}
 			shown = append(shown, wl)
 			for _, t := range wl.Targets {
-				if t.Target != "memcached" && !seen[t.Target] {
+				// TLS targets are not drawn: twemproxy, the scale, has no TLS.
+				if t.Target != "memcached" && directOf(t.Target) == "memcached" && !seen[t.Target] {
 					seen[t.Target] = true
 					targets = append(targets, t.Target)
 				}
@@ -69,7 +70,7 @@ func WriteCompareSVG(w io.Writer, ws []WorkloadMedians) error {
 		for _, wl := range p.shown {
 			tw, _ := wl.Target("twemproxy")
 			for _, t := range wl.Targets {
-				if t.Target == "memcached" {
+				if t.Target == "memcached" || directOf(t.Target) != "memcached" {
 					continue // not drawn
 				}
 				if v := p.value(t, tw); !math.IsNaN(v) && v > maxV {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -66,6 +67,8 @@ type Config struct {
 	// WatchPID, when not 0, is a process (the target) whose CPU time and
 	// system calls are sampled at the start and end of the measured phase.
 	WatchPID int
+	// TLS, when not nil, makes every connection TLS (tls.go).
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults of mcbench.
@@ -142,7 +145,8 @@ func (c *Config) validate() (string, error) {
 // spec returns the load of one connection.
 func (c *Config) spec() *loadgen.Spec {
 	return &loadgen.Spec{Keys: c.Keys, KeyPrefix: c.KeyPrefix, ValueSize: c.ValueSize,
-		GetWeight: c.GetWeight, SetWeight: c.SetWeight, MultiGet: c.MultiGet, Timeout: c.Timeout, Seed: c.Seed}
+		GetWeight: c.GetWeight, SetWeight: c.SetWeight, MultiGet: c.MultiGet, Timeout: c.Timeout, Seed: c.Seed,
+		TLS: c.TLS}
 }
 
 // Count names one of the counts of a run.

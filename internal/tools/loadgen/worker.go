@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -38,6 +39,9 @@ type Spec struct {
 	// When nil, every set writes version 0 and gets only check that each
 	// value begins with its key, without keeping it.
 	Versions *atomic.Uint64
+	// TLS, when not nil, makes every connection TLS with this config; the
+	// handshake is part of the connect.
+	TLS *tls.Config
 }
 
 // Outcome is what a command got.
@@ -175,6 +179,17 @@ func (w *Worker) Connect(ctx context.Context, until time.Time) error {
 			t.Stop()
 		}
 		return fmt.Errorf("dial %s: %w", w.addr, err)
+	}
+	if w.spec.TLS != nil {
+		tc := tls.Client(conn, w.spec.TLS)
+		hctx, cancel := context.WithTimeout(ctx, w.spec.Timeout)
+		err = tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", w.addr, err)
+		}
+		conn = tc
 	}
 	w.backoff = 0
 	w.conn = conn
