@@ -8,13 +8,16 @@ import "strings"
 // limits, and the ejection cap.
 // Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
-// failover.ttl) applies only after a restart. The Applies column of
+// failover.ttl, pools.<name>.discover.*) applies only after a restart. The Applies column of
 // docs/configuration.md states the same split (TestConfigPageTable).
 func AppliesLive(key string) bool {
 	switch key {
 	case "backends", "health.interval", "health.timeout", "health.failure_limit", "health.success_limit",
 		"health.max_ejected":
 		return true
+	}
+	if strings.HasPrefix(key, "pools.") && strings.Contains(key, ".discover.") {
+		return false // the Watchers start with the process (cmd/mcproxy/discover.go)
 	}
 	for _, prefix := range []string{"backends[", "ring.", "pools", "routes"} {
 		if strings.HasPrefix(key, prefix) {

@@ -41,6 +41,9 @@ type Pool struct {
 	// top-level ring's values for the keys its ring section leaves out
 	// (all of them when it has none). Zero for the other distributions.
 	Ring Ring `yaml:"ring"`
+	// Discover finds the pool's backends in DNS instead (discover.go);
+	// zero when Backends lists them.
+	Discover Discover `yaml:"discover"`
 }
 
 // Route is one entry of the file's routes: list. In YAML:
@@ -154,6 +157,7 @@ func (p *parser) poolFields(pl *Pool) map[string]field {
 		"distribution": p.str(&pl.Distribution),
 		"hash":         p.str(&pl.Hash),
 		"hash_tag":     p.str(&pl.HashTag),
+		"discover":     p.discoverFields(&pl.Discover),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&pl.Ring.Partitions),
 			"replication_factor": p.integer(&pl.Ring.ReplicationFactor),
@@ -202,6 +206,7 @@ func (p *parser) fillPoolDefaults(c *Config) {
 	for i := range c.Pools {
 		pl := &c.Pools[i]
 		key := "pools." + pl.Name
+		p.fillDiscoverDefaults(key+".discover", &pl.Discover)
 		if pl.Distribution == "" {
 			pl.Distribution = ring.DistRing
 		}
