@@ -25,11 +25,11 @@ func TestAppliesLive(t *testing.T) {
 		"pools.<name>.backends[].addr": true, "pools.<name>.backends[].weight": true,
 		"pools.<name>.distribution": true, "pools.<name>.hash": true, "pools.<name>.hash_tag": true,
 		"pools.<name>.ring.partitions": true, "pools.<name>.ring.replication_factor": true,
-		"pools.<name>.ring.load": true,
+		"pools.<name>.ring.load":    true,
 		"pools.<name>.discover.srv": false, "pools.<name>.discover.host": false, "pools.<name>.discover.port": false,
 		"pools.<name>.discover.interval": false, "pools.<name>.discover.resolver": false,
 		"pools.<name>.discover.lookup_timeout": false, "pools.<name>.discover.missing_limit": false,
-		"routes":                 true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
+		"routes": true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
 	}
 	var keys []string
 	yamlKeys(reflect.TypeOf(Config{}), "", &keys)
