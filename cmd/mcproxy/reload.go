@@ -18,6 +18,7 @@ type reloader struct {
 	path  string
 	proxy *proxy.Proxy
 	log   *zap.Logger
+	disc  *discovery // the pools found in DNS; set before the proxy starts
 
 	mu      sync.Mutex // one reload at a time (file watch and SIGHUP)
 	running config.Config
@@ -49,12 +50,18 @@ func (r *reloader) reload(trigger string) {
 		r.log.Warn("config keys changed that apply only after a restart; their running values stay",
 			zap.Strings("keys", restart))
 	}
-	res, err := r.proxy.Reconfigure(settingsFrom(next))
+	s, err := settingsFrom(next, r.disc.snapshot())
+	if err != nil {
+		r.refused(trigger, err)
+		return
+	}
+	res, err := r.proxy.Reconfigure(s)
 	if err != nil {
 		r.refused(trigger, err)
 		return
 	}
 	r.running = withLive(r.running, next)
+	r.disc.setCap(s.MaxEjected)
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed),
@@ -71,6 +78,31 @@ func withLive(running, next config.Config) config.Config {
 	running.Health.FailureLimit, running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
 	running.Health.MaxEjected = next.Health.MaxEjected
 	return running
+}
+
+// rediscovered applies the backend lists found in DNS, with the running
+// config, through the same Reconfigure as a reload. A list the proxy
+// refuses (a name another pool gives to another server) is logged; the
+// running backends stay until the next change.
+func (r *reloader) rediscovered() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proxy == nil {
+		return
+	}
+	s, err := settingsFrom(r.running, r.disc.snapshot())
+	if err == nil {
+		var res proxy.ReconfigureResult
+		if res, err = r.proxy.Reconfigure(s); err == nil {
+			if res.Changed() {
+				r.log.Info("backends found in DNS applied", zap.Uint64("generation", res.Generation),
+					zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
+					zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed))
+			}
+			return
+		}
+	}
+	r.log.Error("backends found in DNS refused; the running backends stay", zap.Error(err))
 }
 
 func (r *reloader) refused(trigger string, err error) {
