@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
+	"github.com/mcproxy/mcproxy/internal/testkit/dnsmasqtest"
+	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+)
+
+// The tests of pools found in DNS run the mcproxy binary against a real
+// dnsmasq (internal/testkit/dnsmasqtest) and real memcached. All is on
+// 127.0.0.1, so a target "moving to a new address" is a new memcached on a
+// new port under the same SRV target.
+
+const discoverSRV = "_memcache._tcp." + dnsmasqtest.Zone
+
+// target is mc-i.mc.test.
+func target(i int) string { return fmt.Sprintf("mc-%d.%s", i, dnsmasqtest.Zone) }
+
+// srvRecords are SRV records for targets mc-0.. at the servers' ports,
+// each target's A record 127.0.0.1.
+func srvRecords(servers ...*memcachedtest.Server) dnsmasqtest.Records {
+	r := dnsmasqtest.Records{A: map[string]string{}}
+	for i, s := range servers {
+		if s == nil {
+			continue
+		}
+		r.SRV = append(r.SRV, dnsmasqtest.SRV{Name: discoverSRV, Target: target(i), Port: s.Port, Weight: 1})
+		r.A[target(i)] = "127.0.0.1"
+	}
+	return r
+}
+
+// startDiscovered starts mcproxy with one pool, main, found in DNS by
+// discover (the YAML of the discover section, one line), with an admin
+// endpoint; it returns the proxy and the admin address.
+func startDiscovered(t *testing.T, discover string) (*childproxy.TestProxy, string) {
+	t.Helper()
+	admin := memcachedtest.FreeAddr(t)
+	config := "listen: %s\nadmin: " + admin + "\nhealth: {interval: 200ms, timeout: 200ms}\n" +
+		"pools:\n  main:\n    discover: " + discover + "\n"
+	return startBinary(t, config), admin
+}
+
+// setKeys stores prefix0..prefix(n-1) through addr, each with its own key
+// as the value.
+func setKeys(t *testing.T, addr, prefix string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		fmt.Fprintf(&b, "set %s 0 0 %d\r\n%s\r\n", k, len(k), k)
+	}
+	memcachedtest.Send(t, addr, b.String(), "STORED\r\n", n)
+}
+
+// hits counts the keys prefix0..prefix(n-1) a get through addr finds.
+func hits(t *testing.T, addr, prefix string, n int) int {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("get")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, " %s%d", prefix, i)
+	}
+	b.WriteString("\r\n")
+	return strings.Count(memcachedtest.Send(t, addr, b.String(), "END\r\n", 1), "VALUE ")
+}
+
+// metric waits until the admin's metric name (with labels) satisfies ok.
+func waitMetric(t *testing.T, admin, name string, ok func(float64) bool) {
+	t.Helper()
+	memcachedtest.WaitFor(t, "metric "+name, func() bool {
+		v, found := scrape(t, admin)[name]
+		return found && ok(v)
+	})
+}
+
+// TestDiscoverSRVServesAndGrows: a pool found by SRV serves on all its
+// targets; a third target added in DNS joins and takes about a third of
+// new keys, with no client error meanwhile.
+func TestDiscoverSRVServesAndGrows(t *testing.T) {
+	a, b, c := memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)
+	dns := dnsmasqtest.Start(t, srvRecords(a, b))
+	p, admin := startDiscovered(t, fmt.Sprintf("{srv: %s, resolver: %s, interval: 100ms}", discoverSRV, dns.Addr))
+	memcachedtest.WaitStat(t, "two targets", p.Listen, "live_backends", "2")
+
+	const n = 600
+	setKeys(t, p.Listen, "first:", n)
+	if got := hits(t, p.Listen, "first:", n); got != n {
+		t.Fatalf("%d of %d keys found", got, n)
+	}
+	for _, s := range []*memcachedtest.Server{a, b} {
+		if items := memcachedtest.Stat(t, s.Addr, "curr_items"); items < n/4 {
+			t.Errorf("target %s holds %d of %d keys", s.Addr, items, n)
+		}
+	}
+
+	load := memcachedtest.StartLoad(t, p.Listen, 4, "load:", 500)
+	load.WaitOps(t, "before the third target", 200)
+	dns.Restart(t, srvRecords(a, b, c))
+	memcachedtest.WaitStat(t, "third target in DNS", p.Listen, "live_backends", "3")
+	load.Check(t, "third target joined", 200)
+	waitMetric(t, admin, `mcproxy_discover_backends{pool="main"}`, func(v float64) bool { return v == 3 })
+
+	before := memcachedtest.Stat(t, c.Addr, "curr_items")
+	setKeys(t, p.Listen, "second:", 3*n)
+	share := float64(memcachedtest.Stat(t, c.Addr, "curr_items")-before) / float64(3*n)
+	if share < 0.2 || share > 0.47 {
+		t.Errorf("the third target took %.0f%% of new keys, want about a third", 100*share)
+	}
+	if got := hits(t, p.Listen, "second:", 3*n); got != 3*n {
+		t.Errorf("%d of %d new keys found", got, 3*n)
+	}
+	load.CheckErrors(t, "end")
+}
+
+// TestDiscoverKeepsListThroughMovesAndOutages: a target that comes back on
+// a new address keeps its keys' place (no key of the others moves, and its
+// own keys go to its new server); a DNS outage (dnsmasq killed) and an
+// empty answer (NXDOMAIN) change nothing: every key still hits.
+func TestDiscoverKeepsListThroughMovesAndOutages(t *testing.T) {
+	s := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
+	dns := dnsmasqtest.Start(t, srvRecords(s...))
+	p, admin := startDiscovered(t, fmt.Sprintf("{srv: %s, resolver: %s, interval: 100ms, missing_limit: 1}", discoverSRV, dns.Addr))
+	memcachedtest.WaitStat(t, "three targets", p.Listen, "live_backends", "3")
+
+	const n = 300
+	setKeys(t, p.Listen, "k:", n)
+	onMoved := map[string]bool{} // the keys mc-1 holds
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("k:%d", i)
+		if strings.Contains(memcachedtest.Send(t, s[1].Addr, "get "+k+"\r\n", "END\r\n", 1), "VALUE ") {
+			onMoved[k] = true
+		}
+	}
+	if len(onMoved) == 0 || len(onMoved) == n {
+		t.Fatalf("mc-1 holds %d of %d keys", len(onMoved), n)
+	}
+
+	moved := memcachedtest.Start(t)
+	dns.Restart(t, srvRecords(s[0], moved, s[2]))
+	info := fmt.Sprintf(`mcproxy_backend_info{addr=%q,backend=%q}`, moved.Addr, target(1))
+	waitMetric(t, admin, info, func(v float64) bool { return v == 1 })
+	memcachedtest.WaitStat(t, "mc-1 on its new address", p.Listen, "live_backends", "3")
+	if got := hits(t, p.Listen, "k:", n); got != n-len(onMoved) {
+		t.Errorf("after the move %d keys hit, want the %d of the targets that stayed", got, n-len(onMoved))
+	}
+	setKeys(t, p.Listen, "k:", n)
+	if got := memcachedtest.Stat(t, moved.Addr, "curr_items"); got != len(onMoved) {
+		t.Errorf("mc-1's new server holds %d keys, want its %d", got, len(onMoved))
+	}
+
+	lookups := func() float64 { return scrape(t, admin)[`mcproxy_discover_lookups_total{pool="main"}`] }
+	dns.Kill()
+	failures := `mcproxy_discover_failures_total{pool="main"}`
+	waitMetric(t, admin, failures, func(v float64) bool { return v >= 3 })
+	if got := hits(t, p.Listen, "k:", n); got != n {
+		t.Errorf("during a DNS outage %d of %d keys hit", got, n)
+	}
+	dns.Restart(t, dnsmasqtest.Records{}) // up, but no such name: NXDOMAIN
+	empty := `mcproxy_discover_empty_total{pool="main"}`
+	waitMetric(t, admin, empty, func(v float64) bool { return v >= 3 })
+	if got := hits(t, p.Listen, "k:", n); got != n {
+		t.Errorf("with empty answers %d of %d keys hit", got, n)
+	}
+	if m := scrape(t, admin); m[`mcproxy_discover_backends{pool="main"}`] != 3 || lookups() < 7 {
+		t.Errorf("backends %v after %v lookups, want 3", m[`mcproxy_discover_backends{pool="main"}`], lookups())
+	}
+	memcachedtest.WaitStat(t, "after the outage", p.Listen, "live_backends", "3")
+}
+
+// TestDiscoverARecords: with host and port, each address of the name is a
+// backend named by its ip:port.
+func TestDiscoverARecords(t *testing.T) {
+	s := memcachedtest.Start(t)
+	host := "memcached." + dnsmasqtest.Zone
+	dns := dnsmasqtest.Start(t, dnsmasqtest.Records{A: map[string]string{host: "127.0.0.1"}})
+	p, admin := startDiscovered(t, fmt.Sprintf("{host: %s, port: %d, resolver: %s, interval: 100ms}", host, s.Port, dns.Addr))
+	memcachedtest.WaitStat(t, "the A record's backend", p.Listen, "live_backends", "1")
+	const n = 100
+	setKeys(t, p.Listen, "a:", n)
+	if got := memcachedtest.Stat(t, s.Addr, "curr_items"); got != n {
+		t.Errorf("the backend holds %d of %d keys", got, n)
+	}
+	waitMetric(t, admin, fmt.Sprintf(`mcproxy_backend_info{addr=%q,backend=%q}`, s.Addr, s.Addr), func(v float64) bool { return v == 1 })
+}
