@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/dnsmasqtest"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
+	"go.uber.org/zap"
 )
 
 // The tests of pools found in DNS run the mcproxy binary against a real
@@ -186,4 +191,80 @@ func TestDiscoverARecords(t *testing.T) {
 		t.Errorf("the backend holds %d of %d keys", got, n)
 	}
 	waitMetric(t, admin, fmt.Sprintf(`mcproxy_backend_info{addr=%q,backend=%q}`, s.Addr, s.Addr), func(v float64) bool { return v == 1 })
+}
+
+// TestReloadKeepsDiscoveredLists: a file reload composes the new file with
+// the lists found in DNS (a pool found in DNS keeps its backends beside a
+// listed pool the reload adds), and a reload that adds a pool found in DNS
+// is refused by its key: its Watcher starts with the process.
+func TestReloadKeepsDiscoveredLists(t *testing.T) {
+	a, b, listed := memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)
+	dns := dnsmasqtest.Start(t, srvRecords(a, b))
+	admin, listen := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
+	head := fmt.Sprintf("listen: %s\nadmin: %s\nhealth: {interval: 200ms, timeout: 200ms}\npools:\n"+
+		"  main:\n    discover: {srv: %s, resolver: %s, interval: 100ms}\n", listen, admin, discoverSRV, dns.Addr)
+	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
+	writeFile(t, path, head)
+	p := childproxy.StartT(t, childproxy.BuildT(t), listen, "-config", path, "-log-format", "console")
+	memcachedtest.WaitStat(t, "two targets", p.Listen, "live_backends", "2")
+	const n = 200
+	setKeys(t, p.Listen, "k:", n)
+
+	in := &instance{path: path}
+	in.write(t, head+"  listed:\n    backends: ["+listed.Addr+"]\nroutes:\n  - {prefix: \"l:\", pool: listed}\n  - {pool: main}\n")
+	memcachedtest.WaitStat(t, "the listed pool added", p.Listen, "live_backends", "3")
+	if got := hits(t, p.Listen, "k:", n); got != n {
+		t.Errorf("after the reload %d of %d keys of the found pool hit", got, n)
+	}
+	setKeys(t, p.Listen, "l:", 10)
+	if got := memcachedtest.Stat(t, listed.Addr, "curr_items"); got != 10 {
+		t.Errorf("the listed pool holds %d of 10 keys", got)
+	}
+
+	in.write(t, head+"  more:\n    discover: {srv: _other._tcp.mc.test, resolver: "+dns.Addr+"}\n"+
+		"routes:\n  - {prefix: \"m:\", pool: more}\n  - {pool: main}\n")
+	p.WaitOutput(t, "pools.more.discover: not found in DNS since the start")
+	if got := hits(t, p.Listen, "k:", n); got != n {
+		t.Errorf("after the refused reload %d of %d keys hit", got, n)
+	}
+}
+
+// TestStartWaitsForTheFirstAnswer: without an answer within the bound,
+// the start fails naming the pool's key and its lookups.
+func TestStartWaitsForTheFirstAnswer(t *testing.T) {
+	dns := dnsmasqtest.Start(t, dnsmasqtest.Records{})
+	cfg := loadConfig(t, fmt.Sprintf("pools:\n  main:\n    discover: {srv: %s, resolver: %s, interval: 100ms}\n", discoverSRV, dns.Addr))
+	d, err := startDiscovery(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	memcachedtest.WaitFor(t, "two lookups", func() bool { return d.watchers["main"].Counts().Lookups >= 2 })
+	err = d.waitFirst(context.Background(), time.Millisecond, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "pools.main.discover (") || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("waitFirst: %v, want the pool's key and its empty lookups", err)
+	}
+	dns.Restart(t, srvRecords(memcachedtest.Start(t)))
+	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.snapshot()["main"]; len(got) != 1 || got[0].Name != target(0) {
+		t.Fatalf("found %+v", got)
+	}
+}
+
+// TestCheckPrintsDiscoveredPools: -check shows what a pool found in DNS
+// looks up.
+func TestCheckPrintsDiscoveredPools(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	writeFile(t, file, "pools:\n  main:\n    distribution: ketama\n    discover: {srv: "+discoverSRV+"}\n")
+	var out, warn bytes.Buffer
+	if err := check(file, &out, &warn); err != nil {
+		t.Fatal(err)
+	}
+	want := "pool main: distribution ketama, hash fnv1a_64, backends from DNS: SRV " + discoverSRV +
+		" every 5s, asking the system's resolver\nroute (default) -> main\n"
+	if _, got, _ := strings.Cut(out.String(), "\n"); got != want {
+		t.Errorf("-check printed:\n%s\nwant after the first line:\n%s", out.String(), want)
+	}
 }
