@@ -268,3 +268,27 @@ func TestCheckPrintsDiscoveredPools(t *testing.T) {
 		t.Errorf("-check printed:\n%s\nwant after the first line:\n%s", out.String(), want)
 	}
 }
+
+// TestRemovalsCappedByMaxEjected: health.max_ejected bounds the backends
+// one answer takes out of a pool; with 0, a target missing from DNS never
+// leaves.
+func TestRemovalsCappedByMaxEjected(t *testing.T) {
+	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
+	dns := dnsmasqtest.Start(t, srvRecords(a, b))
+	cfg := loadConfig(t, fmt.Sprintf("health: {max_ejected: 0}\npools:\n  main:\n"+
+		"    discover: {srv: %s, resolver: %s, interval: 100ms, missing_limit: 1}\n", discoverSRV, dns.Addr))
+	d, err := startDiscovery(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	dns.Restart(t, srvRecords(a))
+	w := d.watchers["main"]
+	memcachedtest.WaitFor(t, "three capped removals", func() bool { return w.Counts().Capped >= 3 })
+	if got := d.snapshot()["main"]; len(got) != 2 {
+		t.Fatalf("found %+v, want both targets kept", got)
+	}
+}
