@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/mcproxy/mcproxy/internal/config"
@@ -50,7 +52,11 @@ func (r *reloader) reload(trigger string) {
 		r.log.Warn("config keys changed that apply only after a restart; their running values stay",
 			zap.Strings("keys", restart))
 	}
-	s, err := settingsFrom(next, r.disc.snapshot())
+	if err := discoverSwitched(r.running, next); err != nil {
+		r.refused(trigger, err)
+		return
+	}
+	s, err := settingsFrom(withLive(r.running, next), r.disc.snapshot())
 	if err != nil {
 		r.refused(trigger, err)
 		return
@@ -73,11 +79,32 @@ func (r *reloader) reload(trigger string) {
 // what is in force once Reconfigure has accepted settingsFrom(next).
 func withLive(running, next config.Config) config.Config {
 	running.Backends, running.Ring = next.Backends, next.Ring
-	running.Pools, running.Routes = next.Pools, next.Routes
+	pools := make([]config.Pool, len(next.Pools))
+	for i, pl := range next.Pools {
+		pools[i] = pl
+		// The discover keys apply at a restart: the Watchers start with
+		// the process, and a pool keeps the one it started with.
+		if j := slices.IndexFunc(running.Pools, func(o config.Pool) bool { return o.Name == pl.Name }); j >= 0 {
+			pools[i].Discover = running.Pools[j].Discover
+		}
+	}
+	running.Pools, running.Routes = pools, next.Routes
 	running.Health.Interval, running.Health.Timeout = next.Health.Interval, next.Health.Timeout
 	running.Health.FailureLimit, running.Health.SuccessLimit = next.Health.FailureLimit, next.Health.SuccessLimit
 	running.Health.MaxEjected = next.Health.MaxEjected
 	return running
+}
+
+// discoverSwitched refuses a reload that turns a running pool from listed
+// backends to DNS or back: the Watchers start with the process.
+func discoverSwitched(running, next config.Config) error {
+	for _, pl := range next.Pools {
+		j := slices.IndexFunc(running.Pools, func(o config.Pool) bool { return o.Name == pl.Name })
+		if j >= 0 && running.Pools[j].Discover.Set() != pl.Discover.Set() {
+			return fmt.Errorf("pools.%s.discover: a pool switches between backends and discover at a restart", pl.Name)
+		}
+	}
+	return nil
 }
 
 // rediscovered applies the backend lists found in DNS, with the running
