@@ -70,8 +70,8 @@ func lookup(ctx context.Context, r *net.Resolver, spec Spec) ([]Backend, error) 
 // resolveTargets points each SRV backend at its target's address, asked of
 // the same resolver as the SRV record: a resolver only mcproxy is told of
 // (Consul's, a test server) may be the only one that knows the targets,
-// and an address in Addr is what lets a pod that comes back on a new IP
-// take the proxy's readdress path under its unchanged name. A target with
+// and an address in Addr is what tells the proxy that a pod came back on
+// a new IP under its unchanged name (it keeps the name's ring place). A target with
 // no address records keeps its name in Addr (the dialer's resolver may
 // know it); any other failure fails the lookup, so the last list stays.
 // IPv4 is preferred, then the lowest address, so that the same answer
