@@ -292,3 +292,41 @@ func TestRemovalsCappedByMaxEjected(t *testing.T) {
 		t.Fatalf("found %+v, want both targets kept", got)
 	}
 }
+
+// TestProxiesFindingOnePoolAgree: N proxies that find a pool in the same
+// DNS place every key on the same backend, so a client may use any of
+// them: each key set through one is found through the other, and sits on
+// the same memcached, also after a target joins (docs/operations.md,
+// "Many proxies").
+func TestProxiesFindingOnePoolAgree(t *testing.T) {
+	s := []*memcachedtest.Server{memcachedtest.Start(t), memcachedtest.Start(t), memcachedtest.Start(t)}
+	dns := dnsmasqtest.Start(t, srvRecords(s[0], s[1]))
+	// modula places by the order of the list: the proxies agree only if
+	// the same answer gives every one of them the same list.
+	spec := fmt.Sprintf("{srv: %s, resolver: %s, interval: 100ms}\n    distribution: modula", discoverSRV, dns.Addr)
+	p1, _ := startDiscovered(t, spec)
+	p2, _ := startDiscovered(t, spec)
+	for _, p := range []*childproxy.TestProxy{p1, p2} {
+		memcachedtest.WaitStat(t, "two targets", p.Listen, "live_backends", "2")
+	}
+	const n = 300
+	setKeys(t, p1.Listen, "one:", n)
+	if got := hits(t, p2.Listen, "one:", n); got != n {
+		t.Errorf("%d of %d keys set through one proxy found through the other", got, n)
+	}
+	dns.Restart(t, srvRecords(s...))
+	for _, p := range []*childproxy.TestProxy{p1, p2} {
+		memcachedtest.WaitStat(t, "three targets", p.Listen, "live_backends", "3")
+	}
+	setKeys(t, p2.Listen, "two:", n)
+	if got := hits(t, p1.Listen, "two:", n); got != n {
+		t.Errorf("after a join, %d of %d keys set through one proxy found through the other", got, n)
+	}
+	total := 0
+	for _, m := range s {
+		total += memcachedtest.Stat(t, m.Addr, "curr_items")
+	}
+	if total != 2*n {
+		t.Errorf("the backends hold %d items, want %d: a key is on two servers", total, 2*n)
+	}
+}
