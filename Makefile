@@ -31,7 +31,7 @@ SOAK_ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## install memcached, gcc and the client libraries the tests use (apt-get; root or sudo)
+deps: ## install memcached, gcc, dnsmasq and the client libraries the tests use (apt-get; root or sudo)
 	bash .ci/install-deps
 
 build: ## build bin/mcproxy with the version from git describe (the release tag)

@@ -15,15 +15,19 @@ import (
 // the named pools in file order, and the routes (with one pool and none
 // written, the default route to it). A config without pools or routes
 // gives nil, nil: its backends go to the proxy as Options.Backends, as
-// they always have, and keep their placement.
-func poolsFrom(cfg config.Config) ([]proxy.Pool, []proxy.Route) {
+// they always have, and keep their placement. A pool found in DNS takes
+// its list from found (discoveredPools).
+func poolsFrom(cfg config.Config, found map[string][]proxy.Backend) ([]proxy.Pool, []proxy.Route) {
 	if len(cfg.Pools) == 0 && len(cfg.Routes) == 0 {
 		return nil, nil
 	}
 	var pools []proxy.Pool
 	for _, pl := range cfg.PoolList() {
-		pools = append(pools, proxy.Pool{Name: pl.Name, Backends: proxyBackends(pl.Backends), Placement: cfg.Placement(pl),
-			Replicas: pl.Replicas})
+		bs := proxyBackends(pl.Backends)
+		if pl.Discover.Set() {
+			bs = found[pl.Name]
+		}
+		pools = append(pools, proxy.Pool{Name: pl.Name, Backends: bs, Placement: cfg.Placement(pl), Replicas: pl.Replicas})
 	}
 	var routes []proxy.Route
 	for _, r := range cfg.RouteList() {
@@ -73,6 +77,10 @@ func configServers(cfg config.Config) []listedBackend {
 // in the order they are tried.
 func printPools(out io.Writer, cfg config.Config) {
 	for _, pl := range cfg.PoolList() {
+		if pl.Discover.Set() {
+			printDiscovered(out, cfg, pl)
+			continue
+		}
 		p, err := ring.NewPlacement(config.PlacementServers(pl.Backends), cfg.Placement(pl))
 		if err != nil {
 			// Validation built this placement; this is not reached.
@@ -110,6 +118,27 @@ func printPools(out io.Writer, cfg config.Config) {
 		}
 		fmt.Fprintln(out)
 	}
+}
+
+// printDiscovered writes what -check shows of a pool found in DNS: its
+// placement and what is looked up, and how often.
+func printDiscovered(out io.Writer, cfg config.Config, pl config.Pool) {
+	p, err := ring.NewPlacement([]ring.Server{{Addr: "stand-in:1"}}, cfg.Placement(pl))
+	if err != nil {
+		fmt.Fprintf(out, "pool %s: %v\n", pl.Name, err) // validation built it; not reached
+		return
+	}
+	d := pl.Discover
+	what := "SRV " + d.SRV
+	if d.SRV == "" {
+		what = fmt.Sprintf("host %s port %d", d.Host, d.Port)
+	}
+	resolver := "the system's resolver"
+	if d.Resolver != "" {
+		resolver = d.Resolver
+	}
+	fmt.Fprintf(out, "pool %s: %s, backends from DNS: %s every %v, asking %s\n", pl.Name,
+		describePlacement(p.Options()), what, d.Interval, resolver)
 }
 
 // describePlacement writes placement options as -check shows them, in the

@@ -45,7 +45,7 @@ func loadConfig(t *testing.T, text string) config.Config {
 // so every existing config keeps its placement.
 func TestPlainConfigKeepsItsOptions(t *testing.T) {
 	cfg := loadConfig(t, "backends: [127.0.0.1:11311, {name: b, addr: 127.0.0.1:11312, weight: 2}]\nring: {load: 2}\n")
-	o := optionsFrom(cfg, zap.NewNop())
+	o, _ := optionsFrom(cfg, nil, zap.NewNop())
 	want := []proxy.Backend{{Addr: "127.0.0.1:11311", Weight: 1}, {Name: "b", Addr: "127.0.0.1:11312", Weight: 2}}
 	if !reflect.DeepEqual(o.Backends, want) || o.Pools != nil || o.Routes != nil {
 		t.Errorf("options: backends %+v, pools %+v, routes %+v", o.Backends, o.Pools, o.Routes)
@@ -61,7 +61,7 @@ func TestPlainConfigKeepsItsOptions(t *testing.T) {
 // named pools, it refuses them after those checks).
 func TestPoolsGoToTheProxy(t *testing.T) {
 	cfg := loadConfig(t, poolsConfig)
-	s := settingsFrom(cfg)
+	s, _ := settingsFrom(cfg, nil)
 	if s.Backends != nil {
 		t.Errorf("Backends %+v beside Pools", s.Backends)
 	}
@@ -81,7 +81,11 @@ func TestPoolsGoToTheProxy(t *testing.T) {
 		t.Errorf("routes: %+v", s.Routes)
 	}
 	for _, text := range []string{poolsConfig, "pools:\n  only:\n    backends: [127.0.0.1:11311]\n"} {
-		p, err := proxy.New(optionsFrom(loadConfig(t, text), zap.NewNop()))
+		o, err := optionsFrom(loadConfig(t, text), nil, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := proxy.New(o)
 		if err != nil {
 			t.Errorf("proxy.New: %v, want it to accept the pools", err)
 			continue

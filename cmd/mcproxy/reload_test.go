@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,5 +44,26 @@ func TestWithLive(t *testing.T) {
 	if !slices.Contains(taken, "health.max_ejected") ||
 		!slices.Contains(kept, "health.auto_eject") {
 		t.Errorf("taken %v, kept %v", taken, kept)
+	}
+}
+
+// TestWithLiveKeepsDiscover: the discover keys apply at a restart, so a
+// reload keeps the running pool's discover section; a pool switched
+// between backends and discover is refused by its key.
+func TestWithLiveKeepsDiscover(t *testing.T) {
+	running := config.Default()
+	running.Pools = []config.Pool{{Name: "main", Discover: config.Discover{SRV: "_a._tcp.mc.test"}}}
+	next := running
+	next.Pools = []config.Pool{{Name: "main", Discover: config.Discover{SRV: "_b._tcp.mc.test"}, Distribution: "ketama"}}
+	got := withLive(running, next)
+	if got.Pools[0].Discover.SRV != "_a._tcp.mc.test" || got.Pools[0].Distribution != "ketama" {
+		t.Errorf("pool after the reload: %+v", got.Pools[0])
+	}
+	if err := discoverSwitched(running, next); err != nil {
+		t.Error(err)
+	}
+	next.Pools = []config.Pool{{Name: "main", Backends: []config.Backend{{Addr: "127.0.0.1:11311", Weight: 1}}}}
+	if err := discoverSwitched(running, next); err == nil || !strings.Contains(err.Error(), "pools.main.discover: ") {
+		t.Errorf("switch to backends: %v", err)
 	}
 }

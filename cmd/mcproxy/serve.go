@@ -48,7 +48,16 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	if err != nil {
 		return err
 	}
-	st, err := start(cfg, log)
+	disc, err := startDiscovery(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer disc.stop()
+	rl.disc = disc
+	if err := disc.waitFirst(ctx, discoverFirstWait, log); err != nil {
+		return err
+	}
+	st, err := start(cfg, disc.snapshot(), log)
 	if err != nil {
 		return err
 	}
@@ -56,6 +65,7 @@ func serve(ctx context.Context, path string, reload <-chan struct{}, log *zap.Lo
 	defer adm.shutdown()
 	defer adm.markRegistered() // before the admin server's Shutdown waits for its requests
 	defer old.close()
+	adm.registerDiscovery(disc)
 	adm.register(p, cfg, tl)
 	tlsCtx, stopTLS := context.WithCancel(ctx)
 	defer func() { stopTLS(); tl.wait() }()
@@ -103,10 +113,11 @@ type started struct {
 
 // start opens the listeners (or takes the clear-text ones over from the
 // old process of an upgrade), the TLS listener and files, and the admin
-// endpoint, and starts the proxy. Without an upgrade every port is bound
-// before the proxy starts, so that a port in use is the one thing
-// reported, with no proxy to stop (and no drain logged) before the error.
-func start(cfg config.Config, log *zap.Logger) (st started, err error) {
+// endpoint, and starts the proxy with the backends of found for the pools
+// found in DNS. Without an upgrade every port is bound before the proxy
+// starts, so that a port in use is the one thing reported, with no proxy
+// to stop (and no drain logged) before the error.
+func start(cfg config.Config, found map[string][]proxy.Backend, log *zap.Logger) (st started, err error) {
 	defer func() {
 		if err != nil {
 			for _, l := range st.lns {
@@ -129,9 +140,12 @@ func start(cfg config.Config, log *zap.Logger) (st started, err error) {
 	if st.adm, err = startAdmin(cfg); err != nil {
 		return st, err
 	}
-	opts := optionsFrom(cfg, log)
-	opts.BackendTLS = backendTLS(cfg, st.tl)
-	if st.p, err = proxy.New(opts); err != nil {
+	opts, err := optionsFrom(cfg, found, log)
+	if err == nil {
+		opts.BackendTLS = backendTLS(cfg, st.tl)
+		st.p, err = proxy.New(opts)
+	}
+	if err != nil {
 		st.adm.shutdown()
 		return st, err
 	}
@@ -281,7 +295,8 @@ func warnUnresolved(cfg config.Config, path string, log *zap.Logger) <-chan stru
 // runUntilStop is serve's signal loop: it reloads the config on SIGHUP
 // until ctx ends (stopped false), a new process asks for the clients
 // (stopped false, with its connection) or Serve returns (stopped true,
-// with Serve's error, after shutting p down).
+// with Serve's error, after shutting p down). A change of the backends
+// found in DNS is applied here too, off the Watchers' goroutines.
 func runUntilStop(ctx context.Context, reload <-chan struct{}, rl *reloader, watch *configWatch,
 	serveErr <-chan error, upgrades <-chan *net.UnixConn, p *proxy.Proxy, log *zap.Logger) (
 	stopped bool, upgrade *net.UnixConn, _ error) {
@@ -289,6 +304,8 @@ func runUntilStop(ctx context.Context, reload <-chan struct{}, rl *reloader, wat
 		select {
 		case <-reload:
 			rl.reload("SIGHUP")
+		case <-rl.disc.changes():
+			rl.rediscovered()
 		case err := <-watch.ended:
 			// The proxy serves on without live reload; SIGHUP still works.
 			log.Error("config watch stopped; edits are picked up on SIGHUP only", zap.Error(err))
@@ -324,9 +341,13 @@ func drain(p *proxy.Proxy, serveErr <-chan error, grace time.Duration, log *zap.
 	return nil
 }
 
-// optionsFrom maps the validated config onto the proxy's options.
-func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
-	s := settingsFrom(cfg)
+// optionsFrom maps the validated config, with the backend lists found in
+// DNS (nil without discovered pools), onto the proxy's options.
+func optionsFrom(cfg config.Config, found map[string][]proxy.Backend, log *zap.Logger) (proxy.Options, error) {
+	s, err := settingsFrom(cfg, found)
+	if err != nil {
+		return proxy.Options{}, err
+	}
 	return proxy.Options{
 		Backends:          s.Backends,
 		Replicas:          s.Replicas,
@@ -354,7 +375,7 @@ func optionsFrom(cfg config.Config, log *zap.Logger) proxy.Options {
 		ReservedFds:       reservedFds(cfg),
 		Version:           buildVersion(),
 		Logger:            log,
-	}
+	}, nil
 }
 
 // reservedFds are the descriptors mcproxy keeps from the clients besides
@@ -367,18 +388,19 @@ func reservedFds(cfg config.Config) int {
 }
 
 // settingsFrom maps the validated config onto the settings a running
-// proxy can change (config.AppliesLive): the proxy starts with them and a
-// reload passes them to Reconfigure.
-func settingsFrom(cfg config.Config) proxy.Settings {
+// proxy can change (config.AppliesLive): the proxy starts with them, and a
+// reload and a change found in DNS pass them to Reconfigure. It is the one
+// place where the file's config and the lists found in DNS meet: a pool
+// with a discover section takes its list from found (by pool name).
+func settingsFrom(cfg config.Config, found map[string][]proxy.Backend) (proxy.Settings, error) {
+	found, err := discoveredPools(cfg, found)
+	if err != nil {
+		return proxy.Settings{}, err
+	}
 	var bs []proxy.Backend
-	pools, routes := poolsFrom(cfg)
+	pools, routes := poolsFrom(cfg, found)
 	if pools == nil {
 		bs = proxyBackends(cfg.Backends)
-	}
-	n, percent, _ := cfg.Health.MaxEjected.Parse() // checked by validation
-	maxEjected := proxy.MaxEjectedBackends(n)
-	if percent {
-		maxEjected = proxy.MaxEjectedPercent(n)
 	}
 	return proxy.Settings{
 		Backends: bs,
@@ -396,8 +418,17 @@ func settingsFrom(cfg config.Config) proxy.Settings {
 			FailureLimit: cfg.Health.FailureLimit,
 			SuccessLimit: cfg.Health.SuccessLimit,
 		},
-		MaxEjected: maxEjected,
+		MaxEjected: settingsCap(cfg),
+	}, nil
+}
+
+// settingsCap is health.max_ejected as the proxy takes it.
+func settingsCap(cfg config.Config) proxy.EjectionCap {
+	n, percent, _ := cfg.Health.MaxEjected.Parse() // checked by validation
+	if percent {
+		return proxy.MaxEjectedPercent(n)
 	}
+	return proxy.MaxEjectedBackends(n)
 }
 
 // backendAddrs lists the configured servers for the start-up log, each

@@ -27,8 +27,11 @@ func TestAppliesLive(t *testing.T) {
 		"pools.<name>.backends[].addr": true, "pools.<name>.backends[].weight": true,
 		"pools.<name>.distribution": true, "pools.<name>.hash": true, "pools.<name>.hash_tag": true,
 		"pools.<name>.ring.partitions": true, "pools.<name>.ring.replication_factor": true,
-		"pools.<name>.ring.load": true,
-		"routes":                 true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
+		"pools.<name>.ring.load":    true,
+		"pools.<name>.discover.srv": false, "pools.<name>.discover.host": false, "pools.<name>.discover.port": false,
+		"pools.<name>.discover.interval": false, "pools.<name>.discover.resolver": false,
+		"pools.<name>.discover.lookup_timeout": false, "pools.<name>.discover.missing_limit": false,
+		"routes": true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
 		// TLS: the files' contents rotate live (tlsfiles); the keys restart.
 		"tls.listen": false, "tls.cert_file": false, "tls.key_file": false, "tls.client_ca_file": false,
 		"tls.min_version": false, "tls.handshake_timeout": false,

@@ -45,6 +45,9 @@ type Pool struct {
 	// proxy.MinReplicas..proxy.MaxReplicas; Load and Parse fill in the
 	// top-level replicas when the file leaves it out.
 	Replicas int `yaml:"replicas"`
+	// Discover finds the pool's backends in DNS instead (discover.go);
+	// zero when Backends lists them.
+	Discover Discover `yaml:"discover"`
 }
 
 // Route is one entry of the file's routes: list. In YAML:
@@ -160,6 +163,7 @@ func (p *parser) poolFields(pl *Pool) map[string]field {
 		"hash":         p.str(&pl.Hash),
 		"hash_tag":     p.str(&pl.HashTag),
 		"replicas":     p.integer(&pl.Replicas),
+		"discover":     p.discoverFields(&pl.Discover),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&pl.Ring.Partitions),
 			"replication_factor": p.integer(&pl.Ring.ReplicationFactor),
@@ -212,6 +216,7 @@ func (p *parser) fillPoolDefaults(c *Config) {
 		if !p.has(key + ".replicas") {
 			pl.Replicas = c.Replicas
 		}
+		p.fillDiscoverDefaults(key+".discover", &pl.Discover)
 		if pl.Distribution == "" {
 			pl.Distribution = ring.DistRing
 		}

@@ -316,6 +316,9 @@ func poolWith(key, value, in string) string {
 		}
 		return fmt.Sprintf("%sbackends:\n%s  - {addr: %s, %s: %s}\n", in, in, testBackend, b, value)
 	}
+	if d, ok := strings.CutPrefix(key, "discover."); ok {
+		return in + "discover:\n" + discoverBase(d, in+"  ") + in + "  " + d + ": " + value + "\n"
+	}
 	switch key {
 	case "backends":
 		return in + "backends: " + value + "\n"
@@ -327,6 +330,19 @@ func poolWith(key, value, in string) string {
 		return one + in + "ring:\n" + in + "  " + r + ": " + value + "\n"
 	}
 	return one + in + key + ": " + value + "\n"
+}
+
+// discoverBase is the body of a discover section, at indentation in,
+// that the key (srv, port, ...) completes without conflict: a host lookup
+// for srv and port, else an SRV lookup.
+func discoverBase(key, in string) string {
+	switch key {
+	case "srv":
+		return in + "host: mc.test\n" + in + "port: 11211\n"
+	case "port":
+		return in + "host: mc.test\n"
+	}
+	return in + "srv: _memcache._tcp.mc.test\n"
 }
 
 // fileKey is the key as messages about fileWith's file name it:
@@ -347,6 +363,8 @@ func defaultOf(t *testing.T, key string) Config {
 		doc = fileWith("pools.<name>.backends[].addr", testBackend)
 	case key == "pools.<name>.hash" || key == "pools.<name>.hash_tag":
 		doc = fileWith("pools.<name>.distribution", "ketama")
+	case strings.HasPrefix(key, "pools.<name>.discover."):
+		doc = "pools:\n  p:\n    discover:\n" + discoverBase(strings.TrimPrefix(key, "pools.<name>.discover."), "      ")
 	case strings.HasPrefix(key, "pools.<name>."):
 		doc = "pools:\n  p:\n    backends: [" + testBackend + "]\n"
 	case strings.HasPrefix(key, "routes[]."):
@@ -367,6 +385,7 @@ func checkRequired(t *testing.T, key, cell string) {
 		"backends":                     "listen: " + DefaultListen + "\n",
 		"backends[].addr":              "backends:\n  - {weight: 1}\n",
 		"pools.<name>.backends":        "pools:\n  p: {distribution: ring}\n",
+		"pools.<name>.discover.port":   "pools:\n  p:\n    discover: {host: mc.test}\n",
 		"pools.<name>.backends[].addr": "pools:\n  p:\n    backends:\n      - {weight: 1}\n",
 		"routes[].pool":                "backends: [" + testBackend + "]\nroutes:\n  - {}\n",
 	}

@@ -36,8 +36,10 @@ func (v *validator) pools(c Config) {
 				proxy.DefaultPoolName)
 		}
 		seen[pl.Name] = true
-		if len(pl.Backends) == 0 && !v.skip(key+".backends") {
-			v.errorf(key+".backends", "at least one backend is required")
+		if pl.Discover.Set() {
+			v.discovered(key, pl)
+		} else if len(pl.Backends) == 0 && !v.skip(key+".backends") {
+			v.errorf(key+".backends", "at least one backend is required (or discover)")
 		}
 		before := len(v.problems)
 		v.backendList(key+".backends", pl.Backends)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,9 @@ func lookup(ctx context.Context, r *net.Resolver, spec Spec) ([]Backend, error) 
 			return nil, classify("SRV "+spec.SRV, err)
 		}
 		out = fromSRV(srvs)
+		if err := resolveTargets(ctx, r, out); err != nil {
+			return nil, fmt.Errorf("lookup SRV %s: %w", spec.SRV, err)
+		}
 	} else {
 		ips, err := r.LookupNetIP(ctx, "ip", spec.Host)
 		if err != nil {
@@ -61,6 +65,46 @@ func lookup(ctx context.Context, r *net.Resolver, spec Spec) ([]Backend, error) 
 		return nil, fmt.Errorf("lookup %s: %w", what, errEmpty)
 	}
 	return out, nil
+}
+
+// resolveTargets points each SRV backend at its target's address, asked of
+// the same resolver as the SRV record: a resolver only mcproxy is told of
+// (Consul's, a test server) may be the only one that knows the targets,
+// and an address in Addr is what tells the proxy that a pod came back on
+// a new IP under its unchanged name (it keeps the name's ring place). A target with
+// no address records keeps its name in Addr (the dialer's resolver may
+// know it); any other failure fails the lookup, so the last list stays.
+// IPv4 is preferred, then the lowest address, so that the same answer
+// gives the same Addr.
+func resolveTargets(ctx context.Context, r *net.Resolver, bs []Backend) error {
+	for i := range bs {
+		host, port, err := net.SplitHostPort(bs[i].Addr)
+		if err != nil {
+			return err
+		}
+		ips, err := r.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			var dnsErr *net.DNSError
+			if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+				continue
+			}
+			return fmt.Errorf("target %s: %w", host, err)
+		}
+		if len(ips) == 0 {
+			continue
+		}
+		slices.SortFunc(ips, func(a, b netip.Addr) int {
+			if a.Unmap().Is4() != b.Unmap().Is4() {
+				if a.Unmap().Is4() {
+					return -1
+				}
+				return 1
+			}
+			return a.Compare(b)
+		})
+		bs[i].Addr = net.JoinHostPort(ips[0].Unmap().String(), port)
+	}
+	return nil
 }
 
 // classify tells an answer without records (errEmpty) from no answer.

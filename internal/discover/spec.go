@@ -130,3 +130,15 @@ func checkName(name string) error {
 	}
 	return nil
 }
+
+// The ranges a config accepts for a Spec's tunables (internal/config takes
+// them from here). A zero value in a Spec built in code still means the
+// default.
+const (
+	MinInterval      = 100 * time.Millisecond
+	MaxInterval      = time.Hour
+	MinLookupTimeout = 10 * time.Millisecond
+	MaxLookupTimeout = time.Minute
+	MinMissingLimit  = 1
+	MaxMissingLimit  = 100
+)

@@ -39,6 +39,9 @@ type Counts struct {
 	// Capped is backends that would have left but for MaxRemove, summed
 	// over lookups.
 	Capped uint64
+	// LastSuccess is when the last good (non-empty) answer came; zero
+	// before the first.
+	LastSuccess time.Time
 }
 
 // Watcher looks up a Spec's backends every interval on its own goroutine
@@ -55,6 +58,7 @@ type Watcher struct {
 	failures  atomic.Uint64
 	empty     atomic.Uint64
 	capped    atomic.Uint64
+	lastGood  atomic.Int64 // unix nanoseconds of the last good answer; 0: none
 	mu        sync.Mutex
 	current   []Backend // the last list delivered
 	stop      chan struct{}
@@ -118,8 +122,12 @@ func (w *Watcher) Stop() {
 
 // Counts returns the lookup counters.
 func (w *Watcher) Counts() Counts {
-	return Counts{Lookups: w.lookups.Load(), Failures: w.failures.Load(),
+	c := Counts{Lookups: w.lookups.Load(), Failures: w.failures.Load(),
 		Empty: w.empty.Load(), Capped: w.capped.Load()}
+	if ns := w.lastGood.Load(); ns != 0 {
+		c.LastSuccess = time.Unix(0, ns)
+	}
+	return c
 }
 
 // Backends returns the last list delivered to OnChange (nil before the
@@ -181,6 +189,7 @@ func (w *Watcher) once(ctx context.Context) {
 		return
 	}
 	w.good()
+	w.lastGood.Store(time.Now().UnixNano())
 	changed, capped := w.members.apply(answer)
 	if capped > 0 {
 		w.capped.Add(uint64(capped))

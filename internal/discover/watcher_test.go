@@ -253,3 +253,25 @@ func TestStopBeforeStart(t *testing.T) {
 	w.Start() // does nothing after Stop
 	w.Stop()
 }
+
+// An SRV target with an A record is dialed at that address, under its name:
+// the proxy readdresses it when the address changes.
+func TestSRVTargetsResolvedByTheSameResolver(t *testing.T) {
+	dns := startDNS(t)
+	dns.set(srvName, srvs("mc-0", "mc-1"))
+	dns.set("mc-0.mc.test.", answer{a: []netip.Addr{netip.MustParseAddr("127.0.0.9"), netip.MustParseAddr("127.0.0.7")}})
+	h := newHarness(t, dns, Spec{SRV: srvName}, nil)
+	h.expect("mc-0.mc.test=127.0.0.7:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1")
+	if h.w.Counts().LastSuccess.IsZero() {
+		t.Fatal("no last success time after a good answer")
+	}
+	dns.set("mc-0.mc.test.", answer{a: []netip.Addr{netip.MustParseAddr("127.0.0.8")}})
+	h.step()
+	h.expect("mc-0.mc.test=127.0.0.8:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1")
+	dns.set("mc-0.mc.test.", answer{mode: "servfail"}) // a target that does not answer: the list stays
+	h.step()
+	h.expect("mc-0.mc.test=127.0.0.8:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1")
+	if c := h.w.Counts(); c.Failures != 1 {
+		t.Fatalf("counts %+v: want 1 failure", c)
+	}
+}

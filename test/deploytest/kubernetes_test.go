@@ -421,18 +421,47 @@ func TestKubernetesManifests(t *testing.T) {
 		for i := 0; i < sts.Spec.Replicas; i++ {
 			want[net.JoinHostPort(fmt.Sprintf("%s-%d.%s", sts.Metadata.Name, i, headless.Metadata.Name), strconv.Itoa(mcPort))] = true
 		}
-		if len(cfg.Backends) != len(want) {
-			t.Errorf("the ConfigMap lists %d backends, the StatefulSet runs %d", len(cfg.Backends), len(want))
-		}
-		for _, b := range cfg.Backends {
-			if !want[b.Addr] {
-				t.Errorf("the ConfigMap's backend %s is not a pod of StatefulSet %s (want one of %v)", b.Addr, sts.Metadata.Name, want)
-			}
-		}
+		checkConfigMapBackends(t, cfg, headless, mcPort, want)
 		if !exactMemcachedImage.MatchString(mc.Image) {
 			t.Errorf("memcached.yaml: image %q, want an exact release", mc.Image)
 		}
 	})
+}
+
+// checkConfigMapBackends checks that the ConfigMap's backends are the
+// StatefulSet's pods: listed (want, by address), or found by the headless
+// Service's SRV record, _<port name>._tcp.<service>, the port being
+// memcached's.
+func checkConfigMapBackends(t *testing.T, cfg config.Config, headless kubeObject, mcPort int, want map[string]bool) {
+	t.Helper()
+	var found []string
+	for _, pl := range cfg.PoolList() {
+		if pl.Discover.Set() {
+			found = append(found, pl.Discover.SRV)
+			continue
+		}
+		if len(pl.Backends) != len(want) {
+			t.Errorf("the ConfigMap's pool %s lists %d backends, the StatefulSet runs %d", pl.Name, len(pl.Backends), len(want))
+		}
+		for _, b := range pl.Backends {
+			if !want[b.Addr] {
+				t.Errorf("the ConfigMap's backend %s is not a pod of the StatefulSet (want one of %v)", b.Addr, want)
+			}
+		}
+	}
+	for _, srv := range found {
+		ok := false
+		for _, p := range headless.Spec.Ports {
+			name := "_" + p.Name + "._tcp." + headless.Metadata.Name
+			if p.Port == mcPort && (srv == name || strings.HasPrefix(srv, name+".")) {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("the ConfigMap's discover.srv %q is not the SRV record of Service %s's memcached port %d (_<port name>._tcp.%s)",
+				srv, headless.Metadata.Name, mcPort, headless.Metadata.Name)
+		}
+	}
 }
 
 func scalars(ss []string) []*yaml.Node {
