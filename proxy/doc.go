@@ -16,10 +16,12 @@
 //	dispatch.go          by command: retrievals (dispatch_retrieval.go, long ones in
 //	                     dispatch_pieces.go), storage, meta (dispatch_meta.go), stats ...
 //	request.go           the command's place in the client's reply FIFO
-//	route.go             key -> backend through the ring snapshot of the route table
-//	                     (failover.go while a backend is out or the ring changed lately;
-//	                     replica.go, replica_read.go, replica_write.go on a pool that
-//	                     keeps several copies of a key)
+//	route.go             key -> its route's pool (pool.go) -> backend, through the pool's
+//	                     placement in the route table (pool_table.go); failover.go while
+//	                     a backend is out or the ring or routes changed lately
+//	                     (route_moves.go); replica.go, replica_read.go, replica_write.go
+//	                     on a pool that keeps several copies of a key; warm.go and
+//	                     warm_copy.go on a route that warms its pool from an old one
 //	backend.go           the backend's connection for this loop and session; the deadline
 //	backend_conn.go      queued; at the end of the turn (loop.go) written with the others
 //	                     in one writev; the reply read, matched first in, first out
