@@ -73,11 +73,23 @@ func startDiscovery(cfg config.Config, log *zap.Logger) (*discovery, error) {
 	return d, nil
 }
 
-// setCap sets health.max_ejected, which bounds how many backends one
-// answer may take out of a pool (the Watchers' MaxRemove).
+// setCap sets health.max_ejected, which bounds how many backends DNS may
+// take out of a pool over a streak of removals (the Watchers' MaxRemove).
 func (d *discovery) setCap(c proxy.EjectionCap) {
 	if d != nil {
 		d.cap.Store(&c)
+	}
+}
+
+// resetRemovals ends every pool's streak of removals (an operator's
+// reload): the cap counts afresh from the lists as they are, so a pool
+// scaled down by more than health.max_ejected shrinks after a reload.
+func (d *discovery) resetRemovals() {
+	if d == nil {
+		return
+	}
+	for _, w := range d.watchers {
+		w.ResetRemovals()
 	}
 }
 

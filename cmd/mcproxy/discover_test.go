@@ -270,7 +270,7 @@ func TestCheckPrintsDiscoveredPools(t *testing.T) {
 }
 
 // TestRemovalsCappedByMaxEjected: health.max_ejected bounds the backends
-// one answer takes out of a pool; with 0, a target missing from DNS never
+// DNS takes out of a pool; with 0, a target missing from DNS never
 // leaves.
 func TestRemovalsCappedByMaxEjected(t *testing.T) {
 	a, b := memcachedtest.Start(t), memcachedtest.Start(t)
@@ -290,6 +290,57 @@ func TestRemovalsCappedByMaxEjected(t *testing.T) {
 	memcachedtest.WaitFor(t, "three capped removals", func() bool { return w.Counts().Capped >= 3 })
 	if got := d.snapshot()["main"]; len(got) != 2 {
 		t.Fatalf("found %+v, want both targets kept", got)
+	}
+}
+
+// targetRecords are SRV records for targets mc-0..mc-(n-1), each on its own
+// port of 127.0.0.1 (no server behind: discovery alone does not connect).
+func targetRecords(n int) dnsmasqtest.Records {
+	r := dnsmasqtest.Records{A: map[string]string{}}
+	for i := 0; i < n; i++ {
+		r.SRV = append(r.SRV, dnsmasqtest.SRV{Name: discoverSRV, Target: target(i), Port: 20000 + i, Weight: 1})
+		r.A[target(i)] = "127.0.0.1"
+	}
+	return r
+}
+
+// TestRemovalCapHoldsOverAStreak (the Mcrib incident): answers that keep
+// lacking backends, one more at each dnsmasq restart, never take more than
+// health.max_ejected (50%: 5 of 10) of the pool in all; per answer, the
+// pool would shrink to 3 and then 1. An operator's reload (resetRemovals)
+// starts the count afresh from the list as it is.
+func TestRemovalCapHoldsOverAStreak(t *testing.T) {
+	dns := dnsmasqtest.Start(t, targetRecords(10))
+	cfg := loadConfig(t, fmt.Sprintf("health: {max_ejected: 50%%}\npools:\n  main:\n"+
+		"    discover: {srv: %s, resolver: %s, interval: 100ms, missing_limit: 1}\n", discoverSRV, dns.Addr))
+	d, err := startDiscovery(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop()
+	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	w := d.watchers["main"]
+	size := func() int { return len(d.snapshot()["main"]) }
+	for n := 9; n >= 2; n-- {
+		dns.Restart(t, targetRecords(n))
+		if want := max(n, 5); n >= 5 {
+			memcachedtest.WaitFor(t, fmt.Sprintf("%d targets", want), func() bool { return size() == want })
+			continue
+		}
+		capped := w.Counts().Capped
+		memcachedtest.WaitFor(t, "a capped removal", func() bool { return w.Counts().Capped > capped })
+		if got := size(); got != 5 {
+			t.Fatalf("with %d targets in DNS the pool has %d, want 5: the cap counts from the 10 before the streak", n, got)
+		}
+	}
+	d.resetRemovals() // the operator's reload: 50% of the 5 may leave now
+	memcachedtest.WaitFor(t, "3 targets after the reset", func() bool { return size() == 3 })
+	capped := w.Counts().Capped
+	memcachedtest.WaitFor(t, "a capped removal", func() bool { return w.Counts().Capped > capped })
+	if got := size(); got != 3 {
+		t.Fatalf("after the reset the pool has %d, want 3", got)
 	}
 }
 

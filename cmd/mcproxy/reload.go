@@ -68,6 +68,7 @@ func (r *reloader) reload(trigger string) {
 	}
 	r.running = withLive(r.running, next)
 	r.disc.setCap(s.MaxEjected)
+	r.disc.resetRemovals()
 	r.log.Info("config reloaded", zap.String("trigger", trigger), zap.Uint64("generation", res.Generation),
 		zap.Strings("changed", live), zap.Strings("added", res.Added), zap.Strings("removed", res.Removed),
 		zap.Strings("reweighted", res.Reweighted), zap.Strings("readdressed", res.Readdressed),

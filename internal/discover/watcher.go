@@ -20,8 +20,11 @@ type Options struct {
 	// receiver owns the slice). It runs on the Watcher's goroutine, so a
 	// slow OnChange delays the next lookup, and Stop waits for it.
 	OnChange func([]Backend)
-	// MaxRemove caps how many backends may leave the list at once, given
-	// the size of the list (the proxy applies health.max_ejected here). A
+	// MaxRemove caps how many backends DNS may take out of the list over
+	// a streak of removals, given the size of the list before the streak
+	// (the proxy applies health.max_ejected here): answers that keep
+	// lacking backends never take more than that in all. The streak ends
+	// when the backends it took out are back, or on ResetRemovals. A
 	// result below 1 removes none; nil means no cap.
 	MaxRemove func(total int) int
 	// Logger logs failed and empty lookups, once per streak; nil: none.
@@ -58,6 +61,7 @@ type Watcher struct {
 	failures  atomic.Uint64
 	empty     atomic.Uint64
 	capped    atomic.Uint64
+	reset     atomic.Bool  // ResetRemovals was called; the goroutine clears it
 	lastGood  atomic.Int64 // unix nanoseconds of the last good answer; 0: none
 	mu        sync.Mutex
 	current   []Backend // the last list delivered
@@ -130,6 +134,12 @@ func (w *Watcher) Counts() Counts {
 	return c
 }
 
+// ResetRemovals ends the streak of removals that MaxRemove counts against,
+// from the next answer on: the cap then counts from the list as it is. The
+// proxy calls it on an operator's reload, the way to let a pool shrink by
+// more than the cap on purpose. Any goroutine may call it.
+func (w *Watcher) ResetRemovals() { w.reset.Store(true) }
+
 // Backends returns the last list delivered to OnChange (nil before the
 // first good answer), a copy the caller owns.
 func (w *Watcher) Backends() []Backend {
@@ -190,6 +200,9 @@ func (w *Watcher) once(ctx context.Context) {
 	}
 	w.good()
 	w.lastGood.Store(time.Now().UnixNano())
+	if w.reset.Swap(false) {
+		w.members.resetRemovals()
+	}
 	changed, capped := w.members.apply(answer)
 	if capped > 0 {
 		w.capped.Add(uint64(capped))

@@ -192,6 +192,10 @@ func TestBadAnswersChangeNothing(t *testing.T) {
 	h.expect("mc-0.mc.test=mc-0.mc.test:11211/1")
 }
 
+// TestRemovalCap: the cap counts over the streak of removals against the
+// list before it (5), not against each answer's list: with a cap of 1 only
+// one of the three missing leaves, however many answers lack them. A
+// target back in an answer ends the streak; ResetRemovals does too.
 func TestRemovalCap(t *testing.T) {
 	dns := startDNS(t)
 	dns.set(srvName, srvs("mc-0", "mc-1", "mc-2", "mc-3", "mc-4"))
@@ -203,17 +207,24 @@ func TestRemovalCap(t *testing.T) {
 	dns.set(srvName, srvs("mc-0", "mc-1"))
 	h.step()
 	h.step() // three have missed two answers; one leaves
-	if n := len(h.w.Backends()); n != 4 {
-		t.Fatalf("%d backends after the first removal, want 4", n)
-	}
+	four := "mc-0.mc.test=mc-0.mc.test:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1," +
+		"mc-3.mc.test=mc-3.mc.test:11211/1,mc-4.mc.test=mc-4.mc.test:11211/1"
+	h.expect(four)
 	if c := h.w.Counts().Capped; c != 2 {
 		t.Fatalf("capped %d, want 2", c)
 	}
 	h.step()
 	h.step()
-	h.expect("mc-0.mc.test=mc-0.mc.test:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1")
+	h.expect(four) // the streak has used the cap
+	dns.set(srvName, srvs("mc-0", "mc-1", "mc-2"))
+	h.step() // mc-2 is back: the streak ends, and a new one takes mc-3
+	h.expect("mc-0.mc.test=mc-0.mc.test:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1," +
+		"mc-2.mc.test=mc-2.mc.test:11211/1,mc-4.mc.test=mc-4.mc.test:11211/1")
+	h.w.ResetRemovals()
+	h.step() // without the reset mc-4 would stay: the new streak has used the cap
+	h.expect("mc-0.mc.test=mc-0.mc.test:11211/1,mc-1.mc.test=mc-1.mc.test:11211/1,mc-2.mc.test=mc-2.mc.test:11211/1")
 	h.w.Stop()
-	if want := []int{0, 5, 5, 4, 3}; !reflect.DeepEqual(totals, want) {
+	if want := []int{0, 5, 5, 5, 5, 4, 4}; !reflect.DeepEqual(totals, want) {
 		t.Fatalf("MaxRemove saw totals %v, want %v", totals, want)
 	}
 }
