@@ -267,6 +267,7 @@ func (p *Proxy) applyLocked(s Settings, c checkedSettings, pools []*pool, m back
 			zap.Int("backends", s.MaxEjected.Limit(len(m.next))))
 	}
 	p.backends, p.pools, p.routes, p.ringCfg, p.maxEjected = m.next, pools, c.routes, c.ring, s.MaxEjected
+	p.setBackendTLSLocked()
 	for _, name := range m.fresh {
 		p.health.Forget(name)
 	}

@@ -61,7 +61,49 @@ func (b *backendTLS) config(addr string) *tls.Config {
 	return c
 }
 
-// dialBackend connects to a backend, in TLS when backends speak it, the
+// setup builds the TLS of the backends from Options.BackendTLS and
+// Options.PoolTLS, at New.
+func (t *tlsState) setup(def *BackendTLS, pools map[string]*BackendTLS) {
+	t.backend = newBackendTLS(def)
+	t.anyBackend = t.backend != nil
+	t.pools = make(map[string]*backendTLS, len(pools))
+	for name, o := range pools {
+		t.pools[name] = newBackendTLS(o) // a session cache per pool
+		t.anyBackend = t.anyBackend || o != nil
+	}
+}
+
+// setBackendTLSLocked maps each backend address of p.pools to its pool's
+// TLS, after the pools change; p.mu is held. A server in several pools
+// takes the first pool's (the config makes them agree).
+func (p *Proxy) setBackendTLSLocked() {
+	m := make(map[string]*backendTLS)
+	for _, pl := range p.pools {
+		t, own := p.tls.pools[pl.name]
+		if !own {
+			t = p.tls.backend
+		}
+		for _, b := range pl.backends {
+			if _, seen := m[b.addr]; !seen {
+				m[b.addr] = t
+			}
+		}
+	}
+	p.tls.byAddr.Store(&m)
+}
+
+// backendTLSFor is the TLS of a dial of addr: its pool's, or backend.tls
+// for an address in no pool now (a retiring backend's last probe).
+func (t *tlsState) backendTLSFor(addr string) *backendTLS {
+	if m := t.byAddr.Load(); m != nil {
+		if b, ok := (*m)[addr]; ok {
+			return b
+		}
+	}
+	return t.backend
+}
+
+// dialBackend connects to a backend, in TLS when its pool speaks it, the
 // handshake done; ctx bounds both.
 func (p *Proxy) dialBackend(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
@@ -69,7 +111,7 @@ func (p *Proxy) dialBackend(ctx context.Context, addr string) (net.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	b := p.tls.backend
+	b := p.tls.backendTLSFor(addr)
 	if b == nil {
 		return conn, nil
 	}

@@ -61,7 +61,16 @@ type tlsState struct {
 	backendResumed                atomic.Uint64 // of which resumed a session
 	backendFailures               atomic.Uint64 // backend handshakes or certificates refused
 
-	backend *backendTLS // nil: backends speak clear text
+	backend *backendTLS // backend.tls, the default of every pool; nil: clear text
+	// pools is each pool's own TLS (Options.PoolTLS), by pool name; a nil
+	// value speaks clear text. Fixed at New.
+	pools map[string]*backendTLS
+	// byAddr is the TLS of each backend address of the pools in force,
+	// replaced under Proxy.mu when the pools change (setBackendTLSLocked);
+	// an address not in it takes backend.
+	byAddr atomic.Pointer[map[string]*backendTLS]
+	// anyBackend: some backend may speak TLS (backend or one of pools).
+	anyBackend bool
 }
 
 // wait waits for the handshakes and the bridges to end; they end once the
@@ -83,7 +92,7 @@ func (t *tlsState) fds() int {
 // socket and a moment's duplicate while it is dialed, and with TLS the two
 // ends of its bridge besides.
 func (t *tlsState) backendConnFds() int {
-	if t.backend != nil {
+	if t.anyBackend {
 		return 4
 	}
 	return 2
