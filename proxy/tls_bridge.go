@@ -55,6 +55,7 @@ type tlsState struct {
 	handshaking sync.WaitGroup // the TLS listener's handshake goroutines
 	sessions    atomic.Int64   // bridged client sessions open: 2 descriptors each beyond the socket
 	inFlight    atomic.Int64   // listener handshakes under way
+	refusing    atomic.Int64   // handshakes under way to refuse the client (tls_listen.go refuse)
 
 	handshakes, handshakeFailures atomic.Uint64 // TLS listener
 	backendHandshakes             atomic.Uint64 // TLS backend connections made
@@ -82,10 +83,10 @@ func (t *tlsState) wait() {
 
 // fds is the descriptors the TLS side holds beyond one per client: a
 // bridged client holds three (its TLS socket and the socketpair), a
-// handshake one, not yet counted as a client. The descriptor budget counts
-// them against the clients' share.
+// handshake one, not yet counted as a client, and so does a refusal. The
+// descriptor budget counts them against the clients' share.
 func (t *tlsState) fds() int {
-	return int(2*t.sessions.Load() + t.inFlight.Load())
+	return int(2*t.sessions.Load() + t.inFlight.Load() + t.refusing.Load())
 }
 
 // backendConnFds is the descriptors one backend connection may hold: its
