@@ -146,13 +146,13 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.health = health.New(hc, p.onHealthEvent, p.log)
 	byName := map[string]*backend{}
+	p.setBackendTLS(c.pools) // before the backends dial
 	for _, b := range c.servers {
 		nb := newBackend(p, b.name(), b.Addr)
 		p.backends = append(p.backends, nb)
 		byName[nb.name] = nb
 	}
 	p.pools, p.routes = newPools(c.pools, c.placements, byName, nil), c.routes
-	p.setBackendTLSLocked()
 	p.mu.Lock()
 	err = p.rebuildLocked()
 	p.mu.Unlock()

@@ -123,6 +123,7 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	if p.closed {
 		return res, errors.New("reconfigure: proxy is shut down")
 	}
+	p.setBackendTLS(c.pools) // before new backends dial
 	m := p.matchBackendsLocked(c.servers, same, &res)
 	res.RingChanged = c.ring != p.ringCfg
 	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()
@@ -267,7 +268,6 @@ func (p *Proxy) applyLocked(s Settings, c checkedSettings, pools []*pool, m back
 			zap.Int("backends", s.MaxEjected.Limit(len(m.next))))
 	}
 	p.backends, p.pools, p.routes, p.ringCfg, p.maxEjected = m.next, pools, c.routes, c.ring, s.MaxEjected
-	p.setBackendTLSLocked()
 	for _, name := range m.fresh {
 		p.health.Forget(name)
 	}

@@ -73,19 +73,20 @@ func (t *tlsState) setup(def *BackendTLS, pools map[string]*BackendTLS) {
 	}
 }
 
-// setBackendTLSLocked maps each backend address of p.pools to its pool's
-// TLS, after the pools change; p.mu is held. A server in several pools
-// takes the first pool's (the config makes them agree).
-func (p *Proxy) setBackendTLSLocked() {
+// setBackendTLS maps each backend address of pools to its pool's TLS. It
+// runs before the backends of pools are made, whose connections start
+// dialling at once: in New, and in Reconfigure under p.mu. A server in
+// several pools takes the first pool's (the config makes them agree).
+func (p *Proxy) setBackendTLS(pools []Pool) {
 	m := make(map[string]*backendTLS)
-	for _, pl := range p.pools {
-		t, own := p.tls.pools[pl.name]
+	for _, pl := range pools {
+		t, own := p.tls.pools[pl.Name]
 		if !own {
 			t = p.tls.backend
 		}
-		for _, b := range pl.backends {
-			if _, seen := m[b.addr]; !seen {
-				m[b.addr] = t
+		for _, b := range pl.Backends {
+			if _, seen := m[b.Addr]; !seen {
+				m[b.Addr] = t
 			}
 		}
 	}

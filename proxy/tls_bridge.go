@@ -67,7 +67,7 @@ type tlsState struct {
 	// value speaks clear text. Fixed at New.
 	pools map[string]*backendTLS
 	// byAddr is the TLS of each backend address of the pools in force,
-	// replaced under Proxy.mu when the pools change (setBackendTLSLocked);
+	// replaced before the backends of new pools dial (setBackendTLS);
 	// an address not in it takes backend.
 	byAddr atomic.Pointer[map[string]*backendTLS]
 	// anyBackend: some backend may speak TLS (backend or one of pools).
