@@ -65,3 +65,31 @@ func TestTLSPerPool(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSPerPoolReload: a server that a reload puts in a pool with its own
+// TLS is dialled (and probed) with it: the pool's keys reach it.
+func TestTLSPerPoolReload(t *testing.T) {
+	pki := tlstest.NewPKI(t, "mcproxy test CA")
+	servers, mcs := tlsBackends(t, pki, 2)
+	plain := memcachedtest.Start(t)
+	cert := pki.Leaf(t, "proxy")
+	tp := startTLSProxy(t, pki, nil, false, func(o *Options) {
+		o.Backends = nil
+		o.Pools = []Pool{{Name: "secure", Backends: []Backend{{Addr: servers[0].Addr, Weight: 1}}},
+			{Name: "plain", Backends: []Backend{{Addr: plain.Addr, Weight: 1}}}}
+		o.Routes = []Route{{Prefix: "sec:", Pool: "secure"}, {Pool: "plain"}}
+		o.PoolTLS = map[string]*BackendTLS{"secure": {Certs: openStore(t, tlsfiles.Files{Cert: cert.Cert, Key: cert.Key, CA: pki.CAFile})}}
+	})
+	s := tp.Settings()
+	s.Pools[0].Backends = []Backend{{Addr: servers[1].Addr, Weight: 1}}
+	if _, err := tp.Reconfigure(s); err != nil {
+		t.Fatal(err)
+	}
+	c := memcachedtest.Dial(t, tp.addr)
+	memcachedtest.WaitFor(t, "sec:x on the new server", func() bool {
+		if memcachedtest.RoundTrip(t, c, "set sec:x 0 0 1\r\nx\r\n", "\r\n", 1) != "STORED\r\n" {
+			return false
+		}
+		return strings.HasPrefix(memcachedtest.Send(t, mcs[1].Plain, "get sec:x\r\n", "END\r\n", 1), "VALUE sec:x")
+	})
+}
