@@ -70,6 +70,14 @@ type Options struct {
 	// BackendTLS, when set, makes every connection to the backends TLS
 	// (tls_backend.go); nil speaks clear text. Clients' TLS is ServeTLS's.
 	BackendTLS *BackendTLS
+	// PoolTLS is the backend TLS of the pools that have their own
+	// (pools.<name>.tls), by pool name: a nil value speaks clear text to
+	// the pool's backends, a pool not in the map takes BackendTLS. A
+	// server in several pools is one backend, dialled with the TLS of the
+	// first pool that lists it (the config refuses pools that disagree).
+	// Read at New only: a pool that a Reconfigure adds takes its entry
+	// from here, or BackendTLS.
+	PoolTLS map[string]*BackendTLS
 
 	// Health configures the checker (with Health.AlwaysUp it tracks the
 	// backends but never probes or ejects one).

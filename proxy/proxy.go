@@ -119,7 +119,7 @@ func New(opts Options) (*Proxy, error) {
 	p.generation = 1
 	p.lastReload = p.started
 	p.dialCtx, p.cancelDial = context.WithCancel(context.Background())
-	p.tls.backend = newBackendTLS(opts.BackendTLS)
+	p.tls.setup(opts.BackendTLS, opts.PoolTLS)
 	p.connsPerLoop = opts.Connections
 	for i := range opts.EventLoops {
 		l, err := newEventLoop(p, i)
@@ -141,11 +141,12 @@ func New(opts Options) (*Proxy, error) {
 	if opts.AutoEject && opts.FlushOnReadd {
 		hc.BeforeUp = p.flushBeforeReadd
 	}
-	if p.tls.backend != nil {
+	if p.tls.anyBackend {
 		hc.Dial = p.dialBackend // probes speak TLS too
 	}
 	p.health = health.New(hc, p.onHealthEvent, p.log)
 	byName := map[string]*backend{}
+	p.setBackendTLS(c.pools) // before the backends dial
 	for _, b := range c.servers {
 		nb := newBackend(p, b.name(), b.Addr)
 		p.backends = append(p.backends, nb)

@@ -123,6 +123,7 @@ func (p *Proxy) Reconfigure(s Settings) (ReconfigureResult, error) {
 	if p.closed {
 		return res, errors.New("reconfigure: proxy is shut down")
 	}
+	p.setBackendTLS(c.pools) // before new backends dial
 	m := p.matchBackendsLocked(c.servers, same, &res)
 	res.RingChanged = c.ring != p.ringCfg
 	res.MaxEjectedChanged = s.MaxEjected.String() != p.maxEjected.String()

@@ -61,7 +61,50 @@ func (b *backendTLS) config(addr string) *tls.Config {
 	return c
 }
 
-// dialBackend connects to a backend, in TLS when backends speak it, the
+// setup builds the TLS of the backends from Options.BackendTLS and
+// Options.PoolTLS, at New.
+func (t *tlsState) setup(def *BackendTLS, pools map[string]*BackendTLS) {
+	t.backend = newBackendTLS(def)
+	t.anyBackend = t.backend != nil
+	t.pools = make(map[string]*backendTLS, len(pools))
+	for name, o := range pools {
+		t.pools[name] = newBackendTLS(o) // a session cache per pool
+		t.anyBackend = t.anyBackend || o != nil
+	}
+}
+
+// setBackendTLS maps each backend address of pools to its pool's TLS. It
+// runs before the backends of pools are made, whose connections start
+// dialling at once: in New, and in Reconfigure under p.mu. A server in
+// several pools takes the first pool's (the config makes them agree).
+func (p *Proxy) setBackendTLS(pools []Pool) {
+	m := make(map[string]*backendTLS)
+	for _, pl := range pools {
+		t, own := p.tls.pools[pl.Name]
+		if !own {
+			t = p.tls.backend
+		}
+		for _, b := range pl.Backends {
+			if _, seen := m[b.Addr]; !seen {
+				m[b.Addr] = t
+			}
+		}
+	}
+	p.tls.byAddr.Store(&m)
+}
+
+// backendTLSFor is the TLS of a dial of addr: its pool's, or backend.tls
+// for an address in no pool now (a retiring backend's last probe).
+func (t *tlsState) backendTLSFor(addr string) *backendTLS {
+	if m := t.byAddr.Load(); m != nil {
+		if b, ok := (*m)[addr]; ok {
+			return b
+		}
+	}
+	return t.backend
+}
+
+// dialBackend connects to a backend, in TLS when its pool speaks it, the
 // handshake done; ctx bounds both.
 func (p *Proxy) dialBackend(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
@@ -69,7 +112,7 @@ func (p *Proxy) dialBackend(ctx context.Context, addr string) (net.Conn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	b := p.tls.backend
+	b := p.tls.backendTLSFor(addr)
 	if b == nil {
 		return conn, nil
 	}

@@ -55,13 +55,23 @@ type tlsState struct {
 	handshaking sync.WaitGroup // the TLS listener's handshake goroutines
 	sessions    atomic.Int64   // bridged client sessions open: 2 descriptors each beyond the socket
 	inFlight    atomic.Int64   // listener handshakes under way
+	refusing    atomic.Int64   // handshakes under way to refuse the client (tls_listen.go refuse)
 
 	handshakes, handshakeFailures atomic.Uint64 // TLS listener
 	backendHandshakes             atomic.Uint64 // TLS backend connections made
 	backendResumed                atomic.Uint64 // of which resumed a session
 	backendFailures               atomic.Uint64 // backend handshakes or certificates refused
 
-	backend *backendTLS // nil: backends speak clear text
+	backend *backendTLS // backend.tls, the default of every pool; nil: clear text
+	// pools is each pool's own TLS (Options.PoolTLS), by pool name; a nil
+	// value speaks clear text. Fixed at New.
+	pools map[string]*backendTLS
+	// byAddr is the TLS of each backend address of the pools in force,
+	// replaced before the backends of new pools dial (setBackendTLS);
+	// an address not in it takes backend.
+	byAddr atomic.Pointer[map[string]*backendTLS]
+	// anyBackend: some backend may speak TLS (backend or one of pools).
+	anyBackend bool
 }
 
 // wait waits for the handshakes and the bridges to end; they end once the
@@ -73,17 +83,17 @@ func (t *tlsState) wait() {
 
 // fds is the descriptors the TLS side holds beyond one per client: a
 // bridged client holds three (its TLS socket and the socketpair), a
-// handshake one, not yet counted as a client. The descriptor budget counts
-// them against the clients' share.
+// handshake one, not yet counted as a client, and so does a refusal. The
+// descriptor budget counts them against the clients' share.
 func (t *tlsState) fds() int {
-	return int(2*t.sessions.Load() + t.inFlight.Load())
+	return int(2*t.sessions.Load() + t.inFlight.Load() + t.refusing.Load())
 }
 
 // backendConnFds is the descriptors one backend connection may hold: its
 // socket and a moment's duplicate while it is dialed, and with TLS the two
 // ends of its bridge besides.
 func (t *tlsState) backendConnFds() int {
-	if t.backend != nil {
+	if t.anyBackend {
 		return 4
 	}
 	return 2

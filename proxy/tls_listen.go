@@ -70,16 +70,28 @@ func (t *tlsServer) configFor(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return c, nil
 }
 
+// maxTLSRefusals bounds the clients past limits.max_connections that are
+// refused with memcached's error line at once: the line goes over TLS,
+// after a handshake, which takes a goroutine and a descriptor for up to
+// the handshake timeout. Past the bound a client is closed without it, so
+// a flood beyond the limit cannot hold more than this.
+const maxTLSRefusals = 16
+
 // start takes an accepted socket, on the acceptor's goroutine: past
-// limits.max_connections (handshakes under way count) it is closed, else
-// its handshake starts.
+// limits.max_connections (handshakes under way count) it is refused
+// (refuse), else its handshake starts.
 func (t *tlsServer) start(fd int, sa unix.Sockaddr, tcp bool) {
 	p := t.p
 	if p.stats.currConnections.Load()+p.tls.inFlight.Load() >= int64(p.opts.MaxConnections) {
-		// No clear-text error line on a TLS port: the client gets a close.
 		p.stats.rejectedConnections.Add(1)
-		_ = unix.Close(fd)
-		p.gate.release()
+		if p.tls.refusing.Add(1) > maxTLSRefusals {
+			p.tls.refusing.Add(-1)
+			_ = unix.Close(fd)
+			p.gate.release()
+			return
+		}
+		t.wg.Add(1)
+		go t.refuse(fd, sa)
 		return
 	}
 	if tcp {
@@ -88,6 +100,37 @@ func (t *tlsServer) start(fd int, sa unix.Sockaddr, tcp bool) {
 	p.tls.inFlight.Add(1)
 	t.wg.Add(1)
 	go t.handshake(fd, sa)
+}
+
+// refuse tells a client past limits.max_connections so as the clear-text
+// port does, with memcached's "ERROR Too many open connections", over TLS
+// once the handshake is done, and closes it. A client that fails the
+// handshake is closed as any.
+func (t *tlsServer) refuse(fd int, sa unix.Sockaddr) {
+	p := t.p
+	defer t.wg.Done()
+	defer p.gate.release()
+	defer p.tls.refusing.Add(-1)
+	f := os.NewFile(uintptr(fd), "tls client")
+	conn, err := net.FileConn(f) // a duplicate, on the runtime poller
+	f.Close()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	tc := tls.Server(conn, t.base)
+	ctx, cancel := context.WithTimeout(p.dialCtx, t.opts.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		p.tls.handshakeFailures.Add(1)
+		p.log.Debug("TLS client refused", zap.String("client", sockaddrString(sa)), zap.Error(err))
+		return
+	}
+	// The line is one small record: the handshake's bound covers it.
+	deadline, _ := ctx.Deadline()
+	_ = tc.SetWriteDeadline(deadline)
+	_, _ = tc.Write([]byte(tooManyConnections))
+	_ = tc.Close()
 }
 
 // handshake runs one client's handshake on a goroutine of its own and

@@ -142,7 +142,7 @@ func start(cfg config.Config, found map[string][]proxy.Backend, log *zap.Logger)
 	}
 	opts, err := optionsFrom(cfg, found, log)
 	if err == nil {
-		opts.BackendTLS = backendTLS(cfg, st.tl)
+		opts.BackendTLS, opts.PoolTLS = backendTLS(cfg.Backend.TLS, st.tl), poolTLS(cfg, st.tl)
 		st.p, err = proxy.New(opts)
 	}
 	if err != nil {

@@ -20,22 +20,34 @@ import (
 type tlsSetup struct {
 	listener net.Listener    // nil without tls.listen
 	server   *tlsfiles.Store // the listener's files; nil without tls.listen
-	backend  *tlsfiles.Store // the backends' files; nil without backend.tls
+	// backends are the stores of the backend side, one per distinct set
+	// of files over backend.tls and the pools' own tls, in that order;
+	// byFiles finds them.
+	backends []namedStore
+	byFiles  map[tlsfiles.Files]*tlsfiles.Store
 	opts     proxy.TLSServer
 	log      *zap.Logger
 	watches  sync.WaitGroup
 }
 
+// namedStore is a store and the config section that first named its
+// files (the section label of its log lines and metrics).
+type namedStore struct {
+	what  string
+	store *tlsfiles.Store
+}
+
 // setupTLS opens the TLS files and binds the TLS listener, if the config
 // has them.
 func setupTLS(cfg config.Config, log *zap.Logger) (*tlsSetup, error) {
-	t := &tlsSetup{log: log}
-	if b := cfg.Backend.TLS; b.Enabled {
-		s, err := tlsfiles.Open(b.Files())
-		if err != nil {
-			return nil, fmt.Errorf("backend.tls: %w", err)
+	t := &tlsSetup{log: log, byFiles: map[tlsfiles.Files]*tlsfiles.Store{}}
+	if err := t.openBackend("backend.tls", cfg.Backend.TLS); err != nil {
+		return nil, err
+	}
+	for _, pl := range cfg.Pools {
+		if err := t.openBackend("pools."+pl.Name+".tls", pl.TLS); err != nil {
+			return nil, err
 		}
-		t.backend = s
 	}
 	if cfg.TLS.Listen == "" {
 		return t, nil
@@ -55,13 +67,51 @@ func setupTLS(cfg config.Config, log *zap.Logger) (*tlsSetup, error) {
 	return t, nil
 }
 
-// backendTLS is the proxy's Options.BackendTLS.
-func backendTLS(cfg config.Config, t *tlsSetup) *proxy.BackendTLS {
-	if t == nil || t.backend == nil {
+// openBackend opens the files of an enabled backend TLS section, once per
+// distinct set: pools naming the same files share a store.
+func (t *tlsSetup) openBackend(what string, b config.BackendTLS) error {
+	if !b.Enabled || t.byFiles[b.Files()] != nil {
 		return nil
 	}
-	return &proxy.BackendTLS{Certs: t.backend, ServerName: cfg.Backend.TLS.ServerName,
-		MinVersion: proxy.TLSVersions[cfg.Backend.TLS.MinVersion]}
+	s, err := tlsfiles.Open(b.Files())
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	t.byFiles[b.Files()] = s
+	t.backends = append(t.backends, namedStore{what, s})
+	return nil
+}
+
+// backendTLS is the proxy's Options.BackendTLS, or a pool's entry of
+// Options.PoolTLS: b over its store; nil for clear text.
+func backendTLS(b config.BackendTLS, t *tlsSetup) *proxy.BackendTLS {
+	if t == nil || !b.Enabled {
+		return nil
+	}
+	return &proxy.BackendTLS{Certs: t.byFiles[b.Files()], ServerName: b.ServerName,
+		MinVersion: proxy.TLSVersions[b.MinVersion]}
+}
+
+// poolTLS is the proxy's Options.PoolTLS: the TLS of each named pool
+// (backend.tls's unless it has its own section).
+func poolTLS(cfg config.Config, t *tlsSetup) map[string]*proxy.BackendTLS {
+	if len(cfg.Pools) == 0 {
+		return nil
+	}
+	m := make(map[string]*proxy.BackendTLS, len(cfg.Pools))
+	for _, pl := range cfg.Pools {
+		m[pl.Name] = backendTLS(pl.TLS, t)
+	}
+	return m
+}
+
+// stores are the listener's store, if any, then the backends'.
+func (t *tlsSetup) stores() []namedStore {
+	var out []namedStore
+	if t.server != nil {
+		out = append(out, namedStore{"tls", t.server})
+	}
+	return append(out, t.backends...)
 }
 
 // close releases the TLS listener when the proxy never served on it.
@@ -75,13 +125,7 @@ func (t *tlsSetup) close() {
 // ends; wait waits for the watches to stop. A watch that cannot start is
 // logged: the files in force stay, and rotation needs a restart.
 func (t *tlsSetup) watch(ctx context.Context) {
-	for _, s := range []struct {
-		what  string
-		store *tlsfiles.Store
-	}{{"tls", t.server}, {"backend.tls", t.backend}} {
-		if s.store == nil {
-			continue
-		}
+	for _, s := range t.stores() {
 		f := s.store.Files()
 		for _, path := range []string{f.Cert, f.Key, f.CA} {
 			if path == "" {
@@ -117,7 +161,7 @@ func (t *tlsSetup) reload(what string, s *tlsfiles.Store) {
 
 var (
 	descCertExpiry = prometheus.NewDesc("mcproxy_tls_certificate_expiry_timestamp_seconds",
-		"When the certificate in force expires (Unix time), by section: tls (the listener's) or backend.tls (the proxy's client certificate).",
+		"When the certificate in force expires (Unix time), by section: tls (the listener's), backend.tls or pools.<name>.tls (the proxy's client certificate; a pool's own files).",
 		[]string{"section"}, nil)
 	descCertReloadFailures = prometheus.NewDesc("mcproxy_tls_certificate_reload_failures_total",
 		"Changed TLS files that were refused (bad certificate, key or CA); the files in force stayed.",
@@ -132,13 +176,7 @@ func (t *tlsSetup) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (t *tlsSetup) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range []struct {
-		what  string
-		store *tlsfiles.Store
-	}{{"tls", t.server}, {"backend.tls", t.backend}} {
-		if s.store == nil {
-			continue
-		}
+	for _, s := range t.stores() {
 		if cur := s.store.Current(); cur.Cert != nil {
 			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(cur.NotAfter.Unix()), s.what)
 		}

@@ -8,7 +8,7 @@ import "strings"
 // limits, the ejection cap and replicas.
 // Every other key (listen, admin, reuse_port, upgrade_socket, pprof, disable_flush_all, event_loops, zone,
 // health.auto_eject, health.flush_on_readd, backend.*, limits.*,
-// failover.ttl, tls.*, pools.<name>.discover.*) applies only after a restart. (The TLS files'
+// failover.ttl, tls.*, pools.<name>.discover.*, pools.<name>.tls.*) applies only after a restart. (The TLS files'
 // contents are reloaded live when they change, by cmd/mcproxy's watch of
 // them, not by a config reload.) The Applies column of
 // docs/configuration.md states the same split (TestConfigPageTable).
@@ -20,6 +20,9 @@ func AppliesLive(key string) bool {
 	}
 	if strings.HasPrefix(key, "pools.") && strings.Contains(key, ".discover.") {
 		return false // the Watchers start with the process (cmd/mcproxy/discover.go)
+	}
+	if strings.HasPrefix(key, "pools.") && strings.Contains(key, ".tls.") {
+		return false // as backend.tls: the proxy's TLS is built at New (proxy.Options.PoolTLS)
 	}
 	for _, prefix := range []string{"backends[", "ring.", "pools", "routes"} {
 		if strings.HasPrefix(key, prefix) {

@@ -31,6 +31,8 @@ func TestAppliesLive(t *testing.T) {
 		"pools.<name>.discover.srv": false, "pools.<name>.discover.host": false, "pools.<name>.discover.port": false,
 		"pools.<name>.discover.interval": false, "pools.<name>.discover.resolver": false,
 		"pools.<name>.discover.lookup_timeout": false, "pools.<name>.discover.missing_limit": false,
+		"pools.<name>.tls.enabled": false, "pools.<name>.tls.ca_file": false, "pools.<name>.tls.cert_file": false,
+		"pools.<name>.tls.key_file": false, "pools.<name>.tls.server_name": false, "pools.<name>.tls.min_version": false,
 		"routes": true, "routes[].prefix": true, "routes[].pool": true, "routes[].warm_from": true,
 		// TLS: the files' contents rotate live (tlsfiles); the keys restart.
 		"tls.listen": false, "tls.cert_file": false, "tls.key_file": false, "tls.client_ca_file": false,

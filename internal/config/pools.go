@@ -48,6 +48,12 @@ type Pool struct {
 	// Discover finds the pool's backends in DNS instead (discover.go);
 	// zero when Backends lists them.
 	Discover Discover `yaml:"discover"`
+	// TLS is the pool's backend TLS, the keys of backend.tls; Load and
+	// Parse fill in backend.tls when the file has no pools.<name>.tls (a
+	// section the file writes is whole: its left-out keys are off, not
+	// backend.tls's). A server in several pools must have the same TLS in
+	// each (validate_pools.go).
+	TLS BackendTLS `yaml:"tls"`
 }
 
 // Route is one entry of the file's routes: list. In YAML:
@@ -76,7 +82,7 @@ func (c Config) PoolList() []Pool {
 	var out []Pool
 	if len(c.Backends) > 0 {
 		out = append(out, Pool{Name: proxy.DefaultPoolName, Backends: c.Backends, Distribution: ring.DistRing, Ring: c.Ring,
-			Replicas: c.Replicas})
+			Replicas: c.Replicas, TLS: c.Backend.TLS})
 	}
 	return append(out, c.Pools...)
 }
@@ -142,7 +148,7 @@ func (p *parser) pools(dst *[]Pool) field {
 			}
 			seen[k.Value] = k.Line
 			p.lines[pkey] = k.Line
-			pl := Pool{Name: k.Value}
+			pl := Pool{Name: k.Value, TLS: defaultBackendTLS()}
 			if isNull(body) {
 				p.bad[pkey] = true
 				p.errorf(k.Line, "%s: empty pool; want a mapping with backends", pkey)
@@ -164,6 +170,7 @@ func (p *parser) poolFields(pl *Pool) map[string]field {
 		"hash_tag":     p.str(&pl.HashTag),
 		"replicas":     p.integer(&pl.Replicas),
 		"discover":     p.discoverFields(&pl.Discover),
+		"tls":          p.backendTLSFields(&pl.TLS),
 		"ring": p.section(map[string]field{
 			"partitions":         p.integer(&pl.Ring.Partitions),
 			"replication_factor": p.integer(&pl.Ring.ReplicationFactor),
@@ -217,6 +224,9 @@ func (p *parser) fillPoolDefaults(c *Config) {
 			pl.Replicas = c.Replicas
 		}
 		p.fillDiscoverDefaults(key+".discover", &pl.Discover)
+		if !p.has(key + ".tls") {
+			pl.TLS = c.Backend.TLS
+		}
 		if pl.Distribution == "" {
 			pl.Distribution = ring.DistRing
 		}

@@ -46,10 +46,10 @@ func TestParsePools(t *testing.T) {
 	top := Ring{Partitions: ring.DefaultPartitions, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}
 	want := []Pool{
 		{Name: "sessions", Backends: []Backend{{Name: "s1", Addr: "127.0.0.1:11411", Weight: 1}, {Addr: "127.0.0.1:11412", Weight: 1}},
-			Distribution: "ring", Ring: Ring{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}, Replicas: 1},
+			Distribution: "ring", Ring: Ring{Partitions: 101, ReplicationFactor: ring.DefaultReplicationFactor, Load: 2}, Replicas: 1, TLS: defaultBackendTLS()},
 		{Name: "main", Backends: []Backend{{Name: "cache-a", Addr: "127.0.0.1:11511", Weight: 2}, {Addr: "127.0.0.1:11311", Weight: 1}},
-			Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}", Replicas: 1},
-		{Name: "old", Backends: []Backend{{Addr: "127.0.0.1:11611", Weight: 1}}, Distribution: "modula", Hash: "crc32a", Replicas: 1},
+			Distribution: "ketama", Hash: "fnv1a_64", HashTag: "{}", Replicas: 1, TLS: defaultBackendTLS()},
+		{Name: "old", Backends: []Backend{{Addr: "127.0.0.1:11611", Weight: 1}}, Distribution: "modula", Hash: "crc32a", Replicas: 1, TLS: defaultBackendTLS()},
 	}
 	if !reflect.DeepEqual(cfg.Pools, want) {
 		t.Errorf("pools:\n got %+v\nwant %+v", cfg.Pools, want)
@@ -175,6 +175,19 @@ func TestPoolErrors(t *testing.T) {
 
 // TestPoolsValid: what the rules allow.
 func TestPoolsValid(t *testing.T) {
+	t.Run("a server in two pools with the same TLS", func(t *testing.T) {
+		doc := "backend:\n  tls: {enabled: true, server_name: mc.test}\npools:\n  a:\n    backends: [127.0.0.1:1]\n" +
+			"  b:\n    backends: [127.0.0.1:1, 127.0.0.1:2]\n    tls: {enabled: true, server_name: mc.test}\n" +
+			"  c:\n    backends: [127.0.0.1:3]\n    tls: {enabled: false}\n" +
+			"routes: [{prefix: 'b:', pool: b}, {prefix: 'c:', pool: c}, {pool: a}]\n"
+		cfg, err := Parse([]byte(doc), "t.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Pools[0].TLS != cfg.Backend.TLS || cfg.Pools[2].TLS.Enabled {
+			t.Errorf("pool TLS: a %+v (want backend.tls %+v), c %+v (want off)", cfg.Pools[0].TLS, cfg.Backend.TLS, cfg.Pools[2].TLS)
+		}
+	})
 	for name, doc := range map[string]string{
 		"a server in two pools":       "backends: [127.0.0.1:11311]\npools:\n  new:\n    backends: [127.0.0.1:11311, 127.0.0.1:11312]\n    distribution: ketama\nroutes: [{pool: new, warm_from: default}]\n",
 		"named in two pools":          "pools:\n  a:\n    backends: [{name: x, addr: '127.0.0.1:1'}]\n  b:\n    backends: [{name: x, addr: '127.0.0.1:1', weight: 3}]\nroutes: [{prefix: b, pool: b}, {pool: a}]\n",

@@ -432,6 +432,18 @@ func checkDefault(t *testing.T, key, cell string) {
 			t.Errorf("the page says %s defaults to %s; it loads as %v beside %v", key, top, g, w)
 		}
 		return
+	case cell == "the `backend.tls` section":
+		// A pool without a tls section takes backend.tls's, every key.
+		doc := "backend:\n  tls: {enabled: true, server_name: mc.test, min_version: \"1.3\"}\n" +
+			"pools:\n  p:\n    backends: [" + testBackend + "]\n"
+		got, err := Parse([]byte(doc), "readme")
+		if err != nil {
+			t.Fatalf("a pool under backend.tls: %v", err)
+		}
+		if g, w := got.Pools[0].TLS, got.Backend.TLS; g != w || g == defaultBackendTLS() {
+			t.Errorf("the page says %s defaults to backend.tls's; the pool's tls loads as %+v beside %+v", key, g, w)
+		}
+		return
 	}
 	m := backtick.FindStringSubmatch(cell)
 	if m == nil {

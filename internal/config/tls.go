@@ -121,19 +121,24 @@ func (v *validator) tls(c Config) {
 		v.errorf("tls.handshake_timeout", "%v is out of range %v..%v", d, proxy.MinTLSHandshakeTimeout, proxy.MaxTLSHandshakeTimeout)
 	}
 
-	b := c.Backend.TLS
-	v.tlsVersion("backend.tls.min_version", b.MinVersion)
-	if (b.CertFile == "") != (b.KeyFile == "") && !v.skip("backend.tls.cert_file") && !v.skip("backend.tls.key_file") {
-		v.errorf("backend.tls.cert_file", "backend.tls.cert_file and backend.tls.key_file go together: set both or neither")
+	v.backendTLS("backend.tls", c.Backend.TLS)
+}
+
+// backendTLS checks a backend TLS section, backend.tls or a pool's own
+// (pools.<name>.tls), whose dotted key is key.
+func (v *validator) backendTLS(key string, b BackendTLS) {
+	v.tlsVersion(key+".min_version", b.MinVersion)
+	if (b.CertFile == "") != (b.KeyFile == "") && !v.skip(key+".cert_file") && !v.skip(key+".key_file") {
+		v.errorf(key+".cert_file", "%[1]s.cert_file and %[1]s.key_file go together: set both or neither", key)
 		return
 	}
 	if !b.Enabled {
 		if b.CAFile != "" || b.CertFile != "" || b.ServerName != "" {
-			v.errorf("backend.tls.enabled", "is false but other backend.tls keys are set: set enabled: true to speak TLS to the backends")
+			v.errorf(key+".enabled", "is false but other %s keys are set: set enabled: true to speak TLS to the backends", key)
 		}
 		return
 	}
-	v.files("backend.tls.ca_file", b.Files())
+	v.files(key+".ca_file", b.Files())
 }
 
 // files reads a set of TLS files as the proxy will, reporting a failure

@@ -50,9 +50,43 @@ func (v *validator) pools(c Config) {
 		}
 		v.placement(key, c, pl, len(v.problems) == before && len(pl.Backends) > 0)
 		v.copies(key, pl.Replicas, pl.Backends)
+		if pl.TLS != c.Backend.TLS {
+			v.backendTLS(key+".tls", pl.TLS) // its own; backend.tls is checked in tls.go
+		}
 	}
 	if len(c.Pools) > 0 {
 		v.serversAcrossPools(c)
+		v.tlsAcrossPools(c)
+	}
+}
+
+// tlsAcrossPools refuses a server listed in pools with different TLS
+// settings: it is one backend with one set of connections, dialled one
+// way. (A pool found in DNS is not known here: the proxy dials a server
+// it finds in several pools with the first pool's TLS.)
+func (v *validator) tlsAcrossPools(c Config) {
+	type first struct {
+		pool string
+		tls  BackendTLS
+	}
+	seen := map[string]first{}
+	for _, pl := range c.PoolList() {
+		for _, b := range pl.Backends {
+			name := b.Name
+			if name == "" {
+				name = b.Addr // named by its address (serversAcrossPools makes these agree)
+			}
+			f, ok := seen[name]
+			if !ok {
+				seen[name] = first{pl.Name, pl.TLS}
+				continue
+			}
+			if f.tls != pl.TLS && !v.skip("pools."+pl.Name+".tls") {
+				v.errorf("pools."+pl.Name+".tls", "server %s is also in pool %s, with other TLS settings: "+
+					"a server is one backend with one set of connections; give it the same TLS in each pool", name, f.pool)
+				return
+			}
+		}
 	}
 }
 
