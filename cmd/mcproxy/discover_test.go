@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mcproxy/mcproxy/internal/config"
 	"github.com/mcproxy/mcproxy/internal/testkit/childproxy"
 	"github.com/mcproxy/mcproxy/internal/testkit/dnsmasqtest"
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
@@ -277,14 +278,7 @@ func TestRemovalsCappedByMaxEjected(t *testing.T) {
 	dns := dnsmasqtest.Start(t, srvRecords(a, b))
 	cfg := loadConfig(t, fmt.Sprintf("health: {max_ejected: 0}\npools:\n  main:\n"+
 		"    discover: {srv: %s, resolver: %s, interval: 100ms, missing_limit: 1}\n", discoverSRV, dns.Addr))
-	d, err := startDiscovery(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop()
-	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
-		t.Fatal(err)
-	}
+	d := discoveryAnswered(t, cfg)
 	dns.Restart(t, srvRecords(a))
 	w := d.watchers["main"]
 	memcachedtest.WaitFor(t, "three capped removals", func() bool { return w.Counts().Capped >= 3 })
@@ -313,14 +307,7 @@ func TestRemovalCapHoldsOverAStreak(t *testing.T) {
 	dns := dnsmasqtest.Start(t, targetRecords(10))
 	cfg := loadConfig(t, fmt.Sprintf("health: {max_ejected: 50%%}\npools:\n  main:\n"+
 		"    discover: {srv: %s, resolver: %s, interval: 100ms, missing_limit: 1}\n", discoverSRV, dns.Addr))
-	d, err := startDiscovery(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop()
-	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
-		t.Fatal(err)
-	}
+	d := discoveryAnswered(t, cfg)
 	w := d.watchers["main"]
 	size := func() int { return len(d.snapshot()["main"]) }
 	for n := 9; n >= 2; n-- {
@@ -380,4 +367,19 @@ func TestProxiesFindingOnePoolAgree(t *testing.T) {
 	if total != 2*n {
 		t.Errorf("the backends hold %d items, want %d: a key is on two servers", total, 2*n)
 	}
+}
+
+// discoveryAnswered starts cfg's discovery, stopped when the test ends,
+// and returns once every discovered pool has had its first answer.
+func discoveryAnswered(t *testing.T, cfg config.Config) *discovery {
+	t.Helper()
+	d, err := startDiscovery(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.stop)
+	if err := d.waitFirst(context.Background(), memcachedtest.WaitBound, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -27,8 +27,16 @@ type instance struct {
 
 func startInstance(t *testing.T, listen, admin string, backends ...string) *instance {
 	t.Helper()
-	in := &instance{path: filepath.Join(t.TempDir(), "mcproxy.yaml"), listen: listen, reload: make(chan struct{}, 1)}
-	in.write(t, configText(listen, admin, backends...))
+	return serveConfig(t, configText(listen, admin, backends...), listen)
+}
+
+// serveConfig runs serve in-process on a config file holding text, until
+// the test ends, and returns once addr (a port the config listens on)
+// accepts connections.
+func serveConfig(t *testing.T, text, addr string) *instance {
+	t.Helper()
+	in := &instance{path: filepath.Join(t.TempDir(), "mcproxy.yaml"), listen: addr, reload: make(chan struct{}, 1)}
+	in.write(t, text)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, in.path, in.reload, zaptest.NewLogger(t), shutdownGrace) }()
@@ -52,7 +60,7 @@ func startInstance(t *testing.T, listen, admin string, backends ...string) *inst
 			return nil
 		}
 	}
-	if err := childproc.WaitAccepting(listen, memcachedtest.WaitBound, ended); err != nil {
+	if err := childproc.WaitAccepting(addr, memcachedtest.WaitBound, ended); err != nil {
 		t.Fatalf("mcproxy not listening: %v", err)
 	}
 	return in

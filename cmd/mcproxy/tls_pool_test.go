@@ -1,17 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/internal/testkit/tlstest"
-	"github.com/mcproxy/mcproxy/internal/tools/childproc"
-	"go.uber.org/zap/zaptest"
 )
 
 // TestPoolTLS: a config with a pool over TLS (pools.secure.tls, memcached
@@ -28,22 +23,7 @@ func TestPoolTLS(t *testing.T) {
 		"pools:\n  secure:\n    backends: [%s]\n    tls: {enabled: true, ca_file: %s, cert_file: %s, key_file: %s}\n"+
 		"  plain:\n    backends: [%s]\nroutes:\n  - {prefix: 'sec:', pool: secure}\n  - {pool: plain}\n",
 		listen, admin, secure.Addr, pki.CAFile, cert.Cert, cert.Key, plain.Addr)
-	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, make(chan struct{}), zaptest.NewLogger(t), shutdownGrace) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	if err := childproc.WaitAccepting(listen, memcachedtest.WaitBound, func() error { return nil }); err != nil {
-		t.Fatal(err)
-	}
+	serveConfig(t, cfg, listen)
 	c := memcachedtest.Dial(t, listen)
 	for _, k := range []string{"sec:1", "pub:1"} {
 		set := fmt.Sprintf("set %s 0 0 1\r\nx\r\n", k)

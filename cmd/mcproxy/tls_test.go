@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 	"github.com/mcproxy/mcproxy/internal/testkit/tlstest"
-	"github.com/mcproxy/mcproxy/internal/tools/childproc"
-	"go.uber.org/zap/zaptest"
 )
 
 // secretDir lays certificate files out as a Kubernetes secret volume
@@ -68,24 +65,9 @@ func TestTLSCertificateRotates(t *testing.T) {
 	sec.publish(t, map[string][]byte{"tls.crt": first.CertPEM, "tls.key": first.KeyPEM})
 
 	listen, tlsListen, admin := memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t), memcachedtest.FreeAddr(t)
-	path := filepath.Join(t.TempDir(), "mcproxy.yaml")
 	cfg := configText(listen, admin, backend.Addr) + fmt.Sprintf("tls:\n  listen: %s\n  cert_file: %s\n  key_file: %s\n",
 		tlsListen, filepath.Join(sec.dir, "tls.crt"), filepath.Join(sec.dir, "tls.key"))
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, make(chan struct{}), zaptest.NewLogger(t), shutdownGrace) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	if err := childproc.WaitAccepting(tlsListen, memcachedtest.WaitBound, func() error { return nil }); err != nil {
-		t.Fatal(err)
-	}
+	serveConfig(t, cfg, tlsListen)
 	client := &tls.Config{RootCAs: pki.Pool(), ServerName: "127.0.0.1"}
 	served := func() string {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", tlsListen, client)
