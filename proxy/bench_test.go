@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -67,4 +68,26 @@ func benchPipelined(b *testing.B, c net.Conn, batch int, cmds, want []byte) {
 	if !bytes.Equal(buf, want) {
 		b.Fatalf("replies differ: %q", buf)
 	}
+}
+
+// BenchmarkProxyMultiGets is BenchmarkProxyPipelinedGets for gets of ten
+// keys each, which the proxy splits by backend and merges back in the
+// client's order: one op is one key.
+func BenchmarkProxyMultiGets(b *testing.B) {
+	tp := startProxy(b, 3, nil)
+	c := memcachedtest.Dial(b, tp.addr)
+	const commands, keysPer = 4, 10
+	var cmds, want bytes.Buffer
+	for i := 0; i < commands; i++ {
+		cmds.WriteString("get")
+		for j := 0; j < keysPer; j++ {
+			k := fmt.Sprintf("bench:multi:%d:%d", i, j)
+			memcachedtest.RoundTrip(b, c, "set "+k+" 0 0 10\r\n0123456789\r\n", "STORED\r\n", 1)
+			cmds.WriteString(" " + k)
+			want.WriteString("VALUE " + k + " 0 10\r\n0123456789\r\n")
+		}
+		cmds.WriteString("\r\n")
+		want.WriteString("END\r\n")
+	}
+	benchPipelined(b, c, commands*keysPer, cmds.Bytes(), want.Bytes())
 }
