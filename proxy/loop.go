@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,14 +172,9 @@ func (l *eventLoop) run() {
 			// again without sleeping. Under load there usually is more,
 			// and a poll that does not block costs far less than one that
 			// parks the thread.
-			// Nothing there: the next turn sleeps in epoll_wait. No
-			// runtime.Gosched first: it sent the loop's goroutine through
-			// the global run queue, where another thread often took it,
-			// so the loop hopped between threads (futex wake-ups, cold
-			// caches) and spent more CPU per key (docs/scaling.md);
-			// goroutines waiting for this P get it while the loop sleeps.
 			if n, err = pollNow(l.epfd, l.events); n == 0 && err == nil && len(l.yielded) == 0 {
 				busy = false
+				runtime.Gosched() // let other goroutines run before the loop sleeps
 				continue
 			}
 			l.now = time.Now()
