@@ -31,14 +31,7 @@ func TestTLSPerPool(t *testing.T) {
 			pki := tlstest.NewPKI(t, "mcproxy test CA")
 			servers, mcs := tlsBackends(t, pki, 1)
 			plain := memcachedtest.Start(t)
-			cert := pki.Leaf(t, "proxy")
-			tp := startTLSProxy(t, pki, nil, false, func(o *Options) {
-				o.Backends = nil
-				o.Pools = []Pool{{Name: "secure", Backends: []Backend{{Addr: servers[0].Addr, Weight: 1}}},
-					{Name: "plain", Backends: []Backend{{Addr: plain.Addr, Weight: 1}}}}
-				o.Routes = []Route{{Prefix: "sec:", Pool: "secure"}, {Pool: "plain"}}
-				tc.secure(o, &BackendTLS{Certs: openStore(t, tlsfiles.Files{Cert: cert.Cert, Key: cert.Key, CA: pki.CAFile})})
-			})
+			tp := startSecureAndPlain(t, pki, servers[0].Addr, plain.Addr, tc.secure)
 			c := memcachedtest.Dial(t, tp.addr)
 			for i := range 10 {
 				for _, k := range []string{fmt.Sprintf("sec:%d", i), fmt.Sprintf("pub:%d", i)} {
@@ -72,13 +65,8 @@ func TestTLSPerPoolReload(t *testing.T) {
 	pki := tlstest.NewPKI(t, "mcproxy test CA")
 	servers, mcs := tlsBackends(t, pki, 2)
 	plain := memcachedtest.Start(t)
-	cert := pki.Leaf(t, "proxy")
-	tp := startTLSProxy(t, pki, nil, false, func(o *Options) {
-		o.Backends = nil
-		o.Pools = []Pool{{Name: "secure", Backends: []Backend{{Addr: servers[0].Addr, Weight: 1}}},
-			{Name: "plain", Backends: []Backend{{Addr: plain.Addr, Weight: 1}}}}
-		o.Routes = []Route{{Prefix: "sec:", Pool: "secure"}, {Pool: "plain"}}
-		o.PoolTLS = map[string]*BackendTLS{"secure": {Certs: openStore(t, tlsfiles.Files{Cert: cert.Cert, Key: cert.Key, CA: pki.CAFile})}}
+	tp := startSecureAndPlain(t, pki, servers[0].Addr, plain.Addr, func(o *Options, b *BackendTLS) {
+		o.PoolTLS = map[string]*BackendTLS{"secure": b}
 	})
 	s := tp.Settings()
 	s.Pools[0].Backends = []Backend{{Addr: servers[1].Addr, Weight: 1}}
@@ -91,5 +79,21 @@ func TestTLSPerPoolReload(t *testing.T) {
 			return false
 		}
 		return strings.HasPrefix(memcachedtest.Send(t, mcs[1].Plain, "get sec:x\r\n", "END\r\n", 1), "VALUE sec:x")
+	})
+}
+
+// startSecureAndPlain starts a proxy with two pools, "secure" on
+// secureAddr and "plain" on plainAddr, routing keys that start with "sec:"
+// to the first and the rest to the second; secure sets their TLS, given b,
+// TLS with the proxy's client certificate from pki.
+func startSecureAndPlain(t *testing.T, pki *tlstest.PKI, secureAddr, plainAddr string, secure func(o *Options, b *BackendTLS)) *tlsProxy {
+	t.Helper()
+	cert := pki.Leaf(t, "proxy")
+	return startTLSProxy(t, pki, nil, false, func(o *Options) {
+		o.Backends = nil
+		o.Pools = []Pool{{Name: "secure", Backends: []Backend{{Addr: secureAddr, Weight: 1}}},
+			{Name: "plain", Backends: []Backend{{Addr: plainAddr, Weight: 1}}}}
+		o.Routes = []Route{{Prefix: "sec:", Pool: "secure"}, {Pool: "plain"}}
+		secure(o, &BackendTLS{Certs: openStore(t, tlsfiles.Files{Cert: cert.Cert, Key: cert.Key, CA: pki.CAFile})})
 	})
 }

@@ -238,15 +238,8 @@ func (p *parser) section(fields map[string]field) field {
 // weight} or the shorthand scalar "host:port".
 func (p *parser) backends(dst *[]Backend) field {
 	return func(key string, v *yaml.Node) {
-		if v.Kind != yaml.SequenceNode {
-			p.typeError(key, v, "a list of backends")
-			return
-		}
 		list := make([]Backend, 0, len(v.Content))
-		for i, item := range v.Content {
-			item = deref(item)
-			ikey := fmt.Sprintf("%s[%d]", key, i)
-			p.lines[ikey] = item.Line
+		ok := p.list(key, v, "a list of backends", func(ikey string, item *yaml.Node) {
 			b := Backend{Weight: ring.DefaultWeight}
 			switch {
 			case isNull(item):
@@ -267,9 +260,28 @@ func (p *parser) backends(dst *[]Backend) field {
 				p.errorf(item.Line, "%s: want host:port or {addr: host:port, weight: n}, got %s", ikey, describe(item))
 			}
 			list = append(list, b)
+		})
+		if ok {
+			*dst = list
 		}
-		*dst = list
 	}
+}
+
+// list reads a YAML sequence at key, refusing anything else as not what
+// it wants; each entry, dereferenced, goes to entry with its own key
+// ("backends[2]"), whose line is recorded for later messages.
+func (p *parser) list(key string, v *yaml.Node, want string, entry func(ikey string, item *yaml.Node)) bool {
+	if v.Kind != yaml.SequenceNode {
+		p.typeError(key, v, want)
+		return false
+	}
+	for i, item := range v.Content {
+		item = deref(item)
+		ikey := fmt.Sprintf("%s[%d]", key, i)
+		p.lines[ikey] = item.Line
+		entry(ikey, item)
+	}
+	return true
 }
 
 // str reads any scalar as a string (addresses are checked in validation).

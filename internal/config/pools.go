@@ -1,8 +1,6 @@
 package config
 
 import (
-	"fmt"
-
 	"github.com/mcproxy/mcproxy/proxy"
 	"github.com/mcproxy/mcproxy/ring"
 	"go.yaml.in/yaml/v3"
@@ -182,15 +180,8 @@ func (p *parser) poolFields(pl *Pool) map[string]field {
 // routes reads the routes: list of {prefix, pool, warm_from}.
 func (p *parser) routes(dst *[]Route) field {
 	return func(key string, v *yaml.Node) {
-		if v.Kind != yaml.SequenceNode {
-			p.typeError(key, v, "a list of routes")
-			return
-		}
 		list := make([]Route, 0, len(v.Content))
-		for i, item := range v.Content {
-			item = deref(item)
-			ikey := fmt.Sprintf("%s[%d]", key, i)
-			p.lines[ikey] = item.Line
+		ok := p.list(key, v, "a list of routes", func(ikey string, item *yaml.Node) {
 			var r Route
 			if item.Kind != yaml.MappingNode {
 				p.bad[ikey] = true
@@ -203,6 +194,9 @@ func (p *parser) routes(dst *[]Route) field {
 				})
 			}
 			list = append(list, r)
+		})
+		if !ok {
+			return
 		}
 		if len(list) == 0 {
 			list = nil // as if left out, which it means
