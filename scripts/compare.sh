@@ -4,7 +4,9 @@
 # rounds that alternate between the targets, then per workload the medians of
 # keys/s, p50/p99/p99.9 latency, and each target process's CPU time per key and
 # read/write syscalls per request (from /proc/PID/stat and /proc/PID/io, which
-# are steadier than throughput on a noisy machine), with the ratios between them.
+# are steadier than throughput on a noisy machine), with the ratios between them;
+# against twemproxy also round by round (the middle half of the per-round ratios),
+# which shows how far a ratio of medians could move on this machine.
 #
 # It measures two placements in one run, each with its own processes:
 #   pinned    mcbench on CPU 0, every server on the other CPUs (taskset), so
@@ -443,6 +445,7 @@ if [[ -n $DOC ]]; then
 		if [[ ${TLS:-0} == 1 ]]; then
 			echo "- TLS targets (\`TLS=1\`): \`memcached-tls\` is the first of three more memcached with TLS on (\`-Z\`, client certificates required, \`ssl_session_cache\`), addressed directly; \`mcproxy-tls\` is mcproxy's TLS listener (client certificates required) in front of those three over TLS. mcbench speaks TLS 1.3 to both with a client certificate (ECDSA P-256, made with openssl). Their CPU per key is set beside memcached-tls's, not twemproxy's (it has no TLS), and the chart leaves them out."
 		fi
+		echo "- each ratio to twemproxy is of medians; beside it, \"round by round\" is the middle half of the ratios of each round's runs, which differ from round to round on a shared machine: a bound inside that range is neither clearly met nor clearly missed"
 		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named. How CPU per key and throughput change with loops and cores, measured here and modelled for 16 cores: [scaling.md](scaling.md)."
 		echo
 		echo "![keys/s and CPU per key relative to twemproxy, pinned and unpinned]($(basename "$svg"))"

@@ -66,6 +66,19 @@ type TargetMedians struct {
 	HasProc                        bool
 	KeysPerSecMin, KeysPerSecMax   float64
 	CPUUSPerKeyMin, CPUUSPerKeyMax float64
+	// VsTwemproxy is how this target's figures compare with twemproxy's
+	// round by round; Rounds is 0 when twemproxy did not run beside it.
+	VsTwemproxy RoundRatios
+}
+
+// RoundRatios is how one target's figures compare with another's round by
+// round: for each figure, the middle half of the per-round ratios (first to
+// third quartile). A ratio of medians hides how far one round falls from
+// the next on a shared machine; this shows whether a bound a median misses
+// or meets is beyond that spread.
+type RoundRatios struct {
+	Rounds               int        // rounds both targets ran
+	KeysPerSec, CPU, P99 [2]float64 // low and high of the middle half
 }
 
 // WorkloadMedians is every target's medians for one workload in one
@@ -93,6 +106,7 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 	var out []WorkloadMedians
 	index := map[[2]string]int{}
 	byKey := map[[3]string][]Summary{}
+	byRound := map[[3]string]map[int]Summary{}
 	loops := map[[3]string]int{}
 	var order [][3]string
 	for _, r := range runs {
@@ -106,6 +120,10 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 			order = append(order, k)
 		}
 		byKey[k] = append(byKey[k], r.Run)
+		if byRound[k] == nil {
+			byRound[k] = map[int]Summary{}
+		}
+		byRound[k][r.Round] = r.Run
 		loops[k] = r.EventLoops
 	}
 	for _, k := range order {
@@ -129,10 +147,39 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 		for _, s := range ss {
 			t.Errors += s.Errors
 		}
+		if k[2] != "twemproxy" {
+			t.VsTwemproxy = roundRatios(byRound[k], byRound[[3]string{k[0], k[1], "twemproxy"}])
+		}
 		w := &out[index[[2]string{k[0], k[1]}]]
 		w.Targets = append(w.Targets, t)
 	}
 	return out
+}
+
+// roundRatios compares a target's rounds with base's, round by round.
+func roundRatios(rounds, base map[int]Summary) RoundRatios {
+	var keys, cpu, p99 []float64
+	for round, s := range rounds {
+		b, ok := base[round]
+		if !ok {
+			continue
+		}
+		keys = append(keys, ratio(s.KeysPerSec, b.KeysPerSec))
+		cpu = append(cpu, ratio(s.CPUUSPerKey, b.CPUUSPerKey))
+		p99 = append(p99, ratio(s.P99US, b.P99US))
+	}
+	return RoundRatios{Rounds: len(keys), KeysPerSec: middleHalf(keys), CPU: middleHalf(cpu), P99: middleHalf(p99)}
+}
+
+// middleHalf returns the first and third quartiles of v (sorted in place),
+// as the values at a quarter of the way in from each end.
+func middleHalf(v []float64) [2]float64 {
+	if len(v) == 0 {
+		return [2]float64{}
+	}
+	sort.Float64s(v)
+	q := len(v) / 4
+	return [2]float64{v[q], v[len(v)-1-q]}
 }
 
 func median(sorted []float64) float64 {
@@ -207,8 +254,9 @@ func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
 			continue
 		}
 		if hasTw {
-			fmt.Fprintf(bw, "- %s / twemproxy: keys/s ×%.2f, CPU per key ×%.2f, p99 ×%.2f\n", t.Target,
-				ratio(t.KeysPerSec, tw.KeysPerSec), ratio(t.CPUUSPerKey, tw.CPUUSPerKey), ratio(t.P99US, tw.P99US))
+			fmt.Fprintf(bw, "- %s / twemproxy: keys/s ×%.2f, CPU per key ×%.2f, p99 ×%.2f%s\n", t.Target,
+				ratio(t.KeysPerSec, tw.KeysPerSec), ratio(t.CPUUSPerKey, tw.CPUUSPerKey), ratio(t.P99US, tw.P99US),
+				spreadNote(t.VsTwemproxy))
 		}
 		if hasDirect {
 			fmt.Fprintf(bw, "- %s / memcached: keys/s ×%.2f\n", t.Target, ratio(t.KeysPerSec, direct.KeysPerSec))
@@ -221,6 +269,16 @@ func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
 				t.Target, dname, t.P50US-direct.P50US, t.P99US-direct.P99US)
 		}
 	}
+}
+
+// spreadNote says how far the per-round ratios spread, when there are
+// enough rounds for a middle half to differ from the extremes.
+func spreadNote(r RoundRatios) string {
+	if r.Rounds < 4 {
+		return ""
+	}
+	return fmt.Sprintf("; round by round, middle half of %d: keys/s ×%.2f–×%.2f, CPU per key ×%.2f–×%.2f, p99 ×%.2f–×%.2f",
+		r.Rounds, r.KeysPerSec[0], r.KeysPerSec[1], r.CPU[0], r.CPU[1], r.P99[0], r.P99[1])
 }
 
 // directTLS is the comparison's memcached -Z target, addressed directly.

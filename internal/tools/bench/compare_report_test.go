@@ -181,3 +181,48 @@ func TestReportWithoutPlacements(t *testing.T) {
 		t.Errorf("chart has %d rects, want 7", n)
 	}
 }
+
+// The round-by-round spread against twemproxy pairs each round with
+// twemproxy's same round, not medians with medians, and shows the middle
+// half of the ratios; with fewer than four rounds it is left out.
+func TestRoundRatiosAgainstTwemproxy(t *testing.T) {
+	var runs []CompareRun
+	// twemproxy's keys/s swings from round to round; mcproxy's ratio to it
+	// in the same round is 1.0, 1.1, 1.2, 1.3, 1.4 (rounds listed out of order).
+	for i, r := range []int{3, 1, 5, 2, 4} {
+		tw := float64(100 * (i + 1))
+		f := 0.9 + 0.1*float64(r)
+		runs = append(runs,
+			run("unpinned", "single get", "twemproxy", r, tw, 10, 100),
+			run("unpinned", "single get", "mcproxy", r, tw*f, 10/f, 100*f))
+	}
+	ws := Medians(writeRuns(t, runs))
+	mp, _ := ws[0].Target("mcproxy")
+	got := mp.VsTwemproxy
+	if got.Rounds != 5 || !near(got.KeysPerSec[0], 1.1) || !near(got.KeysPerSec[1], 1.3) ||
+		!near(got.CPU[0], 1/1.3) || !near(got.CPU[1], 1/1.1) || !near(got.P99[0], 1.1) || !near(got.P99[1], 1.3) {
+		t.Errorf("round ratios: %+v", got)
+	}
+	if tw, _ := ws[0].Target("twemproxy"); tw.VsTwemproxy.Rounds != 0 {
+		t.Errorf("twemproxy compared with itself: %+v", tw.VsTwemproxy)
+	}
+	var md bytes.Buffer
+	if err := WriteCompareMarkdown(&md, ws); err != nil {
+		t.Fatal(err)
+	}
+	if want := "round by round, middle half of 5: keys/s ×1.10–×1.30, CPU per key ×0.77–×0.91, p99 ×1.10–×1.30"; !strings.Contains(md.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, md.String())
+	}
+
+	// Three rounds: no middle half worth the name, no note.
+	ws = Medians(writeRuns(t, runs[:6]))
+	md.Reset()
+	if err := WriteCompareMarkdown(&md, ws); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(md.String(), "round by round") {
+		t.Errorf("a spread over 3 rounds:\n%s", md.String())
+	}
+}
+
+func near(a, b float64) bool { return a > b-1e-9 && a < b+1e-9 }
