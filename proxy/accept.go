@@ -59,6 +59,7 @@ type acceptor struct {
 	raw   syscall.RawConn // file's
 	tcp   bool            // set TCP_NODELAY on what it accepts
 	tls   *tlsServer      // a TLS listener's handshakes; nil for clear text
+	loop  *loopListener   // the event loop watching the socket too, or nil (accept_loop.go)
 	stop  chan struct{}   // closed by close
 	once  sync.Once
 }
@@ -118,10 +119,21 @@ func (a *acceptor) Addr() net.Addr { return a.ln.Addr() }
 func (a *acceptor) close() {
 	a.once.Do(func() {
 		close(a.stop)
+		a.unwatch()
 		_ = a.ln.Close()
 		_ = a.file.Close()
 		a.p.fds.listeners.Add(-1)
 	})
+}
+
+// stopping reports whether close has begun.
+func (a *acceptor) stopping() bool {
+	select {
+	case <-a.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // run accepts clients until the listener closes. It returns nil after
@@ -192,6 +204,7 @@ func (a *acceptor) accept() (int, unix.Sockaddr, error) {
 		if acceptErr == unix.EAGAIN {
 			// Every waiting client is in: a pause in accepting is over.
 			a.p.gate.enable()
+			a.rearm()
 			return false
 		}
 		return true

@@ -42,7 +42,10 @@ const fixedReservedDescriptors = 16 // stdin/out/err, the Go runtime's poller, t
 type descriptorCounts struct {
 	limit     atomic.Int64 // RLIMIT_NOFILE's soft limit, as last read
 	listeners atomic.Int64 // acceptors open (accept.go)
-	backends  atomic.Int64 // backends whose connections may be open, retiring ones included
+	// loopListeners counts the event loops' duplicates of listening
+	// sockets (accept_loop.go).
+	loopListeners atomic.Int64
+	backends      atomic.Int64 // backends whose connections may be open, retiring ones included
 }
 
 // readLimit reads the process's descriptor limit.
@@ -57,8 +60,8 @@ func (c *descriptorCounts) readLimit() {
 
 // descriptorBudget is one reading of the budget's terms.
 type descriptorBudget struct {
-	limit, loops, conns, listeners, backends, extra int
-	connFds                                         int // descriptors per backend connection
+	limit, loops, conns, listeners, loopDups, backends, extra int
+	connFds                                                   int // descriptors per backend connection
 }
 
 func (p *Proxy) descriptorBudget() descriptorBudget {
@@ -67,6 +70,7 @@ func (p *Proxy) descriptorBudget() descriptorBudget {
 		loops:     len(p.loops),
 		conns:     p.connsPerLoop,
 		listeners: int(p.fds.listeners.Load()),
+		loopDups:  int(p.fds.loopListeners.Load()),
 		backends:  int(p.fds.backends.Load()),
 		extra:     p.opts.ReservedFds,
 		connFds:   p.tls.backendConnFds(),
@@ -75,7 +79,7 @@ func (p *Proxy) descriptorBudget() descriptorBudget {
 
 // reserved returns the descriptors kept from the clients.
 func (b descriptorBudget) reserved() int {
-	return fixedReservedDescriptors + 2*b.loops + 2*b.listeners +
+	return fixedReservedDescriptors + 2*b.loops + 2*b.listeners + b.loopDups +
 		b.backends*(b.connFds*b.loops*b.conns+2) + b.extra
 }
 

@@ -8,7 +8,8 @@
 // the read to the write runs on the one event loop that owns the client:
 //
 //	accept.go            Serve's acceptor takes the socket (accept4) and deals it to an
-//	                     awake loop (loop_balance.go)
+//	                     awake loop (loop_balance.go); the first loop may take it
+//	                     first, in its own turn (accept_loop.go)
 //	loop.go              the loop's turn: epoll_wait, then the ready sockets' handlers
 //	session.go           the client connection: its state and its reply FIFO
 //	session_read.go      parse the commands the socket holds, within the turn budget

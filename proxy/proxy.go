@@ -230,17 +230,21 @@ func (p *Proxy) serve(l net.Listener, t *tlsServer) error {
 	a.tls = t
 	p.listeners = append(p.listeners, a)
 	p.acceptors.Add(1)
+	a.watchOnLoop(p.loops[0]) // loop 0 is always awake (accept_loop.go)
 	p.mu.Unlock()
 	defer p.acceptors.Done()
 	b := p.descriptorBudget()
 	if b.clientCap() < 1 {
 		a.close()
+		a.waitUnwatched()
 		return fmt.Errorf("proxy: serve on %s: %w", l.Addr(), b.tooLow())
 	}
 	p.log.Info("accepting clients", zap.String("listen", l.Addr().String()), zap.Int("descriptor_limit", b.limit),
 		zap.Int("reserved_descriptors", b.reserved()), zap.Int("client_cap", b.clientCap()),
 		zap.Int("max_connections", p.opts.MaxConnections))
-	return a.run()
+	err = a.run()
+	a.waitUnwatched() // the first loop's duplicate is closed too (accept_loop.go)
+	return err
 }
 
 // sessionEnded forgets a session that has closed.
