@@ -64,6 +64,9 @@
 #                      listener (client certificates required) in front of
 #                      those three over TLS: mutual TLS on both sides. mcbench
 #                      speaks TLS to both. Certificates are made with openssl.
+#   NEW_CLIENT_EVERY   how often a new client connects during each measured run,
+#                      asks "version" and leaves; the page shows the time from
+#                      its dial to the reply (default 20ms; 0s: off)
 #   METRICS            1: also run a second mcproxy, "mcproxy+m", with its admin
 #                      endpoint on (per-command latency histograms recorded) and
 #                      /metrics scraped every second, to price metrics
@@ -100,6 +103,7 @@ case ${PIN:-} in
 esac
 PLACEMENTS=${PLACEMENTS:-$default_placements}
 KEEP=${KEEP:-0}
+NEW_CLIENT_EVERY=${NEW_CLIENT_EVERY:-20ms}
 DOC=${DOC:-}
 
 log() { printf 'compare: %s\n' "$*" >&2; }
@@ -404,7 +408,7 @@ for wl in "${workloads[@]}"; do
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for ((k = 0; k < n; k++)); do
 			i=$(((r - 1 + k) % n)) # rotate the order so no target always goes first
-			out=$(bench "$i" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}") ||
+			out=$(bench "$i" -duration "$DURATION" -warmup "$WARMUP" -pid "${tpids[$i]}" -new-client-every "$NEW_CLIENT_EVERY") ||
 				die "mcbench could not run against ${places[$i]}/${names[$i]}"
 			# The loops it ran: those awake as the run ended, where mcproxy
 			# says (with event_loops at 0 it wakes only those the load needs).
@@ -444,6 +448,9 @@ if [[ -n $DOC ]]; then
 		echo "- CPU µs/key and syscalls/req are the target process's own (utime+stime from /proc/PID/stat, syscr+syscw from /proc/PID/io) over the measured phase. syscr/syscw count read(2)/write(2)-family calls; memcached answers with sendmsg(2), which they do not count."
 		if [[ ${TLS:-0} == 1 ]]; then
 			echo "- TLS targets (\`TLS=1\`): \`memcached-tls\` is the first of three more memcached with TLS on (\`-Z\`, client certificates required, \`ssl_session_cache\`), addressed directly; \`mcproxy-tls\` is mcproxy's TLS listener (client certificates required) in front of those three over TLS. mcbench speaks TLS 1.3 to both with a client certificate (ECDSA P-256, made with openssl). Their CPU per key is set beside memcached-tls's, not twemproxy's (it has no TLS), and the chart leaves them out."
+		fi
+		if [[ $NEW_CLIENT_EVERY != 0* ]]; then
+			echo "- new client: during every measured run a new client connects every $NEW_CLIENT_EVERY, asks \`version\` and leaves; its columns are the time from its dial to the reply (medians of each run's p50 and p99). A proxy whose busy event loop keeps its acceptor off the CPU makes new clients wait while connected ones are served"
 		fi
 		echo "- each ratio to twemproxy is of medians; beside it, \"round by round\" is the middle half of the ratios of each round's runs, which differ from round to round on a shared machine: a bound inside that range is neither clearly met nor clearly missed"
 		echo "- where this page's figures are quoted (docs/design.md; the README quotes none), the placement is named. How CPU per key and throughput change with loops and cores, measured here and modelled for 16 cores: [scaling.md](scaling.md)."

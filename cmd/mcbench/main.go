@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MultiGet, "multiget", cfg.MultiGet, "keys per get command")
 	fs.BoolVar(&cfg.Prefill, "prefill", false, "set every key once before the warmup, so gets hit")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the key choice; the same seed gives every target the same keys")
+	fs.DurationVar(&cfg.NewClientEvery, "new-client-every", 0, "also connect a new client this often over the measured phase, ask \"version\" and time the reply from the dial (0: off)")
 	fs.IntVar(&cfg.WatchPID, "pid", 0, "also report this process's CPU time and read/write syscalls over the measured phase (from /proc)")
 	var tf bench.TLSFiles
 	fs.StringVar(&tf.CA, "tls-ca", "", "speak TLS to the target, trusting this CA file (PEM)")

@@ -66,6 +66,11 @@ type TargetMedians struct {
 	HasProc                        bool
 	KeysPerSecMin, KeysPerSecMax   float64
 	CPUUSPerKeyMin, CPUUSPerKeyMax float64
+	// NewClientP50US and NewClientP99US are the medians of the new-client
+	// probe's quantiles (new_clients.go); NewClients is false when the
+	// runs had no probe.
+	NewClients                     bool
+	NewClientP50US, NewClientP99US float64
 	// VsTwemproxy is how this target's figures compare with twemproxy's
 	// round by round; Rounds is 0 when twemproxy did not run beside it.
 	VsTwemproxy RoundRatios
@@ -144,8 +149,11 @@ func Medians(runs []CompareRun) []WorkloadMedians {
 		t.P999US, _, _ = pick(func(s Summary) float64 { return s.P999US })
 		t.CPUUSPerKey, t.CPUUSPerKeyMin, t.CPUUSPerKeyMax = pick(func(s Summary) float64 { return s.CPUUSPerKey })
 		t.SyscallsPerOp, _, _ = pick(func(s Summary) float64 { return s.SyscallsPerOp })
+		t.NewClients = ss[0].NewClients > 0
+		t.NewClientP50US, _, _ = pick(func(s Summary) float64 { return s.NewClientP50US })
+		t.NewClientP99US, _, _ = pick(func(s Summary) float64 { return s.NewClientP99US })
 		for _, s := range ss {
-			t.Errors += s.Errors
+			t.Errors += s.Errors + s.NewClientErrors
 		}
 		if k[2] != "twemproxy" {
 			t.VsTwemproxy = roundRatios(byRound[k], byRound[[3]string{k[0], k[1], "twemproxy"}])
@@ -226,15 +234,30 @@ func WriteCompareMarkdown(w io.Writer, ws []WorkloadMedians) error {
 // writeWorkloadMedians writes one workload's table and ratios.
 func writeWorkloadMedians(bw *bufio.Writer, wl WorkloadMedians) {
 	fmt.Fprintf(bw, "\n### %s\n\n", wl.Workload)
-	fmt.Fprintln(bw, "| target | keys/s | p50 µs | p99 µs | p99.9 µs | CPU µs/key | syscalls/req | errors |")
-	fmt.Fprintln(bw, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	probed := false
+	for _, t := range wl.Targets {
+		probed = probed || t.NewClients
+	}
+	head, rule := "| target | keys/s | p50 µs | p99 µs | p99.9 µs | CPU µs/key | syscalls/req | errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	if probed {
+		head, rule = head+" new client p50 µs | new client p99 µs |", rule+" ---: | ---: |"
+	}
+	fmt.Fprintln(bw, head)
+	fmt.Fprintln(bw, rule)
 	for _, t := range wl.Targets {
 		cpu, sys := "–", "–"
 		if t.HasProc {
 			cpu, sys = fmt.Sprintf("%.2f", t.CPUUSPerKey), fmt.Sprintf("%.2f", t.SyscallsPerOp)
 		}
-		fmt.Fprintf(bw, "| %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %d |\n",
+		fmt.Fprintf(bw, "| %s | %.0f | %.1f | %.1f | %.1f | %s | %s | %d |",
 			targetLabel(t), t.KeysPerSec, t.P50US, t.P99US, t.P999US, cpu, sys, t.Errors)
+		switch {
+		case t.NewClients:
+			fmt.Fprintf(bw, " %.0f | %.0f |", t.NewClientP50US, t.NewClientP99US)
+		case probed:
+			fmt.Fprint(bw, " – | – |")
+		}
+		fmt.Fprintln(bw)
 	}
 	tw, hasTw := wl.Target("twemproxy")
 	fmt.Fprintln(bw)

@@ -226,3 +226,30 @@ func TestRoundRatiosAgainstTwemproxy(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a > b-1e-9 && a < b+1e-9 }
+
+// Runs with the new-client probe get its medians in two more columns, and
+// its failures among the errors; a target without it gets dashes.
+func TestReportNewClients(t *testing.T) {
+	var runs []CompareRun
+	for r, p50 := range []float64{900, 1100, 1000} {
+		tw := run("unpinned", "single get", "twemproxy", r+1, 100, 10, 100)
+		tw.Run.NewClients, tw.Run.NewClientP50US, tw.Run.NewClientP99US = 50, p50, 3*p50
+		mp := run("unpinned", "single get", "mcproxy", r+1, 100, 10, 100)
+		mp.Run.NewClients, mp.Run.NewClientP50US, mp.Run.NewClientP99US, mp.Run.NewClientErrors = 49, p50/10, p50/5, 1
+		runs = append(runs, tw, mp, run("unpinned", "single get", "memcached", r+1, 100, 10, 100))
+	}
+	var md bytes.Buffer
+	if err := WriteCompareMarkdown(&md, Medians(writeRuns(t, runs))); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| errors | new client p50 µs | new client p99 µs |",
+		"| twemproxy | 100 | 0.0 | 100.0 | 0.0 | 10.00 | 0.50 | 0 | 1000 | 3000 |",
+		"| mcproxy | 100 | 0.0 | 100.0 | 0.0 | 10.00 | 0.50 | 3 | 100 | 200 |",
+		"| memcached | 100 | 0.0 | 100.0 | 0.0 | 10.00 | 0.50 | 0 | – | – |",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+}

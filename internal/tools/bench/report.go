@@ -51,6 +51,12 @@ type Summary struct {
 	SyscallsPerOp   float64 `json:"syscalls_per_op,omitempty"`
 	CPUSeconds      float64 `json:"cpu_seconds,omitempty"`
 	WatchedSyscalls uint64  `json:"syscalls,omitempty"`
+	// The new-client probe (new_clients.go): clients that got their
+	// reply, those that failed, and the time from dial to the reply.
+	NewClients      uint64  `json:"new_clients,omitempty"`
+	NewClientErrors uint64  `json:"new_client_errors,omitempty"`
+	NewClientP50US  float64 `json:"new_client_p50_us,omitempty"`
+	NewClientP99US  float64 `json:"new_client_p99_us,omitempty"`
 }
 
 func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
@@ -105,6 +111,10 @@ func (r *Result) Summary() Summary {
 		if k := r.Keys(); k > 0 {
 			sum.CPUUSPerKey = p.CPUSeconds * 1e6 / float64(k)
 		}
+	}
+	if nc := r.NewClients; nc != nil {
+		sum.NewClients, sum.NewClientErrors = nc.Count(), r.NewClientErrors
+		sum.NewClientP50US, sum.NewClientP99US = micros(nc.Quantile(0.50)), micros(nc.Quantile(0.99))
 	}
 	return sum
 }

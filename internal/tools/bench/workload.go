@@ -69,6 +69,10 @@ type Config struct {
 	WatchPID int
 	// TLS, when not nil, makes every connection TLS (tls.go).
 	TLS *tls.Config
+	// NewClientEvery, when positive, runs the new-client probe over the
+	// measured phase: a client connects this often, asks "version" and
+	// leaves (new_clients.go).
+	NewClientEvery time.Duration
 }
 
 // DefaultConfig returns the defaults of mcbench.
@@ -121,6 +125,7 @@ func (c *Config) validate() (string, error) {
 	check(c.Pipeline >= 1 && c.Pipeline <= maxPipeline, "pipeline must be 1..%d, got %d", maxPipeline, c.Pipeline)
 	check(c.Duration > 0, "duration must be positive, got %v", c.Duration)
 	check(c.Warmup >= 0, "warmup must not be negative, got %v", c.Warmup)
+	check(c.NewClientEvery >= 0, "new-client interval must not be negative, got %v", c.NewClientEvery)
 	check(c.Requests >= 0, "requests must not be negative, got %d", c.Requests)
 	check(c.Timeout > 0, "timeout must be positive, got %v", c.Timeout)
 	check(c.WatchPID >= 0, "watched pid must not be negative, got %d", c.WatchPID)
@@ -212,6 +217,11 @@ type Result struct {
 	// Proc is what Config.WatchPID cost over the measured phase; nil when
 	// no process was watched.
 	Proc *ProcSample
+	// NewClients holds the new-client probe's times from dial to the
+	// reply to "version", and NewClientErrors its failures; nil and 0
+	// when Config.NewClientEvery is 0.
+	NewClients      *Histogram
+	NewClientErrors uint64
 }
 
 // Keys returns the keys handled in the measured phase: every key a
@@ -293,7 +303,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.WatchPID != 0 {
 		watch = startProcWatch(cfg.WatchPID, p.measureStart)
 	}
+	newClients := startNewClients(ctx, &cfg, spec, dialAddr, p)
 	runAll(workers, func(w *worker) { w.load(ctx, p) })
+	newClients.finish(res)
 	if watch != nil {
 		cost, err := watch.finish()
 		if err != nil {

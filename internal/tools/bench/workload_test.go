@@ -207,3 +207,29 @@ func TestWorkerBatchDoesNotAllocate(t *testing.T) {
 		t.Fatalf("ops %d, first error %q", w.c.n[Ops], w.c.firstErr)
 	}
 }
+
+// The new-client probe connects afresh each time, over the measured phase
+// only, and every one of its clients is a connection the target saw.
+func TestRunNewClientProbe(t *testing.T) {
+	mc := memcachedtest.Start(t)
+	before, _ := strconv.Atoi(memcachedtest.Stats(t, mc.Addr, "")["total_connections"])
+	cfg := testConfig(mc.Addr)
+	cfg.Warmup = 200 * time.Millisecond
+	cfg.NewClientEvery = 20 * time.Millisecond
+	res := runBounded(t, cfg)
+	n := res.NewClients.Count()
+	if n == 0 || n > uint64(cfg.Duration/cfg.NewClientEvery)+1 || res.NewClientErrors != 0 {
+		t.Fatalf("new clients: %d answered, %d failed; want 1..%d answered over %v, none failed",
+			n, res.NewClientErrors, cfg.Duration/cfg.NewClientEvery+1, cfg.Duration)
+	}
+	// Stats asks on a connection of its own, counted too.
+	after, _ := strconv.Atoi(memcachedtest.Stats(t, mc.Addr, "")["total_connections"])
+	if want := before + 1 + 1 + cfg.Conns + int(n); after != want {
+		t.Errorf("memcached saw %d connections, want %d: the first stats, Run's reachability check, %d load connections and %d new clients",
+			after-before, want-before, cfg.Conns, n)
+	}
+	s := res.Summary()
+	if s.NewClients != n || s.NewClientP50US <= 0 || s.NewClientP99US < s.NewClientP50US {
+		t.Errorf("summary: %d new clients, p50 %v µs, p99 %v µs", s.NewClients, s.NewClientP50US, s.NewClientP99US)
+	}
+}

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -359,4 +360,28 @@ func (w *Worker) fail(err error, i int, r *Reply, fn func(*Reply)) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Version sends "version" on the open connection and reads the reply,
+// within the spec's timeout: the first round trip of a client that has just
+// connected. On any failure it closes the connection.
+func (w *Worker) Version() error {
+	if w.conn == nil {
+		return errors.New("version: not connected")
+	}
+	_ = w.conn.SetDeadline(time.Now().Add(w.spec.Timeout))
+	_, _ = w.w.WriteString("version\r\n")
+	if err := w.w.Flush(); err != nil {
+		w.Close()
+		return fmt.Errorf("version: %w", err)
+	}
+	l, err := w.rr.ReadStatus()
+	if err == nil && !bytes.HasPrefix(l, []byte("VERSION ")) {
+		err = fmt.Errorf("%w: %q in reply to version", textclient.ErrProtocol, l)
+	}
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("version: %w", err)
+	}
+	return nil
 }
