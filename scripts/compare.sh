@@ -397,6 +397,11 @@ results=$tmp/results.jsonl
 IFS=';' read -r -a workloads <<<"$WORKLOADS"
 n=${#names[@]}
 log "$ROUNDS rounds x $n targets (${placements[*]}) x ${#workloads[@]} workloads x $DURATION (+$WARMUP warmup)"
+# cpu_steal prints the host's CPU time so far as "steal total" in ticks
+# (/proc/stat): on a virtual machine, time its CPUs were runnable but the
+# hypervisor ran something else, which slows every target by chance.
+cpu_steal() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t }' /proc/stat; }
+read -r steal0 total0 < <(cpu_steal)
 for wl in "${workloads[@]}"; do
 	wname=${wl%%=*}
 	read -r -a bench_args <<<"${wl#*=}"
@@ -427,7 +432,9 @@ done
 # ---- summary -----------------------------------------------------------------
 
 echo
-echo "medians over $ROUNDS alternating rounds, $DURATION each:"
+read -r steal1 total1 < <(cpu_steal)
+steal_pct=$(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }')
+echo "medians over $ROUNDS alternating rounds, $DURATION each; CPU steal during the run: $steal_pct%:"
 "$MCBENCH" -report "$results"
 
 if [[ -n $DOC ]]; then
@@ -441,6 +448,7 @@ if [[ -n $DOC ]]; then
 		echo "- machine: $ncpu CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)), $(uname -sr)"
 		echo "- memcached $(memcached -V | cut -d' ' -f2) x3 (\`-t $MEMCACHED_THREADS -m $MEMCACHED_MB\`), nutcracker $(nutcracker -V 2>&1 | sed -n 's/.*-\([0-9.]*\)$/\1/p' | head -n 1), mcproxy $("$MCPROXY" -version 2>/dev/null | cut -d' ' -f2), $(go version | cut -d' ' -f3)"
 		echo "- $ROUNDS rounds per workload, all targets of both placements alternating, $DURATION measured after $WARMUP warmup; mcbench with GOMAXPROCS=1"
+		echo "- CPU steal over the whole run (\`/proc/stat\`: time the virtual machine's CPUs waited for the hypervisor): $steal_pct% of CPU time; above a few percent the figures of one target can move by chance from round to round"
 		server_cpus="CPUs 1-$((ncpu - 1))" pinned_loops="$((ncpu - 1)) event loops"
 		if ((ncpu == 2)); then server_cpus="CPU 1" pinned_loops="1 event loop"; fi
 		echo "- placements, each with its own processes: **pinned**: mcbench on CPU 0, every server on $server_cpus (taskset), so they do not compete; mcproxy's defaults then run $pinned_loops at most. **unpinned**: no taskset, as users deploy (a sidecar shares its host with its clients); mcproxy's defaults run up to $ncpu event loops"
