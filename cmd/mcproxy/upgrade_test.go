@@ -253,6 +253,12 @@ func TestUpgradeKeepsClientsThatReachNoBoundary(t *testing.T) {
 	args := []string{"-config", path, "-log-format", "console", "-shutdown-grace", grace.String()}
 	old := childproxy.StartT(t, bin, listen, args...)
 	midBlock, waiting, idle := dialAccepted(t, listen), dialAccepted(t, listen), dialAccepted(t, listen)
+	// A get on each: the backend connection of each client's loop must be
+	// up before the freeze, or its dial check times out and the waiting
+	// client's gets fail fast, reaching a boundary (as in stuckDrain).
+	for _, c := range []net.Conn{midBlock, waiting, idle} {
+		memcachedtest.RoundTrip(t, c, "get warm\r\n", "END\r\n", 1)
+	}
 	if _, err := midBlock.Write([]byte("set stuck 0 0 10\r\nabc")); err != nil {
 		t.Fatal(err)
 	}
