@@ -77,13 +77,10 @@ func newAcceptor(p *Proxy, ln net.Listener) (*acceptor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listener on %s: %w", ln.Addr(), err)
 	}
-	dup, listening := -1, 0
+	listening := 0
 	var opErr error
 	if err := lnRaw.Control(func(fd uintptr) {
-		if listening, opErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN); opErr != nil {
-			return
-		}
-		dup, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		listening, opErr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
 	}); err != nil {
 		opErr = err
 	}
@@ -91,12 +88,11 @@ func newAcceptor(p *Proxy, ln net.Listener) (*acceptor, error) {
 		return nil, fmt.Errorf("listener on %s: %w", ln.Addr(), opErr)
 	}
 	if listening == 0 {
-		unix.Close(dup)
 		return nil, fmt.Errorf("%T on %s is not a listening socket", ln, ln.Addr())
 	}
-	if err := unix.SetNonblock(dup, true); err != nil {
-		unix.Close(dup)
-		return nil, fmt.Errorf("listener on %s: set non-blocking: %w", ln.Addr(), err)
+	dup, err := dupSocket(lnRaw)
+	if err != nil {
+		return nil, fmt.Errorf("listener on %s: %w", ln.Addr(), err)
 	}
 	// A non-blocking descriptor goes on the runtime poller, so that a read
 	// of its raw connection parks the goroutine until it is readable.

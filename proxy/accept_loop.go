@@ -68,16 +68,9 @@ func (a *acceptor) watchOnLoop(l *eventLoop) {
 	if a.tls != nil {
 		return
 	}
-	fd := -1
-	var dupErr error
-	if err := a.lnRaw.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil || dupErr != nil {
+	fd, err := dupSocket(a.lnRaw)
+	if err != nil {
 		return // the acceptor goroutine alone accepts, as before
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return
 	}
 	a.p.fds.loopListeners.Add(1)
 	a.p.acceptors.Add(1)

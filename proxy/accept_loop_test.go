@@ -10,7 +10,7 @@ import (
 	"github.com/mcproxy/mcproxy/internal/testkit/memcachedtest"
 )
 
-// watchOnly sets l up as serve does but starts no acceptor goroutine, so
+// watchOnly enlists l as serve does but starts no acceptor goroutine, so
 // that only the first event loop can accept on it (accept_loop.go). The
 // returned function undoes it, as the end of serve would; the test's
 // cleanup does too if the test ends first.
@@ -20,11 +20,9 @@ func watchOnly(t *testing.T, p *Proxy, l net.Listener) (*acceptor, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.mu.Lock()
-	p.listeners = append(p.listeners, a)
-	p.acceptors.Add(1)
-	a.watchOnLoop(p.loops[0])
-	p.mu.Unlock()
+	if err := p.enlist(a, nil); err != nil {
+		t.Fatal(err)
+	}
 	if a.loop == nil {
 		t.Fatal("a clear-text listener is not watched by the first loop")
 	}

@@ -221,17 +221,9 @@ func (p *Proxy) serve(l net.Listener, t *tlsServer) error {
 	if err != nil {
 		return fmt.Errorf("proxy: serve: %w", err)
 	}
-	p.mu.Lock()
-	if p.closed || p.handover.Load() != nil {
-		p.mu.Unlock()
-		a.close()
-		return errors.New("proxy: serve after shutdown or handover")
+	if err := p.enlist(a, t); err != nil {
+		return err
 	}
-	a.tls = t
-	p.listeners = append(p.listeners, a)
-	p.acceptors.Add(1)
-	a.watchOnLoop(p.loops[0]) // loop 0 is always awake (accept_loop.go)
-	p.mu.Unlock()
 	defer p.acceptors.Done()
 	b := p.descriptorBudget()
 	if b.clientCap() < 1 {
@@ -245,6 +237,24 @@ func (p *Proxy) serve(l net.Listener, t *tlsServer) error {
 	err = a.run()
 	a.waitUnwatched() // the first loop's duplicate is closed too (accept_loop.go)
 	return err
+}
+
+// enlist makes a one of the proxy's acceptors, counted in p.acceptors
+// (the caller marks it done when a.run returns), with the first event
+// loop watching its socket too; t is a TLS listener's handshakes. After
+// Shutdown or a handover it closes a and refuses.
+func (p *Proxy) enlist(a *acceptor, t *tlsServer) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.handover.Load() != nil {
+		a.close()
+		return errors.New("proxy: serve after shutdown or handover")
+	}
+	a.tls = t
+	p.listeners = append(p.listeners, a)
+	p.acceptors.Add(1)
+	a.watchOnLoop(p.loops[0]) // loop 0 is always awake (accept_loop.go)
+	return nil
 }
 
 // sessionEnded forgets a session that has closed.

@@ -150,14 +150,21 @@ func takeFd(conn net.Conn) (int, error) {
 		conn.Close()
 		return -1, fmt.Errorf("syscall conn: %w", err)
 	}
+	fd, err := dupSocket(raw)
+	conn.Close()
+	return fd, err
+}
+
+// dupSocket duplicates raw's socket as a new descriptor, non-blocking and
+// close-on-exec, for an event loop or the runtime poller to own.
+func dupSocket(raw syscall.RawConn) (int, error) {
 	fd := -1
 	var dupErr error
 	if err := raw.Control(func(s uintptr) {
 		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
 	}); err != nil {
-		dupErr = err
+		return -1, fmt.Errorf("dup socket: %w", err)
 	}
-	conn.Close()
 	if dupErr != nil {
 		return -1, fmt.Errorf("dup socket: %w", dupErr)
 	}
