@@ -221,7 +221,8 @@ func (l *eventLoop) run() {
 // GOMAXPROCS 1, a loop that went to sleep in epoll_wait with goroutines
 // runnable made the runtime hand its P to another thread, which woke about
 // 2,000 times a second under load. With more Ps the runtime runs them on an
-// idle one, and a yield only costs: it wakes an idle thread (wakep) and
+// idle P (or, with every loop saturated, when a loop sleeps or is preempted
+// after 10 ms), and a yield only costs: it wakes an idle thread (wakep) and
 // sends the loop's goroutine through the global run queue, where another
 // thread often takes it, so the loop hops between threads (futex wake-ups,
 // cold caches); docs/scaling.md has both measured.
